@@ -1,0 +1,1 @@
+"""The FastAPI service. Nothing in the engine imports this package."""

@@ -1,0 +1,1 @@
+"""Models: labels, training, calibration, baselines, evaluation and the MLflow registry."""

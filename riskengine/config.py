@@ -1,0 +1,67 @@
+"""One Settings object for paths and defaults (pydantic-settings, ``RISKENGINE_`` env prefix).
+
+Nested sections use ``__`` in environment variables, e.g. ``RISKENGINE_MLFLOW__TRACKING_URI``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MlflowSettings(BaseModel):
+    """Where MLflow keeps runs and the model registry."""
+
+    # A local store under ./mlruns by default; a bureau points this at its MLflow server.
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    experiment: str = "riskengine-credit"
+    model_name: str = "riskengine-credit"
+
+
+class ModelSettings(BaseModel):
+    """Defaults for labels and training."""
+
+    horizon_days: int = 365
+    snapshot_months: int = 12
+    seed: int = 42
+
+
+class GradeSettings(BaseModel):
+    """Score bands and regrading hysteresis (see models/grading docs for the rationale)."""
+
+    # Lower score edges of grades B, C, D on the 0-1000 scale.
+    band_edges: tuple[int, int, int] = (400, 650, 850)
+    hysteresis: int = 20
+
+
+class Settings(BaseSettings):
+    """Paths and defaults of the engine; every command reads this once."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKENGINE_", env_nested_delimiter="__")
+
+    home: Path = Field(default_factory=Path.cwd, description="working folder for mlruns/ and the store")
+    store_path: Path | None = None
+    policy_path: Path | None = None
+    id_scheme: str = "uscc"
+    mlflow: MlflowSettings = MlflowSettings()
+    model: ModelSettings = ModelSettings()
+    grades: GradeSettings = GradeSettings()
+
+    @property
+    def store_file(self) -> Path:
+        """The serving store (DuckDB) file."""
+        return self.store_path or (self.home / "riskengine.duckdb")
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.home / "mlruns"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read from the environment once)."""
+    return Settings()

@@ -1,0 +1,252 @@
+"""The data contract of shared/CONTRACT.md, section 1: tables, columns, rules and id schemes.
+
+Everything that validates, stores or reads source data takes its column names, types and rules from
+here, so the contract lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+import polars as pl
+
+ColumnType = Literal["str", "date", "float", "int", "bool", "enum"]
+
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "str": pl.String(),
+    "enum": pl.String(),
+    "date": pl.Date(),
+    "float": pl.Float64(),
+    "int": pl.Int64(),
+    "bool": pl.Boolean(),
+}
+
+# Events dated before this are implausible for any enterprise record (issue 2).
+EARLIEST_EVENT = date(1990, 1, 1)
+
+PILOT_SECTORS: tuple[str, ...] = ("wire_cable", "fire_products", "food_related")
+GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One contract column: its type, whether it must be present and non-empty, and its rules."""
+
+    name: str
+    type: ColumnType
+    required: bool = True
+    enum: tuple[str, ...] = ()
+    minimum: float | None = None
+    default: object | None = None
+    references: tuple[str, str] | None = None  # (table, column) that must hold this value
+
+
+@dataclass(frozen=True)
+class Table:
+    """One contract table."""
+
+    name: str
+    key: str
+    columns: tuple[Column, ...]
+    event_date: str | None = None  # the column that dates the event, for the time rule
+    required: bool = False
+    extra_dates: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        """The Polars schema of this table in the lake (event tables also carry ``recorded_on``)."""
+        return {c.name: POLARS_TYPES[c.type] for c in self.columns}
+
+
+def _ent() -> Column:
+    return Column("enterprise_id", "str", references=("enterprises", "enterprise_id"))
+
+
+def _recorded_on() -> Column:
+    # Optional on every event table: the day the record entered the bureau's systems.
+    return Column("recorded_on", "date", required=False)
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "enterprises",
+            key="enterprise_id",
+            required=True,
+            columns=(
+                Column("enterprise_id", "str"),
+                Column("name", "str", required=False),
+                Column("district", "str"),
+                Column("sector", "str"),
+                Column("industry_code", "str", required=False),
+                Column("established_on", "date"),
+                Column("registered_capital", "float", required=False, minimum=0),
+                Column("legal_rep_id", "str", required=False),
+                Column("status", "enum", enum=("active", "suspended", "revoked", "deregistered")),
+            ),
+        ),
+        Table(
+            "inspections",
+            key="inspection_id",
+            event_date="inspected_on",
+            columns=(
+                Column("inspection_id", "str"),
+                _ent(),
+                Column("inspected_on", "date"),
+                Column("kind", "enum", enum=("random", "targeted", "complaint", "follow_up", "license")),
+                Column("inspector_id", "str", required=False),
+                Column("outcome", "enum", enum=("pass", "conditional", "fail")),
+                Column("findings_minor", "int", required=False, minimum=0, default=0),
+                Column("findings_serious", "int", required=False, minimum=0, default=0),
+                Column("findings_critical", "int", required=False, minimum=0, default=0),
+                _recorded_on(),
+            ),
+        ),
+        Table(
+            "sampling_tests",
+            key="test_id",
+            event_date="sampled_on",
+            columns=(
+                Column("test_id", "str"),
+                _ent(),
+                Column("sampled_on", "date"),
+                Column("product", "str", required=False),
+                Column("result", "enum", enum=("pass", "fail")),
+                Column("hazard", "enum", required=False, enum=("low", "medium", "high")),
+                _recorded_on(),
+            ),
+        ),
+        Table(
+            "penalties",
+            key="case_id",
+            event_date="decided_on",
+            columns=(
+                Column("case_id", "str"),
+                _ent(),
+                Column("decided_on", "date"),
+                Column("severity", "enum", enum=("minor", "moderate", "serious")),
+                Column("fine_cny", "float", required=False, minimum=0),
+                Column("category", "str", required=False),
+                Column("dishonest_list", "bool", required=False, default=False),
+                _recorded_on(),
+            ),
+        ),
+        Table(
+            "recalls",
+            key="recall_id",
+            event_date="announced_on",
+            columns=(
+                Column("recall_id", "str"),
+                _ent(),
+                Column("announced_on", "date"),
+                Column("product", "str", required=False),
+                Column("units", "int", required=False, minimum=0),
+                Column("mode", "enum", enum=("voluntary", "ordered")),
+                Column("hazard", "enum", enum=("low", "medium", "high")),
+                _recorded_on(),
+            ),
+        ),
+        Table(
+            "complaints",
+            key="complaint_id",
+            event_date="received_on",
+            columns=(
+                Column("complaint_id", "str"),
+                _ent(),
+                Column("received_on", "date"),
+                Column("category", "str", required=False),
+                Column("substantiated", "bool", required=False),
+                _recorded_on(),
+            ),
+        ),
+        Table(
+            "licenses",
+            key="license_id",
+            event_date="issued_on",
+            extra_dates=("expires_on", "status_changed_on"),
+            columns=(
+                Column("license_id", "str"),
+                _ent(),
+                Column("kind", "str"),
+                Column("issued_on", "date"),
+                Column("expires_on", "date", required=False),
+                Column("status", "enum", enum=("valid", "suspended", "revoked", "expired")),
+                Column("status_changed_on", "date"),
+                _recorded_on(),
+            ),
+        ),
+        Table(
+            "credit_repairs",
+            key="repair_id",
+            event_date="repaired_on",
+            columns=(
+                Column("repair_id", "str"),
+                Column("case_id", "str", references=("penalties", "case_id")),
+                Column("repaired_on", "date"),
+                _recorded_on(),
+            ),
+        ),
+    )
+}
+
+# Order in which tables are ingested: referenced tables before the tables that reference them.
+TABLE_ORDER: tuple[str, ...] = (
+    "enterprises",
+    "inspections",
+    "sampling_tests",
+    "penalties",
+    "recalls",
+    "complaints",
+    "licenses",
+    "credit_repairs",
+)
+
+# --- Unified Social Credit Code (GB 32100-2015) ---------------------------------------------------
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
+
+
+def uscc_check_char(first17: str) -> str:
+    """The GB 32100-2015 check character for the first 17 characters of a code."""
+    total = sum(_USCC_VALUE[ch] * w for ch, w in zip(first17, USCC_WEIGHTS, strict=True))
+    check = 31 - total % 31
+    return USCC_ALPHABET[0 if check == 31 else check]
+
+
+def uscc_problem(code: str) -> str | None:
+    """Why ``code`` is not a valid USCC (length, alphabet or check character), or None if it is."""
+    if len(code) != 18:
+        return f"USCC must be 18 characters; got {len(code)}"
+    bad = sorted({ch for ch in code if ch not in _USCC_VALUE})
+    if bad:
+        return f"USCC contains characters outside GB 32100-2015's alphabet: {''.join(bad)!r}"
+    expected = uscc_check_char(code[:17])
+    if code[17] != expected:
+        return f"USCC check character is {code[17]!r}; expected {expected!r}"
+    return None
+
+
+def is_valid_uscc(code: str) -> bool:
+    return uscc_problem(code) is None
+
+
+ID_SCHEMES = ("uscc", "any")
