@@ -34,6 +34,7 @@ def _register() -> None:
         model_cmds,
         plan_cmds,
         quickstart_cmd,
+        score_cmds,
         serve_cmds,
     )
 
