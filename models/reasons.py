@@ -1,0 +1,191 @@
+"""Reasons for a grade: SHAP contributions → the top risk-raising facts, in Chinese and English.
+
+Bulk explanations use LightGBM's exact TreeSHAP (``pred_contrib``, via
+``CreditModel.contributions``): each row's contributions plus the bias must add up to the raw
+margin, and we check that before trusting them. A reason is a feature with a *positive*
+contribution (it raised the risk); we keep the three largest per enterprise, found with
+``np.argpartition`` (no Python loop over rows). The sentence states the enterprise's actual value
+through the feature catalog's template, e.g. "近365天抽检不合格2次 / 2 failed sampling tests in the
+last 365 days"; templates are formatted once per distinct (feature, value) pair. Hard rules that
+fire come first, with their own text and a null contribution (they act outside the model).
+
+Nuisance features (inspector strictness) are never reasons: they say who inspected, not what the
+enterprise did, and scoring holds them at a neutral value anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from riskengine.errors import ModelError
+
+TOP_K = 3
+REASON_DTYPE = pl.List(pl.Struct({"code": pl.String, "contribution": pl.Float64,
+                                  "text_zh": pl.String, "text_en": pl.String}))
+# |sum of contributions − raw margin| allowed (float64 rounding over a few hundred trees).
+SUM_TOLERANCE = 1e-6
+
+
+def check_contributions(contrib: np.ndarray, raw: np.ndarray, tol: float = SUM_TOLERANCE) -> None:
+    """Raise ``ModelError`` unless every row of ``contrib`` (features + bias) sums to ``raw``."""
+    contrib = np.asarray(contrib, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float64)
+    if contrib.ndim != 2 or contrib.shape[0] != raw.shape[0]:
+        raise ModelError(f"contributions have shape {contrib.shape}; expected ({raw.shape[0]}, n_features+1)")
+    gap = np.abs(contrib.sum(axis=1) - raw)
+    limit = tol * np.maximum(1.0, np.abs(raw))
+    bad = np.flatnonzero(~(gap <= limit))
+    if bad.size:
+        raise ModelError(
+            f"SHAP contributions do not add up to the raw score for {bad.size} of {raw.shape[0]} rows "
+            f"(largest gap {float(np.nanmax(gap)):.3g} at row {int(bad[0])}); the explanation cannot be "
+            "trusted — is the model's booster the one that produced the scores?")
+
+
+def top_positive(contrib: np.ndarray, k: int = TOP_K, exclude: Iterable[int] = ()
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest positive contributions per row, largest first.
+
+    ``contrib`` holds feature columns only (no bias). Returns ``(index, value, valid)``, each n × k;
+    ``valid`` is False where a row has fewer than k positive contributions (or the column is excluded).
+    """
+    values = np.array(contrib, dtype=np.float64, copy=True)
+    n, m = values.shape
+    excluded = list(exclude)
+    if excluded:
+        values[:, excluded] = -np.inf
+    k = min(k, m)
+    if n == 0 or k == 0:
+        empty = np.zeros((n, k))
+        return empty.astype(np.int64), empty, empty.astype(bool)
+    part = np.argpartition(-values, k - 1, axis=1)[:, :k] if k < m else np.tile(np.arange(m), (n, 1))
+    part_vals = np.take_along_axis(values, part, axis=1)
+    order = np.argsort(-part_vals, axis=1, kind="stable")
+    index = np.take_along_axis(part, order, axis=1)
+    value = np.take_along_axis(part_vals, order, axis=1)
+    valid = value > 0
+    return index, value, valid
+
+
+def _spec_texts(catalog: Mapping[str, Any] | None, code: str) -> tuple[str | None, str | None]:
+    spec = (catalog or {}).get(code)
+    if spec is None:
+        return None, None
+    if isinstance(spec, Mapping):
+        return spec.get("text_zh"), spec.get("text_en")
+    return getattr(spec, "text_zh", None), getattr(spec, "text_en", None)
+
+
+def format_fact(template: str | None, code: str, value: Any, lang: str) -> str:
+    """The catalog sentence with the enterprise's value; a plain ``code = value`` if that fails."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        shown = "无记录" if lang == "zh" else "no record"
+        return f"{code}：{shown}" if lang == "zh" else f"{code}: {shown}"
+    if template:
+        try:
+            return template.format(value=value)
+        except (ValueError, TypeError, KeyError, IndexError):
+            pass
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{code} = {shown}"
+
+
+def _texts_for(values: pl.Series, template_zh: str | None, template_en: str | None,
+               code: str) -> tuple[pl.Series, pl.Series]:
+    """Format both sentences once per distinct value of ``values`` and map them back."""
+    distinct = values.unique()
+    zh = [format_fact(template_zh, code, v, "zh") for v in distinct.to_list()]
+    en = [format_fact(template_en, code, v, "en") for v in distinct.to_list()]
+    frame = pl.DataFrame({"v": values}).with_row_index("_i")
+    lookup = pl.DataFrame({"v": distinct, "zh": pl.Series(zh, dtype=pl.String),
+                           "en": pl.Series(en, dtype=pl.String)})
+    out = frame.join(lookup, on="v", how="left", nulls_equal=True).sort("_i")
+    return out["zh"], out["en"]
+
+
+def build_reasons(
+    features: pl.DataFrame,
+    feature_names: Sequence[str],
+    contrib: np.ndarray,
+    *,
+    catalog: Mapping[str, Any] | None = None,
+    nuisance: Iterable[str] = (),
+    fired: pl.Series | None = None,
+    rule_texts: Mapping[str, tuple[str, str]] | None = None,
+    k: int = TOP_K,
+) -> pl.Series:
+    """The ``reasons`` column: hard rules that fired, then the top-k risk-raising features.
+
+    ``contrib`` is the model's n × (n_features + 1) contribution matrix (bias last), already checked
+    with ``check_contributions``. ``fired`` is a List[String] column of rule ids per row (from
+    ``grading.apply_grading``); ``rule_texts`` maps a rule id to its (zh, en) sentence.
+    """
+    names = list(feature_names)
+    n = features.height
+    if contrib.shape != (n, len(names) + 1):
+        raise ModelError(f"contributions have shape {contrib.shape}; expected ({n}, {len(names) + 1})")
+    if catalog is None:
+        catalog = _catalog()
+    nuisance_set = set(nuisance) | {c for c in names if _is_nuisance(catalog, c)}
+    index, value, valid = top_positive(contrib[:, : len(names)], k,
+                                       exclude=[i for i, c in enumerate(names) if c in nuisance_set])
+    slots: list[pl.Expr] = []
+    columns: dict[str, pl.Series] = {}
+    for s in range(index.shape[1]):
+        rows_all = np.arange(n)
+        code_s = pl.Series(np.asarray(names, dtype=object)[index[:, s]] if n else [], dtype=pl.String)
+        zh_s = pl.Series([None] * n, dtype=pl.String)
+        en_s = pl.Series([None] * n, dtype=pl.String)
+        for j in np.unique(index[valid[:, s], s]):
+            rows = rows_all[valid[:, s] & (index[:, s] == j)]
+            code = names[j]
+            vals = features[code].gather(rows)
+            if vals.dtype == pl.Categorical or isinstance(vals.dtype, pl.Enum):
+                vals = vals.cast(pl.String)
+            tzh, ten = _spec_texts(catalog, code)
+            zh, en = _texts_for(vals, tzh, ten, code)
+            zh_s.scatter(rows, zh)
+            en_s.scatter(rows, en)
+        columns[f"c{s}"] = code_s
+        columns[f"v{s}"] = pl.Series(value[:, s], dtype=pl.Float64)
+        columns[f"z{s}"] = zh_s
+        columns[f"e{s}"] = en_s
+        columns[f"ok{s}"] = pl.Series(valid[:, s], dtype=pl.Boolean)
+        slots.append(pl.when(pl.col(f"ok{s}")).then(pl.struct(
+            pl.col(f"c{s}").alias("code"), pl.col(f"v{s}").alias("contribution"),
+            pl.col(f"z{s}").alias("text_zh"), pl.col(f"e{s}").alias("text_en"))))
+    frame = pl.DataFrame(columns, height=n)
+    rule_slots: list[pl.Expr] = []
+    if fired is not None and rule_texts:
+        frame = frame.with_columns(fired.alias("_fired"))
+        for rid, (tzh, ten) in rule_texts.items():
+            rule_slots.append(pl.when(pl.col("_fired").list.contains(pl.lit(rid))).then(pl.struct(
+                pl.lit(rid).alias("code"), pl.lit(None, dtype=pl.Float64).alias("contribution"),
+                pl.lit(tzh).alias("text_zh"), pl.lit(ten).alias("text_en"))))
+    all_slots = rule_slots + slots
+    if not all_slots:
+        return pl.Series("reasons", [[] for _ in range(n)], dtype=REASON_DTYPE)
+    out = frame.select(pl.concat_list(all_slots).list.drop_nulls().alias("reasons"))["reasons"]
+    return out.cast(REASON_DTYPE)
+
+
+def _is_nuisance(catalog: Mapping[str, Any] | None, code: str) -> bool:
+    spec = (catalog or {}).get(code)
+    if spec is None:
+        return False
+    if isinstance(spec, Mapping):
+        return bool(spec.get("nuisance", False))
+    return bool(getattr(spec, "nuisance", False))
+
+
+def _catalog() -> Mapping[str, Any]:
+    """``features.FEATURES`` when the feature package provides it, else an empty catalog."""
+    try:
+        from features import FEATURES
+    except ImportError:
+        return {}
+    return FEATURES
