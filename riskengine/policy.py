@@ -1,0 +1,217 @@
+"""The supervision policy: sector x grade -> annual random-inspection ratio and minimum inspections.
+
+A policy is a TOML file (the built-in default is ``riskengine/data/policy.toml``), validated on load
+with errors that name the entry, e.g. ``policy.toml: sectors.wire_cable.D.ratio must be > 0 and
+≤ 1; got 0``. No grade may have a ratio of 0 (shared/CONTRACT.md section 3): every enterprise keeps
+a chance of being drawn, so that no one is exempt and random outcomes stay a fair training sample.
+Its ``version`` (explicit, or a hash of the file's content) is recorded with every plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from riskengine.contract import GRADES, PILOT_SECTORS
+from riskengine.errors import ConfigError, UsageError
+
+DEFAULT_SECTOR = "default"
+# The planning period is one calendar month, so a stratum cannot require more than 12 a year.
+MAX_MIN_PER_YEAR = 12
+_SECTOR_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Frequency(BaseModel):
+    """One sector x grade entry of the file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ratio: float
+    min_per_year: int = 0
+
+    @field_validator("ratio", mode="before")
+    @classmethod
+    def _ratio(cls, value: object) -> object:
+        if not _is_number(value) or not (0 < float(value) <= 1):  # type: ignore[arg-type]
+            raise ValueError("must be > 0 and ≤ 1")
+        return value
+
+    @field_validator("min_per_year", mode="before")
+    @classmethod
+    def _min_per_year(cls, value: object) -> object:
+        ok = _is_number(value) and float(value) == int(value) and 0 <= int(value) <= MAX_MIN_PER_YEAR  # type: ignore[arg-type]
+        if not ok:
+            raise ValueError(f"must be an integer from 0 to {MAX_MIN_PER_YEAR}")
+        return int(value)  # type: ignore[call-overload]
+
+
+class _GradeTable(BaseModel):
+    """All four grades (the ``default`` section)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    A: _Frequency
+    B: _Frequency
+    C: _Frequency
+    D: _Frequency
+
+
+class _PartialGradeTable(BaseModel):
+    """A sector section: the grades it changes; the others come from ``default``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    A: _Frequency | None = None
+    B: _Frequency | None = None
+    C: _Frequency | None = None
+    D: _Frequency | None = None
+
+
+class _PolicyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str | None = None
+    default: _GradeTable
+    sectors: dict[str, _PartialGradeTable] = {}
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError("must be a non-empty string")
+        return value
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy. ``rates[(sector, grade)] = (ratio, min_per_year)``; sector ``default``."""
+
+    version: str
+    digest: str
+    source: str
+    rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+
+    @property
+    def sectors(self) -> list[str]:
+        """The sectors with their own entries (ordinary sectors use ``default``)."""
+        return sorted({s for s, _ in self.rates if s != DEFAULT_SECTOR})
+
+    def frequency(self, sector: str, grade: str) -> tuple[float, int]:
+        """(annual random-inspection ratio, minimum inspections a year) for an enterprise."""
+        if grade not in GRADES:
+            raise UsageError(f"unknown grade {grade!r}; expected one of {', '.join(GRADES)}")
+        return self.rates.get((sector, grade)) or self.rates[(DEFAULT_SECTOR, grade)]
+
+    def frequency_table(self) -> pl.DataFrame:
+        """Every configured stratum: sector (``default`` for ordinary sectors), grade, ratio, minimum."""
+        rows = [
+            {"sector": s, "grade": g, "ratio": ratio, "min_per_year": minimum}
+            for s in [DEFAULT_SECTOR, *self.sectors]
+            for g in GRADES
+            for ratio, minimum in [self.frequency(s, g)]
+        ]
+        return pl.DataFrame(rows, schema={"sector": pl.String, "grade": pl.String, "ratio": pl.Float64,
+                                          "min_per_year": pl.Int64})
+
+    def assign(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` (with ``sector`` and ``grade``) plus its stratum's ``ratio`` and ``min_per_year``."""
+        table = self.frequency_table()
+        specific = table.filter(pl.col("sector") != DEFAULT_SECTOR)
+        default = table.filter(pl.col("sector") == DEFAULT_SECTOR).drop("sector")
+        out = (
+            frame.join(specific, on=["sector", "grade"], how="left")
+            .join(default, on="grade", how="left", suffix="_default")
+            .with_columns(
+                pl.coalesce("ratio", "ratio_default").alias("ratio"),
+                pl.coalesce("min_per_year", "min_per_year_default").alias("min_per_year"),
+            )
+            .drop("ratio_default", "min_per_year_default")
+        )
+        unknown = out.filter(pl.col("ratio").is_null())
+        if unknown.height:
+            bad = unknown.get_column("grade").unique().to_list()
+            raise UsageError(f"grades frame has unknown grade(s) {bad}; expected one of {', '.join(GRADES)}")
+        return out
+
+
+def _describe(error: Any) -> str:
+    """One pydantic error as ``entry rule; got value``."""
+    loc = ".".join(str(p) for p in error["loc"])
+    kind = error["type"]
+    if kind == "missing":
+        return f"{loc} is missing"
+    if kind == "extra_forbidden":
+        return f"{loc} is not a known entry"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{loc} {message}; got {error.get('input')!r}" if loc else f"{message}"
+
+
+def parse_policy(text: str, name: str = "policy.toml") -> Policy:
+    """Validate the text of a policy file; ``name`` is used in error messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+    try:
+        parsed = _PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"{name}: " + f"\n{name}: ".join(problems)) from None
+    problems = []
+    for sector, entry in parsed.sectors.items():
+        if sector == DEFAULT_SECTOR or not _SECTOR_KEY.match(sector):
+            problems.append(f"sectors.{sector} is not a sector key (lower_snake, not 'default')")
+        if sector in PILOT_SECTORS:
+            d = entry.D or parsed.default.D
+            if d.min_per_year < 1:
+                # Issue 5: in the pilot sectors every D enterprise is inspected at least once a year.
+                problems.append(f"sectors.{sector}.D.min_per_year must be ≥ 1 in a pilot sector "
+                                f"(every D enterprise inspected at least once a year); got {d.min_per_year}")
+    if problems:
+        raise ConfigError(f"{name}: " + f"\n{name}: ".join(problems))
+    rates: dict[tuple[str, str], tuple[float, int]] = {}
+    for grade in GRADES:
+        d = getattr(parsed.default, grade)
+        rates[(DEFAULT_SECTOR, grade)] = (float(d.ratio), int(d.min_per_year))
+        for sector, entry in parsed.sectors.items():
+            e = getattr(entry, grade) or d
+            rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
+    digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates)
+
+
+def default_policy_text() -> str:
+    """The built-in policy file's text."""
+    return resources.files("riskengine").joinpath("data/policy.toml").read_text(encoding="utf-8")
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
+    if path is None:
+        from riskengine.config import get_settings
+
+        path = get_settings().policy_path
+    if path is None:
+        policy = parse_policy(default_policy_text(), "policy.toml (built-in)")
+        return Policy(policy.version, policy.digest, "built-in", policy.rates)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the policy file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the policy file is not UTF-8 text") from None
+    policy = parse_policy(text, path.name)
+    return Policy(policy.version, policy.digest, str(path), policy.rates)
