@@ -1,0 +1,173 @@
+"""The serving store: grades per as_of, plans, overrides and the audit log in one DuckDB file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from riskengine.errors import FatalInputError, NotFoundError
+from riskengine.store import GRADES_SCHEMA, Store, StoreBusyError
+
+IDS = ["91350100M000100Y43", "91110000600037341L", "91420106MA4K00000X"]
+
+
+def grades_frame(as_of: date, grades: list[str], version: str = "1") -> pl.DataFrame:
+    n = len(grades)
+    return pl.DataFrame(
+        {
+            "enterprise_id": IDS[:n],
+            "as_of": [as_of] * n,
+            "name": [f"企业{i}" for i in range(n)],
+            "district": ["420106"] * n,
+            "sector": ["wire_cable"] * n,
+            "probability": [0.1 * (i + 1) for i in range(n)],
+            "score": [100 * (i + 1) for i in range(n)],
+            "grade": grades,
+            "model_grade": grades,
+            "rule": [None] * n,
+            "reasons": [[{"code": "sampling__fail_365d", "contribution": 0.4,
+                          "text_zh": "近365天抽检不合格1次",
+                          "text_en": "1 failed sampling test in the last 365 days"}]] * n,
+            "model_version": [version] * n,
+        },
+        schema=GRADES_SCHEMA,
+    )
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "riskengine.duckdb", lock_timeout=5)
+
+
+def test_saved_grades_come_back_unchanged(store: Store) -> None:
+    frame = grades_frame(date(2025, 1, 1), ["A", "B", "D"])
+    store.save_grades(frame)
+    assert store.latest_grades().equals(frame.sort("enterprise_id"))
+
+
+def test_saving_an_as_of_again_replaces_it_instead_of_adding_rows(store: Store) -> None:
+    store.save_grades(grades_frame(date(2025, 1, 1), ["A", "B", "D"], version="1"))
+    store.save_grades(grades_frame(date(2025, 1, 1), ["C", "C"], version="2"))
+    got = store.latest_grades(date(2025, 1, 1))
+    assert got["grade"].to_list() == ["C", "C"]
+    assert set(got["model_version"]) == {"2"}
+
+
+def test_latest_grades_defaults_to_the_newest_as_of_and_keeps_older_ones(store: Store) -> None:
+    store.save_grades(grades_frame(date(2025, 1, 1), ["A", "A"]))
+    store.save_grades(grades_frame(date(2025, 2, 1), ["D", "D"]))
+    assert store.latest_grades()["as_of"].unique().to_list() == [date(2025, 2, 1)]
+    assert store.grade_dates() == [date(2025, 1, 1), date(2025, 2, 1)]
+    assert store.grade_history(IDS[0])["grade"].to_list() == ["A", "D"]
+
+
+def test_a_bad_grades_frame_names_row_and_column_and_leaves_the_store_unchanged(store: Store) -> None:
+    good = grades_frame(date(2025, 1, 1), ["A", "B"])
+    store.save_grades(good)
+    bad = grades_frame(date(2025, 1, 1), ["A", "E"])
+    with pytest.raises(FatalInputError, match=r"row 1, column grade: must be one of A/B/C/D; got 'E'"):
+        store.save_grades(bad)
+    assert store.latest_grades().equals(good.sort("enterprise_id"))
+
+
+def test_a_grades_frame_without_a_contract_column_is_refused(store: Store) -> None:
+    with pytest.raises(FatalInputError, match="missing column.*reasons"):
+        store.save_grades(grades_frame(date(2025, 1, 1), ["A"]).drop("reasons"))
+
+
+def test_reading_grades_from_an_empty_store_says_to_score_first(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="riskengine score"):
+        store.latest_grades()
+    assert not store.path.exists()  # reading never creates the file
+
+
+def test_a_plan_replaces_the_earlier_plan_of_its_period_and_keeps_its_meta(store: Store) -> None:
+    plan1 = pl.DataFrame({"district": ["420106"], "rank": [1], "enterprise_id": [IDS[0]]})
+    plan2 = pl.DataFrame({"district": ["420106", "420106"], "rank": [1, 2], "enterprise_id": IDS[:2]})
+    store.save_plan(plan1, {"period": "2026-01", "as_of": date(2026, 1, 1), "seed": 1})
+    store.save_plan(plan2, {"period": "2026-01", "as_of": date(2026, 1, 1), "seed": 2,
+                            "shortfalls": {"420106": 0}})
+    stored = store.plan("2026-01")
+    assert stored.rows.equals(plan2)
+    assert stored.meta["seed"] == 2 and stored.meta["shortfalls"] == {"420106": 0}
+    assert store.plan_periods() == ["2026-01"]
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert [t for t in tables if t.startswith("plan_rows_")] == [f"plan_rows_{stored.plan_id}"]
+
+
+def test_a_plan_without_a_period_is_refused(store: Store) -> None:
+    with pytest.raises(FatalInputError, match="period"):
+        store.save_plan(pl.DataFrame({"rank": [1]}), {"seed": 1})
+
+
+def test_the_newest_override_of_an_enterprise_is_listed_last(store: Store) -> None:
+    store.add_override(IDS[0], "C", "现场检查发现问题", date(2027, 1, 1), "credit-office-1")
+    store.add_override(IDS[0], "D", "再次发现问题", date(2027, 6, 1), "credit-office-1")
+    assert [o.grade for o in store.overrides(IDS[0])] == ["C", "D"]
+    assert store.overrides(IDS[1]) == []
+
+
+def test_an_override_needs_a_reason(store: Store) -> None:
+    with pytest.raises(FatalInputError, match="reason"):
+        store.add_override(IDS[0], "C", "  ", date(2027, 1, 1), "someone")
+
+
+def test_audit_batches_retried_after_a_failure_are_not_written_twice(store: Store) -> None:
+    entry = {"entry_id": "abc", "occurred_at": datetime(2026, 1, 2, 3, 4), "action": "read_grade",
+             "status": 200}
+    assert store.append_audit([entry]) == 1
+    assert store.append_audit([entry]) == 0
+    assert store.audit().height == 1
+
+
+def test_audit_since_keeps_entries_from_that_day_on(store: Store) -> None:
+    day = datetime(2026, 3, 1)
+    store.append_audit([
+        {"entry_id": str(i), "occurred_at": day + timedelta(days=i - 1), "action": "read_grade",
+         "status": 200}
+        for i in range(3)
+    ])
+    assert store.audit(since=date(2026, 3, 1))["entry_id"].to_list() == ["1", "2"]
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    code = textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(path)!r})
+        print("locked", flush=True)
+        time.sleep({seconds})
+        con.close()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_write_waits_for_another_process_holding_the_store(store: Store) -> None:
+    store.initialise()
+    holder = _hold_lock(store.path, 1.0)
+    try:
+        store.save_grades(grades_frame(date(2025, 1, 1), ["A"]))
+    finally:
+        holder.wait()
+    assert store.latest_grades().height == 1
+
+
+def test_a_store_locked_longer_than_the_timeout_raises_store_busy(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb", lock_timeout=0.3)
+    store.initialise()
+    holder = _hold_lock(store.path, 3.0)
+    try:
+        with pytest.raises(StoreBusyError, match="locked by another process"):
+            store.latest_grades()
+    finally:
+        holder.kill()
+        holder.wait()
