@@ -1,5 +1,210 @@
-"""Commands of this group register on ``riskengine.cli.app``."""
+"""``riskengine score`` and ``riskengine explain``: grade every active enterprise, explain one.
+
+Heavy modules (features, models, lightgbm, matplotlib) are imported inside the commands.
+"""
 
 from __future__ import annotations
 
-from riskengine.cli import app  # noqa: F401
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskengine.cli import app
+from riskengine.errors import UsageError
+
+
+def _as_of(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {text!r}") from exc
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@app.command()
+def score(
+    lake: Annotated[Path, typer.Option(help="the lake folder (from `riskengine ingest`)")],
+    as_of: Annotated[str, typer.Option("--as-of", help="grade as of this date (YYYY-MM-DD)")],
+    out: Annotated[Path, typer.Option(help="grades file: .parquet, .csv (reasons as JSON) or .xlsx")],
+    previous: Annotated[Path | None, typer.Option(
+        help="previous grades file for stable regrading (default: the latest earlier grades in the store)")
+    ] = None,
+    store: Annotated[bool, typer.Option(help="also save the grades into the serving store")] = True,
+) -> None:
+    """Grade every active enterprise with the champion model and write the grades file."""
+    from models.scoring import grade_distribution, read_grades, score_enterprises, write_grades
+    from riskengine.config import get_settings
+
+    day = _as_of(as_of)
+    if out.suffix.lower() not in (".parquet", ".csv", ".xlsx"):
+        raise UsageError(f"--out must end .parquet, .csv or .xlsx; got {out}")
+    settings = get_settings()
+    prev = read_grades(previous) if previous is not None else None
+    grades = score_enterprises(lake, day, previous=prev, settings=settings)
+    write_grades(grades, out)
+    _err(f"wrote {grades.height} grades as of {day} to {out}")
+    if store:
+        try:
+            from riskengine.store import Store
+        except ImportError:  # the serving store is optional
+            Store = None  # noqa: N806
+        if Store is not None:
+            Store(settings.store_file).save_grades(grades)
+            _err(f"saved the grades into the serving store {settings.store_file}")
+    _print_distribution(grade_distribution(grades), grades)
+
+
+def _print_distribution(dist, grades) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    version = grades["model_version"][0] if grades.height else "-"
+    table = Table(title=f"信用风险等级分布 / grade distribution (model {version})")
+    table.add_column("grade")
+    table.add_column("enterprises", justify="right")
+    table.add_column("share", justify="right")
+    for grade, count, share in dist.iter_rows():
+        table.add_row(grade, str(count), f"{share:.1%}")
+    changed = int(grades["rule"].is_not_null().sum()) if grades.height else 0
+    table.caption = f"{changed} grade(s) set by a hard rule"
+    Console().print(table)
+
+
+@app.command()
+def explain(
+    enterprise_id: Annotated[str, typer.Argument(help="the enterprise's id (USCC by default)")],
+    lake: Annotated[Path, typer.Option(help="the lake folder")],
+    as_of: Annotated[str, typer.Option("--as-of", help="explain the grade as of this date (YYYY-MM-DD)")],
+    png: Annotated[Path | None, typer.Option(help="write a SHAP waterfall plot (PNG) here")] = None,
+    lang: Annotated[str, typer.Option(help="language of headings and plot labels: zh or en")] = "zh",
+    top: Annotated[int, typer.Option(help="features shown in the waterfall plot")] = 10,
+) -> None:
+    """Print one enterprise's grade, score, probability, hard rule and reasons (Chinese and English)."""
+    from models.scoring import explain_enterprise
+    from riskengine.config import get_settings
+    from riskengine.contract import uscc_problem
+
+    if lang not in ("zh", "en"):
+        raise UsageError(f"--lang must be zh or en; got {lang!r}")
+    if top < 1:
+        raise UsageError(f"--top must be a positive integer; got {top}")
+    settings = get_settings()
+    if settings.id_scheme == "uscc":
+        problem = uscc_problem(enterprise_id)
+        if problem:
+            raise UsageError(f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}")
+    day = _as_of(as_of)
+    result = explain_enterprise(lake, enterprise_id, day, settings=settings)
+    _print_explanation(result, lang)
+    if png is not None:
+        if png.suffix.lower() != ".png":
+            raise UsageError(f"--png must end .png; got {png}")
+        used = waterfall_png(result, png, lang=lang, top=top)
+        _err(f"wrote the SHAP waterfall plot to {png}" + ("" if used == lang else
+             " (no CJK font found: English labels)"))
+
+
+def _print_explanation(result, lang: str) -> None:  # noqa: ANN001
+    from rich.console import Console
+    from rich.table import Table
+
+    row = result.row
+    zh = lang == "zh"
+    console = Console()
+    title = (f"{row['enterprise_id']} {row['name'] or ''} — 评价基准日 {row['as_of']}" if zh else
+             f"{row['enterprise_id']} {row['name'] or ''} — as of {row['as_of']}")
+    summary = Table(title=title, show_header=False)
+    summary.add_column("")
+    summary.add_column("")
+    labels = (("信用风险等级 / grade", row["grade"]), ("模型等级 / model grade", row["model_grade"]),
+              ("适用规则 / rule", row["rule"] or "—"), ("风险分值 / score", str(row["score"])),
+              ("不良结果概率 / probability", f"{row['probability']:.2%}"),
+              ("行业 / sector", row["sector"] or "—"), ("行政区划 / district", row["district"] or "—"),
+              ("模型版本 / model version", row["model_version"]))
+    for label, value in labels:
+        summary.add_row(label, str(value))
+    console.print(summary)
+    reasons = Table(title="主要原因 / reasons")
+    reasons.add_column("#", justify="right")
+    reasons.add_column("code")
+    reasons.add_column("contribution", justify="right")
+    reasons.add_column("说明")
+    reasons.add_column("explanation")
+    for i, r in enumerate(row["reasons"] or [], start=1):
+        contribution = "rule" if r["contribution"] is None else f"{r['contribution']:+.3f}"
+        reasons.add_row(str(i), r["code"], contribution, r["text_zh"], r["text_en"])
+    if not row["reasons"]:
+        reasons.caption = "没有提高风险的因素 / nothing raised the risk"
+    console.print(reasons)
+
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "AR PL UMing CN",
+             "Droid Sans Fallback")
+
+
+def cjk_font() -> str | None:
+    """The first installed font that can draw Chinese, or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str:  # noqa: ANN001
+    """Draw the SHAP waterfall of one explanation into ``path``; returns the label language used.
+
+    From the model's base value (the bias) each bar adds one feature's contribution, largest |value|
+    first, the rest summed in one bar, ending at the enterprise's raw margin (log-odds).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    font = cjk_font() if lang == "zh" else None
+    used = "zh" if font else "en"
+    order = np.argsort(-np.abs(result.contributions), kind="stable")
+    shown = [i for i in order[:top] if result.contributions[i] != 0]
+    rest = float(np.delete(result.contributions, shown).sum())
+    labels = [result.texts_zh[i] if used == "zh" else result.texts_en[i] for i in shown]
+    values = [float(result.contributions[i]) for i in shown]
+    if abs(rest) > 0:
+        labels.append(f"其余{len(result.contributions) - len(shown)}项" if used == "zh"
+                      else f"{len(result.contributions) - len(shown)} other features")
+        values.append(rest)
+    rc = {"font.family": [font, "sans-serif"]} if font else {}
+    with plt.rc_context(rc):
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(values) + 1.8))
+        start = result.base_value
+        for y, value in enumerate(values):
+            ax.barh(len(values) - 1 - y, value, left=start, color="#d62728" if value > 0 else "#1f77b4")
+            ax.text(start + value, len(values) - 1 - y, f" {value:+.3f}", va="center",
+                    ha="left" if value > 0 else "right", fontsize=8)
+            start += value
+        ax.set_yticks(range(len(values)), list(reversed(labels)), fontsize=8)
+        ax.axvline(result.base_value, color="grey", lw=0.8, ls="--")
+        ax.axvline(result.raw, color="black", lw=0.8)
+        grade = result.row["grade"]
+        ident, points = result.row["enterprise_id"], result.row["score"]
+        title = (f"{ident}：等级 {grade}，分值 {points}（对数几率贡献）" if used == "zh"
+                 else f"{ident}: grade {grade}, score {points} (log-odds contributions)")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("基准值 → 原始分值（对数几率）" if used == "zh"
+                      else "base value → raw score (log-odds)")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, dpi=120)
+        plt.close(fig)
+    import os
+
+    os.replace(tmp, path)
+    return used
