@@ -1,12 +1,25 @@
-"""Reading the lake: every table as a lazy Polars frame with the contract's schema.
+"""The lake's layout and reading it: every table as a lazy Polars frame with the contract's schema.
 
-Layout (shared/CONTRACT.md): ``LAKE/<table>/`` holds a table's accepted rows as Parquet files,
-``LAKE/_quarantine/`` rejected rows, ``LAKE/_reports/`` one JSON report per ingest run.
+Layout (shared/CONTRACT.md, section 1), plain Parquet that DuckDB, Spark or Polars read directly::
+
+    LAKE/<table>/<run_id>.parquet      accepted rows of one ingest run (one file per table and run)
+    LAKE/_quarantine/<run_id>.parquet  rejected rows: table, source_file, row_number, column, value, ...
+    LAKE/_reports/<run_id>.json        the run's report; written last, it is the run's commit mark
+    LAKE/_journal/<run_id>.json        exists only while a run moves its files into place
+    LAKE/_staging/<run_id>/            where a run prepares its files (removed afterwards)
+    LAKE/.lock                         held (flock) by the one ingest allowed to write at a time
+
+A run id sorts by time (``20251231T235959123456Z``), so files read in name order are in run order.
+Readers never see a half-committed run: files named in a journal whose run has no report yet are
+skipped here and removed by the next ingest (``recover``).
 Writing belongs to ``riskengine.ingest``; everything else reads through this module.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -16,14 +29,70 @@ from riskengine.errors import FatalInputError
 
 QUARANTINE_DIR = "_quarantine"
 REPORTS_DIR = "_reports"
+JOURNAL_DIR = "_journal"
+STAGING_DIR = "_staging"
+LOCK_FILE = ".lock"
+
+# Columns of LAKE/_quarantine/*.parquet: one entry per broken rule of a rejected source row.
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "table": pl.String(),
+    "source_file": pl.String(),
+    "row_number": pl.Int64(),
+    "column": pl.String(),
+    "value": pl.String(),
+    "rule": pl.String(),
+    "reason": pl.String(),
+}
+
+
+def _journals(lake: Path) -> list[Path]:
+    folder = lake / JOURNAL_DIR
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def uncommitted_files(lake: Path) -> set[Path]:
+    """Files moved into place by a run that has not committed (its report is missing)."""
+    hidden: set[Path] = set()
+    for journal in _journals(lake):
+        if (lake / REPORTS_DIR / journal.name).exists():
+            continue
+        try:
+            entry = json.loads(journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a journal cut short was written before any file moved
+        hidden.update(lake / rel for rel in entry.get("files", []))
+    return hidden
 
 
 def table_files(lake: Path, table: str) -> list[Path]:
-    """The committed Parquet files of one table, in a stable order."""
-    folder = Path(lake) / table
+    """The committed Parquet files of one table, in run order."""
+    lake = Path(lake)
+    folder = lake / table
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_")))
+    hidden = uncommitted_files(lake)
+    return sorted(
+        p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_")) and p not in hidden
+    )
+
+
+def quarantine_files(lake: Path) -> list[Path]:
+    """The committed quarantine files, in run order."""
+    lake = Path(lake)
+    folder = lake / QUARANTINE_DIR
+    if not folder.is_dir():
+        return []
+    hidden = uncommitted_files(lake)
+    return sorted(p for p in folder.glob("*.parquet") if p not in hidden)
+
+
+def scan_quarantine(lake: Path) -> pl.LazyFrame:
+    """Every committed quarantine entry of the lake (empty frame if there is none)."""
+    files = quarantine_files(lake)
+    if not files:
+        return pl.LazyFrame(schema=QUARANTINE_SCHEMA)
+    return pl.scan_parquet(files)
 
 
 def empty_table(table: str) -> pl.LazyFrame:
@@ -50,3 +119,47 @@ def load_tables(lake: Path) -> dict[str, pl.LazyFrame]:
     if not (lake / "enterprises").is_dir():
         raise FatalInputError(f"{lake}: not a lake (no enterprises/ table); run `riskengine ingest` first")
     return {name: scan_table(lake, name) for name in TABLES}
+
+
+def roll_back(lake: Path, journal: Path) -> None:
+    """Undo a run that moved files into place but never committed: remove them and their journal."""
+    try:
+        entry = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        entry = {}
+    for rel in entry.get("files", []):
+        (lake / rel).unlink(missing_ok=True)
+    for rel in sorted(entry.get("created_dirs", []), reverse=True):
+        folder = lake / rel
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    journal.unlink(missing_ok=True)
+
+
+def recover(lake: Path) -> list[str]:
+    """Finish what interrupted runs left: roll back uncommitted ones, drop stale staging.
+
+    Call only while holding the lake's lock. Returns the run ids that were rolled back.
+    """
+    lake = Path(lake)
+    rolled_back: list[str] = []
+    for journal in _journals(lake):
+        if (lake / REPORTS_DIR / journal.name).exists():
+            journal.unlink(missing_ok=True)  # committed; only the journal's removal was cut short
+        else:
+            roll_back(lake, journal)
+            rolled_back.append(journal.stem)
+    if (lake / JOURNAL_DIR).is_dir() and not any((lake / JOURNAL_DIR).iterdir()):
+        (lake / JOURNAL_DIR).rmdir()
+    shutil.rmtree(lake / STAGING_DIR, ignore_errors=True)
+    return rolled_back
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

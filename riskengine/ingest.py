@@ -1,0 +1,486 @@
+"""Ingest a source folder into the validated lake (``riskengine ingest SOURCE --lake LAKE``).
+
+Three phases, so that bad input never harms the lake:
+
+1. *Look* (nothing written): the source is a folder, ``enterprises`` is there, every present table
+   has its required columns. Anything missing is a ``FatalInputError`` (exit 2) naming it.
+2. *Stage* (under the lake's lock): read each table as text, validate it column-wise
+   (``riskengine.validate``), drop exact duplicates, compare ids with the lake (same content →
+   duplicate, different content → ``conflict``), and write accepted rows, the quarantine and the
+   report into ``LAKE/_staging/<run_id>/``.
+3. *Commit*: write a journal naming the files, rename them into place, then rename the report into
+   ``LAKE/_reports/`` — the commit point. Any error or Ctrl-C before it rolls the renames back; a
+   hard kill leaves a journal that readers honour and the next ingest rolls back (``lake.recover``).
+
+For every table: rows read = accepted + quarantined (distinct rows) + duplicates.
+Extra source columns are ignored (named in the report); the lake holds the contract's columns only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from riskengine import lake as lakes
+from riskengine.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
+from riskengine.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.progress import progress
+from riskengine.validate import ROW, RULES, empty_quarantine, validate_table
+
+SOURCE_FORMATS = ("csv", "parquet")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One table's file in a source folder and the contract columns it carries."""
+
+    table: str
+    path: Path
+    fmt: str
+    columns: tuple[str, ...]  # header names as written (stripped of spaces)
+    ignored: tuple[str, ...]  # columns that are not in the contract
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did: per-table counts, quarantine summary, where things were written."""
+
+    run_id: str
+    source: str
+    lake: str
+    ingest_day: date
+    id_scheme: str
+    ingested_at: str
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    absent_tables: list[str] = field(default_factory=list)
+    ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+    top_reasons: list[dict[str, Any]] = field(default_factory=list)
+    quarantine_file: str | None = None
+    recovered_runs: list[str] = field(default_factory=list)
+
+    @property
+    def quarantined(self) -> int:
+        """Rows quarantined over all tables."""
+        return sum(t["quarantined"] for t in self.tables.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "lake": self.lake,
+            "ingest_day": self.ingest_day.isoformat(),
+            "ingested_at": self.ingested_at,
+            "id_scheme": self.id_scheme,
+            "tables": self.tables,
+            "absent_tables": self.absent_tables,
+            "ignored_columns": self.ignored_columns,
+            "quarantine": {
+                "file": self.quarantine_file,
+                "rows": self.quarantined,
+                "top_reasons": self.top_reasons,
+            },
+            "recovered_runs": self.recovered_runs,
+            "row_number": "1-based data row of the source file; the CSV header row is not counted",
+        }
+
+
+# --- phase 1: look at the source --------------------------------------------------------------------
+
+
+def _header(path: Path, fmt: str) -> list[str]:
+    try:
+        if fmt == "csv":
+            names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+        else:
+            names = list(pl.read_parquet_schema(path))
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise FatalInputError(f"{path}: cannot read the header: {_first_line(exc)}") from exc
+    return [n.strip() for n in names]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def find_sources(source: Path) -> dict[str, SourceFile]:
+    """The tables present in ``source``, checked for required tables and columns (writes nothing)."""
+    source = Path(source)
+    if not source.is_dir():
+        raise FatalInputError(f"{source}: source is not a folder")
+    found: dict[str, SourceFile] = {}
+    for name in TABLE_ORDER:
+        table = TABLES[name]
+        candidates = [(source / f"{name}.{fmt}", fmt) for fmt in SOURCE_FORMATS]
+        present = [(p, fmt) for p, fmt in candidates if p.is_file()]
+        if len(present) > 1:
+            raise FatalInputError(
+                f"{source}: table {name} is given twice ({name}.csv and {name}.parquet); keep one"
+            )
+        if not present:
+            if table.required:
+                raise FatalInputError(
+                    f"{source}: missing required table {name} ({name}.csv or {name}.parquet)"
+                )
+            continue
+        path, fmt = present[0]
+        header = _header(path, fmt)
+        missing = [c for c in table.required_columns if c not in header]
+        if missing:
+            cols = ", ".join(missing)
+            raise FatalInputError(
+                f"{path}: table {name} is missing required column{'s' if len(missing) > 1 else ''} {cols}"
+            )
+        known = set(table.column_names)
+        found[name] = SourceFile(
+            table=name, path=path, fmt=fmt,
+            columns=tuple(c for c in header if c in known),
+            ignored=tuple(c for c in header if c not in known),
+        )
+    return found
+
+
+def read_source(src: SourceFile) -> pl.DataFrame:
+    """The table's contract columns as text, plus ``__row`` (1-based data row, header not counted).
+
+    CSV cells are read as strings so that one bad cell becomes one quarantined row, never a crash;
+    Parquet values are cast to text and go through the same checks.
+    """
+    try:
+        if src.fmt == "csv":
+            frame = pl.read_csv(src.path, infer_schema=False, truncate_ragged_lines=True)
+            frame = frame.rename({c: c.strip() for c in frame.columns})
+        else:
+            frame = pl.read_parquet(src.path)
+            frame = frame.rename({c: c.strip() for c in frame.columns})
+            frame = frame.select(
+                (pl.col(c).cast(pl.Date) if isinstance(frame.schema[c], pl.Datetime) else pl.col(c))
+                .cast(pl.String)
+                for c in src.columns
+            )
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        hint = " (the contract requires UTF-8)" if "utf" in str(exc).lower() else ""
+        raise FatalInputError(f"{src.path}: cannot read {src.fmt.upper()}{hint}: {_first_line(exc)}") from exc
+    return frame.select(list(src.columns)).with_row_index(ROW, offset=1)
+
+
+# --- phase 2: validate and compare with the lake ----------------------------------------------------
+
+
+def _content_columns(table: Table) -> list[str]:
+    return table.column_names
+
+
+def _within_source(table: Table, good: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """Drop exact duplicate rows (keep the first); quarantine ids repeated with different content.
+
+    Returns (unique rows with distinct ids, number of exact duplicates, quarantine entries).
+    """
+    unique = good.unique(subset=_content_columns(table), keep="first", maintain_order=True)
+    duplicates = good.height - unique.height
+    key = table.key
+    repeated = (
+        unique.group_by(key)
+        .agg(pl.col(ROW).sort().alias("__rows"), pl.len().alias("__n"))
+        .filter(pl.col("__n") > 1)
+    )
+    if repeated.height == 0:
+        return unique, duplicates, empty_quarantine()
+    clash = unique.join(repeated, on=key, how="inner", maintain_order="left")
+    rows = pl.col("__rows").list.head(10).cast(pl.List(pl.String)).list.join(", ")
+    quarantine = clash.select(
+        pl.col(ROW).cast(pl.Int64).alias("row_number"),
+        pl.lit(key).alias("column"),
+        pl.col(key).alias("value"),
+        pl.lit("duplicate_id").alias("rule"),
+        pl.format(f"{key} appears on {{}} rows of this source with different content (rows {{}})",
+                  pl.col("__n"), rows).alias("reason"),
+    )
+    kept = unique.join(repeated.select(key), on=key, how="anti", maintain_order="left")
+    return kept, duplicates, quarantine
+
+
+def _against_lake(
+    table: Table, rows: pl.DataFrame, lake: Path
+) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    """Split rows by what the lake already holds under their id.
+
+    Same content → exact duplicate (re-ingest changes nothing); different content → ``conflict``
+    (never overwritten). Returns (new rows, number of duplicates, quarantine entries).
+    """
+    key = table.key
+    existing = (
+        lakes.scan_table(lake, table.name)
+        .join(rows.lazy().select(key), on=key, how="semi")
+        .collect()
+    )
+    if existing.height == 0:
+        return rows, 0, empty_quarantine()
+    others = [c for c in _content_columns(table) if c != key]
+    lake_side = existing.rename({c: f"{c}__lake" for c in others}).with_columns(
+        pl.lit(True).alias("__in_lake")
+    )
+    joined = rows.join(lake_side, on=key, how="left", maintain_order="left")
+    in_lake = pl.col("__in_lake").fill_null(False)
+    differs = {c: ~pl.col(c).eq_missing(pl.col(f"{c}__lake")) for c in others}
+    any_diff = pl.any_horizontal(list(differs.values())) if differs else pl.lit(False)
+    joined = joined.with_columns(in_lake.alias("__in_lake"), any_diff.alias("__diff"))
+    duplicates = joined.filter(pl.col("__in_lake") & ~pl.col("__diff")).height
+    conflicts = joined.filter(pl.col("__in_lake") & pl.col("__diff"))
+    parts = [
+        conflicts.filter(expr).select(
+            pl.col(ROW).cast(pl.Int64).alias("row_number"),
+            pl.lit(c).alias("column"),
+            pl.col(c).cast(pl.String).alias("value"),
+            pl.lit("conflict").alias("rule"),
+            pl.format(
+                f"{key} {{}} is already in the lake with {c} = {{}}; not overwritten",
+                pl.col(key), pl.col(f"{c}__lake").cast(pl.String).fill_null("(empty)"),
+            ).alias("reason"),
+        )
+        for c, expr in differs.items()
+    ]
+    quarantine = pl.concat(parts) if parts else empty_quarantine()
+    new = joined.filter(~pl.col("__in_lake")).select(rows.columns)
+    return new, duplicates, quarantine
+
+
+def _referenced() -> set[tuple[str, str]]:
+    return {c.references for t in TABLES.values() for c in t.columns if c.references}
+
+
+def _known_ids(lake: Path, table: str, column: str, accepted: pl.DataFrame | None) -> pl.Series:
+    ids = lakes.scan_table(lake, table).select(column).collect().to_series()
+    if accepted is not None and accepted.height:
+        ids = pl.concat([ids, accepted.get_column(column)])
+    return ids.unique()
+
+
+@dataclass
+class _Staged:
+    tables: dict[str, dict[str, int]]
+    quarantine: pl.DataFrame
+    files: list[tuple[Path, str]]  # (staged file, path relative to the lake)
+
+
+def _stage(
+    sources: Mapping[str, SourceFile],
+    lake: Path,
+    staging: Path,
+    run_id: str,
+    *,
+    ingest_day: date,
+    id_scheme: str,
+) -> _Staged:
+    refs = _referenced()
+    known: dict[tuple[str, str], pl.Series] = {}
+    counts: dict[str, dict[str, int]] = {}
+    quarantines: list[pl.DataFrame] = []
+    files: list[tuple[Path, str]] = []
+    with progress("ingest", total=len(sources)) as advance:
+        for name in TABLE_ORDER:
+            if name not in sources:
+                for target in refs:
+                    if target[0] == name:
+                        known[target] = _known_ids(lake, name, target[1], None)
+                continue
+            src, table = sources[name], TABLES[name]
+            advance(0, description=f"ingest {name}")
+            frame = read_source(src)
+            checked = validate_table(table, frame, ingest_day=ingest_day, id_scheme=id_scheme, known=known)
+            rows, dup_source, q_ids = _within_source(table, checked.good)
+            new, dup_lake, q_conflicts = _against_lake(table, rows, lake)
+            quarantine = pl.concat([checked.quarantine, q_ids, q_conflicts]).with_columns(
+                pl.lit(run_id).alias("run_id"),
+                pl.lit(name).alias("table"),
+                pl.lit(str(src.path)).alias("source_file"),
+            )
+            counts[name] = {
+                "read": frame.height,
+                "accepted": new.height,
+                "quarantined": quarantine.get_column("row_number").n_unique(),
+                "duplicates": dup_source + dup_lake,
+            }
+            c = counts[name]
+            if c["read"] != c["accepted"] + c["quarantined"] + c["duplicates"]:  # pragma: no cover
+                raise RiskEngineError(f"ingest bug: rows of {name} not conserved: {c}")
+            accepted = new.drop(ROW).select([pl.col(k).cast(v) for k, v in table.schema.items()])
+            if accepted.height:
+                rel = f"{name}/{run_id}.parquet"
+                staged = staging / rel
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                accepted.write_parquet(staged, compression="zstd", statistics=True)
+                files.append((staged, rel))
+            quarantines.append(quarantine.select(list(lakes.QUARANTINE_SCHEMA)))
+            for target in refs:
+                if target[0] == name:
+                    known[target] = _known_ids(lake, name, target[1], accepted)
+            advance(1)
+    quarantine = (
+        pl.concat(quarantines).sort(["table", "row_number"], maintain_order=True)
+        if quarantines else pl.DataFrame(schema=lakes.QUARANTINE_SCHEMA)
+    )
+    return _Staged(tables=counts, quarantine=quarantine, files=files)
+
+
+def summarise_reasons(quarantine: pl.DataFrame, limit: int | None = None) -> list[dict[str, Any]]:
+    """Quarantine entries grouped by table, column and rule, most frequent first, with an example."""
+    if quarantine.height == 0:
+        return []
+    grouped = (
+        quarantine.group_by("table", "column", "rule", maintain_order=True)
+        .agg(
+            pl.col("row_number").n_unique().alias("rows"),
+            pl.col("value").first().alias("example_value"),
+            pl.col("reason").first().alias("example_reason"),
+            pl.col("row_number").first().alias("example_row"),
+        )
+        .sort(["rows", "table", "column", "rule"], descending=[True, False, False, False])
+    )
+    if limit is not None:
+        grouped = grouped.head(limit)
+    out = grouped.to_dicts()
+    for item in out:
+        zh, en = RULES.get(item["rule"], (item["rule"], item["rule"]))
+        item["label_zh"], item["label_en"] = zh, en
+    return out
+
+
+# --- phase 3: commit --------------------------------------------------------------------------------
+
+
+def _new_run_id(lake: Path) -> str:
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    while (lake / lakes.REPORTS_DIR / f"{run_id}.json").exists():  # clock went backwards
+        run_id += "_"
+    return run_id
+
+
+@contextmanager
+def _locked(lake: Path) -> Iterator[None]:
+    """Hold the lake's write lock: one ingest at a time (released by the OS if the process dies)."""
+    import fcntl
+
+    fh = open(lake / lakes.LOCK_FILE, "a+b")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RiskEngineError(f"{lake}: another ingest is writing to this lake; try again later") from exc
+        yield
+    finally:
+        fh.close()
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Rename one staged file into place (a separate function so tests can inject a failure)."""
+    os.replace(src, dst)
+
+
+def _commit(lake: Path, run_id: str, staged: list[tuple[Path, str]], report: bytes) -> None:
+    """Rename staged files into place under a journal; the report's rename is the commit point."""
+    journal_dir = lake / lakes.JOURNAL_DIR
+    journal = journal_dir / f"{run_id}.json"
+    report_path = lake / lakes.REPORTS_DIR / f"{run_id}.json"
+    rels = [rel for _, rel in staged]
+    dirs = sorted({str(Path(rel).parent) for rel in rels} | {lakes.REPORTS_DIR})
+    created = [d for d in dirs if not (lake / d).exists()]
+    journal_dir.mkdir(exist_ok=True)
+    lakes.atomic_write_bytes(journal, json.dumps({"run_id": run_id, "files": rels, "created_dirs": created},
+                                                 indent=1).encode())
+    try:
+        for d in created:
+            (lake / d).mkdir(parents=True, exist_ok=True)
+        for src, rel in staged:
+            _move(src, lake / rel)
+        staged_report = lake / lakes.STAGING_DIR / run_id / "report.json"
+        staged_report.write_bytes(report)
+        _move(staged_report, report_path)
+    except BaseException:
+        lakes.roll_back(lake, journal)
+        if journal_dir.is_dir() and not any(journal_dir.iterdir()):
+            journal_dir.rmdir()
+        raise
+    journal.unlink()
+    if not any(journal_dir.iterdir()):
+        journal_dir.rmdir()
+
+
+def ingest(
+    source: Path,
+    lake: Path,
+    id_scheme: str = "uscc",
+    *,
+    ingest_day: date | None = None,
+) -> IngestReport:
+    """Validate ``source`` and append its good rows to ``lake``; see the module docstring.
+
+    ``ingest_day`` (default today) is the day no date may lie after. Raises ``FatalInputError`` for a
+    source that cannot be ingested at all; then nothing is written.
+    """
+    if id_scheme not in ID_SCHEMES:
+        raise UsageError(f"--id-scheme must be one of {', '.join(ID_SCHEMES)}; got {id_scheme!r}")
+    source, lake = Path(source), Path(lake)
+    day = ingest_day or date.today()
+    sources = find_sources(source)
+    if lake.exists() and not lake.is_dir():
+        raise FatalInputError(f"{lake}: the lake must be a folder")
+    new_lake = not lake.exists()
+    lake.mkdir(parents=True, exist_ok=True)
+    run_id = ""
+    try:
+        with _locked(lake):
+            recovered = lakes.recover(lake)
+            run_id = _new_run_id(lake)
+            staging = lake / lakes.STAGING_DIR / run_id
+            staging.mkdir(parents=True)
+            staged = _stage(sources, lake, staging, run_id, ingest_day=day, id_scheme=id_scheme)
+            q_rel = f"{lakes.QUARANTINE_DIR}/{run_id}.parquet"
+            q_file = staging / q_rel
+            q_file.parent.mkdir(parents=True, exist_ok=True)
+            staged.quarantine.write_parquet(q_file, compression="zstd")
+            report = IngestReport(
+                run_id=run_id, source=str(source), lake=str(lake), ingest_day=day, id_scheme=id_scheme,
+                ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                tables=staged.tables,
+                absent_tables=[t for t in TABLE_ORDER if t not in sources],
+                ignored_columns={t: list(s.ignored) for t, s in sources.items() if s.ignored},
+                top_reasons=summarise_reasons(staged.quarantine),
+                quarantine_file=q_rel,
+                recovered_runs=recovered,
+            )
+            payload = json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
+            _commit(lake, run_id, [*staged.files, (q_file, q_rel)], payload)
+            _clean_staging(lake)
+    except BaseException:
+        _clean_staging(lake)
+        if new_lake:
+            (lake / lakes.LOCK_FILE).unlink(missing_ok=True)
+            if not any(lake.iterdir()):
+                lake.rmdir()
+        raise
+    return report
+
+
+def _clean_staging(lake: Path) -> None:
+    shutil.rmtree(lake / lakes.STAGING_DIR, ignore_errors=True)
+
+
+def read_report(lake: Path, run_id: str | None = None) -> dict[str, Any]:
+    """The JSON report of one run (the latest by default)."""
+    folder = Path(lake) / lakes.REPORTS_DIR
+    reports = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if run_id is not None:
+        reports = [p for p in reports if p.stem == run_id]
+    if not reports:
+        raise FatalInputError(f"{lake}: no ingest report{'' if run_id is None else f' for run {run_id}'}")
+    return json.loads(reports[-1].read_text(encoding="utf-8"))
