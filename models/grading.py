@@ -135,14 +135,16 @@ def _positive(col: str) -> pl.Expr:
 
 
 # Feature columns the rules read (features.FEATURES catalog). Kept together so a renamed feature
-# is a one-line change here.
-F_DISHONEST = "penalties__dishonest_list_active"
+# is a one-line change here. ``recalls__ordered_high_hazard_365d`` (ordered recalls of high-hazard
+# products) is not in the catalog: models.scoring derives it (``add_rule_columns``).
+F_DISHONEST = "penalties__dishonest_active"
 F_LICENSE_REVOKED = "licenses__revoked"
 F_LICENSE_SUSPENDED = "licenses__suspended"
 F_ORDERED_HIGH_RECALLS = "recalls__ordered_high_hazard_365d"
 F_AGE_DAYS = "profile__age_days"
 F_NEVER_INSPECTED = "inspections__never_inspected"
-F_EVENTS_TOTAL = ("sampling_tests__tests_1095d", "penalties__count_1095d", "recalls__recalls_1095d",
+# "No history": nothing on record in any window that covers a young enterprise's whole life.
+F_EVENTS_TOTAL = ("sampling__tests_1095d", "penalties__count_1095d", "recalls__count_1095d",
                   "complaints__count_365d")
 
 HARD_RULES: tuple[HardRule, ...] = (

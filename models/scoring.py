@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from models.grading import HARD_RULES, apply_grading, score_from_probability
+from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
 from models.reasons import REASON_DTYPE, _spec_texts, build_reasons, check_contributions, format_fact
 from riskengine.errors import ModelError, NotFoundError, UsageError
 
@@ -93,6 +93,44 @@ def _profile_columns(features: pl.DataFrame, enterprises: pl.DataFrame | None) -
     return out.select("name", "district", "sector")
 
 
+def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[date]) -> pl.LazyFrame:
+    """Ordered recalls of high-hazard products in the last 365 days, per (enterprise_id, as_of).
+
+    Hard rule R4 needs the two conditions on the *same* recall, which the feature catalog's separate
+    counts (``recalls__ordered_365d``, ``recalls__high_hazard_365d``) cannot say. The time rule comes
+    from ``features.asof`` like every feature.
+    """
+    from features import asof
+
+    pairs = asof.window(tables["recalls"], "announced_on", asof.as_of_frame(as_of), 365)
+    return (pairs.filter((pl.col("mode") == "ordered") & (pl.col("hazard") == "high"))
+            .group_by(asof.KEY, asof.AS_OF).agg(pl.len().cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS)))
+
+
+def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None = None
+                     ) -> pl.DataFrame:
+    """Add the hard rules' inputs that the feature pipeline does not produce itself.
+
+    With the event tables the ordered-high-hazard recall count is exact; without them (scoring a
+    bare feature frame) it is ``min(ordered recalls, high-hazard recalls)`` over 365 days, which can
+    only err towards applying R4 (an ordered low-hazard and a voluntary high-hazard recall).
+    """
+    if F_ORDERED_HIGH_RECALLS in features.columns:
+        return features
+    if tables is not None:
+        dates = features["as_of"].unique().to_list()
+        counts = ordered_high_hazard_recalls(tables, dates).collect() if dates else None
+        if counts is not None:
+            return features.join(counts, on=["enterprise_id", "as_of"], how="left",
+                                 maintain_order="left").with_columns(
+                pl.col(F_ORDERED_HIGH_RECALLS).fill_null(0))
+    parts = [c for c in ("recalls__ordered_365d", "recalls__high_hazard_365d") if c in features.columns]
+    if len(parts) < 2:
+        return features  # rule_flags will name the missing column
+    return features.with_columns(
+        pl.min_horizontal(parts).fill_null(0).cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS))
+
+
 def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | None,
            settings: Settings, catalog: Mapping[str, Any] | None) -> pl.DataFrame:
     raw = model.predict_raw(features)
@@ -123,13 +161,15 @@ def score_features(
     settings: Settings | None = None,
     *,
     enterprises: pl.DataFrame | None = None,
+    tables: Mapping[str, pl.LazyFrame] | None = None,
     catalog: Mapping[str, Any] | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> pl.DataFrame:
     """Grade every row of a feature frame (``enterprise_id``, ``as_of`` + feature columns).
 
     ``previous`` (an earlier grades frame) switches on stable regrading; ``enterprises`` supplies
-    name/district/sector (else they come from the feature frame's profile columns, if any).
+    name/district/sector (else they come from the feature frame's profile columns, if any);
+    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``).
     """
     settings = _settings(settings)
     if isinstance(features, pl.LazyFrame):
@@ -146,6 +186,7 @@ def score_features(
         from models.reasons import _catalog
 
         catalog = _catalog()
+    features = add_rule_columns(features, tables)
     parts = [
         _chunk(model, features.slice(start, chunk_rows), previous, settings, catalog)
         for start in range(0, features.height, chunk_rows)
@@ -215,7 +256,7 @@ def score_enterprises(
     features = enterprise_features(tables, as_of, active["enterprise_id"])
     if previous is None:
         previous = previous_from_store(settings, as_of)
-    return score_features(model, features, previous, settings, enterprises=active)
+    return score_features(model, features, previous, settings, enterprises=active, tables=tables)
 
 
 # --- one enterprise, explained ------------------------------------------------------------------------
@@ -275,7 +316,7 @@ def explain_enterprise(
         raise NotFoundError(f"enterprise {enterprise_id}: no feature row as of {as_of}")
     if previous is None:
         previous = previous_from_store(settings, as_of)
-    graded = score_features(model, features, previous, settings, enterprises=found)
+    graded = score_features(model, features, previous, settings, enterprises=found, tables=tables)
     contrib = model.contributions(features)[0]
     raw = float(model.predict_raw(features)[0])
     check_contributions(contrib[None, :], np.array([raw]))
