@@ -1,5 +1,73 @@
-"""Commands of this group register on ``riskengine.cli.app``."""
+"""The ``features`` command: point-in-time features for many as_of dates in one pass."""
 
 from __future__ import annotations
 
-from riskengine.cli import app  # noqa: F401
+import sys as _sys
+from pathlib import Path as _Path
+from typing import Annotated as _Annotated
+
+import typer as _typer
+
+from riskengine.cli import app
+
+
+def parse_as_of(values: list[str]) -> list:
+    """The --as-of values as dates; a clear UsageError naming the bad value otherwise."""
+    from datetime import date
+
+    from riskengine.errors import UsageError
+
+    if not values:
+        raise UsageError("--as-of is required (a date YYYY-MM-DD; repeat it for several dates)")
+    out = []
+    for raw in values:
+        try:
+            out.append(date.fromisoformat(raw.strip()))
+        except ValueError as exc:
+            raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {raw!r}") from exc
+    return out
+
+
+@app.command()
+def features(
+    lake: _Annotated[_Path, _typer.Option(help="the lake folder written by `riskengine ingest`")],
+    as_of: _Annotated[list[str], _typer.Option(
+        "--as-of", help="decision date YYYY-MM-DD (uses only what was known before it); repeat for more")],
+    out: _Annotated[_Path, _typer.Option(help="output file: Parquet, or CSV if the name ends in .csv")],
+    half_life_days: _Annotated[float, _typer.Option(
+        "--half-life-days", help="half-life of the time-decayed severity index")] = 180.0,
+) -> None:
+    """Write one row per enterprise and as_of date (every enterprise established before it)."""
+    import os
+    import tempfile
+
+    from features import build_features
+    from riskengine.errors import UsageError
+    from riskengine.lake import load_tables
+    from riskengine.progress import progress
+
+    dates = parse_as_of(as_of)
+    if out.suffix.lower() not in (".parquet", ".csv", ".pq"):
+        raise UsageError(f"--out must end in .parquet or .csv; got {out.name!r}")
+    with progress("features", total=3) as advance:
+        tables = load_tables(lake)
+        advance(description="building features")
+        frame = build_features(tables, dates, half_life_days=half_life_days).collect()
+        advance(description=f"writing {out.name}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Atomic: write a temporary file beside the target, then replace it.
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+        os.close(fd)
+        try:
+            if out.suffix.lower() == ".csv":
+                frame.write_csv(tmp)
+            else:
+                frame.write_parquet(tmp)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        advance()
+    n_dates = frame.get_column("as_of").n_unique() if frame.height else 0
+    print(f"wrote {frame.height:,} rows x {frame.width} columns ({n_dates} as_of dates) to {out}",
+          file=_sys.stderr)

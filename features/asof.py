@@ -1,0 +1,149 @@
+"""The time rule (shared/CONTRACT.md, section 2), in one place.
+
+As of a date D the engine may use only records with event date < D and, where present,
+``recorded_on`` < D. Both conditions together are one comparison: a record becomes *visible* on
+``max(event date, recorded_on)`` and is usable as of D iff that day is < D. Every comparison with
+``as_of`` in the feature pipeline lives in this module (after Feast's point-in-time join, which keeps
+its as-of rule in one chain of small steps); feature families only aggregate what these helpers hand
+them.
+
+Two ways of pairing events with as_of dates, both lazy and both exact:
+
+* ``window`` — a range join (Polars IEJoin): every visible event paired with every as_of D whose
+  look-back window holds it. Output size is events x as_of dates *inside the window*, so families use
+  it for windows of up to about three years, never for "all history".
+* ``running`` — cumulative sums/maxima per key in order of visibility, matched to each (key, D) with a
+  strict backward as-of join. Output size is keys x dates, whatever the length of history; families
+  use it for "ever" counts, "days since the last ...", the last record, and decayed sums.
+
+Windows: "the last w days" as of D means event date in [D - w days, D), i.e. ``1 <= age <= w`` where
+``age = D - event date`` in days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+
+import polars as pl
+
+from riskengine.errors import UsageError
+
+KEY = "enterprise_id"
+AS_OF = "as_of"
+VISIBLE_FROM = "_visible_from"
+AGE = "_age_days"
+_WINDOW_START = "_window_start"
+
+
+def as_of_frame(as_of: Sequence[date]) -> pl.LazyFrame:
+    """The distinct as_of dates as a one-column frame, after checking they are plain dates."""
+    dates = list(as_of)
+    if not dates:
+        raise UsageError("as_of must hold at least one date; got none.")
+    for d in dates:
+        if isinstance(d, datetime) or not isinstance(d, date):
+            raise UsageError(f"as_of dates must be datetime.date values; got {d!r}.")
+    return pl.LazyFrame({AS_OF: sorted(set(dates))}, schema={AS_OF: pl.Date})
+
+
+def visible_from(event_date: str) -> pl.Expr:
+    """The first day after which a record may be used: max(event date, recorded_on) (nulls ignored)."""
+    return pl.max_horizontal(pl.col(event_date), pl.col("recorded_on"))
+
+
+def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """Every enterprise that exists as of each D (established before D), with its profile columns."""
+    return enterprises.join(dates, how="cross").filter(pl.col("established_on") < pl.col(AS_OF))
+
+
+def window(events: pl.LazyFrame, event_date: str, dates: pl.LazyFrame, days: int | None) -> pl.LazyFrame:
+    """Visible events paired with each as_of D whose last ``days`` days hold the event date.
+
+    Adds ``as_of`` and ``_age_days`` (D - event date, >= 1). ``days=None`` pairs every visible event
+    with every later D (use only for small tables such as licences).
+    """
+    ev = events.filter(pl.col(event_date).is_not_null()).with_columns(
+        visible_from(event_date).alias(VISIBLE_FROM)
+    )
+    if days is None:
+        pairs = ev.join_where(dates, pl.col(VISIBLE_FROM) < pl.col(AS_OF))
+    else:
+        bounds = dates.with_columns((pl.col(AS_OF) - pl.duration(days=days)).alias(_WINDOW_START))
+        pairs = ev.join_where(
+            bounds, pl.col(VISIBLE_FROM) < pl.col(AS_OF), pl.col(event_date) >= pl.col(_WINDOW_START)
+        ).drop(_WINDOW_START)
+    return pairs.with_columns(days_since(event_date).alias(AGE)).drop(VISIBLE_FROM)
+
+
+def within(days: int) -> pl.Expr:
+    """True for a ``window`` pair whose event date is in the last ``days`` days before as_of."""
+    return pl.col(AGE) <= days
+
+
+def known(column: str) -> pl.Expr:
+    """True where a secondary date (a status change, a repair becoming visible) is before as_of."""
+    return pl.col(column).is_not_null() & (pl.col(column) < pl.col(AS_OF))
+
+
+def in_effect(end: pl.Expr) -> pl.Expr:
+    """True where a period ending (exclusively) on ``end`` still runs as of D, i.e. end > D."""
+    return end > pl.col(AS_OF)
+
+
+def days_since(column: str | pl.Expr) -> pl.Expr:
+    """Whole days from a date to as_of (positive for past dates)."""
+    col = pl.col(column) if isinstance(column, str) else column
+    return (pl.col(AS_OF) - col).dt.total_days()
+
+
+def days_until(column: str | pl.Expr) -> pl.Expr:
+    """Whole days from as_of to a date (negative once it has passed)."""
+    col = pl.col(column) if isinstance(column, str) else column
+    return (col - pl.col(AS_OF)).dt.total_days()
+
+
+def running(
+    events: pl.LazyFrame,
+    event_date: str,
+    keys: pl.LazyFrame,
+    by: str,
+    *,
+    sums: Mapping[str, pl.Expr] | None = None,
+    maxes: Mapping[str, pl.Expr] | None = None,
+) -> pl.LazyFrame:
+    """For each row (by, as_of) of ``keys``: sums and maxima over the events visible as of that D.
+
+    The events are grouped by their visibility day, accumulated in that order per ``by`` and matched
+    to each D with a backward as-of join that excludes exact matches (visible_from < D). Columns are
+    null where nothing was visible yet (a null max means "none"; callers fill sums with 0).
+    """
+    sums = dict(sums or {})
+    maxes = dict(maxes or {})
+    names = [*sums, *maxes]
+    per_day = (
+        events.filter(pl.col(event_date).is_not_null() & pl.col(by).is_not_null())
+        .with_columns(visible_from(event_date).alias(VISIBLE_FROM))
+        .group_by(by, VISIBLE_FROM)
+        .agg([e.sum().alias(n) for n, e in sums.items()] + [e.max().alias(n) for n, e in maxes.items()])
+        .sort(by, VISIBLE_FROM)
+        .with_columns(
+            [pl.col(n).fill_null(0).cum_sum().over(by) for n in sums]
+            + [pl.col(n).cum_max().forward_fill().over(by) for n in maxes]
+        )
+        .select(by, VISIBLE_FROM, *names)
+        .sort(VISIBLE_FROM)
+    )
+    return (
+        keys.sort(AS_OF)
+        .join_asof(
+            per_day,
+            left_on=AS_OF,
+            right_on=VISIBLE_FROM,
+            by=by,
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,  # both sides are sorted on the as-of key just above
+        )
+        .drop(VISIBLE_FROM)
+    )

@@ -1,0 +1,35 @@
+"""12315 complaints and reports: counts, substantiated share and a 90-day trend.
+
+Trend = complaints of the last 90 days minus the 90-day rate of the 275 days before them
+(``count_90d - (count_365d - count_90d) * 90 / 275``): positive when complaints are picking up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from features import asof
+from features.asof import AS_OF, KEY
+from features.exprs import count_if, ratio
+
+EVENT_DATE = "received_on"
+
+
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """Complaint features for every (enterprise_id, as_of) with a complaint in the last 365 days."""
+    pairs = asof.window(tables["complaints"], EVENT_DATE, dates, 365)
+    n90 = count_if(asof.within(90))
+    n365 = count_if(asof.within(365))
+    subst = count_if(pl.col("substantiated"))
+    return pairs.group_by(KEY, AS_OF).agg(
+        n90.alias("complaints__count_90d"),
+        n365.alias("complaints__count_365d"),
+        subst.alias("complaints__substantiated_365d"),
+        # Share among complaints whose outcome is recorded (null substantiated = not yet decided).
+        ratio(subst, count_if(pl.col("substantiated").is_not_null())).alias(
+            "complaints__substantiated_share_365d"
+        ),
+        (n90 - (n365 - n90) * 90.0 / 275.0).alias("complaints__trend_90d"),
+    )

@@ -1,0 +1,125 @@
+"""Inspections: counts by outcome and kind, findings, fail rate, recency, last outcome, inspector strictness.
+
+*Never inspected* is its own column: no history is not a clean history.
+
+Inspector strictness (nuisance, issue 4): an inspector's fail rate as of D over every inspection of
+every enterprise visible before D, shrunk towards the population fail rate with ``STRICTNESS_PRIOR``
+pseudo-inspections, minus that population rate. 0 is therefore "an average inspector" and is the
+neutral value a model substitutes; unknown inspectors and the never-inspected get 0 as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from features import asof
+from features.asof import AS_OF, KEY
+from features.catalog import INSPECTION_KINDS, WINDOWS
+from features.exprs import count_if, ratio, sum_if
+
+EVENT_DATE = "inspected_on"
+STRICTNESS_PRIOR = 20.0
+# Ties on one day: the worse outcome counts as the later one (a fail is never hidden by a pass).
+OUTCOME_RANK = {"pass": 0, "conditional": 1, "fail": 2}
+_ALL = "_all"
+
+
+def _is(outcome: str) -> pl.Expr:
+    return pl.col("outcome") == outcome
+
+
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """Inspection features for every (enterprise_id, as_of) of ``keys`` that has any visible inspection."""
+    insp = tables["inspections"]
+    ids = keys.select(KEY, AS_OF)
+
+    # Windowed counts (up to 1095 days).
+    pairs = asof.window(insp, EVENT_DATE, dates, max(WINDOWS))
+    aggs: list[pl.Expr] = []
+    for w in WINDOWS:
+        inw = asof.within(w)
+        aggs += [
+            count_if(inw).alias(f"inspections__count_{w}d"),
+            count_if(inw & _is("fail")).alias(f"inspections__fail_{w}d"),
+            count_if(inw & _is("conditional")).alias(f"inspections__conditional_{w}d"),
+        ]
+        aggs += [
+            count_if(inw & (pl.col("kind") == k)).alias(f"inspections__{k}_{w}d") for k in INSPECTION_KINDS
+        ]
+    for w in (365, 1095):
+        inw = asof.within(w)
+        aggs.append(ratio(count_if(inw & _is("fail")), count_if(inw)).alias(f"inspections__fail_rate_{w}d"))
+        aggs += [
+            sum_if(inw, pl.col(f"findings_{sev}")).alias(f"inspections__findings_{sev}_{w}d")
+            for sev in ("minor", "serious", "critical")
+        ]
+    windowed = pairs.group_by(KEY, AS_OF).agg(aggs)
+
+    # Whole-history facts, accumulated in order of visibility.
+    ranked = (
+        insp.with_columns(pl.col("outcome").replace_strict(OUTCOME_RANK, default=-1).alias("_orank"))
+        .sort(KEY, EVENT_DATE, "_orank", "inspection_id", nulls_last=True)
+        .with_columns(pl.int_range(pl.len()).over(KEY).alias("_rank"))
+    )
+    history = asof.running(
+        ranked,
+        EVENT_DATE,
+        ids,
+        KEY,
+        sums={"inspections__count_ever": pl.lit(1), "inspections__fail_ever": _is("fail").cast(pl.Int64)},
+        maxes={
+            "_last": pl.col(EVENT_DATE),
+            "_last_fail": pl.when(_is("fail")).then(pl.col(EVENT_DATE)),
+            "_last_rank": pl.col("_rank"),
+        },
+    )
+    last = ranked.select(KEY, pl.col("_rank").alias("_last_rank"), "outcome", "inspector_id")
+    strict = _strictness(insp, dates)
+    history = (
+        history.join(last, on=[KEY, "_last_rank"], how="left")
+        .join(strict, on=["inspector_id", AS_OF], how="left")
+        .select(
+            KEY,
+            AS_OF,
+            "inspections__count_ever",
+            "inspections__fail_ever",
+            pl.col("inspections__count_ever").is_null().cast(pl.Int64).alias("inspections__never_inspected"),
+            asof.days_since("_last").alias("inspections__days_since_last"),
+            asof.days_since("_last_fail").alias("inspections__days_since_last_fail"),
+            pl.col("outcome").alias("inspections__last_outcome"),
+            pl.col("_strictness").alias("inspections__inspector_strictness_last"),
+        )
+    )
+
+    mean_strict = (
+        pairs.filter(asof.within(365) & pl.col("inspector_id").is_not_null())
+        .join(strict, on=["inspector_id", AS_OF], how="left")
+        .group_by(KEY, AS_OF)
+        .agg(pl.col("_strictness").mean().alias("inspections__inspector_strictness_mean_365d"))
+    )
+    return history.join(windowed, on=[KEY, AS_OF], how="left").join(mean_strict, on=[KEY, AS_OF], how="left")
+
+
+def _strictness(insp: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+    """(inspector_id, as_of, _strictness): shrunk fail rate minus the population fail rate, as of D."""
+    fails = {"_n": pl.lit(1), "_f": _is("fail").cast(pl.Int64)}
+    with_id = insp.filter(pl.col("inspector_id").is_not_null())
+    inspectors = with_id.select("inspector_id").unique().join(dates, how="cross")
+    per_inspector = asof.running(with_id, EVENT_DATE, inspectors, "inspector_id", sums=fails)
+    overall = asof.running(
+        insp.with_columns(pl.lit(1).alias(_ALL)),
+        EVENT_DATE,
+        dates.with_columns(pl.lit(1).alias(_ALL)),
+        _ALL,
+        sums={"_N": pl.lit(1), "_F": _is("fail").cast(pl.Int64)},
+    ).select(AS_OF, (pl.col("_F") / pl.col("_N")).alias("_p"))
+    m = STRICTNESS_PRIOR
+    return per_inspector.join(overall, on=AS_OF, how="left").select(
+        "inspector_id",
+        AS_OF,
+        ((pl.col("_f").fill_null(0) + m * pl.col("_p")) / (pl.col("_n").fill_null(0) + m) - pl.col("_p"))
+        .fill_null(0.0)
+        .alias("_strictness"),
+    )
