@@ -5,19 +5,20 @@ A log-odds scale as in points-based scorecards ("points to double the odds"):
 
     score = BASE_SCORE + POINTS_TO_DOUBLE_ODDS / ln 2 · ln(odds(p) / BASE_ODDS),  odds(p) = p / (1 − p)
 
-with ``BASE_SCORE = 500`` at ``BASE_ODDS = 1:9`` (p = 10 %) and ``POINTS_TO_DOUBLE_ODDS = 100``.
-Every 100 points the odds of an adverse outcome within the horizon double, so score gaps read the
-same anywhere on the scale. The map is strictly increasing in p; it is clipped to [0, 1000], which
-only touches p < 0.35 % (score 0) and p > 78 % (score 1000) — all grade A or all grade D anyway —
-and rounded to whole points.
+with ``BASE_SCORE = 500`` at ``BASE_ODDS = 1:49`` (p = 2 %, about the yearly rate of adverse
+outcomes of an ordinary enterprise) and ``POINTS_TO_DOUBLE_ODDS = 80``: every 80 points the odds of
+an adverse outcome within the horizon double, so score gaps read the same anywhere on the scale.
+The map is strictly increasing in p; it is clipped to [0, 1000], which only touches p < 0.027 %
+(score 0) and p > 61 % (score 1000) — deep inside grades A and D — and rounded to whole points.
 
-Default bands (``Settings.grades.band_edges`` = lower edges of B, C, D): 400 / 650 / 850, i.e.
-p ≈ 5.3 % / 24 % / 56 %. Rationale: SAMR's enterprise credit-risk classification expects most
-enterprises to be low or general risk and only a small tail to be high risk. With a base rate of
-adverse outcomes around 10 %, "A" is clearly below average (less than about half the base rate),
-"B" is around the base rate, "C" is about 2.5× the base rate and "D" — where the bureau inspects
-most often — starts where an adverse outcome is more likely than not. On the synthetic city this
-gives mostly A and B and a few per cent D (see the README's grades section for the measured split).
+Default bands (``Settings.grades.band_edges`` = lower edges of B, C, D): 450 / 620 / 750, i.e.
+p ≈ 1.3 % / 5.5 % / 15 %. Rationale: SAMR's enterprise credit-risk classification expects most
+enterprises to be low (A) or general (B) risk and only a small tail to be high risk (D), where
+inspections are most frequent. A is "clearly below the ordinary rate" (under about two thirds of
+it), B spans the ordinary rate up to about 2.5×, C is several times the ordinary rate, and D starts
+at about 7× it (one in seven enterprises has an adverse outcome within a year). On the synthetic
+city (5,000 enterprises, seed 7, as of 2026-01-01) this gives about 72 % A, 18 % B, 7 % C and 3 % D
+before hard rules (README, grades section).
 
 Hard rules (applied after the model, each with an id, computed from feature columns) and stable
 regrading with hysteresis are below; ``apply_grading`` puts the three together.
@@ -36,10 +37,10 @@ from riskengine.contract import GRADES
 from riskengine.errors import ModelError, UsageError
 
 BASE_SCORE = 500.0
-BASE_ODDS = 1.0 / 9.0  # p = 10 %
-POINTS_TO_DOUBLE_ODDS = 100.0
+BASE_ODDS = 1.0 / 49.0  # p = 2 %
+POINTS_TO_DOUBLE_ODDS = 80.0
 SCORE_MIN, SCORE_MAX = 0, 1000
-DEFAULT_BAND_EDGES: tuple[int, int, int] = (400, 650, 850)
+DEFAULT_BAND_EDGES: tuple[int, int, int] = (450, 620, 750)
 
 _FACTOR = POINTS_TO_DOUBLE_ODDS / math.log(2.0)
 _GRADE_RANK = {g: i for i, g in enumerate(GRADES)}

@@ -34,7 +34,7 @@ class GradeSettings(BaseModel):
     """Score bands and regrading hysteresis (see models/grading docs for the rationale)."""
 
     # Lower score edges of grades B, C, D on the 0-1000 scale.
-    band_edges: tuple[int, int, int] = (400, 650, 850)
+    band_edges: tuple[int, int, int] = (450, 620, 750)
     hysteresis: int = 20
 
 

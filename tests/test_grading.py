@@ -58,12 +58,14 @@ def test_unrounded_score_is_strictly_increasing_in_probability():
 
 
 def test_score_anchor_and_points_to_double_the_odds():
-    # p = 10 % (odds 1:9) scores 500; doubling the odds (to 2:9, p = 2/11) adds 100 points.
-    assert score_from_probability([0.10, 2 / 11, 1 / 19])[:].tolist() == [500, 600, 400]
+    # p = 2 % (odds 1:49) scores 500; doubling the odds (2:49, p = 2/51) adds 80 points, halving
+    # them (1:98, p = 1/99) takes 80 away.
+    assert score_from_probability([0.02, 2 / 51, 1 / 99]).tolist() == [500, 580, 420]
 
 
-def test_band_edges_map_back_to_documented_probabilities():
-    assert probability_from_score(list(EDGES)) == pytest.approx([0.0526, 0.2391, 0.5569], abs=1e-3)
+def test_default_band_edges_map_back_to_documented_probabilities():
+    edges = get_settings().grades.band_edges
+    assert probability_from_score(list(edges)) == pytest.approx([0.013, 0.055, 0.151], abs=1e-3)
 
 
 @pytest.mark.parametrize("bad", [[np.nan], [-0.1], [1.5]])
