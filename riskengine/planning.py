@@ -414,6 +414,14 @@ def systematic_round(expected: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return np.diff(points).astype(np.int64)
 
 
+def inclusion_probabilities(frame: pl.DataFrame, capacity: float) -> pl.DataFrame:
+    """``frame`` (with annual ``ratio``) sorted by enterprise_id, plus this period's
+    ``inclusion_probability``: ratio / 12 scaled (capped at 1) to an expected total of ``capacity``."""
+    frame = frame.sort("enterprise_id")
+    base = (frame.get_column("ratio").to_numpy() / 12.0).astype(float)
+    return frame.with_columns(pl.Series("inclusion_probability", scale_probabilities(base, float(capacity))))
+
+
 def stratified_draw(frame: pl.DataFrame, capacity: int, rng: np.random.Generator,
                     strata: tuple[str, ...] = ("grade", "sector")) -> pl.DataFrame:
     """Draw ``capacity`` enterprises (expected) from ``frame`` at the policy ratios.
@@ -423,10 +431,7 @@ def stratified_draw(frame: pl.DataFrame, capacity: int, rng: np.random.Generator
     """
     if frame.height == 0 or capacity <= 0:
         return frame.head(0).with_columns(pl.lit(0.0).alias("inclusion_probability"))
-    frame = frame.sort("enterprise_id")
-    base = (frame.get_column("ratio").to_numpy() / 12.0).astype(float)
-    pi = scale_probabilities(base, float(capacity))
-    frame = frame.with_columns(pl.Series("inclusion_probability", pi))
+    frame = inclusion_probabilities(frame, capacity)
     sizes = frame.group_by(*strata, "inclusion_probability").agg(pl.len().alias("n")).sort(*strata)
     order = rng.permutation(sizes.height)
     sizes = sizes[order.tolist()]

@@ -1,5 +1,315 @@
-"""Commands of this group register on ``riskengine.cli.app``."""
+"""``riskengine plan`` (the monthly 双随机 inspection list) and ``riskengine simulate-policy``.
+
+Grades for a plan come from ``--grades FILE`` (a ``riskengine score`` output), else from the serving
+store for that as_of, else by scoring now with the champion (``models.scoring``, imported lazily).
+"""
 
 from __future__ import annotations
 
-from riskengine.cli import app  # noqa: F401
+import json
+import secrets
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from riskengine.cli import app
+from riskengine.errors import FatalInputError, RiskEngineError, UsageError
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _day(text: str, option: str = "--as-of") -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} must be a date YYYY-MM-DD; got {text!r}") from None
+
+
+def _capacity(text: str) -> tuple[int | dict[str, object], str]:
+    """``--capacity``: a whole number for every district, or a CSV/TOML file district -> inspections."""
+    from riskengine.planning import read_capacity
+
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped), "--capacity"
+    path = Path(text)
+    if path.suffix.lower() in (".csv", ".toml") or path.exists():
+        return read_capacity(path), path.name
+    raise UsageError(f"--capacity must be a non-negative integer or a .csv/.toml file; got {text!r}")
+
+
+def read_grades_file(path: Path) -> Any:
+    """A grades file written by ``riskengine score`` (.parquet, .csv or .xlsx)."""
+    if not Path(path).is_file():
+        raise UsageError(f"{path}: grades file not found")
+    try:
+        from models.scoring import read_grades
+    except ImportError:  # the grading engineer's reader; plain Parquet/CSV without it
+        import polars as pl
+
+        return pl.read_parquet(path) if Path(path).suffix == ".parquet" else pl.read_csv(path)
+    return read_grades(Path(path))
+
+
+def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: Any) -> tuple[Any, dict]:
+    """The grades to plan with and where they came from (file, store, or scored now)."""
+    if grades_file is not None:
+        from riskengine.planning import grades_digest
+
+        grades = read_grades_file(grades_file)
+        return grades, {"kind": "file", "path": str(Path(grades_file).resolve()),
+                        "digest": grades_digest(grades)}
+    store_file = Path(settings.store_file)
+    if store_file.exists():
+        try:
+            from riskengine.store import Store
+
+            grades = Store(store_file).latest_grades(as_of)
+            _err(f"grades: from the serving store {store_file} (as_of {as_of})")
+            return grades, {"kind": "store", "store": str(store_file), "as_of": as_of.isoformat()}
+        except (ImportError, RiskEngineError) as exc:
+            _err(f"grades: none in the serving store for {as_of} ({exc}); scoring now with the champion")
+    from models.scoring import score_enterprises
+
+    grades = score_enterprises(lake, as_of, settings=settings)
+    versions = ",".join(sorted(set(grades["model_version"].to_list())))
+    return grades, {"kind": "scored", "model_version": versions}
+
+
+def _print_summary(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    meta = result.meta
+    table = Table(title=f"检查计划 / inspection plan {meta['period']} · seed {meta['seed']} · "
+                        f"policy {meta['policy_version']}")
+    for column in ("district", "capacity", "mandatory", "scheduled mandatory", "over capacity", "random",
+                   "inspectors"):
+        table.add_column(column, justify="left" if column == "district" else "right")
+    for row in meta["districts"]:
+        counts = ("capacity", "mandatory", "mandatory_scheduled", "over_capacity", "random", "inspectors")
+        table.add_row(f"{row['district']} {row['district_name']}", *(str(row[c]) for c in counts))
+    Console().print(table)
+
+
+@app.command()
+def plan(
+    out: Annotated[Path | None, typer.Option(help="the plan: .xlsx (one sheet per district) or .csv")] = None,
+    lake: Annotated[Path | None, typer.Option(help="the lake folder (from `riskengine ingest`)")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="first day of the period (YYYY-MM-DD); "
+                                              "the period is the month from this day")] = None,
+    capacity: Annotated[str | None, typer.Option(
+        help="inspections this period: one number per district, or a .csv (district,capacity) / .toml file")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the draw (default: a fresh random seed, "
+                                             "recorded in the meta file)")] = None,
+    policy: Annotated[Path | None, typer.Option(help="policy TOML (default: Settings.policy_path or the "
+                                                "built-in policy)")] = None,
+    grades: Annotated[Path | None, typer.Option(help="grades file from `riskengine score` (default: the "
+                                                "serving store, else score now with the champion)")] = None,
+    inspectors: Annotated[Path | None, typer.Option(
+        help="CSV district,inspector_id (default: inspectors of the district's inspections in the last year)")
+    ] = None,
+    replay: Annotated[Path | None, typer.Option(help="a plan's .meta.json: redo that draw and check the "
+                                                "list is identical")] = None,
+    store: Annotated[bool, typer.Option(help="also save the plan into the serving store")] = True,
+) -> None:
+    """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
+    from riskengine.config import get_settings
+    from riskengine.planning import read_inspectors, write_plan
+    from riskengine.policy import load_policy
+
+    settings = get_settings()
+    if replay is not None:
+        _replay(replay, out)
+        return
+    missing = [name for name, value in (("--out", out), ("--lake", lake), ("--as-of", as_of),
+                                        ("--capacity", capacity)) if value is None]
+    if missing:
+        raise UsageError(f"plan needs {', '.join(missing)} (or --replay META)")
+    assert out is not None and lake is not None and as_of is not None and capacity is not None
+    if out.suffix.lower() not in (".xlsx", ".csv"):
+        raise UsageError(f"--out must end .xlsx or .csv; got {out}")
+    day = _day(as_of)
+    cap, cap_source = _capacity(capacity)
+    chosen_policy = load_policy(policy)
+    pool = read_inspectors(inspectors) if inspectors is not None else None
+    if seed is None:
+        # An unpredictable draw (双随机), still replayable: the seed goes into the meta file.
+        seed = secrets.randbelow(2**31)
+        _err(f"seed: {seed} (random; recorded in {out.name}.meta.json)")
+    grade_frame, source = resolve_grades(lake, day, grades, settings)
+    result = write_plan(grade_frame, lake, day, cap, out, seed=seed, policy=chosen_policy, inspectors=pool,
+                        grades_source=source, store_file=settings.store_file if store else None,
+                        capacity_source=cap_source)
+    for warning in result.warnings:
+        _err(f"warning: {warning}")
+    _err(f"wrote {result.scheduled.height} scheduled inspections ({result.plan.height} listed) to {out}")
+    _print_summary(result)
+
+
+def _replay(meta_file: Path, out: Path | None) -> None:
+    """Redo a plan from its meta file and compare the list with the recorded digest."""
+    import polars as pl
+
+    from riskengine.lake import load_tables
+    from riskengine.planning import grades_digest, make_plan, plan_digest, write_plan_files
+    from riskengine.policy import load_policy, parse_policy
+
+    try:
+        meta = json.loads(Path(meta_file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{meta_file}: not a plan meta file: {exc}") from None
+    source = meta.get("grades_source", {})
+    grades_path = source.get("snapshot") or source.get("path")
+    if not grades_path:
+        raise FatalInputError(f"{meta_file}: no grades file recorded; cannot replay")
+    grade_frame = read_grades_file(Path(grades_path))
+    if grades_digest(grade_frame) != meta["grades_digest"]:
+        raise FatalInputError(f"{grades_path}: the grades changed since the plan was made "
+                              f"(digest {grades_digest(grade_frame)} ≠ {meta['grades_digest']})")
+    text = meta.get("policy_toml")
+    chosen = parse_policy(text, "policy (from meta)") if text else load_policy(Path(meta["policy_source"]))
+    if chosen.digest != meta["policy_digest"]:
+        raise FatalInputError(f"{meta_file}: the policy differs from the one recorded "
+                              f"({meta['policy_version']})")
+    pool = pl.DataFrame(meta["inspectors"]) if meta.get("inspectors") else None
+    result = make_plan(grade_frame, load_tables(Path(meta["lake"])), date.fromisoformat(meta["as_of"]),
+                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool)
+    same = plan_digest(result.plan) == meta["plan_digest"]
+    if out is not None:
+        result.meta.update({k: meta[k] for k in ("grades_source", "lake", "policy_toml") if k in meta})
+        write_plan_files(result, out)
+        _err(f"wrote the replayed plan to {out}")
+    if not same:
+        raise RiskEngineError(f"replay of {meta_file} gives a different list (the lake changed?)")
+    _err(f"replay of {meta_file}: identical list ({result.scheduled.height} scheduled inspections)")
+
+
+# --- simulate-policy --------------------------------------------------------------------------
+
+
+@app.command("simulate-policy")
+def simulate_policy(
+    city: Annotated[Path, typer.Option(help="a synthetic city from `riskengine generate` (with _truth/)")],
+    capacity: Annotated[int, typer.Option(help="inspections a month, city-wide, the same for every policy")],
+    scores: Annotated[Path | None, typer.Option(
+        help="grades file from `riskengine score` (as_of at the start of the year); without it, stand-in "
+             "grades derived from the ground truth with --noise (a demonstration, not a model)")] = None,
+    year: Annotated[int | None, typer.Option(help="test year (default: the truth's last full year)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of every random choice of the simulation")] = 0,
+    policy: Annotated[Path | None, typer.Option(help="policy TOML (default: the configured policy)")] = None,
+    noise: Annotated[float, typer.Option(help="sd of the noise on truth-derived grades (logit scale)")] = 0.5,
+    out: Annotated[Path | None, typer.Option(help="write the results as JSON here (and a PNG chart "
+                                             "beside it, same name .png)")] = None,
+) -> None:
+    """Compare uniform random, grade-differentiated and top-k supervision at equal capacity."""
+    import polars as pl
+
+    from riskengine.policy import load_policy
+    from riskengine.simulate import (
+        default_year,
+        grades_from_truth,
+        read_source_table,
+        read_truth,
+        simulate_policies,
+    )
+
+    truth = read_truth(city)
+    enterprises = read_source_table(city, "enterprises")
+    if enterprises is None:
+        raise FatalInputError(f"{city}: no enterprises.csv or enterprises.parquet")
+    chosen_year = year or default_year(truth)
+    active = enterprises.filter(pl.col("status") == "active")
+    if scores is not None:
+        grades = read_grades_file(scores)
+        if "sector" not in grades.columns:
+            grades = grades.join(enterprises.select("enterprise_id", "sector"), on="enterprise_id")
+        source = str(scores)
+    else:
+        grades = grades_from_truth(truth, active, date(chosen_year, 1, 1), noise=noise, seed=seed)
+        source = f"ground truth + noise {noise} (stand-in, not a model)"
+        _err(f"grades: derived from the ground truth with noise sd {noise} — a stand-in, not a model")
+    grades = grades.join(active.select("enterprise_id"), on="enterprise_id")
+    history = read_source_table(city, "inspections")
+    result = simulate_policies(grades, truth, chosen_year, capacity, load_policy(policy), seed=seed,
+                               history=history)
+    result.meta["grades"] = source
+    result.meta["city"] = str(Path(city).resolve())
+    _print_simulation(result)
+    if out is not None:
+        from riskengine.planning import _atomic_write
+
+        text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str)
+        _atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        png = out.with_suffix(".png")
+        _atomic_write(png, lambda tmp: _simulation_png(result, tmp))
+        _err(f"wrote {out} and {png}")
+    else:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+
+
+def _print_simulation(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    meta = result.meta
+    table = Table(title=f"supervision policies at equal capacity: {meta['capacity_per_month']} inspections a "
+                        f"month, {meta['year']}, {meta['enterprises']} enterprises")
+    columns = [("policy", "policy"), ("inspections", "inspections"),
+               ("findings /100 (expected)", "expected_findings_per_100"),
+               ("findings /100 (realised)", "realised_findings_per_100"),
+               ("adverse found", "adverse_found_share"), ("from random draws", "random_share"),
+               ("min annual P(inspected)", "min_annual_probability"), ("lift vs uniform", "lift_vs_uniform")]
+    for label, _ in columns:
+        table.add_column(label, justify="left" if label == "policy" else "right")
+    for row in result.policies.iter_rows(named=True):
+        cells = []
+        for _, key in columns:
+            value = row[key]
+            if key in ("adverse_found_share", "random_share", "min_annual_probability"):
+                cells.append(f"{value:.1%}")
+            elif isinstance(value, float):
+                cells.append(f"{value:.2f}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    verdict = "met" if meta["target_met"] else "NOT met"
+    targets = meta["targets"]
+    table.caption = (f"target (graded ≥ {targets['lift']:.0f}× uniform per inspection, every enterprise "
+                     f"≥ {targets['min_annual_probability']:.0%} a year): {verdict}")
+    Console().print(table)
+    coverage = Table(title="inspection coverage per grade (share of the grade inspected at least once)")
+    coverage.add_column("policy")
+    for grade in ("A", "B", "C", "D"):
+        coverage.add_column(grade, justify="right")
+    for (policy,), part in result.coverage.group_by("policy", maintain_order=True):
+        shares = dict(zip(part["grade"].to_list(), part["inspected_share"].to_list(), strict=True))
+        coverage.add_row(str(policy), *(f"{shares.get(g, 0.0):.1%}" for g in ("A", "B", "C", "D")))
+    Console().print(coverage)
+
+
+def _simulation_png(result: Any, path: Path) -> None:
+    """Bar chart: expected findings per 100 inspections and share from random draws, per policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result.policies.to_dicts()
+    names = [r["policy"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.bar(names, [r["expected_findings_per_100"] for r in rows], color=["#999999", "#2F6EBA", "#C0504D"])
+    left.set_title("Adverse findings per 100 inspections")
+    right.bar(names, [100 * r["random_share"] for r in rows], color=["#999999", "#2F6EBA", "#C0504D"])
+    right.set_title("Outcomes from random draws (%)")
+    right.set_ylim(0, 105)
+    fig.suptitle(f"{result.meta['year']}, {result.meta['capacity_per_month']} inspections a month")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=120)
+    plt.close(fig)
