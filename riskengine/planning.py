@@ -635,6 +635,9 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.close(handle)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -643,6 +646,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 # Excel headers and display values in Chinese (officers read the workbook), English after a slash.
 EXCEL_COLUMNS: dict[str, tuple[str, int]] = {
+    "district": ("区县 District", 9),
     "rank": ("序号 Rank", 7),
     "enterprise_id": ("统一社会信用代码 USCC", 22),
     "name": ("企业名称 Name", 30),
