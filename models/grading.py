@@ -271,7 +271,7 @@ def apply_grading(
         .alias("fired")
     ) if rules else pl.DataFrame({"fired": [[] for _ in range(n)]}, schema={"fired": pl.List(pl.String)})
     return pl.DataFrame({
-        "model_grade": pl.Series(letters[model_idx], dtype=pl.String),
-        "grade": pl.Series(letters[final_idx], dtype=pl.String),
-        "rule": pl.Series(rule_id, dtype=pl.String),
+        "model_grade": pl.Series(letters[model_idx].tolist(), dtype=pl.String),
+        "grade": pl.Series(letters[final_idx].tolist(), dtype=pl.String),
+        "rule": pl.Series(rule_id.tolist(), dtype=pl.String),
     }).with_columns(fired["fired"])

@@ -15,6 +15,7 @@ enterprise did, and scoring holds them at a neutral value anyway.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -80,11 +81,21 @@ def _spec_texts(catalog: Mapping[str, Any] | None, code: str) -> tuple[str | Non
     return getattr(spec, "text_zh", None), getattr(spec, "text_en", None)
 
 
+_PLACEHOLDER = re.compile(r"\{value(?:![rsa])?(?::[^{}]*)?\}")
+
+
 def format_fact(template: str | None, code: str, value: Any, lang: str) -> str:
-    """The catalog sentence with the enterprise's value; a plain ``code = value`` if that fails."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        shown = "无记录" if lang == "zh" else "no record"
-        return f"{code}：{shown}" if lang == "zh" else f"{code}: {shown}"
+    """The catalog sentence with the enterprise's value; a plain ``code = value`` if that fails.
+
+    A missing value (e.g. a failure rate with no inspections) keeps the sentence, with a dash for the
+    number and "(无记录)" / "(no record)" after it.
+    """
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    if missing:
+        note = "（无记录）" if lang == "zh" else " (no record)"
+        if template and _PLACEHOLDER.search(template):
+            return _PLACEHOLDER.sub("—", template) + note
+        return f"{code}{note}"
     if template:
         try:
             return template.format(value=value)

@@ -374,7 +374,7 @@ def _latest_before(store: Any, as_of: date) -> pl.DataFrame | None:
 
 
 def read_grades(path: Path) -> pl.DataFrame:
-    """A grades file written by ``riskengine score`` (Parquet, CSV or Excel) — for ``--previous``."""
+    """A grades file written by ``riskengine score`` (Parquet or CSV) — for ``--previous``."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such grades file")
@@ -384,10 +384,8 @@ def read_grades(path: Path) -> pl.DataFrame:
             frame = pl.read_parquet(path)
         elif suffix == ".csv":
             frame = pl.read_csv(path, infer_schema_length=0)
-        elif suffix == ".xlsx":
-            frame = pl.read_excel(path).rename({v: k for k, v in HEADERS_ZH.items()}, strict=False)
         else:
-            raise UsageError(f"{path}: grades file must end .parquet, .csv or .xlsx")
+            raise UsageError(f"{path}: a previous grades file must end .parquet or .csv")
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise UsageError(f"{path}: cannot read grades ({exc})") from exc
     missing = [c for c in ("enterprise_id", "grade") if c not in frame.columns]

@@ -127,4 +127,10 @@ def test_enterprise_with_nothing_raising_risk_has_no_reasons():
 def test_feature_without_template_is_shown_as_code_and_value():
     assert format_fact(None, "x__y", 2.5, "en") == "x__y = 2.5"
     assert format_fact("{value:.0f} things", "x__y", "text", "en") == "x__y = text"
-    assert format_fact("{value:.0f} things", "x__y", None, "zh") == "x__y：无记录"
+
+
+def test_missing_value_keeps_the_sentence_and_says_no_record():
+    assert format_fact("距上次检查{value:.0f}天", "d", None, "zh") == "距上次检查—天（无记录）"
+    nan = float("nan")
+    assert format_fact("{value:.0%} of tests failed", "r", nan, "en") == "— of tests failed (no record)"
+    assert format_fact(None, "x__y", None, "en") == "x__y (no record)"
