@@ -70,22 +70,22 @@ class Sector:
 
 
 SECTORS: tuple[Sector, ...] = (
-    Sector("wire_cable", 0.012, "电缆", "3831", 0.5, 0.02, 0.45, "production_license",
+    Sector("wire_cable", 0.012, "电缆", "3831", 0.7, 0.03, 0.45, "production_license",
            ("电线电缆", "聚氯乙烯绝缘电线", "交联聚乙烯电力电缆", "控制电缆")),
-    Sector("fire_products", 0.008, "消防器材", "3595", 0.6, 0.02, 0.45, "ccc",
+    Sector("fire_products", 0.008, "消防器材", "3595", 0.8, 0.03, 0.45, "ccc",
            ("手提式灭火器", "点型感烟火灾探测器", "消防水带", "消防应急照明灯具")),
-    Sector("food_related", 0.015, "包装制品", "2927", 0.4, 0.03, 0.35, "food_contact",
+    Sector("food_related", 0.015, "包装制品", "2927", 0.6, 0.04, 0.35, "food_contact",
            ("食品用塑料包装容器", "一次性塑料餐饮具", "食品用纸包装", "不锈钢餐具")),
-    Sector("catering", 0.17, "餐饮管理", "6210", 0.3, 0.10, 0.0, "food_business"),
-    Sector("food_production", 0.025, "食品", "1499", 0.35, 0.06, 0.50, "food_production",
+    Sector("catering", 0.17, "餐饮管理", "6210", 0.5, 0.15, 0.0, "food_business"),
+    Sector("food_production", 0.025, "食品", "1499", 0.5, 0.08, 0.50, "food_production",
            ("糕点", "食用植物油", "肉制品", "饮料", "调味品")),
-    Sector("retail", 0.30, "商贸", "5299", -0.1, 0.08),
-    Sector("wholesale", 0.10, "贸易", "5199", -0.3, 0.03),
-    Sector("manufacturing", 0.08, "机械制造", "3499", 0.1, 0.02, 0.08, None,
+    Sector("retail", 0.30, "商贸", "5299", 0.0, 0.12),
+    Sector("wholesale", 0.10, "贸易", "5199", -0.4, 0.04),
+    Sector("manufacturing", 0.08, "机械制造", "3499", 0.2, 0.03, 0.08, None,
            ("五金工具", "电动自行车", "家用电器", "儿童玩具")),
-    Sector("services", 0.225, "信息咨询", "7239", -0.6, 0.03),
-    Sector("construction_materials", 0.035, "建材", "3021", 0.3, 0.02),
-    Sector("accommodation", 0.03, "酒店管理", "6110", 0.0, 0.06),
+    Sector("services", 0.225, "信息咨询", "7239", -0.9, 0.05),
+    Sector("construction_materials", 0.035, "建材", "3021", 0.4, 0.03),
+    Sector("accommodation", 0.03, "酒店管理", "6110", 0.1, 0.08),
 )
 SECTOR_KEYS = tuple(s.key for s in SECTORS)
 
@@ -248,9 +248,9 @@ def _make_world(n: int, rng: np.random.Generator, start: date, end: date) -> _Wo
     static = (
         _BASE_LOGIT
         + np.array([s.risk for s in SECTORS])[sector]
-        - 0.25 * size_z
+        - 0.4 * size_z
         + rep_effect
-        + rng.normal(0.0, 1.1, n)  # persistent individual propensity
+        + rng.normal(0.0, 1.0, n)  # persistent individual propensity
     )
     return _World(n, ids, district, sector, est_day, capital, rep, static.astype(np.float32))
 
@@ -395,13 +395,13 @@ def simulate_city(
 
     for t in range(n_months):
         age_years = (t - est_month) / 12.0
-        logit = w.static_logit + 0.6 * np.exp(-np.maximum(age_years, 0) / 1.5) + drift + shock - deter
+        logit = w.static_logit + 0.9 * np.exp(-np.maximum(age_years, 0) / 2.0) + drift + shock - deter
         exists = (est_month <= t) & (exit_month >= t)
         truth[exists, t] = _sigmoid(logit[exists])
         alive = (est_month < t) & (exit_month > t)
 
         # Complaints rise steeply with the latent risk.
-        lam = np.where(alive, sec_complaints * np.exp(0.9 * (logit - _BASE_LOGIT)), 0.0)
+        lam = np.where(alive, sec_complaints * np.exp(1.1 * (logit - _BASE_LOGIT)), 0.0)
         k = rng.poisson(np.minimum(lam, 3.0))
         e = np.repeat(np.nonzero(k)[0], k[k > 0])
         subst = rng.random(len(e)) < 0.2 + 0.6 * _sigmoid(logit[e])
