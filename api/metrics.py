@@ -1,0 +1,103 @@
+"""Prometheus metrics and the request observer (metrics + audit for every request, in one pass).
+
+The observer is a plain ASGI middleware (no per-request task or body buffering): it notes the
+response status, then records the request's count and latency by route template, and for every
+``/v1`` request an audit entry — who (the key that authenticated, or the key id a refused request
+claimed), what (the route's action and the path), when, and the status, refused requests included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from riskengine.audit import make_entry
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The service's metrics, in their own registry (several apps may live in one test process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("riskengine_http_requests", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("riskengine_http_request_duration_seconds", "HTTP request latency",
+                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.grades_served = Counter("riskengine_grades_served", "enterprise grades returned to clients",
+                                     ["endpoint"], registry=self.registry)
+        self.model_info = Gauge("riskengine_model_info", "the model version behind the served grades",
+                                ["version"], registry=self.registry)
+        self.grades_loaded = Gauge("riskengine_grades_loaded", "enterprises in the served grades",
+                                   registry=self.registry)
+        self.audit_pending = Gauge("riskengine_audit_pending", "audit entries waiting to be written",
+                                   registry=self.registry)
+
+    def set_snapshot(self, model_version: str | None, n_grades: int) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version=model_version or "none").set(1)
+        self.grades_loaded.set(n_grades)
+
+    def watch_audit(self, pending: Callable[[], int]) -> None:
+        self.audit_pending.set_function(pending)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ObserveMiddleware:
+    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, seconds: float) -> None:
+        service = getattr(scope["app"].state, "service", None)
+        if service is None:
+            return
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        service.metrics.observe(scope["method"], template, status, seconds)
+        path: str = scope["path"]
+        if not path.startswith("/v1/"):
+            return
+        state: dict[str, Any] = scope.get("state") or {}
+        principal = state.get("principal")
+        query = scope.get("query_string", b"").decode("latin-1")
+        service.audit.record(make_entry(
+            getattr(route, "name", None) or "unmatched",
+            resource=path + (f"?{query}" if query else ""),
+            status=status,
+            key_id=principal.key_id if principal else state.get("claimed_key_id"),
+            key_name=principal.name if principal else None,
+            role=principal.role if principal else None,
+            detail=state.get("audit_detail"),
+        ))

@@ -1,0 +1,164 @@
+"""One enterprise: its served grade, the explanation, the history, and credit-office overrides."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import EnterpriseId, ExplanationReader, GradeReader, Now, Overrider, ServiceDep, SnapshotDep
+from api.problems import Problem, not_found, problem_docs
+from api.schemas import (
+    EnterpriseGrade,
+    Explanation,
+    Frequency,
+    History,
+    HistoryItem,
+    OverrideIn,
+    OverrideOut,
+    Reason,
+)
+from api.state import Snapshot
+from riskengine.store import Override
+
+router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
+
+LANGUAGES = ("zh", "en")
+
+
+def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot) -> EnterpriseGrade:
+    """The served grade: the override's grade while one is in force, the engine's grades beside it."""
+    grade = override.grade if override else row["grade"]
+    ratio, minimum = snapshot.frequency(row["sector"], grade)
+    return EnterpriseGrade(
+        enterprise_id=row["enterprise_id"], name=row["name"], district=row["district"], sector=row["sector"],
+        as_of=row["as_of"], grade=grade, scored_grade=row["grade"], model_grade=row["model_grade"],
+        rule=row["rule"], score=row["score"], probability=row["probability"],
+        frequency=Frequency(ratio=ratio, min_per_year=minimum), model_version=row["model_version"],
+        override=(OverrideOut(**{k: getattr(override, k) for k in OverrideOut.model_fields})
+                  if override else None),
+    )
+
+
+def scoped_row(snapshot: Snapshot, principal: Any, enterprise_id: str) -> dict[str, Any]:
+    """The enterprise's row if it exists and is in the caller's scope; the same 404 otherwise."""
+    row = snapshot.row(enterprise_id)
+    if row is None or not principal.sees(row["district"], row["sector"]):
+        raise not_found("graded enterprise")
+    return row
+
+
+def pick_language(accept_language: str | None) -> str:
+    """zh or en from an Accept-Language header (highest q wins; Chinese by default, for officers)."""
+    best, best_q = "zh", -1.0
+    for part in (accept_language or "").split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        tag = pieces[0].lower().split("-")[0]
+        q = 1.0
+        for p in pieces[1:]:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        if tag in LANGUAGES and q > best_q:
+            best, best_q = tag, q
+    return best
+
+
+@router.get("/{enterprise_id}", name="read_grade", response_model=EnterpriseGrade,
+            summary="The served grade of an enterprise",
+            responses=problem_docs(401, 403, 404, 422))
+async def get_enterprise(
+    request: Request, principal: GradeReader, enterprise_id: EnterpriseId, snapshot: SnapshotDep,
+    service: ServiceDep, now: Now,
+) -> EnterpriseGrade:
+    """Grade, score, probability, supervision frequency, as_of, model version and any override in force."""
+    row = scoped_row(snapshot, principal, enterprise_id)
+    view = grade_view(row, service.overrides.active(enterprise_id, now.date()), snapshot)
+    service.metrics.grades_served.labels("enterprise").inc()
+    request.state.audit_detail = f"grade={view.grade}"
+    return view
+
+
+@router.get("/{enterprise_id}/explanation", name="read_explanation",
+            response_model=Explanation,
+            summary="Why an enterprise has its grade", responses=problem_docs(401, 403, 404, 422))
+async def get_explanation(
+    request: Request, response: Response, principal: ExplanationReader, enterprise_id: EnterpriseId,
+    snapshot: SnapshotDep,
+    accept_language: Annotated[str | None, Header(description="zh (default) or en")] = None,
+) -> Explanation:
+    """The top reasons (signed contributions and texts in the requested language) and the hard rule."""
+    row = scoped_row(snapshot, principal, enterprise_id)
+    lang = pick_language(accept_language)
+    reasons = [
+        Reason(code=r["code"], contribution=r["contribution"], text=r[f"text_{lang}"] or r["text_zh"] or "")
+        for r in (row["reasons"] or [])
+    ]
+    rule_text = None
+    if row["rule"]:
+        rule_text = (next((r.text for r in reasons if r.code == row["rule"]), None)
+                     or _rule_text(row["rule"], lang))
+    response.headers["Content-Language"] = lang
+    request.state.audit_detail = f"grade={row['grade']} lang={lang}"
+    return Explanation(
+        enterprise_id=enterprise_id, as_of=row["as_of"], language=lang, grade=row["grade"],  # type: ignore[arg-type]
+        model_grade=row["model_grade"], rule=row["rule"], rule_text=rule_text, reasons=reasons,
+        model_version=row["model_version"],
+    )
+
+
+def _rule_text(rule: str, lang: str) -> str | None:
+    try:
+        from models.grading import HARD_RULES
+    except ImportError:
+        return None
+    for r in HARD_RULES:
+        if r.id == rule:
+            return r.text_zh if lang == "zh" else r.text_en
+    return None
+
+
+@router.get("/{enterprise_id}/history", name="read_history",
+            response_model=History, summary="Grades over past as_of dates",
+            responses=problem_docs(401, 403, 404, 422, 503))
+async def get_history(
+    request: Request, principal: GradeReader, enterprise_id: EnterpriseId, snapshot: SnapshotDep,
+    service: ServiceDep,
+) -> History:
+    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of)."""
+    history = await run_in_threadpool(service.store.grade_history, enterprise_id)
+    latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
+    if latest is None or not principal.sees(latest["district"], latest["sector"]):
+        raise not_found("graded enterprise")
+    service.metrics.grades_served.labels("history").inc(history.height)
+    request.state.audit_detail = f"rows={history.height}"
+    return History(enterprise_id=enterprise_id, items=[HistoryItem(**r) for r in history.select(
+        list(HistoryItem.model_fields)).to_dicts()])
+
+
+@router.post("/{enterprise_id}/override", name="override_grade",
+             response_model=EnterpriseGrade, status_code=201,
+             summary="Override an enterprise's grade (credit office)",
+             responses=problem_docs(401, 403, 404, 422, 503))
+def post_override(
+    request: Request, principal: Overrider, enterprise_id: EnterpriseId, body: OverrideIn,
+    snapshot: SnapshotDep, service: ServiceDep, now: Now,
+) -> EnterpriseGrade:
+    """Set the served grade until ``expires_on`` (reason required); the engine's grades stay visible."""
+    row = scoped_row(snapshot, principal, enterprise_id)
+    today = now.date()
+    reason = body.reason.strip()
+    if not reason:
+        raise Problem(422, "reason: an override needs a reason")
+    longest = service.settings.service.max_override_days
+    if not today < body.expires_on <= today + timedelta(days=longest):
+        raise Problem(422, f"expires_on must be after today ({today}) and at most {longest} days ahead; "
+                           f"got {body.expires_on}")
+    override = service.overrides.add(enterprise_id, body.grade, reason, body.expires_on, principal.actor, now)
+    request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
+                                  f"{reason}")
+    return grade_view(row, override, snapshot)

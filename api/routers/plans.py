@@ -1,0 +1,100 @@
+"""The monthly inspection plan, per district: JSON pages, or the whole list as CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from api.deps import PlanReader, ServiceDep, SnapshotDep
+from api.problems import Problem, problem_docs
+from api.schemas import PlanPage
+from riskengine.errors import NotFoundError
+
+router = APIRouter(prefix="/v1", tags=["plans"])
+
+
+def flat_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested columns as text: reasons as their Chinese sentences joined by '；', others as JSON."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.List):
+            inner = dtype.inner
+            if isinstance(inner, pl.Struct) and "text_zh" in [f.name for f in inner.fields]:
+                exprs.append(col.list.eval(pl.element().struct.field("text_zh")).list.join("；").alias(name))
+            elif isinstance(inner, pl.Struct | pl.List):
+                exprs.append(col.list.eval(pl.element().cast(pl.String, strict=False)).list.join("; ")
+                             .alias(name))
+            else:
+                exprs.append(col.cast(pl.List(pl.String)).list.join("; ").alias(name))
+        elif isinstance(dtype, pl.Struct):
+            exprs.append(col.struct.json_encode().alias(name))
+        else:
+            exprs.append(col)
+    return frame.select(exprs)
+
+
+def _json_safe(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    floats = [n for n, t in frame.schema.items() if t in (pl.Float32, pl.Float64)]
+    if floats:  # NaN is not JSON
+        frame = frame.with_columns([pl.col(c).fill_nan(None) for c in floats])
+    return frame.to_dicts()
+
+
+@router.get(
+    "/inspection-plan",
+    name="read_plan",
+    response_model=PlanPage,
+    summary="The inspection plan of a period, by district",
+    responses={**problem_docs(401, 403, 404, 422),
+               200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                     "description": "a page of the plan (JSON) or, with Accept: text/csv, every row"}},
+)
+def get_inspection_plan(
+    request: Request,
+    principal: PlanReader,
+    snapshot: SnapshotDep,
+    service: ServiceDep,
+    district: Annotated[str | None, Query(max_length=64, description="default: every district you may see")]
+    = None,
+    period: Annotated[str | None, Query(max_length=32, description="e.g. 2026-01; default: the latest")]
+    = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int | None, Query(ge=1)] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Plan rows in rank order. JSON is paginated (``page``, ``page_size``); ``Accept: text/csv`` returns
+    every matching row as CSV (UTF-8 with BOM, so Excel shows the Chinese text)."""
+    size = page_size or service.settings.service.page_size
+    if size > service.settings.service.max_page_size:
+        raise Problem(422, f"page_size must be at most {service.settings.service.max_page_size}; got {size}")
+    try:
+        plan = snapshot.plan(service.store, period)
+    except NotFoundError:
+        raise Problem(404, "no plan for this period is available to you") from None
+    rows = plan.rows
+    if "district" in rows.columns:
+        if district is not None:
+            if not principal.sees(district, None) and principal.role != "credit_office":
+                raise Problem(404, "no plan for this district is available to you")
+            rows = rows.filter(pl.col("district") == district)
+        elif principal.role == "inspector":
+            rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
+    elif principal.role != "credit_office":
+        rows = rows.clear()  # a plan without districts cannot be scoped
+    if "rank" in rows.columns:
+        sort_by = [c for c in ("district", "rank") if c in rows.columns]
+        rows = rows.sort(sort_by)
+    request.state.audit_detail = f"period={plan.period} rows={rows.height}"
+    if accept and "text/csv" in accept.lower():
+        body = flat_for_csv(rows).write_csv(include_bom=True)
+        name = f"plan-{plan.period}{'-' + district if district else ''}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    start = (page - 1) * size
+    return PlanPage(
+        period=plan.period, as_of=plan.as_of, district=district, total=rows.height, page=page,
+        page_size=size, items=_json_safe(rows.slice(start, size)), meta=plan.meta,
+    )

@@ -1,0 +1,198 @@
+"""Request and response bodies of the API (pydantic models; they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Grade = Literal["A", "B", "C", "D"]
+Role = Literal["inspector", "credit_office", "sector", "admin"]
+
+
+class ProblemDetails(BaseModel):
+    """An error (RFC 9457 problem details)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Frequency(BaseModel):
+    """Supervision frequency of the enterprise's stratum (sector × served grade)."""
+
+    ratio: float = Field(description="annual share of the stratum drawn for 双随机 random inspections")
+    min_per_year: int = Field(description="minimum inspections a year")
+
+
+class OverrideOut(BaseModel):
+    """A credit-office override in force."""
+
+    override_id: int
+    grade: Grade
+    reason: str
+    expires_on: date = Field(description="the override stops applying on this day")
+    created_by: str
+    created_at: datetime
+
+
+class EnterpriseGrade(BaseModel):
+    """The served grade of one enterprise."""
+
+    enterprise_id: str
+    name: str | None
+    district: str | None
+    sector: str | None
+    as_of: date
+    grade: Grade = Field(description="the served grade: the override's while one is in force")
+    scored_grade: Grade = Field(description="the engine's grade (model grade after hard rules)")
+    model_grade: Grade = Field(description="the model's grade before hard rules")
+    rule: str | None = Field(description="the hard rule that set the scored grade, if any")
+    score: int = Field(ge=0, le=1000, description="0–1000, higher is riskier")
+    probability: float = Field(description="calibrated probability of an adverse outcome in the horizon")
+    frequency: Frequency | None
+    model_version: str | None
+    override: OverrideOut | None
+
+
+class Reason(BaseModel):
+    code: str
+    contribution: float | None = Field(description="signed SHAP contribution on the log-odds scale; "
+                                                   "null for a hard rule")
+    text: str
+
+
+class Explanation(BaseModel):
+    """Why the enterprise has its grade, in the requested language."""
+
+    enterprise_id: str
+    as_of: date
+    language: Literal["zh", "en"]
+    grade: Grade
+    model_grade: Grade
+    rule: str | None
+    rule_text: str | None
+    reasons: list[Reason]
+    model_version: str | None
+
+
+class HistoryItem(BaseModel):
+    as_of: date
+    grade: Grade
+    model_grade: Grade
+    rule: str | None
+    score: int
+    probability: float
+    model_version: str | None
+
+
+class History(BaseModel):
+    enterprise_id: str
+    items: list[HistoryItem]
+
+
+class PlanPage(BaseModel):
+    """One page of the inspection plan (rows are the planner's columns)."""
+
+    period: str
+    as_of: date | None
+    district: str | None
+    total: int
+    page: int
+    page_size: int
+    items: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+
+class EnterpriseSummary(BaseModel):
+    enterprise_id: str
+    name: str | None
+    district: str | None
+    sector: str | None
+    grade: Grade
+    score: int
+    frequency: Frequency | None
+
+
+class SectorPage(BaseModel):
+    sector: str
+    as_of: date
+    items: list[EnterpriseSummary]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+
+
+class ScoreRequest(BaseModel):
+    """What-if scoring: either enterprise ids (scored fresh from the lake at the served as_of) or
+    feature rows (``family__feature`` → value; features not given take the catalog's no-event value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enterprise_ids: list[str] | None = None
+    features: list[dict[str, float | int | str | bool | None]] | None = None
+    as_of: date | None = Field(None, description="default: the as_of of the served grades")
+
+
+class ScoredItem(BaseModel):
+    enterprise_id: str
+    probability: float
+    score: int
+    grade: Grade
+    model_grade: Grade
+    rule: str | None
+    reasons: list[dict[str, Any]]
+
+
+class ScoreResponse(BaseModel):
+    as_of: date
+    model_version: str
+    items: list[ScoredItem]
+    not_found: list[str] = Field(default_factory=list)
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grade: Grade
+    reason: str = Field(min_length=1, max_length=2000, description="required; kept in the audit log")
+    expires_on: date = Field(description="first day the override no longer applies (after today)")
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    districts: list[str] = Field(default_factory=list, max_length=100)
+    sector: str | None = None
+    name: str | None = Field(None, max_length=200)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    name: str | None
+    role: str
+    districts: list[str]
+    sector: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the bearer token; shown only in this response")
+
+
+class ReloadOut(BaseModel):
+    as_of: date | None
+    grades: int
+    model_version: str | None
+    loaded_at: datetime
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    as_of: date | None
+    grades: int
+    model_version: str | None

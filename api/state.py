@@ -1,0 +1,286 @@
+"""What the service holds in memory, and how it is swapped on reload.
+
+``Snapshot`` is an immutable view of the latest grades (sorted by enterprise id, with a NumPy index
+for O(log n) lookups — 2,000,000 ids cost ~40 MB as fixed-width bytes, far less than a dict), the
+champion model and the supervision policy. ``Service`` owns the store, the key ring, the override
+book, the audit writer and metrics, and one reference to the current snapshot: a request reads that
+reference once and uses the same snapshot to the end; ``reload`` builds a complete new snapshot and
+then replaces the reference, so requests in flight finish on the old one and none fail.
+
+Keys and overrides are not part of the snapshot: they change through their own endpoints (and CLI
+commands) and are refreshed from the store in the background every ``key_refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from riskengine.audit import AuditWriter
+from riskengine.config import Settings
+from riskengine.errors import NotFoundError
+from riskengine.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+
+if TYPE_CHECKING:
+    from api.metrics import Metrics
+    from models.artifact import CreditModel
+    from riskengine.policy import Policy
+
+log = logging.getLogger(__name__)
+
+ModelLoader = Callable[[Settings], "CreditModel | None"]
+PolicyLoader = Callable[[Settings], "Policy"]
+
+
+def load_champion_or_none(settings: Settings) -> CreditModel | None:
+    """The champion model, or None (grades are still served; what-if scoring answers 503)."""
+    from models.registry import load_model
+
+    from riskengine.errors import RiskEngineError
+
+    try:
+        return load_model("champion", settings=settings)
+    except RiskEngineError as exc:
+        log.warning("no champion model loaded (%s); POST /v1/score will answer 503", exc)
+        return None
+
+
+def load_default_policy(settings: Settings) -> Policy:
+    from riskengine.policy import load_policy
+
+    return load_policy(settings.policy_path)
+
+
+def _id_index(ids: pl.Series) -> np.ndarray:
+    """Sorted ids as fixed-width UTF-8 bytes (byte order = Polars' string sort order)."""
+    if ids.len() == 0:
+        return np.array([], dtype="S1")
+    return np.array([s.encode("utf-8") for s in ids.to_list()])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The latest grades, model and policy, as one immutable unit."""
+
+    grades: pl.DataFrame
+    index: np.ndarray
+    as_of: date | None
+    model: CreditModel | None
+    policy: Policy
+    loaded_at: datetime
+    _plans: dict[str, PlanRecord] = field(default_factory=dict, repr=False)
+    _sectors: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def build(cls, grades: pl.DataFrame, model: CreditModel | None, policy: Policy) -> Snapshot:
+        grades = grades.sort("enterprise_id").rechunk()
+        as_of = grades["as_of"].max() if grades.height else None
+        return cls(grades, _id_index(grades["enterprise_id"]), as_of, model, policy,  # type: ignore[arg-type]
+                   utcnow())
+
+    @property
+    def model_version(self) -> str | None:
+        if self.model is not None:
+            return str(self.model.version)
+        if self.grades.height:
+            return self.grades["model_version"][0]
+        return None
+
+    def position(self, enterprise_id: str) -> int | None:
+        """Row number of an enterprise in ``grades``, or None."""
+        key = enterprise_id.encode("utf-8")
+        i = int(np.searchsorted(self.index, key))
+        if i < len(self.index) and self.index[i] == key:
+            return i
+        return None
+
+    def row(self, enterprise_id: str) -> dict[str, Any] | None:
+        """The grades row of an enterprise as a dict, or None."""
+        i = self.position(enterprise_id)
+        return None if i is None else self.grades.row(i, named=True)
+
+    def frequency(self, sector: str | None, grade: str) -> tuple[float, int]:
+        return self.policy.frequency(sector or "default", grade)
+
+    def sector_rows(self, sector: str) -> pl.DataFrame:
+        """The grades of one sector (cached per snapshot), sorted by enterprise id."""
+        with self._lock:
+            cached = self._sectors.get(sector)
+        if cached is None:
+            cached = self.grades.filter(pl.col("sector") == sector)
+            with self._lock:
+                self._sectors[sector] = cached
+        return cached
+
+    def plan(self, store: Store, period: str | None) -> PlanRecord:
+        """A stored plan (cached per snapshot; the latest period by default)."""
+        key = period or "\0latest"
+        with self._lock:
+            cached = self._plans.get(key)
+        if cached is None:
+            cached = store.plan(period)
+            with self._lock:
+                self._plans[key] = cached
+        return cached
+
+
+class KeyRing:
+    """The API keys, by key id, refreshed from the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._keys: dict[str, KeyRecord] = {}
+        self._lock = threading.Lock()
+        self._refreshed = 0.0
+
+    def refresh(self) -> None:
+        keys = {k.key_id: k for k in self.store.keys()}
+        with self._lock:
+            self._keys = keys
+            self._refreshed = time.monotonic()
+
+    def refresh_if_older_than(self, seconds: float) -> None:
+        """Refresh unless that happened recently (an unknown key may just have been created)."""
+        if time.monotonic() - self._refreshed >= seconds:
+            self.refresh()
+
+    def get(self, key_id: str) -> KeyRecord | None:
+        return self._keys.get(key_id)
+
+    def add(self, record: KeyRecord) -> None:
+        self.store.add_key(record)
+        with self._lock:
+            self._keys[record.key_id] = record
+
+    def revoke(self, key_id: str) -> KeyRecord:
+        record = self.store.revoke_key(key_id)
+        with self._lock:
+            self._keys[key_id] = record
+        return record
+
+    def all(self) -> list[KeyRecord]:
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.key_id))
+
+
+class OverrideBook:
+    """Grade overrides by enterprise id. Writes go to the store first, then to memory, under one
+    lock with refreshes, so an override saved during a refresh is never dropped from memory."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._by_id: dict[str, list[Override]] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self._lock:
+            by_id: dict[str, list[Override]] = {}
+            for o in self.store.overrides():
+                by_id.setdefault(o.enterprise_id, []).append(o)
+            self._by_id = by_id
+
+    def add(self, enterprise_id: str, grade: str, reason: str, expires_on: date, created_by: str,
+            created_at: datetime) -> Override:
+        with self._lock:
+            o = self.store.add_override(enterprise_id, grade, reason, expires_on, created_by, created_at)
+            self._by_id = {**self._by_id, enterprise_id: [*self._by_id.get(enterprise_id, []), o]}
+        return o
+
+    def active(self, enterprise_id: str, day: date) -> Override | None:
+        """The newest override of the enterprise in force on ``day``."""
+        for o in reversed(self._by_id.get(enterprise_id, ())):
+            if o.active_on(day):
+                return o
+        return None
+
+    def enterprise_ids(self) -> list[str]:
+        return list(self._by_id)
+
+
+class Service:
+    """The running service: store, keys, overrides, audit, metrics and the current snapshot."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        model_loader: ModelLoader = load_champion_or_none,
+        policy_loader: PolicyLoader = load_default_policy,
+    ) -> None:
+        from api.metrics import Metrics
+
+        self.settings = settings
+        self.store = store or Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
+        self.model_loader = model_loader
+        self.policy_loader = policy_loader
+        self.keys = KeyRing(self.store)
+        self.overrides = OverrideBook(self.store)
+        self.metrics: Metrics = Metrics()
+        self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick)
+        self._snapshot: Snapshot | None = None
+        self._reload_lock = threading.Lock()
+        self._started = False
+        self._last_refresh = time.monotonic()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            raise RuntimeError("service not started")
+        return self._snapshot
+
+    def build_snapshot(self) -> Snapshot:
+        """Load the latest grades, the champion model and the policy into a new snapshot."""
+        try:
+            grades = self.store.latest_grades()
+        except NotFoundError:
+            log.warning("the store has no grades yet; enterprise lookups answer 404 until reload")
+            grades = pl.DataFrame(schema=GRADES_SCHEMA)
+        model = self.model_loader(self.settings)
+        policy = self.policy_loader(self.settings)
+        return Snapshot.build(grades, model, policy)
+
+    def _publish(self, snap: Snapshot) -> None:
+        self._snapshot = snap  # one reference swap: atomic for readers
+        self.metrics.set_snapshot(snap.model_version, snap.grades.height)
+
+    def start(self) -> None:
+        """Load everything once (FastAPI lifespan) and start the audit thread."""
+        if self._started:
+            return
+        self.store.initialise()
+        self.keys.refresh()
+        self.overrides.refresh()
+        self._publish(self.build_snapshot())
+        self.metrics.watch_audit(lambda: self.audit.pending)
+        self.audit.start()
+        self._started = True
+
+    def reload(self) -> Snapshot:
+        """Build a new snapshot fully, then swap it in (in-flight requests keep the old one)."""
+        with self._reload_lock:
+            snap = self.build_snapshot()
+            self.keys.refresh()
+            self.overrides.refresh()
+            self._publish(snap)
+            return snap
+
+    def _tick(self) -> None:
+        """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds."""
+        if time.monotonic() - self._last_refresh >= self.settings.service.key_refresh_seconds:
+            self._last_refresh = time.monotonic()
+            self.keys.refresh()
+            self.overrides.refresh()
+
+    def close(self) -> None:
+        """Write every pending audit entry (FastAPI lifespan shutdown)."""
+        self.audit.close()
+        self._started = False
