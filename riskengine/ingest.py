@@ -18,6 +18,7 @@ Extra source columns are ignored (named in the report); the lake holds the contr
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ from riskengine import lake as lakes
 from riskengine.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
 from riskengine.errors import FatalInputError, RiskEngineError, UsageError
 from riskengine.progress import progress
-from riskengine.validate import ROW, RULES, empty_quarantine, validate_table
+from riskengine.validate import EXTRA, ROW, RULES, empty_quarantine, validate_table
 
 SOURCE_FORMATS = ("csv", "parquet")
 
@@ -46,7 +47,8 @@ class SourceFile:
     table: str
     path: Path
     fmt: str
-    columns: tuple[str, ...]  # header names as written (stripped of spaces)
+    header: tuple[str, ...]  # every header name, stripped of spaces
+    columns: tuple[str, ...]  # the header's contract columns
     ignored: tuple[str, ...]  # columns that are not in the contract
 
 
@@ -99,11 +101,16 @@ class IngestReport:
 def _header(path: Path, fmt: str) -> list[str]:
     try:
         if fmt == "csv":
-            names = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+            with open(path, encoding="utf-8-sig", newline="") as fh:  # -sig: Excel's UTF-8 BOM
+                names = next(csv.reader(fh), [])
         else:
             names = list(pl.read_parquet_schema(path))
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise FatalInputError(f"{path}: not UTF-8 (the contract requires UTF-8): {exc.reason}") from exc
+    except (pl.exceptions.PolarsError, OSError, csv.Error) as exc:
         raise FatalInputError(f"{path}: cannot read the header: {_first_line(exc)}") from exc
+    if not names:
+        raise FatalInputError(f"{path}: empty file (expected a header row)")
     return [n.strip() for n in names]
 
 
@@ -134,6 +141,9 @@ def find_sources(source: Path) -> dict[str, SourceFile]:
             continue
         path, fmt = present[0]
         header = _header(path, fmt)
+        repeated = sorted({c for c in header if header.count(c) > 1})
+        if repeated:
+            raise FatalInputError(f"{path}: header repeats column {', '.join(repeated)}")
         missing = [c for c in table.required_columns if c not in header]
         if missing:
             cols = ", ".join(missing)
@@ -142,7 +152,7 @@ def find_sources(source: Path) -> dict[str, SourceFile]:
             )
         known = set(table.column_names)
         found[name] = SourceFile(
-            table=name, path=path, fmt=fmt,
+            table=name, path=path, fmt=fmt, header=tuple(header),
             columns=tuple(c for c in header if c in known),
             ignored=tuple(c for c in header if c not in known),
         )
@@ -157,8 +167,14 @@ def read_source(src: SourceFile) -> pl.DataFrame:
     """
     try:
         if src.fmt == "csv":
-            frame = pl.read_csv(src.path, infer_schema=False, truncate_ragged_lines=True)
-            frame = frame.rename({c: c.strip() for c in frame.columns})
+            # One spare column catches fields beyond the header, so a ragged row is quarantined
+            # (validate.EXTRA) instead of being cut short silently or stopping the whole file.
+            names = [*src.header, EXTRA]
+            frame = pl.read_csv(
+                src.path, has_header=False, skip_rows=1, schema=dict.fromkeys(names, pl.String),
+                missing_columns="insert", truncate_ragged_lines=True,
+            )
+            return frame.select([*src.columns, EXTRA]).with_row_index(ROW, offset=1)
         else:
             frame = pl.read_parquet(src.path)
             frame = frame.rename({c: c.strip() for c in frame.columns})

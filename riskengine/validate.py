@@ -20,6 +20,9 @@ from riskengine.contract import EARLIEST_EVENT, USCC_ALPHABET, USCC_WEIGHTS, Col
 ROW = "__row"
 """Name of the 1-based data-row number column (the header is not counted)."""
 
+EXTRA = "__extra_fields"
+"""Name of the column that catches CSV fields beyond the header (a row with an unquoted comma)."""
+
 # Founding dates are not events: old state enterprises predate 1990, but a year before 1900 is a typo.
 EARLIEST_FOUNDING = date(1900, 1, 1)
 
@@ -41,6 +44,7 @@ RULES: dict[str, tuple[str, str]] = {
     "future_date": ("日期晚于导入日", "date is after the ingest day"),
     "too_early": ("日期早于允许的最早日期", "date is before the earliest allowed date"),
     "date_order": ("日期先后矛盾", "dates are in an impossible order"),
+    "bad_shape": ("字段数多于表头", "row has more fields than the header"),
     "bad_uscc": ("统一社会信用代码无效", "not a valid Unified Social Credit Code"),
     "unknown_reference": ("引用的记录不存在", "refers to a record that does not exist"),
     "duplicate_id": ("同一来源内编号重复且内容不同", "id repeated in this source with different content"),
@@ -72,6 +76,7 @@ class Check:
     rule: str
     bad: pl.Expr
     reason: pl.Expr
+    value: pl.Expr | None = None  # what to show as the value; the column's raw text by default
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ def validate_table(
     present = set(frame.columns)
     frame = frame.select(
         ROW,
+        (pl.col(EXTRA) if EXTRA in present else pl.lit(None, dtype=pl.String)).alias(EXTRA),
         *[
             (pl.col(c.name) if c.name in present else pl.lit(None, dtype=pl.String))
             .cast(pl.String).alias(f"__raw__{c.name}")
@@ -242,6 +248,10 @@ def validate_table(
         for check in column_checks(table, column, ingest_day=ingest_day, id_scheme=id_scheme)
     ]
     checks += row_checks(table) + reference_checks(table, known or {})
+    # The fields of a row with more fields than the header are misaligned: none of them can be trusted.
+    checks.append(Check("(row)", "bad_shape", pl.col(EXTRA).is_not_null(),
+                        pl.lit("row has more fields than the header (an unquoted comma?)"),
+                        value=pl.col(EXTRA)))
     flags = typed.with_columns(
         check.bad.fill_null(False).alias(f"__bad{i}") for i, check in enumerate(checks)
     )
@@ -253,7 +263,7 @@ def validate_table(
         bad_rows.filter(pl.col(f"__bad{i}")).select(
             pl.col(ROW).cast(pl.Int64).alias("row_number"),
             pl.lit(check.column).alias("column"),
-            raw(check.column).alias("value"),
+            (raw(check.column) if check.value is None else check.value).alias("value"),
             pl.lit(check.rule).alias("rule"),
             check.reason.cast(pl.String).alias("reason"),
         )

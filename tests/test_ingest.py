@@ -703,3 +703,34 @@ def test_cli_unknown_id_scheme_exits_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["ingest", str(source(tmp_path)), "--lake", str(tmp_path / "lake"), "--id-scheme", "tax"])
     assert exit_info.value.code == 2
+
+
+# --- malformed files ---------------------------------------------------------------------------------
+
+
+def test_row_with_more_fields_than_the_header_is_quarantined_whole(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    header = ",".join(inspection())
+    good = ",".join(inspection("I1").values())
+    ragged = ",".join(inspection("I2").values()) + ",stray"
+    (src / "inspections.csv").write_text(f"{header}\n{good}\n{ragged}\n", encoding="utf-8")
+    report = run(src, tmp_path / "lake")
+    entry = only_entry(tmp_path / "lake", "bad_shape")
+    assert (entry["row_number"], entry["column"], entry["value"]) == (2, "(row)", "stray")
+    assert report.tables["inspections"] == {"read": 2, "accepted": 1, "quarantined": 1, "duplicates": 0}
+
+
+def test_csv_with_an_excel_byte_order_mark_is_read(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    text = (src / "enterprises.csv").read_text(encoding="utf-8")
+    (src / "enterprises.csv").write_text("\ufeff" + text, encoding="utf-8")
+    assert run(src, tmp_path / "lake").tables["enterprises"]["accepted"] == 2
+
+
+def test_csv_not_in_utf8_is_fatal_and_named(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    text = (src / "enterprises.csv").read_text(encoding="utf-8")
+    (src / "enterprises.csv").write_bytes(text.encode("gbk"))
+    with pytest.raises(FatalInputError, match=r"enterprises\.csv: not UTF-8"):
+        run(src, tmp_path / "lake")
+    assert not (tmp_path / "lake").exists()
