@@ -1,0 +1,277 @@
+"""Scoring: the grades frame, grades files, and the score / explain commands on the small city."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+import pytest
+
+from models.artifact import CreditModel
+from models.grading import F_DISHONEST, HARD_RULES, score_from_probability
+from models.scoring import (
+    GRADES_SCHEMA,
+    HEADERS_ZH,
+    NO_CHAMPION,
+    read_grades,
+    score_enterprises,
+    score_features,
+    write_grades,
+)
+from riskengine.config import Settings
+from riskengine.errors import ModelError, UsageError
+
+AS_OF = date(2025, 7, 1)
+RULE_COLUMNS = sorted({c for r in HARD_RULES for c in r.columns})
+
+
+# --- a tiny model on hand-made features ------------------------------------------------------------
+
+
+def hand_features(n: int = 400, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pl.DataFrame({
+        "enterprise_id": [f"E{i:04d}" for i in range(n)],
+        "as_of": [AS_OF] * n,
+        "sampling__fail_365d": rng.poisson(0.5, n).astype(float),
+        "complaints__count_365d": rng.poisson(1.0, n).astype(float),
+        "profile__sector": rng.choice(["wire_cable", "retail"], n),
+        "profile__district": rng.choice(["420106", "420102"], n),
+    })
+    rules = {c: pl.lit(0) for c in RULE_COLUMNS if c not in frame.columns}
+    rules["profile__age_days"] = pl.lit(3000)  # established long ago: rule R5 does not apply
+    return frame.with_columns(**rules)
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> CreditModel:
+    frame = hand_features(3000, seed=1)
+    x = frame.select("sampling__fail_365d", "complaints__count_365d").to_numpy()
+    rng = np.random.default_rng(2)
+    y = (rng.random(len(x)) < 1 / (1 + np.exp(-(-3 + 1.5 * x[:, 0] + 0.4 * x[:, 1])))).astype(int)
+    booster = lgb.train({"objective": "binary", "num_leaves": 5, "seed": 1, "deterministic": True,
+                         "num_threads": 1, "verbose": -1},
+                        lgb.Dataset(x, y), num_boost_round=20)
+    return CreditModel(booster, ["sampling__fail_365d", "complaints__count_365d"], version="7")
+
+
+def test_grades_frame_has_the_contract_columns_and_types(tiny_model):
+    grades = score_features(tiny_model, hand_features(), settings=Settings())
+    assert grades.schema == pl.Schema(GRADES_SCHEMA)
+    assert grades.height == 400 and grades["model_version"].unique().to_list() == ["7"]
+    assert grades["sector"].is_in(["wire_cable", "retail"]).all()  # from the profile columns
+
+
+def test_probability_is_the_models_and_score_follows_the_documented_map(tiny_model):
+    features = hand_features()
+    grades = score_features(tiny_model, features, settings=Settings())
+    assert np.allclose(grades["probability"].to_numpy(), tiny_model.predict_proba(features))
+    assert (grades["score"].to_numpy() == score_from_probability(grades["probability"].to_numpy())).all()
+
+
+def test_chunked_scoring_equals_one_pass(tiny_model):
+    features = hand_features()
+    one = score_features(tiny_model, features, settings=Settings())
+    chunked = score_features(tiny_model, features, settings=Settings(), chunk_rows=37)
+    assert one.equals(chunked)
+
+
+def test_hard_rule_shows_in_grade_rule_and_first_reason(tiny_model):
+    features = hand_features(5).with_columns(pl.when(pl.col("enterprise_id") == "E0002").then(1)
+                                             .otherwise(0).alias(F_DISHONEST))
+    grades = score_features(tiny_model, features, settings=Settings())
+    row = grades.row(2, named=True)
+    assert (row["grade"], row["rule"]) == ("D", "R1_DISHONEST_LIST")
+    assert row["reasons"][0]["code"] == "R1_DISHONEST_LIST" and row["reasons"][0]["contribution"] is None
+
+
+def test_previous_grades_keep_a_grade_within_the_margin(tiny_model):
+    features = hand_features(50)
+    settings = Settings(grades={"band_edges": (450, 620, 750), "hysteresis": 1000})
+    now = score_features(tiny_model, features, settings=settings)
+    previous = now.with_columns(pl.lit("C").alias("grade"), pl.lit("C").alias("model_grade"))
+    again = score_features(tiny_model, features, previous, settings=settings)
+    assert (again["model_grade"] == "C").all()  # a margin of 1000 points never lets go
+
+
+def test_more_than_one_row_per_enterprise_is_refused(tiny_model):
+    features = pl.concat([hand_features(3), hand_features(3)])
+    with pytest.raises(ModelError, match="more than one row for E0000"):
+        score_features(tiny_model, features, settings=Settings())
+
+
+# --- grades files ----------------------------------------------------------------------------------
+
+
+def test_csv_grades_file_holds_reasons_as_json(tiny_model, tmp_path):
+    grades = score_features(tiny_model, hand_features(20), settings=Settings())
+    out = write_grades(grades, tmp_path / "g.csv")
+    back = pl.read_csv(out, infer_schema_length=0)
+    assert back.columns == list(GRADES_SCHEMA)
+    assert [json.loads(r) for r in back["reasons"]] == grades["reasons"].to_list()
+
+
+def test_parquet_grades_file_round_trips_and_serves_as_previous(tiny_model, tmp_path):
+    grades = score_features(tiny_model, hand_features(20), settings=Settings())
+    out = write_grades(grades, tmp_path / "g.parquet")
+    assert read_grades(out).equals(grades)
+
+
+def test_excel_grades_file_has_chinese_headers(tiny_model, tmp_path):
+    from openpyxl import load_workbook
+
+    grades = score_features(tiny_model, hand_features(20), settings=Settings())
+    out = write_grades(grades, tmp_path / "g.xlsx")
+    sheet = load_workbook(out).active
+    assert [c.value for c in sheet[1]] == [HEADERS_ZH[c] for c in GRADES_SCHEMA]
+    assert sheet.max_row == 21
+
+
+def test_unknown_output_type_writes_nothing(tiny_model, tmp_path):
+    grades = score_features(tiny_model, hand_features(5), settings=Settings())
+    with pytest.raises(UsageError, match=".json"):
+        write_grades(grades, tmp_path / "g.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_previous_file_without_grades_is_refused(tmp_path):
+    path = tmp_path / "p.csv"
+    pl.DataFrame({"enterprise_id": ["E1"]}).write_csv(path)
+    with pytest.raises(UsageError, match="grade"):
+        read_grades(path)
+
+
+# --- the small city, end to end --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def city_model(small_lake: Path) -> CreditModel:
+    """A quickly trained model on the small city (few rounds; quality is not the point here)."""
+    from models.train import TrainConfig, train_model
+    from riskengine.lake import load_tables
+
+    config = TrainConfig(snapshots=6, test_snapshots=1, max_rounds=60, baselines=False,
+                         compare_selection=False, num_threads=2)
+    return train_model(load_tables(small_lake), date(2025, 7, 1), config=config).model
+
+
+@pytest.fixture(scope="module")
+def city_grades(small_lake: Path, city_model: CreditModel) -> pl.DataFrame:
+    return score_enterprises(small_lake, AS_OF, model=city_model, settings=Settings())
+
+
+def test_every_active_enterprise_is_graded_once(small_lake, city_grades):
+    enterprises = pl.read_parquet(small_lake / "enterprises")
+    active = enterprises.filter((pl.col("status") == "active") & (pl.col("established_on") < AS_OF))
+    assert sorted(city_grades["enterprise_id"].to_list()) == sorted(active["enterprise_id"].to_list())
+
+
+def test_small_city_grades_are_mostly_a_or_b_with_few_d(city_grades):
+    share = city_grades["grade"].value_counts(normalize=True).to_dict(as_series=False)
+    shares = dict(zip(share["grade"], share["proportion"], strict=True))
+    assert shares.get("A", 0) + shares.get("B", 0) >= 0.75
+    assert shares.get("D", 0) <= 0.10
+
+
+def test_reasons_on_the_small_city_state_facts_from_the_catalog(city_grades):
+    from features import FEATURES
+
+    reasons = city_grades.select(pl.col("reasons").explode().struct.unnest()).drop_nulls("code")
+    model_reasons = reasons.filter(pl.col("contribution").is_not_null())
+    assert model_reasons.height > 0 and (model_reasons["contribution"] > 0).all()
+    assert model_reasons["code"].is_in(list(FEATURES)).all()
+    assert not model_reasons["text_zh"].str.contains("{value", literal=True).any()
+
+
+def test_rule_is_set_exactly_where_the_grade_differs_from_the_model(city_grades):
+    changed = city_grades.filter(pl.col("grade") != pl.col("model_grade"))
+    assert changed["rule"].is_not_null().all()
+    assert city_grades.filter(pl.col("grade") == pl.col("model_grade"))["rule"].is_null().all()
+
+
+# --- the commands ----------------------------------------------------------------------------------
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from riskengine.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+@pytest.fixture()
+def champion(monkeypatch, tmp_path, city_model):
+    """Work in a fresh home whose champion is the small city's model."""
+    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
+    from riskengine.config import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.setattr("models.scoring.load_champion", lambda settings=None: city_model)
+    yield city_model
+    get_settings.cache_clear()
+
+
+def test_score_command_writes_grades_store_and_prints_distribution(champion, small_lake, tmp_path, capsys):
+    out = tmp_path / "grades.parquet"
+    code, stdout, stderr = run_cli(["score", "--lake", str(small_lake), "--as-of", "2025-07-01",
+                                    "--out", str(out)], capsys)
+    assert code == 0, stderr
+    grades = pl.read_parquet(out)
+    assert grades.schema == pl.Schema(GRADES_SCHEMA)
+    counts = grades["grade"].value_counts()
+    for grade, n in counts.iter_rows():
+        assert any(line.split()[1:3] == [grade, "│"] and f" {n} " in line for line in stdout.splitlines())
+    from riskengine.store import Store
+
+    assert Store(tmp_path / "riskengine.duckdb").latest_grades(AS_OF).height == grades.height
+
+
+def test_score_command_with_a_bad_date_exits_2(champion, small_lake, tmp_path, capsys):
+    code, _, stderr = run_cli(["score", "--lake", str(small_lake), "--as-of", "2025-13-01",
+                               "--out", str(tmp_path / "g.csv")], capsys)
+    assert code == 2 and "--as-of" in stderr
+
+
+def test_explain_prints_grade_and_reasons_and_draws_a_waterfall(champion, small_lake, city_grades,
+                                                                tmp_path, capsys):
+    target = city_grades.filter(pl.col("reasons").list.len() > 0).sort("score", descending=True).row(
+        0, named=True)
+    png = tmp_path / "why.png"
+    code, stdout, stderr = run_cli(["explain", target["enterprise_id"], "--lake", str(small_lake),
+                                    "--as-of", "2025-07-01", "--png", str(png)], capsys)
+    assert code == 0, stderr
+    assert target["grade"] in stdout and str(target["score"]) in stdout
+    first = target["reasons"][0]
+    assert first["text_en"][:20] in stdout.replace("\n", " ") or first["code"] in stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explain_malformed_uscc_exits_2_with_the_reason(champion, small_lake, capsys):
+    code, _, stderr = run_cli(["explain", "91350100M000100Y44", "--lake", str(small_lake),
+                               "--as-of", "2025-07-01"], capsys)
+    assert code == 2 and "check character" in stderr.lower()
+
+
+def test_explain_unknown_enterprise_exits_1(champion, small_lake, capsys):
+    code, _, stderr = run_cli(["explain", "91350100M000100Y43", "--lake", str(small_lake),
+                               "--as-of", "2025-07-01"], capsys)
+    assert code == 1 and "no enterprise 91350100M000100Y43" in stderr
+
+
+def test_score_without_champion_says_how_to_get_one(monkeypatch, small_lake, tmp_path, capsys):
+    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
+    from riskengine.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        code, _, stderr = run_cli(["score", "--lake", str(small_lake), "--as-of", "2025-07-01",
+                                   "--out", str(tmp_path / "g.parquet")], capsys)
+    finally:
+        get_settings.cache_clear()
+    assert code == 1 and NO_CHAMPION in stderr
