@@ -734,3 +734,14 @@ def test_csv_not_in_utf8_is_fatal_and_named(tmp_path: Path) -> None:
     with pytest.raises(FatalInputError, match=r"enterprises\.csv: not UTF-8"):
         run(src, tmp_path / "lake")
     assert not (tmp_path / "lake").exists()
+
+
+# --- a generated city ------------------------------------------------------------------------------------
+
+
+def test_a_clean_generated_city_is_accepted_whole(small_city: Path, small_lake: Path) -> None:
+    report = ingest_module.read_report(small_lake)
+    for table, counts in report["tables"].items():
+        rows = pl.scan_csv(small_city / f"{table}.csv", infer_schema=False).select(pl.len()).collect().item()
+        assert counts == {"read": rows, "accepted": rows, "quarantined": 0, "duplicates": 0}, table
+    assert report["absent_tables"] == []
