@@ -799,8 +799,11 @@ def save_to_store(result: PlanResult, store_file: Path) -> str | None:
         from riskengine.store import Store
     except ImportError:
         return "serving store not available (riskengine.store missing); plan written to files only"
+    # The service shows the meta to its users: keep the replay details (paths, policy text) out.
+    meta = {k: v for k, v in result.meta.items() if k not in ("policy_toml", "inspectors", "lake")}
+    meta["grades_source"] = {"kind": result.meta.get("grades_source", {}).get("kind")}
     try:
-        Store(Path(store_file)).save_plan(result.plan, result.meta)
+        Store(Path(store_file)).save_plan(result.plan, meta)
     except Exception as exc:  # the files are written; the store is a convenience copy
         return f"{store_file}: could not save the plan into the serving store: {exc}"
     return None
@@ -833,13 +836,11 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | Ma
     result.meta["policy_toml"] = _policy_text(policy)
     if inspectors is not None:
         result.meta["inspectors"] = inspectors.sort("district", "inspector_id").to_dicts()
+    write_plan_files(result, out)
     if store_file is not None:
         warning = save_to_store(result, store_file)
         if warning:
             result.meta["warnings"].append(warning)
-        else:
-            result.meta["store"] = str(store_file)
-    write_plan_files(result, out)
     return result
 
 

@@ -75,8 +75,12 @@ def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: 
         except (ImportError, RiskEngineError) as exc:
             _err(f"grades: none in the serving store for {as_of} ({exc}); scoring now with the champion")
     from models.scoring import score_enterprises
+    from riskengine.errors import ModelError
 
-    grades = score_enterprises(lake, as_of, settings=settings)
+    try:
+        grades = score_enterprises(lake, as_of, settings=settings)
+    except ModelError as exc:
+        raise ModelError(f"{exc}; or pass --grades FILE (a `riskengine score` output)") from None
     versions = ",".join(sorted(set(grades["model_version"].to_list())))
     return grades, {"kind": "scored", "model_version": versions}
 
