@@ -659,16 +659,23 @@ def _assemble(w: _World, rng: np.random.Generator, start_d: date, end_d: date, f
     })
 
     for name, frame in tables.items():
-        tables[name] = _conform(name, frame, last_day)
+        tables[name] = _conform(name, frame, first_day, last_day)
     return tables
 
 
-def _conform(name: str, frame: pl.DataFrame, last_day: np.datetime64) -> pl.DataFrame:
-    """Contract column order and types; recorded_on never after the end of the period."""
-    schema = TABLES[name].schema
-    out = frame.select([pl.col(c).cast(t) for c, t in schema.items()])
-    if "recorded_on" in schema:
-        end = pl.lit(last_day.astype(object)).cast(pl.Date)
+def _conform(name: str, frame: pl.DataFrame, first_day: np.datetime64, last_day: np.datetime64
+             ) -> pl.DataFrame:
+    """Contract column order and types; events inside [start, end] (licences may predate start)
+    and recorded_on never after the end of the period."""
+    spec = TABLES[name]
+    out = frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()])
+    end = pl.lit(last_day.astype(object)).cast(pl.Date)
+    if spec.event_date:
+        inside = pl.col(spec.event_date) <= end
+        if name != "licenses":
+            inside &= pl.col(spec.event_date) >= pl.lit(first_day.astype(object)).cast(pl.Date)
+        out = out.filter(inside)
+    if "recorded_on" in spec.schema:
         out = out.with_columns(pl.min_horizontal("recorded_on", end).alias("recorded_on"))
     return out
 

@@ -187,8 +187,15 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
             missing = pl.concat_str([pl.lit("PEN-0000-"), pl.col("repair_id")])
             return rows.with_columns(missing.alias("case_id"))
         case "future_date":
+            # Licences: a typo in the status date (issue and expiry stay in order); elsewhere the event
+            # date, with recorded_on emptied so the row breaks no order rule besides.
+            if table == "licenses":
+                return rows.with_columns(pl.col("status_changed_on").dt.offset_by("200y"))
             col = _date_column(table)
-            return rows.with_columns(pl.col(col).dt.offset_by("200y"))
+            rows = rows.with_columns(pl.col(col).dt.offset_by("200y"))
+            if "recorded_on" in rows.columns:
+                rows = rows.with_columns(pl.lit(None, dtype=pl.Date).alias("recorded_on"))
+            return rows
         case "date_before_1990":
             col = _date_column(table)
             old = np.where(np.arange(k) % 2 == 0, np.datetime64("1970-01-01"), np.datetime64("1900-01-01"))
