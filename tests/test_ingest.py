@@ -21,7 +21,7 @@ from riskengine.contract import uscc_check_char, uscc_problem
 from riskengine.errors import FatalInputError
 from riskengine.ingest import ingest
 from riskengine.lake import scan_quarantine, scan_table
-from riskengine.validate import uscc_reason
+from riskengine.validate import uscc_reason, uscc_valid
 
 DAY = date(2025, 6, 30)  # the ingest day of every test: no date may lie after it
 
@@ -359,14 +359,24 @@ def test_a_row_breaking_several_rules_is_counted_once(tmp_path: Path) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="0123456789ABCDEFGHJKLMNPQRTUWXYZIOa ", min_size=0, max_size=20))
 def test_vectorised_uscc_check_agrees_with_the_contract(code: str) -> None:
-    got = pl.DataFrame({"c": [code]}).select(uscc_reason(pl.col("c"))).item()
-    assert got == uscc_problem(code)
+    reason, valid = (
+        pl.DataFrame({"c": [code]})
+        .select(uscc_reason(pl.col("c")).alias("r"), uscc_valid(pl.col("c")).alias("v"))
+        .row(0)
+    )
+    assert reason == uscc_problem(code)
+    assert valid == (uscc_problem(code) is None)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(min_value=0, max_value=999_999_999))
 def test_vectorised_uscc_check_accepts_generated_valid_codes(i: int) -> None:
-    assert pl.DataFrame({"c": [uscc(i)]}).select(uscc_reason(pl.col("c"))).item() is None
+    reason, valid = (
+        pl.DataFrame({"c": [uscc(i)]})
+        .select(uscc_reason(pl.col("c")).alias("r"), uscc_valid(pl.col("c")).alias("v"))
+        .row(0)
+    )
+    assert (reason, valid) == (None, True)
 
 
 # --- conservation ----------------------------------------------------------------------------------------
