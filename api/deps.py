@@ -19,9 +19,6 @@ from riskengine.contract import uscc_problem
 from riskengine.keys import RIGHTS, key_id_of, token_matches
 from riskengine.store import KeyRecord, utcnow
 
-# Unknown key ids trigger at most one store read per this many seconds (no DB hammering by guessing).
-UNKNOWN_KEY_REFRESH_SECONDS = 2.0
-
 _bearer = HTTPBearer(auto_error=False, description="an API key from `riskengine keys create`")
 
 
@@ -99,8 +96,7 @@ async def authenticate(
     request.state.claimed_key_id = key_id
     record = service.keys.get(key_id)
     if record is None:  # perhaps created by `riskengine keys create` since the last refresh
-        await run_in_threadpool(service.keys.refresh_if_older_than, UNKNOWN_KEY_REFRESH_SECONDS)
-        record = service.keys.get(key_id)
+        record = await run_in_threadpool(service.keys.lookup_missing, key_id)
     if record is None or not token_matches(record, token) or not record.active:
         raise _unauthorized("the API key is unknown or revoked")
     principal = AuthPrincipal.from_record(record)

@@ -26,7 +26,7 @@ import polars as pl
 
 from riskengine.audit import AuditWriter
 from riskengine.config import Settings
-from riskengine.errors import NotFoundError
+from riskengine.errors import NotFoundError, RiskEngineError
 from riskengine.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
 
 if TYPE_CHECKING:
@@ -43,8 +43,6 @@ PolicyLoader = Callable[[Settings], "Policy"]
 def load_champion_or_none(settings: Settings) -> CreditModel | None:
     """The champion model, or None (grades are still served; what-if scoring answers 503)."""
     from models.registry import load_model
-
-    from riskengine.errors import RiskEngineError
 
     try:
         return load_model("champion", settings=settings)
@@ -136,22 +134,44 @@ class Snapshot:
 class KeyRing:
     """The API keys, by key id, refreshed from the store."""
 
+    MISS_TTL = 2.0
+    MISS_BUDGET = 5
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self._keys: dict[str, KeyRecord] = {}
         self._lock = threading.Lock()
-        self._refreshed = 0.0
+        self._misses: dict[str, float] = {}
+        self._window_start = 0.0
+        self._window_lookups = 0
 
     def refresh(self) -> None:
         keys = {k.key_id: k for k in self.store.keys()}
         with self._lock:
             self._keys = keys
-            self._refreshed = time.monotonic()
 
-    def refresh_if_older_than(self, seconds: float) -> None:
-        """Refresh unless that happened recently (an unknown key may just have been created)."""
-        if time.monotonic() - self._refreshed >= seconds:
-            self.refresh()
+    def lookup_missing(self, key_id: str) -> KeyRecord | None:
+        """Look a key id unknown in memory up in the store (a key just made by `riskengine keys
+        create`). Bounded, so guessing key ids cannot hammer the store: each id at most once per
+        ``MISS_TTL`` seconds, and at most ``MISS_BUDGET`` store lookups a second in all."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._misses.get(key_id, -1e9) < self.MISS_TTL:
+                return None
+            if now - self._window_start >= 1.0:
+                self._window_start, self._window_lookups = now, 0
+            if self._window_lookups >= self.MISS_BUDGET:
+                return None
+            self._window_lookups += 1
+            if len(self._misses) > 10_000:
+                self._misses.clear()
+            self._misses[key_id] = now
+        record = self.store.key(key_id)
+        if record is not None:
+            with self._lock:
+                self._keys = {**self._keys, key_id: record}
+                self._misses.pop(key_id, None)
+        return record
 
     def get(self, key_id: str) -> KeyRecord | None:
         return self._keys.get(key_id)
@@ -159,12 +179,12 @@ class KeyRing:
     def add(self, record: KeyRecord) -> None:
         self.store.add_key(record)
         with self._lock:
-            self._keys[record.key_id] = record
+            self._keys = {**self._keys, record.key_id: record}
 
     def revoke(self, key_id: str) -> KeyRecord:
         record = self.store.revoke_key(key_id)
         with self._lock:
-            self._keys[key_id] = record
+            self._keys = {**self._keys, key_id: record}
         return record
 
     def all(self) -> list[KeyRecord]:

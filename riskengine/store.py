@@ -547,6 +547,19 @@ class Store:
             KeyRecord(r[0], r[1], r[2], tuple(r[3] or ()), r[4], r[5], r[6], r[7]) for r in rows
         ]
 
+    def key(self, key_id: str) -> KeyRecord | None:
+        """One key record by id, or None."""
+        with self._read() as con:
+            if con is None:
+                return None
+            row = _first(
+                con,
+                "SELECT key_id, name, role, districts, sector, key_hash, created_at, revoked_at "
+                "FROM api_keys WHERE key_id = ?",
+                [key_id],
+            )
+        return None if row is None else KeyRecord(row[0], row[1], row[2], tuple(row[3] or ()), *row[4:])
+
     def revoke_key(self, key_id: str) -> KeyRecord:
         """Mark a key revoked (it stays listed); raises NotFoundError for an unknown id."""
         with self._write() as con:

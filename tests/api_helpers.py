@@ -3,6 +3,9 @@ scored as_of dates, a plan, one key per role and a tiny real LightGBM model (no 
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,8 +135,8 @@ class World:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def make_world(tmp_path: Path, **service: object) -> World:
-    settings = Settings(home=tmp_path, service=ServiceSettings(**{"audit_flush_seconds": 3600.0, **service}))
+def _build_world(folder: Path) -> World:
+    settings = Settings(home=folder)
     store = Store(settings.store_file, lock_timeout=5)
     store.save_grades(grades_frame(AS_OF_OLD, version="0", now=False))
     store.save_grades(grades_frame(AS_OF, version="1"))
@@ -149,6 +152,20 @@ def make_world(tmp_path: Path, **service: object) -> World:
         store.add_key(record)
         tokens[role], key_ids[role] = token, record.key_id
     return World(store, settings, tokens, key_ids)
+
+
+@functools.cache
+def _template() -> World:
+    """Built once per test process; each test gets a copy of its store file (fast, independent)."""
+    return _build_world(Path(tempfile.mkdtemp(prefix="riskengine-api-world-")))
+
+
+def make_world(tmp_path: Path, **service: object) -> World:
+    """A fresh copy of the served world in ``tmp_path`` (audit written at shutdown unless told)."""
+    template = _template()
+    settings = Settings(home=tmp_path, service=ServiceSettings(**{"audit_flush_seconds": 3600.0, **service}))
+    shutil.copyfile(template.store.path, settings.store_file)
+    return World(Store(settings.store_file, lock_timeout=5), settings, template.tokens, template.key_ids)
 
 
 def make_service(world: World, model_loader: Callable[[Settings], object] | None = None) -> Service:

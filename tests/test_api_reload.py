@@ -1,0 +1,77 @@
+"""POST /v1/admin/reload swaps in the newly promoted model and the latest grades; requests running
+at the same time all succeed, each on either the old or the new state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+from riskengine.config import Settings
+from tests.api_helpers import E_WIRE_WUCHANG, grades_frame, make_world, serve, tiny_model
+
+NEW_AS_OF = date(2025, 10, 1)
+
+
+class SlowPromotion:
+    """Model loader: version 7 at start; on reload, a slow load of the promoted version 8."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.loading = threading.Event()
+
+    def __call__(self, settings: Settings) -> object:
+        self.calls += 1
+        if self.calls == 1:
+            return tiny_model("7")
+        self.loading.set()
+        time.sleep(0.5)  # requests keep arriving while the new state is built
+        return tiny_model("8")
+
+
+def test_requests_during_a_reload_all_succeed_and_later_ones_see_the_new_state(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    loader = SlowPromotion()
+    with serve(world, loader) as client:
+        world.store.save_grades(grades_frame(NEW_AS_OF, version="8"))  # `riskengine score` meanwhile
+        stop = threading.Event()
+
+        def hammer() -> list[tuple[int, str | None]]:
+            seen = []
+            while not stop.is_set():
+                r = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+                seen.append((r.status_code, r.json().get("as_of")))
+            return seen
+
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(hammer) for _ in range(4)]
+            reload = client.post("/v1/admin/reload", headers=world.headers("admin"))
+            assert loader.loading.is_set()
+            time.sleep(0.1)
+            stop.set()
+            results = [item for f in futures for item in f.result()]
+
+        assert reload.status_code == 200
+        assert reload.json()["model_version"] == "8" and reload.json()["as_of"] == str(NEW_AS_OF)
+        assert results, "the hammering threads made no requests"
+        assert {status for status, _ in results} == {200}
+        assert {as_of for _, as_of in results} <= {"2025-07-01", str(NEW_AS_OF)}
+        after = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector")).json()
+        assert after["as_of"] == str(NEW_AS_OF)
+        assert client.get("/healthz").json()["model_version"] == "8"
+        assert 'riskengine_model_info{version="8"} 1.0' in client.get("/metrics").text
+
+
+def test_a_request_keeps_the_snapshot_it_started_with(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        before = service.snapshot
+        world.store.save_grades(grades_frame(NEW_AS_OF, version="8"))
+        service.reload()
+        assert service.snapshot is not before
+        assert before.as_of == date(2025, 7, 1)  # the old snapshot is untouched, still whole
+        assert before.row(E_WIRE_WUCHANG)["as_of"] == date(2025, 7, 1)
+        assert service.snapshot.row(E_WIRE_WUCHANG)["as_of"] == NEW_AS_OF
