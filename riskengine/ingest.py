@@ -199,19 +199,23 @@ def _content_columns(table: Table) -> list[str]:
 def _within_source(table: Table, good: pl.DataFrame) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     """Drop exact duplicate rows (keep the first); quarantine ids repeated with different content.
 
-    Returns (unique rows with distinct ids, number of exact duplicates, quarantine entries).
+    Returns (rows with distinct ids, number of exact duplicates, quarantine entries). Only rows whose
+    id occurs more than once are compared, so a source with unique ids costs one hash pass.
     """
-    unique = good.unique(subset=_content_columns(table), keep="first", maintain_order=True)
-    duplicates = good.height - unique.height
     key = table.key
-    repeated = (
-        unique.group_by(key)
-        .agg(pl.col(ROW).sort().alias("__rows"), pl.len().alias("__n"))
-        .filter(pl.col("__n") > 1)
-    )
-    if repeated.height == 0:
-        return unique, duplicates, empty_quarantine()
-    clash = unique.join(repeated, on=key, how="inner", maintain_order="left")
+    repeated_id = good.get_column(key).is_duplicated()
+    if not repeated_id.any():
+        return good, 0, empty_quarantine()
+    multi = good.filter(repeated_id)
+    distinct = multi.unique(subset=_content_columns(table), keep="first", maintain_order=True)
+    duplicates = multi.height - distinct.height
+    clashing = distinct.get_column(key).is_duplicated()
+    kept = pl.concat([good.filter(~repeated_id), distinct.filter(~clashing)]).sort(ROW)
+    clash = distinct.filter(clashing)
+    if clash.height == 0:
+        return kept, duplicates, empty_quarantine()
+    rows_of = clash.group_by(key).agg(pl.col(ROW).sort().alias("__rows"), pl.len().alias("__n"))
+    clash = clash.join(rows_of, on=key, how="left", maintain_order="left")
     rows = pl.col("__rows").list.head(10).cast(pl.List(pl.String)).list.join(", ")
     quarantine = clash.select(
         pl.col(ROW).cast(pl.Int64).alias("row_number"),
@@ -221,7 +225,6 @@ def _within_source(table: Table, good: pl.DataFrame) -> tuple[pl.DataFrame, int,
         pl.format(f"{key} appears on {{}} rows of this source with different content (rows {{}})",
                   pl.col("__n"), rows).alias("reason"),
     )
-    kept = unique.join(repeated.select(key), on=key, how="anti", maintain_order="left")
     return kept, duplicates, quarantine
 
 
