@@ -366,6 +366,8 @@ def train_model(
         .with_columns(pl.col("as_of").cast(pl.Date))
         .join(labels, on=list(KEYS), how="inner")
         .join(plan.role_frame(), on="as_of", how="inner")
+        # A fixed row order: bagging and early stopping see rows in order, so determinism needs it.
+        .sort("as_of", "enterprise_id")
     )
     frames = {r: data.filter(pl.col("role") == r) for r in ("train", "valid", "calib", "test")}
     empty = [r for r, f in frames.items() if f.height == 0]

@@ -1,5 +1,160 @@
-"""Commands of this group register on ``riskengine.cli.app``."""
+"""``riskengine train`` and ``riskengine promote``: the model's life in the MLflow registry.
+
+Heavy modules (features, models, lightgbm, mlflow) are imported inside the commands.
+"""
 
 from __future__ import annotations
 
-from riskengine.cli import app  # noqa: F401
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from riskengine.cli import app
+from riskengine.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# Columns of the metrics tables, in print order, with their headers.
+_RANKING = (
+    ("auc", "AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("ks", "KS"),
+    ("brier", "Brier"),
+    ("capture_10", "capt@10%"),
+    ("spearman_truth", "ρ truth"),
+)
+_RATES = (("rate_A", "A"), ("rate_B", "B"), ("rate_C", "C"), ("rate_D", "D"))
+_POPULATION_TITLE = {
+    "random": "random (双随机) inspections; label = the random inspection failed",
+    "all": "every enterprise; label = any adverse outcome in the horizon",
+}
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _fmt(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def print_metrics(metrics: pl.DataFrame) -> None:
+    """The model-vs-baselines table per evaluation population, via rich to stdout.
+
+    Left: ranking and calibration; right: the realized adverse rate per grade (should rise A < D).
+    """
+    import polars as pl
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    for population, title in _POPULATION_TITLE.items():
+        rows = metrics.filter(pl.col("population") == population)
+        if rows.height == 0:
+            continue
+        first = rows.row(0, named=True)
+        table = Table(
+            title=f"Out-of-time test, {title} (n={first['n']:.0f}, adverse={first['positives']:.0f})"
+        )
+        table.add_column("scorer", no_wrap=True)
+        shown = [(c, h) for c, h in (*_RANKING, *_RATES) if c in rows.columns and rows[c].is_not_null().any()]
+        for column, header in shown:
+            table.add_column(f"rate {header}" if column.startswith("rate_") else header, justify="right")
+        for row in rows.iter_rows(named=True):
+            table.add_row(row["scorer"], *[_fmt(row[c]) for c, _ in shown])
+        console.print(table)
+
+
+@app.command()
+def train(
+    lake: Annotated[Path, typer.Option(help="the lake folder (from `riskengine ingest`)")],
+    as_of: Annotated[str, typer.Option("--as-of", help="decision date D: train on what was known before it")],
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="a synthetic city's ground truth (SOURCE/_truth/risk.parquet or SOURCE) for extra metrics"
+        ),
+    ] = None,
+    snapshots: Annotated[
+        int | None,
+        typer.Option(
+            help="monthly fit snapshots (train + validation + calibration); default: Settings.model"
+        ),
+    ] = None,
+    test_snapshots: Annotated[int, typer.Option(help="latest monthly snapshots held out as the test")] = 3,
+    selection: Annotated[
+        str, typer.Option(help="selection-bias handling of the model: none or ipw")
+    ] = "none",
+    threads: Annotated[int, typer.Option(help="LightGBM threads")] = 2,
+    max_rounds: Annotated[int, typer.Option(help="most boosting rounds (early stopping picks fewer)")] = 500,
+    register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
+) -> None:
+    """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
+    from models.registry import log_training, quiet
+    from models.train import TrainConfig, load_truth, train_model
+    from riskengine.config import get_settings
+    from riskengine.lake import load_tables
+
+    quiet()
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError as exc:
+        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {as_of!r}") from exc
+    settings = get_settings()
+    config = TrainConfig(
+        horizon_days=settings.model.horizon_days,
+        snapshots=snapshots or settings.model.snapshot_months,
+        test_snapshots=test_snapshots,
+        seed=settings.model.seed,
+        num_threads=threads,
+        max_rounds=max_rounds,
+        selection=selection,
+    )
+    truth_frame = load_truth(truth) if truth is not None else None
+    tables = load_tables(lake)
+    _err(f"training on {config.snapshots} monthly snapshots known before {day} …")
+    result = train_model(tables, day, truth=truth_frame, config=config)
+    plan = result.plan
+    _err(
+        f"train {plan.train[0]}..{plan.train[-1]}, validation {plan.valid[0]}..{plan.valid[-1]}, "
+        f"calibration {plan.calib[0]}..{plan.calib[-1]}, test {plan.test[0]}..{plan.test[-1]} "
+        f"({result.info['rows']['test']} rows); {len(result.model.feature_names)} features, "
+        f"{result.info['model']['best_iteration']} trees"
+    )
+    print_metrics(result.metrics)
+    dist = ", ".join(
+        f"{r['grade']} {r['share']:.1%}" for r in result.grade_distribution.iter_rows(named=True)
+    )
+    _err(f"grade distribution on {plan.test[-1]}: {dist}")
+    if register:
+        run = log_training(result, settings)
+        _err(f"registered {run.model_name} version {run.version} (alias challenger), MLflow run {run.run_id}")
+
+
+@app.command()
+def promote(
+    force: Annotated[
+        bool, typer.Option(help="promote without the backtest comparison (needs --reason)")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="why a forced promotion is justified (logged)")] = None,
+) -> None:
+    """Move alias `champion` to the challenger if it is at least as good on the out-of-time backtest."""
+    from models.registry import promote as do_promote
+    from models.registry import quiet
+
+    quiet()
+    result = do_promote(force=force, reason=reason)
+    for who, values in result.backtest.items():
+        _err(
+            f"backtest {who}: AUC {values['auc']:.4f}, capture at 10% {values['capture_10']:.4f} "
+            f"({values['rows']:.0f} rows)"
+        )
+    if not result.promoted and result.champion_before != result.challenger:
+        raise ModelError(result.message + "; use --force --reason TEXT to override")
+    _err(result.message)
