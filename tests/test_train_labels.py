@@ -1,0 +1,167 @@
+"""Training labels (models.labels) and the snapshot plan: windows [t, t + horizon), known before D."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+
+from models.labels import build_labels
+from models.train import plan_snapshots
+from riskengine.contract import TABLES
+from riskengine.errors import UsageError
+
+T = date(2024, 1, 1)
+D = date(2025, 6, 1)
+
+
+def _table(name: str, rows: list[dict]) -> pl.LazyFrame:
+    schema = TABLES[name].schema
+    return pl.LazyFrame([{c: r.get(c) for c in schema} for r in rows], schema=schema)
+
+
+def _tables(**events: list[dict]) -> dict[str, pl.LazyFrame]:
+    ents = [
+        {
+            "enterprise_id": e,
+            "district": "420106",
+            "sector": "food_related",
+            "established_on": date(2020, 1, 1),
+            "status": "active",
+        }
+        for e in ("e1", "e2")
+    ]
+    return {"enterprises": _table("enterprises", ents), **{k: _table(k, v) for k, v in events.items()}}
+
+
+def _inspection(
+    day: date, outcome: str = "fail", kind: str = "targeted", recorded_on: date | None = None
+) -> dict:
+    return {
+        "inspection_id": f"i{day}{kind}",
+        "enterprise_id": "e1",
+        "inspected_on": day,
+        "kind": kind,
+        "outcome": outcome,
+        "recorded_on": recorded_on,
+    }
+
+
+def _label(tables: dict[str, pl.LazyFrame], t: date = T, horizon: int = 365) -> dict:
+    out = build_labels(tables, [t], known_before=D, horizon_days=horizon).collect()
+    return out.filter(pl.col("enterprise_id") == "e1").row(0, named=True)
+
+
+def test_failed_inspection_on_the_first_day_of_the_window_labels() -> None:
+    assert _label(_tables(inspections=[_inspection(T)]))["label"] is True
+
+
+def test_failed_inspection_before_the_window_does_not_label() -> None:
+    assert _label(_tables(inspections=[_inspection(T - timedelta(days=1))]))["label"] is False
+
+
+def test_failed_inspection_on_the_window_end_does_not_label() -> None:
+    end = T + timedelta(days=365)
+    assert _label(_tables(inspections=[_inspection(end)]))["label"] is False
+
+
+def test_event_recorded_on_or_after_d_never_labels() -> None:
+    inside = T + timedelta(days=100)
+    assert _label(_tables(inspections=[_inspection(inside, recorded_on=D)]))["label"] is False
+    assert (
+        _label(_tables(inspections=[_inspection(inside, recorded_on=D - timedelta(days=1))]))["label"] is True
+    )
+
+
+def test_window_ending_after_d_is_refused() -> None:
+    late = D - timedelta(days=364)  # t + 365 days > D
+    with pytest.raises(UsageError, match="after the decision date"):
+        build_labels(_tables(), [late], known_before=D, horizon_days=365)
+
+
+def test_window_ending_exactly_at_d_is_allowed() -> None:
+    t = D - timedelta(days=365)
+    out = build_labels(_tables(), [t], known_before=D, horizon_days=365).collect()
+    assert out.height == 2
+
+
+def test_minor_penalty_does_not_label_but_moderate_does() -> None:
+    pen = {"enterprise_id": "e1", "decided_on": T + timedelta(days=10)}
+    assert _label(_tables(penalties=[{**pen, "case_id": "c1", "severity": "minor"}]))["label"] is False
+    assert _label(_tables(penalties=[{**pen, "case_id": "c1", "severity": "moderate"}]))["label"] is True
+
+
+def test_revoked_licence_labels_only_when_revoked_inside_the_window() -> None:
+    lic = {"license_id": "l1", "enterprise_id": "e1", "kind": "ccc", "issued_on": date(2020, 1, 1)}
+    inside, before = T + timedelta(days=30), T - timedelta(days=30)
+    assert (
+        _label(_tables(licenses=[{**lic, "status": "revoked", "status_changed_on": inside}]))["label"] is True
+    )
+    assert (
+        _label(_tables(licenses=[{**lic, "status": "revoked", "status_changed_on": before}]))["label"]
+        is False
+    )
+    assert (
+        _label(_tables(licenses=[{**lic, "status": "suspended", "status_changed_on": inside}]))["label"]
+        is False
+    )
+
+
+def test_recall_and_failed_sampling_test_label() -> None:
+    day = T + timedelta(days=5)
+    recall = {
+        "recall_id": "r1",
+        "enterprise_id": "e1",
+        "announced_on": day,
+        "mode": "voluntary",
+        "hazard": "low",
+    }
+    test = {"test_id": "s1", "enterprise_id": "e1", "sampled_on": day, "result": "fail"}
+    assert _label(_tables(recalls=[recall]))["label"] is True
+    assert _label(_tables(sampling_tests=[test]))["label"] is True
+
+
+def test_observation_flags_record_random_inspections_and_kinds() -> None:
+    row = _label(
+        _tables(
+            inspections=[
+                _inspection(T + timedelta(days=3), "fail", "random"),
+                _inspection(T + timedelta(days=9), "pass", "complaint"),
+            ]
+        )
+    )
+    assert (row["observed"], row["observed_random"], row["random_fail"]) == (True, True, True)
+    assert row["observed_kinds"] == ["complaint", "random"]
+
+
+def test_targeted_failure_is_not_a_random_failure() -> None:
+    row = _label(_tables(inspections=[_inspection(T + timedelta(days=3), "fail", "targeted")]))
+    assert (row["label"], row["observed_random"], row["random_fail"]) == (True, False, False)
+
+
+def test_enterprise_without_events_is_unobserved_and_clean() -> None:
+    out = build_labels(_tables(), [T], known_before=D).collect().filter(pl.col("enterprise_id") == "e2")
+    row = out.row(0, named=True)
+    assert (row["label"], row["observed"], row["observed_kinds"]) == (False, False, [])
+
+
+def test_enterprise_established_after_the_snapshot_has_no_label_row() -> None:
+    tables = _tables()
+    tables["enterprises"] = tables["enterprises"].with_columns(
+        pl.when(pl.col("enterprise_id") == "e2")
+        .then(pl.lit(T))
+        .otherwise(pl.col("established_on"))
+        .alias("established_on")
+    )
+    out = build_labels(tables, [T], known_before=D).collect()
+    assert out["enterprise_id"].to_list() == ["e1"]
+
+
+def test_snapshot_plan_keeps_every_window_before_d_and_purges_test_overlap() -> None:
+    plan = plan_snapshots(date(2026, 1, 1), snapshots=12, test_snapshots=3, horizon_days=365)
+    horizon = timedelta(days=365)
+    assert all(t + horizon <= date(2026, 1, 1) for t in plan.test)
+    assert all(t + horizon <= plan.test[0] for t in plan.fit)
+    assert len(plan.fit) == 12 and len(plan.test) == 3
+    assert max(plan.train) < min(plan.valid) <= max(plan.valid) < min(plan.calib)
