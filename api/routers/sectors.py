@@ -22,9 +22,12 @@ def encode_cursor(enterprise_id: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Problem(422, "cursor: not a cursor returned by this endpoint") from None
+        value = None
+    if not value or encode_cursor(value) != cursor:
+        raise Problem(422, "cursor: not a cursor returned by this endpoint")
+    return value
 
 
 @router.get("/{sector}/enterprises", name="list_sector",
