@@ -115,12 +115,17 @@ def _policy_annual(pi: np.ndarray) -> np.ndarray:
 
 
 def simulate_policies(grades: pl.DataFrame, truth: pl.DataFrame, year: int, capacity: int, policy: Policy,
-                      *, seed: int = 0, history: pl.DataFrame | None = None) -> SimulationResult:
+                      *, seed: int = 0, history: pl.DataFrame | None = None,
+                      repeats: int = 1) -> SimulationResult:
     """Run the three policies over ``year`` with ``capacity`` inspections a month (module docstring).
 
     ``grades`` needs enterprise_id, sector, grade, score; ``history`` (enterprise_id, inspected_on)
-    the inspections before the year, for the graded policy's minimum frequencies.
+    the inspections before the year, for the graded policy's minimum frequencies. With ``repeats``
+    > 1 the year is simulated that many times (fresh outcomes and draws) and the figures are means
+    (the lowest annual probability is the minimum over runs).
     """
+    if repeats < 1:
+        raise UsageError(f"repeats must be a positive integer; got {repeats}")
     if capacity <= 0:
         raise UsageError(f"capacity must be a positive number of inspections a month; got {capacity}")
     missing = {"enterprise_id", "sector", "grade", "score"} - set(grades.columns)
@@ -143,9 +148,46 @@ def simulate_policies(grades: pl.DataFrame, truth: pl.DataFrame, year: int, capa
     p[[index[e] for e in rows["enterprise_id"].to_list()], (rows["month"].dt.month().to_numpy() - 1)] = (
         rows["p_fail"].to_numpy())
     alive = ~np.isnan(p)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), year]))
+    history_days = _history_days(history, index, months[0])
+    runs = [_one_run(population, p, alive, history_days, months, capacity, seed, rep)
+            for rep in range(repeats)]
+    per_run = pl.DataFrame([row for rows_, _ in runs for row in rows_])
+    rows_out = (
+        per_run.group_by("policy", maintain_order=True)
+        .agg(pl.col("min_annual_probability").min(), pl.col("share_below_1pct").max(),
+             pl.exclude("policy", "min_annual_probability", "share_below_1pct", "run").mean())
+        .select(per_run.drop("run").columns)
+        .with_columns(pl.col("inspections").round().cast(pl.Int64)).to_dicts()
+    )
+    coverage = (pl.DataFrame([row for _, cov in runs for row in cov])
+                .group_by("policy", "grade", maintain_order=True).mean().to_dicts())
+    policies = pl.DataFrame(rows_out)
+    by = {r["policy"]: r for r in rows_out}
+    uniform_rate = by["uniform"]["expected_findings_per_100"]
+    lift = by["graded"]["expected_findings_per_100"] / uniform_rate if uniform_rate else float("inf")
+    policies = policies.with_columns(
+        (pl.col("expected_findings_per_100") / uniform_rate if uniform_rate else pl.lit(None)).alias(
+            "lift_vs_uniform"))
+    meta = {
+        "year": year, "capacity_per_month": capacity, "seed": int(seed), "enterprises": n,
+        "repeats": repeats,
+        "policy_version": policy.version,
+        "graded_lift_vs_uniform": lift,
+        "targets": {"lift": TARGET_LIFT, "min_annual_probability": TARGET_MIN_ANNUAL_PROBABILITY},
+        "target_met": bool(lift >= TARGET_LIFT
+                           and by["graded"]["min_annual_probability"] >= TARGET_MIN_ANNUAL_PROBABILITY),
+    }
+    return SimulationResult(policies=policies, coverage=pl.DataFrame(coverage), meta=meta)
+
+
+def _one_run(population: pl.DataFrame, p: np.ndarray, alive: np.ndarray, history_days: list[list[int]],
+             months: list[date], capacity: int, seed: int, rep: int) -> tuple[list[dict], list[dict]]:
+    """One simulated year of the three policies (fresh outcomes and draws for replication ``rep``)."""
+    n = population.height
+    year = months[0].year
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), year, rep]))
     fails = (rng.random((n, 12)) < np.nan_to_num(p)) & alive
-    streams = np.random.SeedSequence([int(seed), year, 1]).spawn(len(POLICIES))
+    streams = np.random.SeedSequence([int(seed), year, rep, 1]).spawn(len(POLICIES))
 
     inspected: dict[str, np.ndarray] = {}
     random_flag: dict[str, np.ndarray] = {}
@@ -167,7 +209,7 @@ def simulate_policies(grades: pl.DataFrame, truth: pl.DataFrame, year: int, capa
     x = np.zeros((n, 12), dtype=bool)
     rand = np.zeros((n, 12), dtype=bool)
     pi = np.zeros((n, 12))
-    past = _history_days(history, index, months[0])
+    past = [list(days) for days in history_days]
     minimum = population["min_per_year"].to_numpy()
     score = population["score"].to_numpy()
     for m, month in enumerate(months):
@@ -213,7 +255,7 @@ def simulate_policies(grades: pl.DataFrame, truth: pl.DataFrame, year: int, capa
         found = (x & fails).any(axis=1)
         annual = _policy_annual(monthly_pi[name])
         rows_out.append({
-            "policy": name,
+            "policy": name, "run": rep,
             "inspections": total,
             "expected_findings_per_100": 100.0 * expected / total if total else 0.0,
             "realised_findings_per_100": 100.0 * float((x & fails).sum()) / total if total else 0.0,
@@ -229,27 +271,12 @@ def simulate_policies(grades: pl.DataFrame, truth: pl.DataFrame, year: int, capa
             members = grades_arr == grade
             count = int(members.sum())
             coverage.append({
-                "policy": name, "grade": grade, "enterprises": count,
+                "policy": name, "run": rep, "grade": grade, "enterprises": count,
                 "inspected_share": float(x[members].any(axis=1).mean()) if count else 0.0,
                 "inspections_per_100": 100.0 * float(x[members].sum()) / count if count else 0.0,
                 "mean_annual_probability": float(annual[members].mean()) if count else 0.0,
             })
-    policies = pl.DataFrame(rows_out)
-    by = {r["policy"]: r for r in rows_out}
-    uniform_rate = by["uniform"]["expected_findings_per_100"]
-    lift = by["graded"]["expected_findings_per_100"] / uniform_rate if uniform_rate else float("inf")
-    policies = policies.with_columns(
-        (pl.col("expected_findings_per_100") / uniform_rate if uniform_rate else pl.lit(None)).alias(
-            "lift_vs_uniform"))
-    meta = {
-        "year": year, "capacity_per_month": capacity, "seed": int(seed), "enterprises": n,
-        "policy_version": policy.version,
-        "graded_lift_vs_uniform": lift,
-        "targets": {"lift": TARGET_LIFT, "min_annual_probability": TARGET_MIN_ANNUAL_PROBABILITY},
-        "target_met": bool(lift >= TARGET_LIFT
-                           and by["graded"]["min_annual_probability"] >= TARGET_MIN_ANNUAL_PROBABILITY),
-    }
-    return SimulationResult(policies=policies, coverage=pl.DataFrame(coverage), meta=meta)
+    return rows_out, coverage
 
 
 def _history_days(history: pl.DataFrame | None, index: dict[str, int], start: date) -> list[list[int]]:

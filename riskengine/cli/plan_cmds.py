@@ -209,6 +209,7 @@ def simulate_policy(
     seed: Annotated[int, typer.Option(help="seed of every random choice of the simulation")] = 0,
     policy: Annotated[Path | None, typer.Option(help="policy TOML (default: the configured policy)")] = None,
     noise: Annotated[float, typer.Option(help="sd of the noise on truth-derived grades (logit scale)")] = 0.5,
+    repeats: Annotated[int, typer.Option(help="simulate the year this many times and average")] = 10,
     out: Annotated[Path | None, typer.Option(help="write the results as JSON here (and a PNG chart "
                                              "beside it, same name .png)")] = None,
 ) -> None:
@@ -242,7 +243,7 @@ def simulate_policy(
     grades = grades.join(active.select("enterprise_id"), on="enterprise_id")
     history = read_source_table(city, "inspections")
     result = simulate_policies(grades, truth, chosen_year, capacity, load_policy(policy), seed=seed,
-                               history=history)
+                               history=history, repeats=repeats)
     result.meta["grades"] = source
     result.meta["city"] = str(Path(city).resolve())
     _print_simulation(result)
@@ -264,7 +265,8 @@ def _print_simulation(result: Any) -> None:
 
     meta = result.meta
     table = Table(title=f"supervision policies at equal capacity: {meta['capacity_per_month']} inspections a "
-                        f"month, {meta['year']}, {meta['enterprises']} enterprises")
+                        f"month, {meta['year']}, {meta['enterprises']} enterprises, mean of "
+                        f"{meta['repeats']} simulated years")
     columns = [("policy", "policy"), ("inspections", "inspections"),
                ("findings /100 (expected)", "expected_findings_per_100"),
                ("findings /100 (realised)", "realised_findings_per_100"),
