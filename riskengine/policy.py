@@ -51,10 +51,10 @@ class _Frequency(BaseModel):
     @field_validator("min_per_year", mode="before")
     @classmethod
     def _min_per_year(cls, value: object) -> object:
-        ok = _is_number(value) and float(value) == int(value) and 0 <= int(value) <= MAX_MIN_PER_YEAR  # type: ignore[arg-type]
-        if not ok:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not float(value).is_integer() \
+                or not 0 <= value <= MAX_MIN_PER_YEAR:
             raise ValueError(f"must be an integer from 0 to {MAX_MIN_PER_YEAR}")
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
 
 
 class _GradeTable(BaseModel):

@@ -252,7 +252,8 @@ def _one_run(population: pl.DataFrame, p: np.ndarray, alive: np.ndarray, history
         x = inspected[name]
         total = int(x.sum())
         expected = float(np.nansum(np.where(x, p, 0.0)))
-        found = (x & fails).any(axis=1)
+        found: np.ndarray = np.asarray((x & fails).any(axis=1))
+        visited: np.ndarray = np.asarray(x.any(axis=1))
         annual = _policy_annual(monthly_pi[name])
         rows_out.append({
             "policy": name, "run": rep,
@@ -261,7 +262,7 @@ def _one_run(population: pl.DataFrame, p: np.ndarray, alive: np.ndarray, history
             "realised_findings_per_100": 100.0 * float((x & fails).sum()) / total if total else 0.0,
             "adverse_enterprises": int(adverse.sum()),
             "adverse_found_share": float(found[adverse].mean()) if adverse.any() else 0.0,
-            "adverse_visited_share": float(x.any(axis=1)[adverse].mean()) if adverse.any() else 0.0,
+            "adverse_visited_share": float(visited[adverse].mean()) if adverse.any() else 0.0,
             "random_share": float(random_flag[name].sum()) / total if total else 0.0,
             "min_annual_probability": float(annual.min()),
             "share_below_1pct": float((annual < TARGET_MIN_ANNUAL_PROBABILITY).mean()),
