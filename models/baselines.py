@@ -11,6 +11,7 @@ Both follow the estimator contract: ``__init__`` stores parameters, ``fit`` lear
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date
 
@@ -148,7 +149,9 @@ class LogisticScorecard:
         process = BinningProcess(variable_names=names, max_n_bins=self.max_n_bins)
         card = Scorecard(binning_process=process,
                          estimator=LogisticRegression(max_iter=1000, random_state=self.random_state))
-        card.fit(frame, y_arr[idx])
+        with warnings.catch_warnings():  # optbinning's pandas deprecation noise, not ours to fix
+            warnings.simplefilter("ignore")
+            card.fit(frame, y_arr[idx])
         self.feature_names_ = names
         self.scorecard_ = card
         return self
@@ -157,7 +160,9 @@ class LogisticScorecard:
         if not hasattr(self, "scorecard_"):
             raise ModelError("LogisticScorecard is not fitted; call fit() first.")
         frame = features.select(self.feature_names_).to_pandas()
-        return np.asarray(self.scorecard_.predict_proba(frame)[:, 1], dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(self.scorecard_.predict_proba(frame)[:, 1], dtype=np.float64)
 
 
 def snapshot_rows(enterprise_ids: Sequence[str], as_of: Sequence[date]) -> pl.DataFrame:

@@ -1,0 +1,137 @@
+"""Training on the small city (models.train): constraints, nuisance neutralisation, calibration,
+determinism and skill. One model is trained per test session and shared by these tests."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from features import FEATURES
+from models.artifact import CreditModel
+from models.train import TrainConfig, TrainResult, load_truth, train_model
+from riskengine.lake import load_tables
+
+D = date(2026, 1, 1)
+FAST = TrainConfig(max_rounds=80, early_stopping_rounds=15, compare_selection=False, baselines=False)
+
+
+@pytest.fixture(scope="session")
+def trained(small_lake: Path, small_city: Path) -> TrainResult:
+    """The small city's model, trained once (few rounds, no comparison model, no baselines)."""
+    return train_model(load_tables(small_lake), D, truth=load_truth(small_city), config=FAST)
+
+
+@pytest.fixture(scope="session")
+def test_rows(trained: TrainResult) -> pl.DataFrame:
+    return trained.test_frame
+
+
+def test_model_beats_chance_clearly_on_the_small_city(trained: TrainResult) -> None:
+    row = trained.metrics.filter((pl.col("scorer") == "lightgbm") & (pl.col("population") == "all")).row(
+        0, named=True
+    )
+    assert row["auc"] > 0.65
+    assert row["capture_10"] > 0.2  # chance finds 10 % of adverse outcomes in the top 10 %
+    assert row["spearman_truth"] > 0.15
+
+
+def test_oracle_is_reported_on_a_synthetic_city(trained: TrainResult) -> None:
+    oracle = trained.metrics.filter(pl.col("scorer") == "oracle")
+    assert set(oracle["population"]) == {"random", "all"}
+    assert oracle["auc"].min() > 0.5
+
+
+def test_more_bad_history_never_lowers_the_probability(trained: TrainResult, test_rows: pl.DataFrame) -> None:
+    model = trained.model
+    increasing = [n for n in model.feature_names if FEATURES[n].monotone == 1]
+    assert increasing, "the catalog declares +1 features"
+    rows = test_rows.head(300)
+    for name in increasing:
+        base = rows.with_columns(pl.col(name).cast(pl.Float64).fill_null(0.0))
+        before = model.predict_proba(base)
+        for step in (1.0, 3.0, 10.0):
+            after = model.predict_proba(base.with_columns(pl.col(name) + step))
+            assert (after >= before - 1e-12).all(), f"raising {name} by {step} lowered a probability"
+            before = after
+
+
+def test_grade_does_not_depend_on_which_inspector_inspected(
+    trained: TrainResult, test_rows: pl.DataFrame
+) -> None:
+    model = trained.model
+    assert model.nuisance, "the catalog marks inspector strictness as nuisance"
+    rows = test_rows.head(500)
+    rng = np.random.default_rng(3)
+    varied = rows.with_columns([pl.Series(n, rng.normal(0, 2, rows.height)) for n in model.nuisance])
+    np.testing.assert_array_equal(model.predict_proba(rows), model.predict_proba(varied))
+    np.testing.assert_array_equal(model.contributions(rows), model.contributions(varied))
+
+
+def test_nuisance_features_were_learned_in_training(trained: TrainResult) -> None:
+    # Used in training (so their effect is learned apart), set to the neutral value at scoring.
+    model = trained.model
+    gains = dict(zip(model.feature_names, model.booster.feature_importance("split"), strict=True))
+    assert any(gains[n] > 0 for n in model.nuisance)
+    assert all(v == FEATURES[n].neutral for n, v in model.neutral.items())
+
+
+def test_probabilities_are_calibrated_on_the_calibration_slice(
+    small_lake: Path, trained: TrainResult
+) -> None:
+    from features import build_features
+    from models.labels import build_labels
+
+    tables = load_tables(small_lake)
+    calib = trained.plan.calib
+    frame = (
+        build_features(tables, calib)
+        .collect()
+        .join(build_labels(tables, calib, known_before=D).collect(), on=["enterprise_id", "as_of"])
+    )
+    predicted = trained.model.predict_proba(frame)
+    assert predicted.mean() == pytest.approx(frame["label"].mean(), abs=0.003)
+
+
+def test_contributions_sum_to_the_raw_margin(trained: TrainResult, test_rows: pl.DataFrame) -> None:
+    rows = test_rows.head(200)
+    contrib = trained.model.contributions(rows)
+    assert contrib.shape == (200, len(trained.model.feature_names) + 1)
+    np.testing.assert_allclose(contrib.sum(axis=1), trained.model.predict_raw(rows), atol=1e-9)
+
+
+def test_same_data_and_seed_give_the_same_model(small_lake: Path, trained: TrainResult) -> None:
+    again = train_model(load_tables(small_lake), D, config=FAST)
+    rows = trained.test_frame.head(500)
+    np.testing.assert_array_equal(again.model.predict_proba(rows), trained.model.predict_proba(rows))
+
+
+def test_saved_model_loads_with_identical_predictions(trained: TrainResult, tmp_path: Path) -> None:
+    loaded = CreditModel.load(trained.model.save(tmp_path / "m"))
+    rows = trained.test_frame.head(300)
+    np.testing.assert_array_equal(loaded.predict_proba(rows), trained.model.predict_proba(rows))
+    assert loaded.feature_names == trained.model.feature_names
+
+
+def test_unknown_category_scores_as_missing_instead_of_failing(trained: TrainResult) -> None:
+    model = trained.model
+    cat = next(iter(model.categories))
+    rows = trained.test_frame.head(5).with_columns(pl.lit("no_such_level").alias(cat))
+    assert np.isfinite(model.predict_proba(rows)).all()
+
+
+def test_baselines_and_selection_comparison_are_evaluated_beside_the_model(
+    small_lake: Path, trained: TrainResult
+) -> None:
+    result = train_model(
+        load_tables(small_lake),
+        D,
+        config=replace(FAST, compare_selection=True, baselines=True, max_rounds=20),
+    )
+    scorers = set(result.metrics["scorer"])
+    assert {"lightgbm", "lightgbm_ipw", "points_scorecard", "logistic_scorecard"} <= scorers
+    assert {"rate_A", "rate_D", "grades_monotone", "brier", "ks", "pr_auc"} <= set(result.metrics.columns)
