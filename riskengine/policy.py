@@ -154,6 +154,8 @@ def _describe(error: Any) -> str:
         return f"{loc} is missing"
     if kind == "extra_forbidden":
         return f"{loc} is not a known entry"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{loc} must be a table, e.g. {{ ratio = 0.1, min_per_year = 0 }}; got {error.get('input')!r}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{loc} {message}; got {error.get('input')!r}" if loc else f"{message}"
 
