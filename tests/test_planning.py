@@ -372,3 +372,25 @@ def test_plan_command_rejects_a_bad_capacity_file_with_exit_2(small_lake: Path, 
     assert code == 2
     assert "row 2 (district 420106), column capacity" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
+
+
+# --- period and policy version ---------------------------------------------------------------
+
+
+def test_period_is_the_month_from_as_of_clipped_at_month_end():
+    from riskengine.planning import add_months, period_label, period_of
+
+    assert period_of(date(2025, 6, 1)) == (date(2025, 6, 1), date(2025, 7, 1))
+    assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
+    assert period_label(date(2025, 6, 1)) == "2025-06"
+    assert period_label(date(2025, 6, 15)) == "2025-06-15/2025-07-14"
+
+
+def test_plan_records_the_version_of_the_policy_it_used():
+    from riskengine.policy import parse_policy
+
+    custom = parse_policy('version = "bureau-2026"\n' + "[default]\n" + "".join(
+        f"{g} = {{ ratio = 0.2 }}\n" for g in "ABCD"))
+    result = make_plan(grades_frame(50), tables_of(), AS_OF, 3, 1, custom)
+    assert result.meta["policy_version"] == "bureau-2026"
+    assert result.meta["policy_digest"] == custom.digest
