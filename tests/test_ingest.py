@@ -755,3 +755,33 @@ def test_a_clean_generated_city_is_accepted_whole(small_city: Path, small_lake: 
         rows = pl.scan_csv(small_city / f"{table}.csv", infer_schema=False).select(pl.len()).collect().item()
         assert counts == {"read": rows, "accepted": rows, "quarantined": 0, "duplicates": 0}, table
     assert report["absent_tables"] == []
+
+
+# Which quarantine rule catches each kind of bad row the generator injects (riskengine.synth_dirty).
+DIRTY_KIND_RULE = {
+    "bad_check_char": "bad_uscc",
+    "unknown_enterprise": "unknown_reference",
+    "unknown_case": "unknown_reference",
+    "future_date": "future_date",
+    "date_before_1990": "too_early",
+    "unparseable_date": "bad_type",
+    "negative_value": "below_minimum",
+    "bad_enum": "bad_enum",
+    "conflicting_duplicate": "duplicate_id",
+    "missing_required": "missing_value",
+}
+
+
+def test_every_kind_of_injected_bad_row_is_caught(tmp_path: Path) -> None:
+    from riskengine.synth import generate_city
+
+    summary = generate_city(tmp_path / "city", n_enterprises=800, seed=11, dirty=0.05)
+    report = ingest(tmp_path / "city", tmp_path / "lake")
+    rules = {e["rule"] for e in quarantined(tmp_path / "lake")}
+    injected = {kind for kind, n in summary["injected"]["by_kind"].items() if n}
+    for kind in injected & DIRTY_KIND_RULE.keys():
+        assert DIRTY_KIND_RULE[kind] in rules, kind
+    if "exact_duplicate" in injected:
+        assert sum(t["duplicates"] for t in report.tables.values()) > 0
+    for counts in report.tables.values():
+        assert counts["read"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"]
