@@ -65,6 +65,8 @@ URGENT_DAYS = 14
 # Inspectors of the district's inspections in this many days before as_of form its pool.
 POOL_DAYS = 365
 TOP_REASONS = 3
+# Issue 5: every enterprise keeps at least this yearly chance of a random inspection (warned if not).
+MIN_ANNUAL_PROBABILITY = 0.01
 
 PLAN_SCHEMA: dict[str, pl.DataType] = {
     "district": pl.String(),
@@ -576,6 +578,15 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
         unassigned = sum(1 for c in chosen[: len(scheduled_ids)] if c is None)
         over = must.height - n_sched
         policy_expected = float(rest["ratio"].sum()) / 12.0 if rest.height else 0.0
+        # The lowest chance of being drawn this period, as a yearly rate if every month were alike.
+        lowest = (float(inclusion_probabilities(rest, remaining)["inclusion_probability"].min())
+                  if rest.height and remaining > 0 else 0.0)
+        annual_floor = 1.0 - (1.0 - lowest) ** 12
+        if rest.height and annual_floor < MIN_ANNUAL_PROBABILITY:
+            warnings.append(f"district {district}: the random draw gives some enterprises only "
+                            f"{annual_floor:.2%} a year at this capacity (policy floor "
+                            f"{MIN_ANNUAL_PROBABILITY:.0%}); {policy_expected:.1f} random inspections a "
+                            f"month would meet the policy ratios, {remaining} are available")
         if over:
             warnings.append(f"district {district}: capacity {cap} is short of the {must.height} mandatory "
                             f"items; {over} listed as not scheduled — over capacity (ranked by score)")
@@ -587,6 +598,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
             "enterprises": members.height, "mandatory": must.height, "mandatory_scheduled": n_sched,
             "over_capacity": over, "random": drawn.height,
             "random_policy_expected": round(policy_expected, 2),
+            "min_annual_probability": round(annual_floor, 4),
             "scheduled": n_sched + drawn.height, "inspectors": len(pool), "unassigned": unassigned,
         })
     plan = pl.concat(frames) if frames else pl.DataFrame(schema=PLAN_SCHEMA)
@@ -669,7 +681,8 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "enterprises": "企业数 Enterprises", "mandatory": "必查项 Mandatory",
     "mandatory_scheduled": "必查已排期 Mandatory scheduled", "over_capacity": "超出能力未排期 Shortfall",
     "random": "随机抽取 Random",
-    "random_policy_expected": "政策应抽（月） Random at policy ratios", "scheduled": "合计排期 Scheduled",
+    "random_policy_expected": "政策应抽（月） Random at policy ratios",
+    "min_annual_probability": "最低年抽中概率 Lowest yearly chance", "scheduled": "合计排期 Scheduled",
     "inspectors": "检查人员数 Inspectors", "unassigned": "未派人员 Unassigned",
 }
 
@@ -712,7 +725,11 @@ def write_excel(result: PlanResult, path: Path) -> None:
         total_row = len(rows) + 1
         ws.write(total_row, 0, "合计 total", header)
         for c, name in enumerate(cols[2:], start=2):
-            ws.write(total_row, c, sum(row.get(name) or 0 for row in rows), header)
+            if name == "min_annual_probability":  # a minimum, not a count
+                value = min((row.get(name) or 0.0 for row in rows), default=0.0)
+            else:
+                value = sum(row.get(name) or 0 for row in rows)
+            ws.write(total_row, c, value, header)
         ws.freeze_panes(1, 0)
         ws.autofilter(0, 0, max(len(rows), 1), len(cols) - 1)
         ws.set_column(0, 1, 12)

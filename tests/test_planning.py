@@ -394,3 +394,11 @@ def test_plan_records_the_version_of_the_policy_it_used():
     result = make_plan(grades_frame(50), tables_of(), AS_OF, 3, 1, custom)
     assert result.meta["policy_version"] == "bureau-2026"
     assert result.meta["policy_digest"] == custom.digest
+
+
+def test_capacity_too_small_for_the_yearly_floor_is_warned():
+    grades = grades_frame(5000, districts=("420106",), sectors=("retail",))
+    result = plan_for(grades, 1)
+    assert result.meta["districts"][0]["min_annual_probability"] < 0.01
+    assert any("only" in w and "a year at this capacity" in w for w in result.warnings)
+    assert not any("a year at this capacity" in w for w in plan_for(grades, 60).warnings)
