@@ -124,8 +124,10 @@ def running(
     per_day = (
         events.filter(pl.col(event_date).is_not_null() & pl.col(by).is_not_null())
         .with_columns(visible_from(event_date).alias(VISIBLE_FROM))
+        # Evaluate per record first (a literal such as pl.lit(1) must count rows, not groups).
+        .with_columns([e.alias(n) for n, e in sums.items()] + [e.alias(n) for n, e in maxes.items()])
         .group_by(by, VISIBLE_FROM)
-        .agg([e.sum().alias(n) for n, e in sums.items()] + [e.max().alias(n) for n, e in maxes.items()])
+        .agg([pl.col(n).sum() for n in sums] + [pl.col(n).max() for n in maxes])
         .sort(by, VISIBLE_FROM)
         .with_columns(
             [pl.col(n).fill_null(0).cum_sum().over(by) for n in sums]

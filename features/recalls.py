@@ -25,4 +25,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.Lazy
             count_if(inw & (pl.col("hazard") == "high")).alias(f"recalls__high_hazard_{w}d"),
             sum_if(inw, pl.col("units")).cast(pl.Int64).alias(f"recalls__units_{w}d"),
         ]
+    ordered_high = (pl.col("mode") == "ordered") & (pl.col("hazard") == "high")
+    aggs.append(count_if(asof.within(365) & ordered_high).alias("recalls__ordered_high_hazard_365d"))
     return pairs.group_by(KEY, AS_OF).agg(aggs)

@@ -1,0 +1,200 @@
+"""Hypothesis strategies for small enterprise histories that stress the time rule.
+
+Dates are drawn mostly from a set of *boundary days* around each as_of D: D itself, D +- 1, and the
+edges of every window and influence period (D - 90/365/1095 days, D - 3 months / 1 year / 3 years,
+each +- 1 day, and 10 days before each minimum period), so that events exactly on as_of, late
+``recorded_on`` and repairs on the boundary day come up in almost every example.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+from hypothesis import strategies as st
+
+from riskengine.contract import TABLES
+from tests.feature_oracle import add_months
+
+AS_OF = [date(2023, 3, 1), date(2024, 2, 29), date(2024, 3, 31)]
+EIDS = ["E0", "E1", "E2", "E3"]
+
+
+def boundary_days(as_of: list[date]) -> list[date]:
+    days: set[date] = set()
+    for d in as_of:
+        for base in (
+            d,
+            d - timedelta(days=90),
+            d - timedelta(days=365),
+            d - timedelta(days=1095),
+            add_months(d, -3),
+            add_months(d, -12),
+            add_months(d, -36),
+            d - timedelta(days=1100),
+        ):
+            days.update(base + timedelta(days=k) for k in (-1, 0, 1))
+        # Inside each influence period, between its minimum and its full length.
+        days.update(add_months(d, -k) - timedelta(days=10) for k in (3, 12))
+    return sorted(days)
+
+
+def a_day(as_of: list[date]) -> st.SearchStrategy[date]:
+    return st.one_of(
+        st.sampled_from(boundary_days(as_of)),
+        st.dates(min_value=date(2019, 6, 1), max_value=max(as_of) + timedelta(days=60)),
+    )
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), strategy)
+
+
+@st.composite
+def recorded_after(draw: st.DrawFn, event: date, as_of: list[date]) -> date | None:
+    """recorded_on: usually absent, else the event day, a little later, or a boundary day after it."""
+    choice = draw(st.sampled_from(["none", "none", "same", "late", "boundary"]))
+    if choice == "none":
+        return None
+    if choice == "same":
+        return event
+    if choice == "late":
+        return event + timedelta(days=draw(st.integers(1, 120)))
+    later = [b for b in boundary_days(as_of) if b >= event]
+    return draw(st.sampled_from(later)) if later else event
+
+
+@st.composite
+def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -> dict[str, list[dict]]:
+    """Every contract table as a list of rows: a handful of enterprises and events per table."""
+    day = a_day(as_of)
+    n_ent = draw(st.integers(1, len(EIDS)))
+    enterprises = [
+        {
+            "enterprise_id": EIDS[i],
+            "name": None,
+            "district": draw(st.sampled_from(["420106", "420102"])),
+            "sector": draw(st.sampled_from(["wire_cable", "fire_products", "food_related", "bakery"])),
+            "industry_code": None,
+            "established_on": draw(st.one_of(st.sampled_from(as_of), st.just(date(2018, 1, 1)), day)),
+            "registered_capital": draw(maybe(st.floats(0, 1e4, allow_nan=False))),
+            "legal_rep_id": draw(st.sampled_from([None, "R1", "R2"])),
+            "status": draw(st.sampled_from(["active", "suspended", "revoked", "deregistered"])),
+        }
+        for i in range(n_ent)
+    ]
+    eid = st.sampled_from(EIDS[:n_ent])
+
+    def events(make: Any) -> list[dict]:
+        return [make(i) for i in range(draw(st.integers(0, max_events)))]
+
+    def dated(row: dict, column: str) -> dict:
+        row[column] = draw(day)
+        row["recorded_on"] = draw(recorded_after(row[column], as_of))
+        return row
+
+    inspections = events(
+        lambda i: dated(
+            {
+                "inspection_id": f"I{i}",
+                "enterprise_id": draw(eid),
+                "kind": draw(st.sampled_from(["random", "targeted", "complaint", "follow_up", "license"])),
+                "inspector_id": draw(st.sampled_from([None, "P1", "P2"])),
+                "outcome": draw(st.sampled_from(["pass", "conditional", "fail"])),
+                "findings_minor": draw(maybe(st.integers(0, 3))),
+                "findings_serious": draw(st.integers(0, 2)),
+                "findings_critical": draw(st.integers(0, 1)),
+            },
+            "inspected_on",
+        )
+    )
+    sampling = events(
+        lambda i: dated(
+            {
+                "test_id": f"T{i}",
+                "enterprise_id": draw(eid),
+                "product": None,
+                "result": draw(st.sampled_from(["pass", "fail"])),
+                "hazard": draw(st.sampled_from([None, "low", "medium", "high"])),
+            },
+            "sampled_on",
+        )
+    )
+    penalties = events(
+        lambda i: dated(
+            {
+                "case_id": f"C{i}",
+                "enterprise_id": draw(eid),
+                "severity": draw(st.sampled_from(["minor", "moderate", "serious"])),
+                "fine_cny": draw(maybe(st.floats(0, 1e5, allow_nan=False))),
+                "category": None,
+                "dishonest_list": draw(st.booleans()),
+            },
+            "decided_on",
+        )
+    )
+    repairs = [
+        dated(
+            {"repair_id": f"X{i}", "case_id": draw(st.sampled_from([p["case_id"] for p in penalties]))},
+            "repaired_on",
+        )
+        for i in range(draw(st.integers(0, 3) if penalties else st.just(0)))
+    ]
+    recalls = events(
+        lambda i: dated(
+            {
+                "recall_id": f"Q{i}",
+                "enterprise_id": draw(eid),
+                "product": None,
+                "units": draw(maybe(st.integers(0, 500))),
+                "mode": draw(st.sampled_from(["voluntary", "ordered"])),
+                "hazard": draw(st.sampled_from(["low", "medium", "high"])),
+            },
+            "announced_on",
+        )
+    )
+    complaints = events(
+        lambda i: dated(
+            {
+                "complaint_id": f"M{i}",
+                "enterprise_id": draw(eid),
+                "category": None,
+                "substantiated": draw(st.sampled_from([None, True, False])),
+            },
+            "received_on",
+        )
+    )
+    licenses = []
+    for i in range(draw(st.integers(0, 4))):
+        row = dated(
+            {
+                "license_id": f"L{i}",
+                "enterprise_id": draw(eid),
+                "kind": draw(st.sampled_from(["production_license", "ccc", "food_contact"])),
+                "status": draw(st.sampled_from(["valid", "suspended", "revoked", "expired"])),
+            },
+            "issued_on",
+        )
+        row["expires_on"] = draw(maybe(day))
+        row["status_changed_on"] = draw(day)
+        licenses.append(row)
+    return {
+        "enterprises": enterprises,
+        "inspections": inspections,
+        "sampling_tests": sampling,
+        "penalties": penalties,
+        "recalls": recalls,
+        "complaints": complaints,
+        "licenses": licenses,
+        "credit_repairs": repairs,
+    }
+
+
+def to_lazy(tables: dict[str, list[dict]]) -> dict[str, pl.LazyFrame]:
+    """The rows as lazy frames with exactly the contract schema (as ``riskengine.lake`` gives them)."""
+    out = {}
+    for name, spec in TABLES.items():
+        rows = [{c: r.get(c) for c in spec.schema} for r in tables.get(name, [])]
+        out[name] = pl.DataFrame(rows, schema=spec.schema).lazy()
+    return out
