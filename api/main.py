@@ -31,12 +31,18 @@ Send `Authorization: Bearer KEY` (keys come from `riskengine keys create`). Erro
 `application/problem+json` (RFC 9457)."""
 
 
-def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
-    """The service app. Without ``service``, one is built from ``settings`` (default: the environment)."""
+def create_app(settings: Settings | None = None, service: Service | None = None, *,
+               manage_service: bool = True) -> FastAPI:
+    """The service app. Without ``service``, one is built from ``settings`` (default: the environment).
+    ``manage_service=False`` leaves starting and closing the service to the caller (the lifespan then
+    does nothing, e.g. for test clients that run it around every request)."""
     service = service or Service(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not manage_service:
+            yield
+            return
         await run_in_threadpool(service.start)
         try:
             yield
