@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys as _sys
-from datetime import date as _date
-from pathlib import Path as _Path
-from typing import Annotated as _Annotated
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
 
-import typer as _typer
+import typer
 
 from riskengine.cli import app
 
@@ -16,12 +16,12 @@ from riskengine.cli import app
 
 @app.command()
 def ingest(
-    source: _Annotated[_Path, _typer.Argument(help="source folder with <table>.csv or <table>.parquet")],
-    lake: _Annotated[_Path, _typer.Option(help="the lake folder (created if absent)")],
-    id_scheme: _Annotated[str | None, _typer.Option(
+    source: Annotated[Path, typer.Argument(help="source folder with <table>.csv or <table>.parquet")],
+    lake: Annotated[Path, typer.Option(help="the lake folder (created if absent)")],
+    id_scheme: Annotated[str | None, typer.Option(
         "--id-scheme", help="uscc (GB 32100-2015 check) or any (any non-empty id); default from settings")
     ] = None,
-    ingest_day: _Annotated[str | None, _typer.Option(
+    ingest_day: Annotated[str | None, typer.Option(
         "--ingest-day", help="no date may be after this day (YYYY-MM-DD; default today)")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
@@ -35,7 +35,7 @@ def ingest(
     day = None
     if ingest_day is not None:
         try:
-            day = _date.fromisoformat(ingest_day)
+            day = date.fromisoformat(ingest_day)
         except ValueError as exc:
             raise UsageError(f"--ingest-day must be a date YYYY-MM-DD; got {ingest_day!r}") from exc
     report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day).to_dict()
@@ -43,8 +43,8 @@ def ingest(
     rows = report["quarantine"]["rows"]
     if rows:
         print(f"{rows:,} rows quarantined (not in the lake): see {lake / report['quarantine']['file']}",
-              file=_sys.stderr)
-    print(f"report: {lake / '_reports' / (report['run_id'] + '.json')}", file=_sys.stderr)
+              file=sys.stderr)
+    print(f"report: {lake / '_reports' / (report['run_id'] + '.json')}", file=sys.stderr)
 
 
 # --- generate -----------------------------------------------------------------------------------------
@@ -52,13 +52,13 @@ def ingest(
 
 @app.command()
 def generate(
-    out: _Annotated[_Path, _typer.Option(help="folder to write the source tables and _truth/ into")],
-    enterprises: _Annotated[int, _typer.Option(help="number of enterprises")] = 20_000,
-    seed: _Annotated[int, _typer.Option(help="random seed: the same seed gives the same city")] = 42,
-    start: _Annotated[str, _typer.Option(help="first day of the event history (YYYY-MM-DD)")] = "2019-01-01",
-    end: _Annotated[str, _typer.Option(help="last day of the event history (YYYY-MM-DD)")] = "2025-12-31",
-    format: _Annotated[str, _typer.Option("--format", help="csv or parquet")] = "csv",
-    dirty: _Annotated[float, _typer.Option(help="fraction of realistic bad rows to add, e.g. 0.01")] = 0.0,
+    out: Annotated[Path, typer.Option(help="folder to write the source tables and _truth/ into")],
+    enterprises: Annotated[int, typer.Option(help="number of enterprises")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same city")] = 42,
+    start: Annotated[str, typer.Option(help="first day of the event history (YYYY-MM-DD)")] = "2019-01-01",
+    end: Annotated[str, typer.Option(help="last day of the event history (YYYY-MM-DD)")] = "2025-12-31",
+    format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    dirty: Annotated[float, typer.Option(help="fraction of realistic bad rows to add, e.g. 0.01")] = 0.0,
 ) -> None:
     """Write a synthetic city (Wuhan) as a source folder, with its ground truth in DIR/_truth/."""
     import time
@@ -79,4 +79,4 @@ def generate(
         table.add_row(name, f"{rows:,}", f"{sum(injected.get(name, {}).values()):,}")
     Console().print(table)
     print(f"wrote {out} ({format}) and {out / '_truth'} in {time.perf_counter() - began:.1f}s",
-          file=_sys.stderr)
+          file=sys.stderr)
