@@ -785,3 +785,18 @@ def test_every_kind_of_injected_bad_row_is_caught(tmp_path: Path) -> None:
         assert sum(t["duplicates"] for t in report.tables.values()) > 0
     for counts in report.tables.values():
         assert counts["read"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"]
+
+
+def test_a_second_ingest_while_one_is_writing_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    from riskengine.errors import RiskEngineError
+
+    lake = tmp_path / "lake"
+    run(source(tmp_path, "first"), lake)
+    before = snapshot(lake)
+    with open(lake / lakes.LOCK_FILE, "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(RiskEngineError, match="another ingest is writing"):
+            run(source(tmp_path, "second", enterprises=[enterprise(uscc(4))]), lake)
+    assert snapshot(lake) == before
