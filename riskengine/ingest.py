@@ -494,6 +494,38 @@ def _clean_staging(lake: Path) -> None:
     shutil.rmtree(lake / lakes.STAGING_DIR, ignore_errors=True)
 
 
+# Headers of the officer-facing quarantine list (Chinese first: officers read it).
+QUARANTINE_HEADERS = {
+    "table": "表 table", "source_file": "源文件 source file", "row_number": "行号 row",
+    "column": "列 column", "value": "值 value", "rule_zh": "问题 problem", "rule": "规则 rule",
+    "reason": "说明 reason",
+}
+
+
+def export_quarantine(lake: Path, run_id: str, out: Path) -> int:
+    """Write one run's quarantine as a list for officers (``.xlsx`` or ``.csv``); returns entries.
+
+    Written to a temporary file first and renamed, so a failed export never leaves half a file.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".xlsx", ".csv"):
+        raise UsageError(f"quarantine list must end .xlsx or .csv; got {out}")
+    entries = (
+        lakes.scan_quarantine(lake).filter(pl.col("run_id") == run_id).collect()
+        .with_columns(pl.col("rule").replace_strict({k: v[0] for k, v in RULES.items()},
+                                                    default=pl.col("rule")).alias("rule_zh"))
+        .select(list(QUARANTINE_HEADERS)).rename(QUARANTINE_HEADERS)
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".csv":
+        entries.write_csv(tmp, include_bom=True)  # the BOM makes Excel read UTF-8 Chinese correctly
+    else:
+        entries.write_excel(tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
+    os.replace(tmp, out)
+    return entries.height
+
+
 def read_report(lake: Path, run_id: str | None = None) -> dict[str, Any]:
     """The JSON report of one run (the latest by default)."""
     folder = Path(lake) / lakes.REPORTS_DIR

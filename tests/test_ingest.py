@@ -800,3 +800,35 @@ def test_a_second_ingest_while_one_is_writing_is_refused(tmp_path: Path) -> None
         with pytest.raises(RiskEngineError, match="another ingest is writing"):
             run(source(tmp_path, "second", enterprises=[enterprise(uscc(4))]), lake)
     assert snapshot(lake) == before
+
+
+def test_cli_writes_the_runs_quarantine_as_an_excel_list_in_chinese(tmp_path: Path) -> None:
+    src = source(tmp_path, inspections=[inspection("I1"), inspection("I2", outcome="x")])
+    out = tmp_path / "quarantine.xlsx"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "ingest",
+                str(src),
+                "--lake",
+                str(tmp_path / "lake"),
+                "--ingest-day",
+                "2025-06-30",
+                "--quarantine-out",
+                str(out),
+            ]
+        )
+    assert exit_info.value.code == 0
+    import openpyxl
+
+    rows = list(openpyxl.load_workbook(out).active.iter_rows(values_only=True))
+    header = list(rows[0])
+    assert header[:3] == ["表 table", "源文件 source file", "行号 row"]
+    entry = dict(zip(header, rows[1], strict=True))
+    assert (entry["行号 row"], entry["列 column"], entry["值 value"], entry["问题 problem"]) == (
+        2,
+        "outcome",
+        "x",
+        "取值不在允许范围",
+    )
+    assert len(rows) == 2

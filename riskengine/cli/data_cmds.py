@@ -23,6 +23,8 @@ def ingest(
     ] = None,
     ingest_day: Annotated[str | None, typer.Option(
         "--ingest-day", help="no date may be after this day (YYYY-MM-DD; default today)")] = None,
+    quarantine_out: Annotated[Path | None, typer.Option(
+        "--quarantine-out", help="also write this run's quarantined rows as a list (.xlsx or .csv)")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
     from rich.console import Console
@@ -30,8 +32,11 @@ def ingest(
     from riskengine.cli.ingest_view import render_ingest_report
     from riskengine.config import get_settings
     from riskengine.errors import UsageError
+    from riskengine.ingest import export_quarantine
     from riskengine.ingest import ingest as run_ingest
 
+    if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
+        raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")
     day = None
     if ingest_day is not None:
         try:
@@ -45,6 +50,9 @@ def ingest(
         print(f"{rows:,} rows quarantined (not in the lake): see {lake / report['quarantine']['file']}",
               file=sys.stderr)
     print(f"report: {lake / '_reports' / (report['run_id'] + '.json')}", file=sys.stderr)
+    if quarantine_out is not None:
+        n = export_quarantine(lake, report["run_id"], quarantine_out)
+        print(f"wrote {n:,} quarantine entries to {quarantine_out}", file=sys.stderr)
 
 
 # --- generate -----------------------------------------------------------------------------------------
