@@ -149,6 +149,9 @@ def recover(lake: Path) -> list[str]:
         else:
             roll_back(lake, journal)
             rolled_back.append(journal.stem)
+    if (lake / JOURNAL_DIR).is_dir():
+        for partial in (lake / JOURNAL_DIR).glob(".*.tmp"):  # a journal whose writing was cut short
+            partial.unlink(missing_ok=True)
     if (lake / JOURNAL_DIR).is_dir() and not any((lake / JOURNAL_DIR).iterdir()):
         (lake / JOURNAL_DIR).rmdir()
     shutil.rmtree(lake / STAGING_DIR, ignore_errors=True)
