@@ -300,6 +300,7 @@ def _stage(
     ingest_day: date,
     id_scheme: str,
 ) -> _Staged:
+    """Validate the tables in contract order (referenced tables first) and write their files to staging."""
     refs = _referenced()
     known: dict[tuple[str, str], pl.Series] = {}
     counts: dict[str, dict[str, int]] = {}
