@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from models.artifact import META_FILE, CreditModel
@@ -119,32 +120,41 @@ class RegisteredRun:
 
 
 def shap_summary_png(
-    model: CreditModel, features: pl.DataFrame, path: Path, max_rows: int = 2000, seed: int = 0
+    model: CreditModel, features: pl.DataFrame, path: Path, max_rows: int = 1000, top: int = 15, seed: int = 0
 ) -> Path:
-    """A SHAP summary (beeswarm) plot of the model on up to ``max_rows`` rows, as PNG."""
+    """A SHAP summary plot as PNG: per feature (top ``top`` by mean |SHAP|), each row's contribution
+    to the raw margin, coloured by the feature's value (low blue, high red) — the beeswarm layout of
+    ``shap.summary_plot``, drawn with plain matplotlib because shap's version is slow to import and draw.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import shap
 
     if features.height > max_rows:
         features = features.sample(max_rows, seed=seed)
     contrib = model.contributions(features)[:, :-1]
-    shown = [i for i, n in enumerate(model.feature_names) if n not in model.neutral]
     matrix = model.encode(features)
-    plt.figure()
-    shap.summary_plot(
-        contrib[:, shown],
-        matrix[:, shown],
-        feature_names=[model.feature_names[i] for i in shown],
-        show=False,
-        max_display=20,
-    )
-    plt.title("SHAP summary (contributions to the raw margin)")
-    plt.tight_layout()
-    plt.savefig(path, dpi=110)
-    plt.close("all")
+    shown = [i for i, n in enumerate(model.feature_names) if n not in model.neutral]
+    order = sorted(shown, key=lambda i: -float(np.mean(np.abs(contrib[:, i]))))[:top][::-1]
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) + 1.5))
+    for row, i in enumerate(order):
+        values = matrix[:, i]
+        finite = np.isfinite(values)
+        colour = np.full(values.shape, 0.5)
+        if finite.any() and np.ptp(values[finite]) > 0:
+            lo, hi = np.nanpercentile(values[finite], [5, 95])
+            colour[finite] = np.clip((values[finite] - lo) / max(hi - lo, 1e-12), 0, 1)
+        jitter = rng.uniform(-0.3, 0.3, values.shape)
+        ax.scatter(contrib[:, i], row + jitter, c=colour, cmap="coolwarm", s=6, alpha=0.7, linewidths=0)
+    ax.set_yticks(range(len(order)), [model.feature_names[i] for i in order], fontsize=8)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("SHAP value (contribution to the raw margin; > 0 raises risk)")
+    ax.set_title("SHAP summary: feature value low (blue) to high (red)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
     return path
 
 
