@@ -22,14 +22,16 @@ from riskengine.store import KeyRecord, utcnow
 _bearer = HTTPBearer(auto_error=False, description="an API key from `riskengine keys create`")
 
 
-def get_service(request: Request) -> Service:
+# Dependencies are ``async def`` although they do not await: FastAPI would run plain ``def`` ones in
+# the thread pool, one thread hop each per request.
+async def get_service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def get_snapshot(service: ServiceDep) -> Snapshot:
+async def get_snapshot(service: ServiceDep) -> Snapshot:
     """The snapshot this request uses from start to end (a reload swaps in a new one for later requests)."""
     return service.snapshot
 
@@ -37,7 +39,7 @@ def get_snapshot(service: ServiceDep) -> Snapshot:
 SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
 
 
-def now() -> datetime:
+async def now() -> datetime:
     """The current UTC time (tests override this dependency to move the clock)."""
     return utcnow()
 

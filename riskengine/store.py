@@ -586,7 +586,10 @@ class Store:
             before = _first(con, "SELECT count(*) FROM audit_log")
             con.execute(
                 f"INSERT INTO audit_log SELECT {', '.join(AUDIT_SCHEMA)} FROM _incoming_audit i "
-                "WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.entry_id = i.entry_id)"
+                # Only entries from the batch's time span can be duplicates: zone maps skip the rest
+                # of a long log.
+                "WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.entry_id = i.entry_id "
+                "AND a.occurred_at >= (SELECT min(occurred_at) FROM _incoming_audit))"
             )
             after = _first(con, "SELECT count(*) FROM audit_log")
             con.unregister("_incoming_audit")
