@@ -40,6 +40,16 @@ def boundary_days(as_of: list[date]) -> list[date]:
     return sorted(days)
 
 
+def period_edges(as_of: list[date]) -> list[date]:
+    """Decision days that put a penalty at the edges of its influence periods as of some D."""
+    days: set[date] = set()
+    for d in as_of:
+        for months in (3, 12, 36):
+            edge = add_months(d, -months)
+            days.update(edge + timedelta(days=k) for k in (-10, -1, 0, 1))
+    return sorted(days)
+
+
 def a_day(as_of: list[date]) -> st.SearchStrategy[date]:
     return st.one_of(
         st.sampled_from(boundary_days(as_of)),
@@ -89,8 +99,8 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
     def events(make: Any) -> list[dict]:
         return [make(i) for i in range(draw(st.integers(0, max_events)))]
 
-    def dated(row: dict, column: str) -> dict:
-        row[column] = draw(day)
+    def dated(row: dict, column: str, when: st.SearchStrategy[date] = day) -> dict:
+        row[column] = draw(when)
         row["recorded_on"] = draw(recorded_after(row[column], as_of))
         return row
 
@@ -134,12 +144,11 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
             "decided_on",
         )
     )
+    # Most penalties get a repair (sometimes two), dated anywhere, including on the boundary days.
     repairs = [
-        dated(
-            {"repair_id": f"X{i}", "case_id": draw(st.sampled_from([p["case_id"] for p in penalties]))},
-            "repaired_on",
-        )
-        for i in range(draw(st.integers(0, 3) if penalties else st.just(0)))
+        dated({"repair_id": f"X{p['case_id']}-{k}", "case_id": p["case_id"]}, "repaired_on")
+        for p in penalties
+        for k in range(draw(st.sampled_from([0, 1, 1, 2])))
     ]
     recalls = events(
         lambda i: dated(

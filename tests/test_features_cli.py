@@ -1,0 +1,66 @@
+"""``riskengine features`` end to end on the small generated city's lake."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features import FEATURES
+from riskengine.cli import main
+from riskengine.lake import scan_table
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return int(exit_info.value.code or 0)
+
+
+def test_features_command_writes_one_row_per_existing_enterprise_and_as_of(small_lake: Path, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture):
+    out = tmp_path / "features.parquet"
+    code = run(["features", "--lake", str(small_lake), "--as-of", "2023-01-01", "--as-of", "2025-07-01",
+                "--out", str(out)])
+    assert code == 0
+    frame = pl.read_parquet(out)
+    established = scan_table(small_lake, "enterprises").select("established_on").collect()["established_on"]
+    for d in (date(2023, 1, 1), date(2025, 7, 1)):
+        assert frame.filter(pl.col("as_of") == d).height == (established < d).sum()
+    assert frame.columns == ["enterprise_id", "as_of", *FEATURES]
+    assert frame.select(pl.struct("enterprise_id", "as_of").is_duplicated().any()).item() is False
+    assert f"{frame.height:,} rows x {frame.width} columns" in capsys.readouterr().err
+
+
+def test_the_generated_city_gives_the_features_real_values(small_lake: Path, tmp_path: Path):
+    out = tmp_path / "f.parquet"
+    assert run(["features", "--lake", str(small_lake), "--as-of", "2025-01-01", "--out", str(out)]) == 0
+    frame = pl.read_parquet(out)
+    for name in ("inspections__count_1095d", "penalties__count_1095d", "complaints__count_365d",
+                 "licenses__valid", "severity__index"):
+        assert frame[name].sum() > 0, name
+    assert 0 < frame["inspections__never_inspected"].sum() < frame.height
+
+
+def test_features_command_writes_csv_when_the_name_ends_in_csv(small_lake: Path, tmp_path: Path):
+    out = tmp_path / "features.csv"
+    assert run(["features", "--lake", str(small_lake), "--as-of", "2024-06-01", "--out", str(out)]) == 0
+    assert pl.read_csv(out).columns[:3] == ["enterprise_id", "as_of", next(iter(FEATURES))]
+
+
+@pytest.mark.parametrize("bad", ["2024-13-01", "01/06/2024", ""])
+def test_a_malformed_as_of_date_is_refused_with_exit_status_2(bad: str, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture):
+    out = tmp_path / "f.parquet"
+    assert run(["features", "--lake", str(tmp_path), "--as-of", bad, "--out", str(out)]) == 2
+    assert f"--as-of must be a date YYYY-MM-DD; got {bad!r}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_folder_that_is_not_a_lake_is_refused_with_exit_status_2(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture):
+    assert run(["features", "--lake", str(tmp_path), "--as-of", "2024-01-01", "--out",
+                str(tmp_path / "f.parquet")]) == 2
+    assert "not a lake" in capsys.readouterr().err
