@@ -1,5 +1,122 @@
-"""Commands of this group register on ``riskengine.cli.app``."""
+"""``riskengine quickstart``: the whole pipeline on a generated city, then a summary.
+
+It runs the same commands a user would, in order, so what it shows is what they get:
+generate → ingest → train (backtest year) → promote → score → simulate-policy → train (now) →
+promote → score → plan. Everything lands in one working folder; MLflow's store and the serving
+store live there too, so a quickstart never touches another project's models.
+"""
 
 from __future__ import annotations
 
-from riskengine.cli import app  # noqa: F401
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riskengine.cli import app
+from riskengine.errors import UsageError
+
+# The generated city covers 2019-01-01..2025-12-31. The backtest model is trained on what was known
+# before 2025 and judged on 2025 (out of time); the production model uses everything before 2026.
+CITY_START = date(2019, 1, 1)
+CITY_END = date(2025, 12, 31)
+BACKTEST_AS_OF = date(2025, 1, 1)
+NOW_AS_OF = date(2026, 1, 1)
+
+
+def default_capacity(enterprises: int, districts: int = 13, annual_share: float = 0.08) -> int:
+    """Monthly inspections per district for a city of this size: ~8% of enterprises a year.
+
+    That covers the default policy's random ratios (1-30%, about 3% on average) plus follow-ups and
+    complaint leads, as a bureau's inspector capacity typically does.
+    """
+    return max(3, round(enterprises / districts * annual_share / 12))
+
+
+def _step(number: int, total: int, text: str) -> None:
+    print(f"\n[{number}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+def _run(args: list[str]) -> None:
+    """Run one riskengine command in this process, exactly as on the command line."""
+    app(args=args, standalone_mode=False)
+
+
+@app.command()
+def quickstart(
+    enterprises: Annotated[int, typer.Option(help="enterprises in the generated city")] = 20000,
+    dir: Annotated[Path, typer.Option("--dir", help="working folder for the city, lake, models and outputs")]
+    = Path("riskengine-quickstart"),
+    seed: Annotated[int, typer.Option(help="seed of the city and of every random draw")] = 42,
+    capacity: Annotated[int | None, typer.Option(
+        help="inspections per district in the planned month (default: about 8% of a district's "
+             "enterprises a year, at least 3 a month)")] = None,
+) -> None:
+    """Generate a city and run the whole pipeline on it: ingest, train, promote, score, simulate, plan."""
+    if enterprises < 200:
+        raise UsageError(f"--enterprises must be at least 200 for a meaningful model; got {enterprises}.")
+    if capacity is None:
+        capacity = default_capacity(enterprises)
+    if capacity < 1:
+        raise UsageError(f"--capacity must be a positive integer; got {capacity}.")
+    work = dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    # Models, runs and the serving store belong to this working folder.
+    os.environ["RISKENGINE_HOME"] = str(work)
+    from riskengine.config import get_settings
+
+    get_settings.cache_clear()
+    city, lake, out = work / "city", work / "lake", work / "outputs"
+    out.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    total = 10
+
+    _step(1, total, f"generating a city of {enterprises:,} enterprises ({CITY_START}..{CITY_END}) → {city}")
+    _run(["generate", "--enterprises", str(enterprises), "--seed", str(seed), "--out", str(city),
+          "--start", CITY_START.isoformat(), "--end", CITY_END.isoformat()])
+    _step(2, total, f"ingesting into the lake → {lake}")
+    _run(["ingest", str(city), "--lake", str(lake)])
+    _step(3, total, f"training the backtest model on what was known before {BACKTEST_AS_OF}")
+    _run(["train", "--lake", str(lake), "--as-of", BACKTEST_AS_OF.isoformat(), "--truth", str(city)])
+    _step(4, total, "promoting it to champion (no champion yet)")
+    _run(["promote"])
+    backtest_grades = out / f"grades_{BACKTEST_AS_OF}.parquet"
+    _step(5, total, f"grading every active enterprise as of {BACKTEST_AS_OF}")
+    _run(["score", "--lake", str(lake), "--as-of", BACKTEST_AS_OF.isoformat(), "--out", str(backtest_grades)])
+    _step(6, total, f"simulating supervision policies over {BACKTEST_AS_OF.year} at equal capacity")
+    monthly = capacity * 13
+    _run(["simulate-policy", "--city", str(city), "--scores", str(backtest_grades), "--capacity",
+          str(monthly), "--year", str(BACKTEST_AS_OF.year), "--seed", str(seed),
+          "--out", str(out / "simulation.json")])
+    _step(7, total, f"training the current model on everything known before {NOW_AS_OF}")
+    _run(["train", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--truth", str(city)])
+    _step(8, total, "promoting the new challenger if it is at least as good on the backtest")
+    _run(["promote"])
+    grades = out / f"grades_{NOW_AS_OF}.xlsx"
+    _step(9, total, f"grading every active enterprise as of {NOW_AS_OF}")
+    _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(grades)])
+    _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(),
+          "--out", str(out / f"grades_{NOW_AS_OF}.parquet"), "--no-store"])
+    plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"
+    _step(10, total, f"planning {NOW_AS_OF:%Y-%m}'s 双随机 inspections, {capacity} per district")
+    _run(["plan", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--capacity", str(capacity),
+          "--seed", str(seed), "--grades", str(out / f"grades_{NOW_AS_OF}.parquet"), "--out", str(plan)])
+
+    elapsed = time.perf_counter() - started
+    settings = get_settings()
+    print(f"\nquickstart finished in {elapsed:.0f} s. In {work}:")
+    print(f"  city (source data)      {city}")
+    print(f"  lake                    {lake}")
+    print(f"  MLflow store            {settings.mlruns_dir}   (mlflow ui --backend-store-uri "
+          f"sqlite:///{settings.mlruns_dir / 'mlflow.db'})")
+    print(f"  serving store           {settings.store_file}")
+    print(f"  grades (Excel)          {grades}")
+    print(f"  inspection plan (Excel) {plan}")
+    print(f"  policy simulation       {out / 'simulation.json'}")
+    print("\nNext: serve the grades to inspectors (from this folder):")
+    print(f"  cd {work} && riskengine keys create --role inspector --district 420106 --name 武昌检查员")
+    print(f"  cd {work} && riskengine serve --lake {lake}")
