@@ -582,7 +582,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
         lowest = (float(inclusion_probabilities(rest, remaining)["inclusion_probability"].min())
                   if rest.height and remaining > 0 else 0.0)
         annual_floor = 1.0 - (1.0 - lowest) ** 12
-        if rest.height and annual_floor < MIN_ANNUAL_PROBABILITY:
+        if rest.height and cap > 0 and annual_floor < MIN_ANNUAL_PROBABILITY:  # cap 0 is warned above
             warnings.append(f"district {district}: the random draw gives some enterprises only "
                             f"{annual_floor:.2%} a year at this capacity (policy floor "
                             f"{MIN_ANNUAL_PROBABILITY:.0%}); {policy_expected:.1f} random inspections a "
