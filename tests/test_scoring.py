@@ -275,3 +275,24 @@ def test_score_without_champion_says_how_to_get_one(monkeypatch, small_lake, tmp
     finally:
         get_settings.cache_clear()
     assert code == 1 and NO_CHAMPION in stderr
+
+
+# --- the credit office's notebook ------------------------------------------------------------------
+
+
+def test_credit_office_notebook_runs_top_to_bottom(small_lake, city_model, tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "credit_office_review.ipynb"
+    model_dir = city_model.save(tmp_path / "model")
+    monkeypatch.setenv("RISKENGINE_REVIEW_LAKE", str(small_lake))
+    monkeypatch.setenv("RISKENGINE_REVIEW_AS_OF", AS_OF.isoformat())
+    monkeypatch.setenv("RISKENGINE_REVIEW_MODEL", str(model_dir))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "unchanged grade:" in text and "mean_abs_contribution" in text
+    assert f"as of {AS_OF}" in text
