@@ -42,6 +42,12 @@ PolicyLoader = Callable[[Settings], "Policy"]
 
 def load_champion_or_none(settings: Settings) -> CreditModel | None:
     """The champion model, or None (grades are still served; what-if scoring answers 503)."""
+    local_store = settings.mlruns_dir / "mlflow.db"
+    if not settings.mlflow.tracking_uri and not local_store.exists():
+        # Nothing was ever trained here: say so without creating an empty MLflow store.
+        log.warning("no MLflow store at %s, so no champion model; POST /v1/score will answer 503",
+                    local_store)
+        return None
     from models.registry import load_model
 
     try:
