@@ -149,14 +149,19 @@ def test_previous_file_without_grades_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def city_model(small_lake: Path) -> CreditModel:
-    """A quickly trained model on the small city (few rounds; quality is not the point here)."""
+def city_training(small_lake: Path):
+    """A quick training run on the small city (few rounds; quality is not the point here)."""
     from models.train import TrainConfig, train_model
     from riskengine.lake import load_tables
 
     config = TrainConfig(snapshots=6, test_snapshots=1, max_rounds=60, baselines=False,
                          compare_selection=False, num_threads=2)
-    return train_model(load_tables(small_lake), date(2025, 7, 1), config=config).model
+    return train_model(load_tables(small_lake), date(2025, 7, 1), config=config)
+
+
+@pytest.fixture(scope="module")
+def city_model(city_training) -> CreditModel:
+    return city_training.model
 
 
 @pytest.fixture(scope="module")
@@ -205,19 +210,33 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     return int(exit_info.value.code or 0), captured.out, captured.err
 
 
+@pytest.fixture(scope="module")
+def registered_home(city_training, tmp_path_factory) -> Path:
+    """A working folder whose MLflow store has the small city's model as ``champion``."""
+    from models.registry import log_training, promote
+
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings(home=home)
+    log_training(city_training, settings)
+    promote(settings)
+    return home
+
+
 @pytest.fixture()
-def champion(monkeypatch, tmp_path, city_model):
-    """Work in a fresh home whose champion is the small city's model."""
-    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
+def champion(monkeypatch, registered_home):
+    """Run commands in the registered home (``RISKENGINE_HOME``)."""
+    monkeypatch.setenv("RISKENGINE_HOME", str(registered_home))
     from riskengine.config import get_settings
 
     get_settings.cache_clear()
-    monkeypatch.setattr("models.scoring.load_champion", lambda settings=None: city_model)
-    yield city_model
+    yield registered_home
     get_settings.cache_clear()
 
 
 def test_score_command_writes_grades_store_and_prints_distribution(champion, small_lake, tmp_path, capsys):
+    from riskengine.store import Store
+
+    store = Store(champion / "riskengine.duckdb")
     out = tmp_path / "grades.parquet"
     code, stdout, stderr = run_cli(["score", "--lake", str(small_lake), "--as-of", "2025-07-01",
                                     "--out", str(out)], capsys)
@@ -227,9 +246,8 @@ def test_score_command_writes_grades_store_and_prints_distribution(champion, sma
     counts = grades["grade"].value_counts()
     for grade, n in counts.iter_rows():
         assert any(line.split()[1:3] == [grade, "│"] and f" {n} " in line for line in stdout.splitlines())
-    from riskengine.store import Store
-
-    assert Store(tmp_path / "riskengine.duckdb").latest_grades(AS_OF).height == grades.height
+    assert store.latest_grades(AS_OF).height == grades.height
+    assert grades["model_version"][0] != "local"  # the registered champion's version
 
 
 def test_score_command_with_a_bad_date_exits_2(champion, small_lake, tmp_path, capsys):
