@@ -122,6 +122,23 @@ def test_entries_that_cannot_be_written_at_shutdown_are_spilled_and_merged_later
     assert not spill_path(store).exists()
 
 
+def test_while_another_process_holds_the_store_requests_are_served_and_audit_waits(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    world.store.lock_timeout = 0.2
+    with serve(world) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        holder = _hold_lock(world.store.path)  # e.g. `riskengine score` writing new grades
+        try:
+            response = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+            assert response.status_code == 200
+            assert service.audit.flush() == 0  # could not write: kept, not lost
+            assert service.audit.pending == 1
+        finally:
+            holder.communicate("\n")
+        assert service.audit.flush() == 1
+    assert world.store.audit()["status"].to_list() == [200]
+
+
 def test_the_audit_log_has_no_way_to_change_or_delete_entries() -> None:
     public = {name for name in dir(Store) if not name.startswith("_")}
     assert not {n for n in public if "audit" in n} - {"append_audit", "audit"}
