@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,9 @@ class Snapshot:
             cached = self._plans.get(key)
         if cached is None:
             cached = store.plan(period)
+            order = [c for c in ("district", "rank") if c in cached.rows.columns]
+            if order:  # sorted once here, so that requests only filter and slice
+                cached = replace(cached, rows=cached.rows.sort(order, maintain_order=True).rechunk())
             with self._lock:
                 self._plans[key] = cached
         return cached

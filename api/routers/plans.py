@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any
 
 import polars as pl
@@ -65,8 +66,8 @@ def get_inspection_plan(
     page_size: Annotated[int | None, Query(ge=1)] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Any:
-    """Plan rows in rank order. JSON is paginated (``page``, ``page_size``); ``Accept: text/csv`` returns
-    every matching row as CSV (UTF-8 with BOM, so Excel shows the Chinese text)."""
+    """Plan rows by district, then rank. JSON is paginated (``page``, ``page_size``); ``Accept:
+    text/csv`` returns every matching row as CSV (UTF-8 with BOM, so Excel shows the Chinese text)."""
     size = page_size or service.settings.service.page_size
     if size > service.settings.service.max_page_size:
         raise Problem(422, f"page_size must be at most {service.settings.service.max_page_size}; got {size}")
@@ -77,19 +78,18 @@ def get_inspection_plan(
     rows = plan.rows
     if "district" in rows.columns:
         if district is not None:
-            if not principal.sees(district, None) and principal.role != "credit_office":
+            if not principal.sees(district, None):
                 raise Problem(404, "no plan for this district is available to you")
             rows = rows.filter(pl.col("district") == district)
         elif principal.role == "inspector":
             rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
     elif principal.role != "credit_office":
         rows = rows.clear()  # a plan without districts cannot be scoped
-    if "rank" in rows.columns:
-        sort_by = [c for c in ("district", "rank") if c in rows.columns]
-        rows = rows.sort(sort_by)
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
-        body = flat_for_csv(rows).write_csv(include_bom=True)
+        buffer = io.BytesIO()
+        flat_for_csv(rows).write_csv(buffer, include_bom=True)
+        body = buffer.getvalue()
         name = f"plan-{plan.period}{'-' + district if district else ''}.csv"
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
