@@ -233,3 +233,13 @@ def test_train_command_prints_metrics_and_registers_a_challenger(
     assert _alias(Settings(home=tmp_path), CHALLENGER) == "1"
     assert _cli(["promote"], tmp_path, monkeypatch) == 0
     assert _alias(Settings(home=tmp_path), CHAMPION) == "1"
+
+
+def test_promote_command_refusal_exits_0_and_keeps_the_champion(
+    versions, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, good_v, bad_v = versions
+    _arrange(settings, champion=good_v, challenger=bad_v)
+    assert _cli(["promote"], settings.home, monkeypatch) == 0
+    assert "not at least as good" in capsys.readouterr().err
+    assert _alias(settings, CHAMPION) == good_v

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import ModelError, UsageError
+from riskengine.errors import UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -144,7 +144,11 @@ def promote(
     ] = False,
     reason: Annotated[str | None, typer.Option(help="why a forced promotion is justified (logged)")] = None,
 ) -> None:
-    """Move alias `champion` to the challenger if it is at least as good on the out-of-time backtest."""
+    """Move alias `champion` to the challenger if it is at least as good on the out-of-time backtest.
+
+    Both are scored on the challenger's test slice; the challenger needs AUC and capture at 10% at
+    least as high as the champion's. Without a challenger: exit 1. A refusal exits 0 with the reason.
+    """
     from models.registry import promote as do_promote
     from models.registry import quiet
 
@@ -155,6 +159,9 @@ def promote(
             f"backtest {who}: AUC {values['auc']:.4f}, capture at 10% {values['capture_10']:.4f} "
             f"({values['rows']:.0f} rows)"
         )
+    # A refusal is a decision, not a failure: exit 0 (pipelines such as quickstart go on with the
+    # champion they have) and say how to override.
     if not result.promoted and result.champion_before != result.challenger:
-        raise ModelError(result.message + "; use --force --reason TEXT to override")
+        _err(result.message + "; use --force --reason TEXT to override")
+        return
     _err(result.message)
