@@ -827,24 +827,26 @@ def _write_truth(path: Path, ids: np.ndarray, truth: np.ndarray, start: date,
                  advance: Callable[[float], None] | None = None, chunk: int = 250_000) -> int:
     """Stream the truth matrix to Parquet in enterprise chunks (2M x 84 months does not fit as a frame).
 
-    Rows are ordered by enterprise then month, so the dictionary encoding of enterprise_id and month
-    keeps the file small; p_fail is not dictionary-encoded (every value differs).
+    Rows are ordered by enterprise then month. enterprise_id goes in as an Arrow dictionary (no string
+    copy per row) and is stored without the Arrow schema, so readers see a plain string column; p_fail
+    is not dictionary-encoded (every value differs).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([("enterprise_id", pa.string()), ("month", pa.date32()), ("p_fail", pa.float64())])
+    schema = pa.schema([("enterprise_id", pa.dictionary(pa.int32(), pa.string())), ("month", pa.date32()),
+                        ("p_fail", pa.float64())])
     rows = 0
 
     def write(tmp: Path) -> None:
         nonlocal rows
         with pq.ParquetWriter(tmp, schema, compression="zstd", use_dictionary=["enterprise_id", "month"],
-                              dictionary_pagesize_limit=1 << 26) as writer:
+                              store_schema=False, dictionary_pagesize_limit=1 << 26) as writer:
             for lo in range(0, len(ids), chunk):
                 block_ids, ent, months, p = _truth_block(ids, truth, start, slice(lo, lo + chunk))
                 rows += len(p)
                 writer.write_table(pa.table({
-                    "enterprise_id": pa.array(block_ids, pa.string()).take(pa.array(ent)),
+                    "enterprise_id": pa.DictionaryArray.from_arrays(ent, pa.array(block_ids, pa.string())),
                     "month": pa.array(months, pa.int32()).cast(pa.date32()),
                     "p_fail": pa.array(p),
                 }, schema=schema))
