@@ -59,9 +59,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def prepare_model(cache: Path, n: int, seed: int, as_of: date) -> Path:
+def prepare_model(cache: Path, n: int, seed: int, as_of: date, num_leaves: int, max_rounds: int) -> Path:
     """Train (once) the benchmark's model on a generated city and save it."""
-    folder = cache / f"model_{n}_{seed}_{as_of}"
+    folder = cache / f"model_{n}_{seed}_{as_of}_{num_leaves}l_{max_rounds}r"
     if (folder / "model.json").exists():
         return folder
     from models.train import TrainConfig, train_model
@@ -69,7 +69,9 @@ def prepare_model(cache: Path, n: int, seed: int, as_of: date) -> Path:
 
     _log(f"training a model on a generated city of {n} enterprises …")
     tables = {k: v.lazy() for k, v in generate_tables(n, seed).items()}
-    result = train_model(tables, as_of, config=TrainConfig(baselines=False, compare_selection=False))
+    config = TrainConfig(baselines=False, compare_selection=False, num_leaves=num_leaves,
+                         max_rounds=max_rounds)
+    result = train_model(tables, as_of, config=config)
     result.model.save(folder)
     return folder
 
@@ -94,6 +96,26 @@ def prepare_features(cache: Path, n: int, seed: int, as_of: date) -> tuple[Path,
     frame.write_parquet(feats)
     active.select("enterprise_id", "name", "district", "sector").write_parquet(ents)
     return feats, ents
+
+
+def complexity(model_dir: Path) -> dict:
+    """Trees, leaves and depth: TreeSHAP costs about trees × leaves × depth² per row."""
+    import numpy as np
+
+    from models.artifact import CreditModel
+
+    model = CreditModel.load(model_dir)
+    trees = model.booster.dump_model()["tree_info"]
+
+    def leaf_depths(node: dict, depth: int = 0) -> list[int]:
+        if "leaf_value" in node:
+            return [depth]
+        return leaf_depths(node["left_child"], depth + 1) + leaf_depths(node["right_child"], depth + 1)
+
+    depths = [leaf_depths(t["tree_structure"]) for t in trees]
+    return {"trees": len(trees), "mean_leaves": float(np.mean([len(d) for d in depths])),
+            "max_depth": int(max(max(d) for d in depths)),
+            "treeshap_cost_units": int(sum(len(d) * (max(d) ** 2) for d in depths))}
 
 
 def run_scoring(feats: Path, ents: Path, model: Path, out: Path) -> dict:
@@ -166,6 +188,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 1, 1))
     parser.add_argument("--shap-rows", type=int, default=2_000)
+    parser.add_argument("--num-leaves", type=int, default=31, help="the benchmark model's num_leaves")
+    parser.add_argument("--max-rounds", type=int, default=500, help="the benchmark model's max_rounds")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--cache", type=Path,
                         default=Path.home() / ".cache" / "riskengine-bench" / "score_explain")
@@ -174,7 +198,8 @@ def main() -> None:
         parser.error("--enterprises, --repeats and --shap-rows must be positive integers")
     args.cache.mkdir(parents=True, exist_ok=True)
 
-    model = prepare_model(args.cache, args.train_enterprises, args.seed, args.as_of)
+    model = prepare_model(args.cache, args.train_enterprises, args.seed, args.as_of, args.num_leaves,
+                          args.max_rounds)
     feats, ents = prepare_features(args.cache, args.enterprises, args.seed + 1, args.as_of)
     runs = []
     for i in range(args.repeats):
@@ -188,7 +213,8 @@ def main() -> None:
         "load_average": os.getloadavg(),
         "enterprises": args.enterprises,
         "graded_rows": rows,
-        "model": {"path": str(model), "train_enterprises": args.train_enterprises},
+        "model": {"path": str(model), "train_enterprises": args.train_enterprises,
+                  "num_leaves": args.num_leaves, "max_rounds": args.max_rounds, **complexity(model)},
         "score_explain": {
             "median_seconds": seconds,
             "rows_per_s": rows / seconds if seconds else None,
