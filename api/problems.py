@@ -94,7 +94,8 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        detail = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else first["msg"]
+        loc, msg = ".".join(first["loc"]), str(first["msg"])
+        detail = f"{loc}: {msg}" if loc else msg
         return problem_response(request, 422, detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

@@ -43,13 +43,13 @@ class ServiceSettings(BaseModel):
 
     # The lake that what-if scoring by enterprise id builds features from (None: scoring by id is off).
     lake_path: Path | None = None
-    max_batch: int = Field(1000, gt=0, description="rows per POST /v1/score; more answers 413")
-    page_size: int = Field(100, gt=0, description="default page size of listings")
-    max_page_size: int = Field(10_000, gt=0)
-    max_override_days: int = Field(366, gt=0, description="longest allowed override")
-    audit_flush_seconds: float = Field(1.0, gt=0, description="audit entries are written in batches")
-    key_refresh_seconds: float = Field(10.0, gt=0, description="how soon CLI key changes reach the server")
-    store_lock_timeout: float = Field(30.0, gt=0, description="wait this long for another process's lock")
+    max_batch: int = Field(default=1000, gt=0, description="rows per POST /v1/score; more answers 413")
+    page_size: int = Field(default=100, gt=0, description="default page size of listings")
+    max_page_size: int = Field(default=10_000, gt=0)
+    max_override_days: int = Field(default=366, gt=0, description="longest allowed override")
+    audit_flush_seconds: float = Field(default=1.0, gt=0, description="audit rows are written in batches")
+    key_refresh_seconds: float = Field(default=10.0, gt=0, description="CLI key changes reach the server")
+    store_lock_timeout: float = Field(default=30.0, gt=0, description="wait for another process's lock")
 
 
 class Settings(BaseSettings):

@@ -30,7 +30,7 @@ LANGUAGES = ("zh", "en")
 
 def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot) -> EnterpriseGrade:
     """The served grade: the override's grade while one is in force, the engine's grades beside it."""
-    grade = override.grade if override else row["grade"]
+    grade: Any = override.grade if override else row["grade"]
     ratio, minimum = snapshot.frequency(row["sector"], grade)
     return EnterpriseGrade(
         enterprise_id=row["enterprise_id"], name=row["name"], district=row["district"], sector=row["sector"],
