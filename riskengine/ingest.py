@@ -303,6 +303,7 @@ def _stage(
     """Validate the tables in contract order (referenced tables first) and write their files to staging."""
     refs = _referenced()
     known: dict[tuple[str, str], pl.Series] = {}
+    rejected: dict[tuple[str, str], pl.Series] = {}
     counts: dict[str, dict[str, int]] = {}
     quarantines: list[pl.DataFrame] = []
     files: list[tuple[Path, str]] = []
@@ -316,7 +317,8 @@ def _stage(
             src, table = sources[name], TABLES[name]
             advance(0, description=f"ingest {name}")
             frame = read_source(src)
-            checked = validate_table(table, frame, ingest_day=ingest_day, id_scheme=id_scheme, known=known)
+            checked = validate_table(table, frame, ingest_day=ingest_day, id_scheme=id_scheme,
+                                     known=known, rejected=rejected)
             rows, dup_source, q_ids = _within_source(table, checked.good)
             new, dup_lake, q_conflicts = _against_lake(table, rows, lake)
             quarantine = pl.concat([checked.quarantine, q_ids, q_conflicts]).with_columns(
@@ -344,6 +346,11 @@ def _stage(
             for target in refs:
                 if target[0] == name:
                     known[target] = _known_ids(lake, name, target[1], accepted)
+                    rejected[target] = (
+                        frame.join(quarantine.select(pl.col("row_number").alias(ROW).cast(frame.schema[ROW])),
+                                   on=ROW, how="semi")
+                        .get_column(target[1]).str.strip_chars().drop_nulls().unique()
+                    )
             advance(1)
     quarantine = (
         pl.concat(quarantines).sort(["table", "row_number"], maintain_order=True)

@@ -231,16 +231,29 @@ def row_checks(table: Table) -> list[Check]:
     return checks
 
 
-def reference_checks(table: Table, known: Mapping[tuple[str, str], pl.Series]) -> list[Check]:
-    """Values that must exist in another table (the lake's plus this run's accepted rows)."""
+def reference_checks(
+    table: Table,
+    known: Mapping[tuple[str, str], pl.Series],
+    rejected: Mapping[tuple[str, str], pl.Series] | None = None,
+) -> list[Check]:
+    """Values that must exist in another table (the lake's plus this run's accepted rows).
+
+    ``rejected`` holds ids this run quarantined in the referenced table, so the reason can say that
+    the row fails because its enterprise (or case) was itself rejected, not because it is unknown.
+    """
     checks: list[Check] = []
     for column in table.columns:
         if column.references is None:
             continue
         target_table, target_column = column.references
         ids = known.get(column.references, pl.Series(dtype=pl.String))
+        held = (rejected or {}).get(column.references, pl.Series(dtype=pl.String))
         bad = pl.col(column.name).is_not_null() & ~pl.col(column.name).is_in(ids.implode())
-        reason = pl.lit(f"unknown {target_column}: not in {target_table} (lake or this source)")
+        reason = (
+            pl.when(pl.col(column.name).is_in(held.implode()))
+            .then(pl.lit(f"{target_column} is quarantined in this run's {target_table}; fix that row first"))
+            .otherwise(pl.lit(f"unknown {target_column}: not in {target_table} (lake or this source)"))
+        )
         checks.append(Check(column.name, "unknown_reference", bad, reason))
     return checks
 
@@ -252,6 +265,7 @@ def validate_table(
     ingest_day: date,
     id_scheme: str = "uscc",
     known: Mapping[tuple[str, str], pl.Series] | None = None,
+    rejected: Mapping[tuple[str, str], pl.Series] | None = None,
 ) -> Validated:
     """Check every contract rule on ``frame`` (string columns named as the contract, plus ``__row``).
 
@@ -274,7 +288,7 @@ def validate_table(
         for column in table.columns
         for check in column_checks(table, column, ingest_day=ingest_day, id_scheme=id_scheme)
     ]
-    checks += row_checks(table) + reference_checks(table, known or {})
+    checks += row_checks(table) + reference_checks(table, known or {}, rejected)
     # The fields of a row with more fields than the header are misaligned: none of them can be trusted.
     checks.append(Check("(row)", "bad_shape", pl.col(EXTRA).is_not_null(),
                         pl.lit("row has more fields than the header (an unquoted comma?)"),

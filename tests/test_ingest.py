@@ -279,6 +279,18 @@ def test_event_of_an_unknown_enterprise_is_quarantined(tmp_path: Path) -> None:
     assert "not in enterprises" in entry["reason"]
 
 
+def test_event_of_an_enterprise_rejected_in_the_same_run_says_so(tmp_path: Path) -> None:
+    src = source(
+        tmp_path,
+        enterprises=[enterprise(E1), enterprise(E2, status="closed")],
+        inspections=[inspection("I1", eid=E2)],
+    )
+    run(src, tmp_path / "lake")
+    entry = only_entry(tmp_path / "lake", "unknown_reference")
+    assert (entry["table"], entry["row_number"], entry["value"]) == ("inspections", 1, E2)
+    assert entry["reason"] == "enterprise_id is quarantined in this run's enterprises; fix that row first"
+
+
 def test_credit_repair_of_an_unknown_case_is_quarantined(tmp_path: Path) -> None:
     penalty = {"case_id": "C1", "enterprise_id": E1, "decided_on": "2022-01-05", "severity": "moderate"}
     repairs = [
