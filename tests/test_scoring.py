@@ -145,6 +145,19 @@ def test_previous_file_without_grades_is_refused(tmp_path):
         read_grades(path)
 
 
+def test_previous_grades_come_from_the_store_before_the_as_of(tiny_model, tmp_path):
+    from models.scoring import previous_from_store
+    from riskengine.store import Store
+
+    settings = Settings(home=tmp_path)
+    assert previous_from_store(settings, AS_OF) is None  # no store yet
+    june = score_features(tiny_model, hand_features(10).with_columns(pl.lit(date(2025, 6, 1)).alias("as_of")),
+                          settings=settings)
+    Store(settings.store_file).save_grades(june)
+    assert previous_from_store(settings, date(2025, 6, 1)) is None  # not the same month
+    assert previous_from_store(settings, AS_OF)["enterprise_id"].to_list() == june["enterprise_id"].to_list()
+
+
 # --- the small city, end to end --------------------------------------------------------------------
 
 
@@ -280,6 +293,13 @@ def test_explain_unknown_enterprise_exits_1(champion, small_lake, capsys):
     code, _, stderr = run_cli(["explain", "91350100M000100Y43", "--lake", str(small_lake),
                                "--as-of", "2025-07-01"], capsys)
     assert code == 1 and "no enterprise 91350100M000100Y43" in stderr
+
+
+def test_score_before_any_enterprise_existed_exits_1(champion, small_lake, tmp_path, capsys):
+    code, _, stderr = run_cli(["score", "--lake", str(small_lake), "--as-of", "1980-01-01",
+                               "--out", str(tmp_path / "g.parquet")], capsys)
+    assert code == 1 and "nothing to grade" in stderr
+    assert not (tmp_path / "g.parquet").exists()
 
 
 def test_score_without_champion_says_how_to_get_one(monkeypatch, small_lake, tmp_path, capsys):

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import UsageError
+from riskengine.errors import NotFoundError, UsageError
 
 
 def _as_of(text: str) -> date:
@@ -47,6 +47,8 @@ def score(
     settings = get_settings()
     prev = read_grades(previous) if previous is not None else None
     grades = score_enterprises(lake, day, previous=prev, settings=settings)
+    if grades.height == 0:
+        raise NotFoundError(f"{lake}: no active enterprise established before {day}; nothing to grade")
     write_grades(grades, out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
