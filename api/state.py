@@ -275,7 +275,12 @@ class Service:
             grades = pl.DataFrame(schema=GRADES_SCHEMA)
         model = self.model_loader(self.settings)
         policy = self.policy_loader(self.settings)
-        return Snapshot.build(grades, model, policy)
+        snap = Snapshot.build(grades, model, policy)
+        try:  # the latest plan is what inspectors ask for: load it now, not on the first request
+            snap.plan(self.store, None)
+        except NotFoundError:
+            pass
+        return snap
 
     def _publish(self, snap: Snapshot) -> None:
         self._snapshot = snap  # one reference swap: atomic for readers

@@ -157,6 +157,8 @@ def main() -> None:
     parser.add_argument("--plan-repeats", type=int, default=5)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--server-nice", type=int, default=0,
+                        help="run the server at this nice value (negative: more CPU share on a busy machine)")
     parser.add_argument("--workdir", type=Path, default=None, help="kept after the run (default: a temp dir)")
     parser.add_argument("--reuse", action="store_true", help="reuse the store in --workdir if it fits")
     args = parser.parse_args()
@@ -166,7 +168,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     result: dict[str, object] = {"claim": "api_latency", "enterprises": args.enterprises,
                                  "district_size": args.district_size, "rate_target": args.rate,
-                                 "duration_s": args.duration, "connections": args.connections}
+                                 "duration_s": args.duration, "connections": args.connections,
+                                 "server_nice": args.server_nice}
 
     store = Store(work / "riskengine.duckdb")
     reused = False
@@ -206,7 +209,8 @@ def main() -> None:
     env = {**os.environ, "RISKENGINE_HOME": str(work), "RISKENGINE_STORE_PATH": str(store.path)}
     riskengine = Path(sys.executable).with_name("riskengine")
     server = subprocess.Popen(
-        [str(riskengine), "serve", "--port", str(args.port), "--log-level", "warning"],
+        ["nice", "-n", str(args.server_nice), str(riskengine), "serve", "--port", str(args.port),
+         "--log-level", "warning"],
         env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"),
         start_new_session=True,
     )
