@@ -97,7 +97,7 @@ def _pyfunc_class() -> type:
     """The MLflow pyfunc wrapper (built lazily so that importing this module stays light)."""
     import mlflow.pyfunc
 
-    class CreditModelPyfunc(mlflow.pyfunc.PythonModel):
+    class CreditModelPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
         """pyfunc face of ``CreditModel``: features (pandas) → calibrated probability."""
 
         def load_context(self, context: Any) -> None:
@@ -206,7 +206,9 @@ def log_training(
             "features/feature_list.json",
         )
         mlflow.log_dict(result.plan.to_dict(), "evaluation/snapshots.json")
-        mlflow.log_dict(result.grade_distribution.to_dicts(), "evaluation/grade_distribution.json")
+        mlflow.log_dict(
+            {"grades": result.grade_distribution.to_dicts()}, "evaluation/grade_distribution.json"
+        )
         mlflow.log_text(result.metrics.write_csv(), "evaluation/metrics.csv")
         result.test_frame.write_parquet(tmp / "test.parquet")
         mlflow.log_artifact(str(tmp / "test.parquet"), artifact_path="backtest")
@@ -344,8 +346,14 @@ def promote(settings: Settings | None = None, *, force: bool = False, reason: st
         result.message = f"version {chall.version} is already the champion"
         return result
     if champ is not None:
-        with _downloaded(run_id=chall.run_id, path=BACKTEST_ARTIFACT) as file:
-            data = pl.read_parquet(file)
+        try:
+            with _downloaded(run_id=chall.run_id, path=BACKTEST_ARTIFACT) as file:
+                data = pl.read_parquet(file)
+        except Exception as exc:  # noqa: BLE001 - any store error means: no backtest to compare on
+            raise ModelError(
+                f"the challenger (version {chall.version}) has no readable backtest data "
+                f"({BACKTEST_ARTIFACT} of run {chall.run_id}): retrain it, or use --force --reason TEXT"
+            ) from exc
         challenger_model = _load_version(cli, name, chall)
         champion_model = _load_version(cli, name, champ)
         result.backtest["challenger"] = backtest_metrics(challenger_model, data)
@@ -359,7 +367,7 @@ def promote(settings: Settings | None = None, *, force: bool = False, reason: st
                 ) from exc
         c, b = result.backtest["challenger"], result.backtest.get("champion")
         better = b is not None and c["auc"] >= b["auc"] and c["capture_10"] >= b["capture_10"]
-        if not better and not force:
+        if not better and not force and b is not None:
             result.message = (
                 f"challenger version {chall.version} is not at least as good as champion version "
                 f"{champ.version} on the backtest (AUC {c['auc']:.4f} vs {b['auc']:.4f}, capture "
@@ -368,17 +376,17 @@ def promote(settings: Settings | None = None, *, force: bool = False, reason: st
             cli.set_model_version_tag(name, str(chall.version), "promotion.refused", result.message)
             return result
     cli.set_registered_model_alias(name, CHAMPION, str(chall.version))
-    tags = {
+    tags: dict[str, str] = {
         "promotion.forced": str(force).lower(),
         "promotion.previous_champion": result.champion_before or "-",
     }
     if reason:
         tags["promotion.reason"] = reason
     for who, values in result.backtest.items():
-        for metric, value in values.items():
-            tags[f"promotion.backtest.{who}.{metric}"] = f"{value:.6f}"
-    for key, value in tags.items():
-        cli.set_model_version_tag(name, str(chall.version), key, value)
+        for metric, figure in values.items():
+            tags[f"promotion.backtest.{who}.{metric}"] = f"{figure:.6f}"
+    for key, text in tags.items():
+        cli.set_model_version_tag(name, str(chall.version), key, text)
     result.promoted = True
     result.message = (
         f"champion is now version {chall.version}"

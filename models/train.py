@@ -388,10 +388,10 @@ def train_model(
         if catalog[n].nuisance:
             spec_neutral = getattr(catalog[n], "neutral", None)
             median = frames["train"][n].cast(pl.Float64).median()
-            neutral[n] = float(spec_neutral if spec_neutral is not None else (median or 0.0))
+            neutral[n] = float(spec_neutral if spec_neutral is not None else (median or 0.0))  # type: ignore[arg-type]
     monotone = [0 if n in categorical else int(catalog[n].monotone) for n in names]
     proto = CreditModel(
-        None,
+        None,  # type: ignore[arg-type]  # a booster-less model only encodes the training frames
         names,
         categorical=categorical,
         categories=categories,  # type: ignore[arg-type]
@@ -501,7 +501,7 @@ def train_model(
             "model": info,
             "comparison": comparison_info,
             "rows": {r: f.height for r, f in frames.items()},
-            "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames.items()},
+            "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames.items()},  # type: ignore[arg-type]
         },
     )
 
