@@ -102,7 +102,7 @@ def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[
     """
     from features import asof
 
-    pairs = asof.window(tables["recalls"], "announced_on", asof.as_of_frame(as_of), 365)
+    pairs = asof.window(tables["recalls"], "announced_on", as_of, 365)
     return (pairs.filter((pl.col("mode") == "ordered") & (pl.col("hazard") == "high"))
             .group_by(asof.KEY, asof.AS_OF).agg(pl.len().cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS)))
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from models.artifact import CreditModel
-from models.grading import F_DISHONEST, HARD_RULES, score_from_probability
+from models.grading import F_DISHONEST, F_ORDERED_HIGH_RECALLS, HARD_RULES, score_from_probability
 from models.scoring import (
     GRADES_SCHEMA,
     HEADERS_ZH,
@@ -102,6 +102,24 @@ def test_more_than_one_row_per_enterprise_is_refused(tiny_model):
     features = pl.concat([hand_features(3), hand_features(3)])
     with pytest.raises(ModelError, match="more than one row for E0000"):
         score_features(tiny_model, features, settings=Settings())
+
+
+def test_ordered_high_hazard_recall_needs_both_on_the_same_recall_before_as_of():
+    from models.scoring import add_rule_columns
+    from riskengine.lake import empty_table
+
+    recalls = pl.DataFrame({
+        "recall_id": ["r1", "r2", "r3", "r4", "r5"],
+        "enterprise_id": ["E0000", "E0000", "E0001", "E0002", "E0003"],
+        "announced_on": [date(2025, 3, 1), date(2025, 4, 1), date(2025, 5, 1), AS_OF, date(2024, 6, 1)],
+        "mode": ["ordered", "voluntary", "ordered", "ordered", "ordered"],
+        "hazard": ["low", "high", "high", "high", "high"],
+    }).lazy()
+    tables = {"recalls": pl.concat([empty_table("recalls"), recalls], how="diagonal_relaxed")}
+    features = hand_features(4).drop(F_ORDERED_HIGH_RECALLS)
+    out = add_rule_columns(features, tables)
+    # E0000: ordered-low + voluntary-high (no); E0001: yes; E0002: on as_of (not yet); E0003: > 1 year ago
+    assert out[F_ORDERED_HIGH_RECALLS].to_list() == [0, 1, 0, 0]
 
 
 # --- grades files ----------------------------------------------------------------------------------

@@ -52,13 +52,10 @@ def score(
     write_grades(grades, out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
-        try:
-            from riskengine.store import Store
-        except ImportError:  # the serving store is optional
-            Store = None  # noqa: N806
-        if Store is not None:
-            Store(settings.store_file).save_grades(grades)
-            _err(f"saved the grades into the serving store {settings.store_file}")
+        from riskengine.store import Store
+
+        Store(settings.store_file).save_grades(grades)
+        _err(f"saved the grades into the serving store {settings.store_file}")
     _print_distribution(grade_distribution(grades), grades)
 
 
@@ -182,8 +179,8 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
         labels.append(f"其余{len(result.contributions) - len(shown)}项" if used == "zh"
                       else f"{len(result.contributions) - len(shown)} other features")
         values.append(rest)
-    rc = {"font.family": [font, "sans-serif"]} if font else {}
-    with plt.rc_context(rc):
+    rc: dict = {"font.family": [font, "sans-serif"]} if font else {}
+    with plt.rc_context(rc):  # type: ignore[arg-type]
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(values) + 1.8))
         start = result.base_value
         for y, value in enumerate(values):
