@@ -57,12 +57,13 @@ def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
     return enterprises.join(dates, how="cross").filter(pl.col("established_on") < pl.col(AS_OF))
 
 
-def window(events: pl.LazyFrame, event_date: str, dates: pl.LazyFrame, days: int | None) -> pl.LazyFrame:
+def window(events: pl.LazyFrame, event_date: str, as_of: Sequence[date], days: int | None) -> pl.LazyFrame:
     """Visible events paired with each as_of D whose last ``days`` days hold the event date.
 
     Adds ``as_of`` and ``_age_days`` (D - event date, >= 1). ``days=None`` pairs every visible event
     with every later D (use only for small tables such as licences).
     """
+    dates = as_of_frame(as_of)
     ev = events.filter(pl.col(event_date).is_not_null()).with_columns(
         visible_from(event_date).alias(VISIBLE_FROM)
     )
@@ -103,24 +104,53 @@ def days_until(column: str | pl.Expr) -> pl.Expr:
     return (col - pl.col(AS_OF)).dt.total_days()
 
 
+def _segmented_cum_sum(col: str, dtype: pl.DataType, by: str, start: pl.Expr) -> pl.Expr:
+    """Running sum of ``col`` that restarts where ``start`` is true (rows sorted by group).
+
+    Integers: one global cum_sum minus the total before the group (exact, no window per group).
+    Floats: a window per group, since subtracting large running totals would lose precision.
+    """
+    if dtype.is_float():
+        return pl.col(col).fill_null(0).cum_sum().over(by)
+    total = pl.col(col).fill_null(0).cum_sum()
+    base = pl.when(start).then(total - pl.col(col).fill_null(0)).forward_fill()
+    return total - base
+
+
+_SEGMENT = 2**33  # > the span of any value encoded below
+_SHIFT = 2**31
+
+
+def _segmented_cum_max(col: str, dtype: pl.DataType, start: pl.Expr) -> pl.Expr:
+    """Running max of an integer or date ``col`` (nulls ignored) that restarts where ``start`` is true.
+
+    Each group's values are lifted into their own band (group number x 2**33), so one global
+    ``cum_max`` never carries a value across groups; a window ``over`` per group is several times slower.
+    """
+    band = start.cast(pl.Int64).cum_sum() * _SEGMENT
+    value = pl.col(col).cast(pl.Int64) + _SHIFT  # >= 1 for every date/int32 value; null -> 0 below
+    top = (band + value.fill_null(0)).cum_max() - band
+    return pl.when(top > 0).then(top - _SHIFT).cast(dtype)
+
+
 def running(
     events: pl.LazyFrame,
     event_date: str,
-    keys: pl.LazyFrame,
+    as_of: Sequence[date],
     by: str,
     *,
     sums: Mapping[str, pl.Expr] | None = None,
     maxes: Mapping[str, pl.Expr] | None = None,
 ) -> pl.LazyFrame:
-    """For each row (by, as_of) of ``keys``: sums and maxima over the events visible as of that D.
+    """Per (by, as_of): sums and maxima over the events visible as of that D (nothing visible: no row).
 
-    The events are grouped by their visibility day, accumulated in that order per ``by`` and matched
-    to each D with a backward as-of join that excludes exact matches (visible_from < D). Columns are
-    null where nothing was visible yet (a null max means "none"; callers fill sums with 0).
+    Events are grouped by their visibility day and accumulated in that order per ``by``; the running
+    value after visibility day v holds for every D with v < D <= the next visibility day, found by
+    binary search in the sorted as_of dates. ``maxes`` must be integer or date expressions.
     """
     sums = dict(sums or {})
     maxes = dict(maxes or {})
-    names = [*sums, *maxes]
+    dates = pl.Series(AS_OF, sorted(set(as_of)), dtype=pl.Date)
     per_day = (
         events.filter(pl.col(event_date).is_not_null() & pl.col(by).is_not_null())
         .with_columns(visible_from(event_date).alias(VISIBLE_FROM))
@@ -129,23 +159,20 @@ def running(
         .group_by(by, VISIBLE_FROM)
         .agg([pl.col(n).sum() for n in sums] + [pl.col(n).max() for n in maxes])
         .sort(by, VISIBLE_FROM)
-        .with_columns(
-            [pl.col(n).fill_null(0).cum_sum().over(by) for n in sums]
-            + [pl.col(n).cum_max().forward_fill().over(by) for n in maxes]
-        )
-        .select(by, VISIBLE_FROM, *names)
-        .sort(VISIBLE_FROM)
     )
+    schema = per_day.collect_schema()
+    start = pl.col(by).ne_missing(pl.col(by).shift(1))
+    last_of_group = pl.col(by).ne_missing(pl.col(by).shift(-1))
+    first_k = pl.lit(dates).search_sorted(pl.col(VISIBLE_FROM), side="right").cast(pl.Int64)
+    next_k = pl.lit(dates).search_sorted(pl.col(VISIBLE_FROM).shift(-1), side="right").cast(pl.Int64)
+    end_k = pl.when(last_of_group).then(pl.lit(len(dates), pl.Int64)).otherwise(next_k)
     return (
-        keys.sort(AS_OF)
-        .join_asof(
-            per_day,
-            left_on=AS_OF,
-            right_on=VISIBLE_FROM,
-            by=by,
-            strategy="backward",
-            allow_exact_matches=False,
-            check_sortedness=False,  # both sides are sorted on the as-of key just above
+        per_day.with_columns(
+            [_segmented_cum_sum(n, schema[n], by, start).alias(n) for n in sums]
+            + [_segmented_cum_max(n, schema[n], start).alias(n) for n in maxes]
         )
-        .drop(VISIBLE_FROM)
+        .with_columns(pl.int_ranges(first_k, end_k).alias("_k"))
+        .explode("_k")
+        .filter(pl.col("_k").is_not_null())
+        .select(by, pl.lit(dates).gather(pl.col("_k")).alias(AS_OF), *sums, *maxes)
     )

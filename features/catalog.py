@@ -290,7 +290,10 @@ for w in (365, 1095):
     )
 
 _add(
-    "recalls__ordered_high_hazard_365d", "int", 1, "近365天被责令召回高危害产品{value:.0f}次",
+    "recalls__ordered_high_hazard_365d",
+    "int",
+    1,
+    "近365天被责令召回高危害产品{value:.0f}次",
     "{value:.0f} ordered recalls of high-hazard products in the last 365 days",
 )
 

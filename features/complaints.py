@@ -6,7 +6,8 @@ Trend = complaints of the last 90 days minus the 90-day rate of the 275 days bef
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -17,9 +18,9 @@ from features.exprs import count_if, ratio
 EVENT_DATE = "received_on"
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Complaint features for every (enterprise_id, as_of) with a complaint in the last 365 days."""
-    pairs = asof.window(tables["complaints"], EVENT_DATE, dates, 365)
+    pairs = asof.window(tables["complaints"], EVENT_DATE, as_of, 365)
     n90 = count_if(asof.within(90))
     n365 = count_if(asof.within(365))
     subst = count_if(pl.col("substantiated"))

@@ -10,7 +10,8 @@ neutral value a model substitutes; unknown inspectors and the never-inspected ge
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -30,13 +31,12 @@ def _is(outcome: str) -> pl.Expr:
     return pl.col("outcome") == outcome
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Inspection features for every (enterprise_id, as_of) of ``keys`` that has any visible inspection."""
     insp = tables["inspections"]
-    ids = keys.select(KEY, AS_OF)
 
     # Windowed counts (up to 1095 days).
-    pairs = asof.window(insp, EVENT_DATE, dates, max(WINDOWS))
+    pairs = asof.window(insp, EVENT_DATE, as_of, max(WINDOWS))
     aggs: list[pl.Expr] = []
     for w in WINDOWS:
         inw = asof.within(w)
@@ -61,12 +61,12 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.Lazy
     ranked = (
         insp.with_columns(pl.col("outcome").replace_strict(OUTCOME_RANK, default=-1).alias("_orank"))
         .sort(KEY, EVENT_DATE, "_orank", "inspection_id", nulls_last=True)
-        .with_columns(pl.int_range(pl.len()).over(KEY).alias("_rank"))
+        .with_row_index("_rank")  # increases with (date, outcome, id) within each enterprise
     )
     history = asof.running(
         ranked,
         EVENT_DATE,
-        ids,
+        as_of,
         KEY,
         sums={"inspections__count_ever": pl.lit(1), "inspections__fail_ever": _is("fail").cast(pl.Int64)},
         maxes={
@@ -76,7 +76,7 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.Lazy
         },
     )
     last = ranked.select(KEY, pl.col("_rank").alias("_last_rank"), "outcome", "inspector_id")
-    strict = _strictness(insp, dates)
+    strict = _strictness(insp, as_of)
     history = (
         history.join(last, on=[KEY, "_last_rank"], how="left")
         .join(strict, on=["inspector_id", AS_OF], how="left")
@@ -102,16 +102,15 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.Lazy
     return history.join(windowed, on=[KEY, AS_OF], how="left").join(mean_strict, on=[KEY, AS_OF], how="left")
 
 
-def _strictness(insp: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def _strictness(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """(inspector_id, as_of, _strictness): shrunk fail rate minus the population fail rate, as of D."""
     fails = {"_n": pl.lit(1), "_f": _is("fail").cast(pl.Int64)}
     with_id = insp.filter(pl.col("inspector_id").is_not_null())
-    inspectors = with_id.select("inspector_id").unique().join(dates, how="cross")
-    per_inspector = asof.running(with_id, EVENT_DATE, inspectors, "inspector_id", sums=fails)
+    per_inspector = asof.running(with_id, EVENT_DATE, as_of, "inspector_id", sums=fails)
     overall = asof.running(
         insp.with_columns(pl.lit(1).alias(_ALL)),
         EVENT_DATE,
-        dates.with_columns(pl.lit(1).alias(_ALL)),
+        as_of,
         _ALL,
         sums={"_N": pl.lit(1), "_F": _is("fail").cast(pl.Int64)},
     ).select(AS_OF, (pl.col("_F") / pl.col("_N")).alias("_p"))

@@ -13,7 +13,8 @@ Required kinds per pilot sector (issue 3): ``production_license`` for ``wire_cab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -29,10 +30,10 @@ REQUIRED_KINDS: dict[str, tuple[str, ...]] = {
 HELD_KINDS = ("production_license", "ccc")
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Licence features for every (enterprise_id, as_of) of ``keys`` (all: a missing licence counts)."""
     # Licences are few per enterprise and stay relevant for their whole life: pair with every later D.
-    pairs = asof.window(tables["licenses"], EVENT_DATE, dates, None)
+    pairs = asof.window(tables["licenses"], EVENT_DATE, as_of, None)
     status = pl.when(asof.known("status_changed_on")).then(pl.col("status")).otherwise(pl.lit("valid"))
     expired = asof.known("expires_on") | (status == "expired")
     valid = (status == "valid") & ~expired
@@ -49,7 +50,8 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.Lazy
         count_if(expired).alias("licenses__expired"),
         pl.when(valid).then(asof.days_until("expires_on")).min().alias("licenses__days_to_expiry"),
     )
-    out = keys.select(KEY, AS_OF, "sector").join(held, on=[KEY, AS_OF], how="left")
+    sectors = tables["enterprises"].select(KEY, "sector")
+    out = keys.select(KEY, AS_OF).join(sectors, on=KEY, how="left").join(held, on=[KEY, AS_OF], how="left")
     missing = pl.lit(0, dtype=pl.Int64)
     for sector, kinds in REQUIRED_KINDS.items():
         for kind in kinds:

@@ -15,7 +15,8 @@ early iff the repair itself is visible as of D (``repaired_on`` and its ``record
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -43,7 +44,7 @@ def _offset(kind: int) -> pl.Expr:
     return expr
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Penalty features for every (enterprise_id, as_of) with a penalty in the last 1100 days."""
     repairs = (
         tables["credit_repairs"]
@@ -51,7 +52,7 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.Lazy
         .agg(asof.visible_from("repaired_on").min().alias(_REPAIR_VISIBLE))
     )
     pen = tables["penalties"].join(repairs, on="case_id", how="left")
-    pairs = asof.window(pen, EVENT_DATE, dates, LOOKBACK_DAYS).with_columns(
+    pairs = asof.window(pen, EVENT_DATE, as_of, LOOKBACK_DAYS).with_columns(
         _offset(0).alias("_end"), _offset(1).alias("_min_end")
     )
     repaired = asof.known(_REPAIR_VISIBLE)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -13,9 +14,9 @@ from features.exprs import count_if, sum_if
 EVENT_DATE = "announced_on"
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Recall features for every (enterprise_id, as_of) with a recall in the last 1095 days."""
-    pairs = asof.window(tables["recalls"], EVENT_DATE, dates, 1095)
+    pairs = asof.window(tables["recalls"], EVENT_DATE, as_of, 1095)
     aggs: list[pl.Expr] = []
     for w in (365, 1095):
         inw = asof.within(w)

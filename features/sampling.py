@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -15,9 +16,9 @@ EVENT_DATE = "sampled_on"
 HAZARD_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 3.0}
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Sampling-test features for every (enterprise_id, as_of) with a test in the last 1095 days."""
-    pairs = asof.window(tables["sampling_tests"], EVENT_DATE, dates, 1095)
+    pairs = asof.window(tables["sampling_tests"], EVENT_DATE, as_of, 1095)
     fail = pl.col("result") == "fail"
     weight = pl.col("hazard").replace_strict(
         HAZARD_WEIGHT, default=HAZARD_WEIGHT["low"], return_dtype=pl.Float64

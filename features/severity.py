@@ -112,15 +112,12 @@ def check_half_life(half_life_days: float, as_of: Sequence[date]) -> None:
         )
 
 
-def build(
-    tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, ref: date, half_life_days: float
-) -> pl.LazyFrame:
-    """``severity__index`` for every (enterprise_id, as_of) of ``keys`` (null where nothing is visible)."""
+def build(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float) -> pl.LazyFrame:
+    """``severity__index`` per (enterprise_id, as_of) where anything is visible (no row otherwise)."""
+    ref = min(as_of)
     h = float(half_life_days)
     ref_lit = pl.lit(ref, dtype=pl.Date)
     growth = pl.lit(2.0).pow((pl.col(_T) - ref_lit).dt.total_days() / h)
-    acc = asof.running(
-        weighted_records(tables), _T, keys.select(KEY, AS_OF), KEY, sums={"_s": pl.col(_W) * growth}
-    )
+    acc = asof.running(weighted_records(tables), _T, as_of, KEY, sums={"_s": pl.col(_W) * growth})
     decay = pl.lit(2.0).pow(-(pl.col(AS_OF) - ref_lit).dt.total_days() / h)
     return acc.select(KEY, AS_OF, (pl.col("_s") * decay).alias("severity__index"))

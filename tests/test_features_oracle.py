@@ -91,7 +91,8 @@ def future_of(tables: dict, d: date, data: st.DataObject) -> tuple[dict, dict]:
                         if k.endswith("_id") and k not in ("enterprise_id", "case_id", "inspector_id")
                     }
                 )
-    past["enterprises"] = [e for e in tables["enterprises"] if e["established_on"] < d]
+    # A new enterprise established on D (with no records) is not there as of D either.
+    changed["enterprises"].append(tables["enterprises"][0] | {"enterprise_id": "E9", "established_on": d})
     return past, changed
 
 
