@@ -275,6 +275,18 @@ def main() -> None:
             "errors": sum(v for k, v in stats.items() if k.startswith("errors_")),
             "errors_by_kind": {k[7:]: v for k, v in stats.items() if k.startswith("errors_")},
         })
+        # Server-side view (middleware timing, Prometheus histogram): what share of lookups the app
+        # itself handled within 10 / 25 ms — apart from the time requests waited for a CPU.
+        metrics = httpx.get(f"{base}/metrics", timeout=30).text
+        buckets = {}
+        for line in metrics.splitlines():
+            if line.startswith("riskengine_http_request_duration_seconds_bucket") and \
+                    'route="/v1/enterprises/{enterprise_id}"' in line:
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                buckets[le] = float(line.rsplit(" ", 1)[1])
+        if buckets.get("+Inf"):
+            result["server_side_share_within_10ms"] = round(buckets["0.01"] / buckets["+Inf"], 4)
+            result["server_side_share_within_25ms"] = round(buckets["0.025"] / buckets["+Inf"], 4)
         result["server_cpu_ms_per_lookup"] = round(server_cpu * 1000 / max(stats["requests"], 1), 3)
         result["load_average_1min"] = os.getloadavg()[0]
         result["server_rss_mb_after_load"] = round(rss_mb(server.pid), 1)
