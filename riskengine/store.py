@@ -283,6 +283,7 @@ class Store:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self._lock = _process_lock(self.path)
+        self._schema_ready = False
 
     # --- connections ------------------------------------------------------------------------
 
@@ -312,8 +313,9 @@ class Store:
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
             try:
-                if write:
+                if write and not self._schema_ready:
                     con.execute(_DDL)
+                    self._schema_ready = True  # once per Store object: the DDL costs every flush
                 yield con
             finally:
                 con.close()
