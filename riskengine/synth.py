@@ -293,7 +293,7 @@ def simulate_city(
     d_share = np.array([s for _, s in DISTRICTS.values()])
     pool = np.maximum(2, np.round(d_share * n / 300)).astype(np.int64)
     pool_start = np.concatenate([[0], np.cumsum(pool)[:-1]])
-    strictness = rng.normal(0.0, 0.6, int(pool.sum()))
+    strictness = rng.normal(0.0, 0.5, int(pool.sum()))
     strictness -= strictness.mean()
     insp_codes = np.array(list(DISTRICTS))[np.repeat(np.arange(len(pool)), pool)]
     insp_ids = np.char.add(np.char.add(np.char.add("INSP-", insp_codes), "-"),
@@ -360,7 +360,7 @@ def simulate_city(
         fail = u < _sigmoid(x)
         cond = ~fail & (u < _sigmoid(x + 1.6))
         outcome = np.where(fail, 2, np.where(cond, 1, 0)).astype(np.int8)
-        critical = np.where(fail & (rng.random(k) < 0.15 + 0.5 * _sigmoid(x)), rng.integers(1, 3, k), 0)
+        critical = np.where(fail & (rng.random(k) < 0.1 + 0.4 * _sigmoid(x)), rng.integers(1, 3, k), 0)
         serious = np.where(fail & (critical == 0), 1 + rng.poisson(0.4, k),
                            np.where(fail, rng.poisson(0.5, k), 0))
         minor = np.where(cond, 1 + rng.poisson(0.8, k), np.where(fail, rng.poisson(1.5, k), 0))
@@ -373,7 +373,7 @@ def simulate_city(
         schedule("follow_up", f[fu], t + rng.integers(1, 4, int(fu.sum())))
         crit = critical[fail] > 0
         penalise = rng.random(len(f)) < np.where(crit, 0.85, 0.5)
-        sev = np.where(crit, np.where(rng.random(len(f)) < 0.6, 2, 1),
+        sev = np.where(crit, np.where(rng.random(len(f)) < 0.45, 2, 1),
                        _choice(rng, [0.45, 0.5, 0.05], len(f)))
         penalty(f[penalise], t, sev[penalise])
 
@@ -408,7 +408,8 @@ def simulate_city(
 
     # Per-enterprise constants of the monthly loop (float32 keeps the 2M-enterprise city fast).
     scale = np.float32(np.exp(-_BASE_LOGIT))
-    complaint_rate = sec_complaints.astype(np.float32)
+    # Times exp(1.4 (logit - base)): risky enterprises draw many more complaints than the table says.
+    complaint_rate = (0.7 * sec_complaints).astype(np.float32)
     age_decay = np.exp(np.minimum(est_month, n_months) / 24.0).astype(np.float32)
     target_base = (0.0008 + 0.004 * is_pilot).astype(np.float32)
     products = np.nonzero(sec_sampling > 0)[0]
@@ -436,7 +437,7 @@ def simulate_city(
 
         # Complaints: Poisson with a rate rising steeply with the risk. u < rate is necessary for at
         # least one complaint (1 - e^-rate <= rate), so the exact test runs on those candidates only.
-        lam = complaint_rate * np.exp(np.float32(1.25) * (logit - np.float32(_BASE_LOGIT)))
+        lam = complaint_rate * np.exp(np.float32(1.4) * (logit - np.float32(_BASE_LOGIT)))
         u = rng.random(n, dtype=np.float32)
         cand = np.nonzero(alive & (u < lam))[0]
         hit = cand[u[cand] < -np.expm1(-np.minimum(lam[cand], 3.0))]
