@@ -136,8 +136,8 @@ def _positive(col: str) -> pl.Expr:
 
 
 # Feature columns the rules read (features.FEATURES catalog). Kept together so a renamed feature
-# is a one-line change here. ``recalls__ordered_high_hazard_365d`` (ordered recalls of high-hazard
-# products) is not in the catalog: models.scoring derives it (``add_rule_columns``).
+# is a one-line change here. ``models.scoring.add_rule_columns`` derives
+# ``recalls__ordered_high_hazard_365d`` when a feature frame lacks it.
 F_DISHONEST = "penalties__dishonest_active"
 F_LICENSE_REVOKED = "licenses__revoked"
 F_LICENSE_SUSPENDED = "licenses__suspended"
