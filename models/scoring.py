@@ -28,6 +28,7 @@ import polars as pl
 from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
 from models.reasons import REASON_DTYPE, _spec_texts, build_reasons, check_contributions, format_fact
 from riskengine.errors import ModelError, NotFoundError, UsageError
+from riskengine.progress import progress
 
 if TYPE_CHECKING:
     from models.artifact import CreditModel
@@ -96,9 +97,9 @@ def _profile_columns(features: pl.DataFrame, enterprises: pl.DataFrame | None) -
 def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[date]) -> pl.LazyFrame:
     """Ordered recalls of high-hazard products in the last 365 days, per (enterprise_id, as_of).
 
-    Hard rule R4 needs the two conditions on the *same* recall, which the feature catalog's separate
-    counts (``recalls__ordered_365d``, ``recalls__high_hazard_365d``) cannot say. The time rule comes
-    from ``features.asof`` like every feature.
+    Hard rule R4 needs both conditions on the *same* recall. ``build_features`` provides this column;
+    this computes it for feature frames made without it. The time rule comes from
+    ``features.asof`` like every feature.
     """
     from features import asof
 
@@ -187,10 +188,13 @@ def score_features(
 
         catalog = _catalog()
     features = add_rule_columns(features, tables)
-    parts = [
-        _chunk(model, features.slice(start, chunk_rows), previous, settings, catalog)
-        for start in range(0, features.height, chunk_rows)
-    ]
+    starts = range(0, features.height, chunk_rows)
+    parts = []
+    with progress("scoring and explaining", total=features.height) as advance:
+        for start in starts:
+            part = features.slice(start, chunk_rows)
+            parts.append(_chunk(model, part, previous, settings, catalog))
+            advance(part.height)
     scored = pl.concat(parts) if parts else pl.DataFrame(schema={
         k: GRADES_SCHEMA[k] for k in ("probability", "score", "grade", "model_grade", "rule", "reasons")})
     out = pl.concat([
