@@ -133,7 +133,26 @@ def test_truth_has_one_row_per_existing_enterprise_month(city: SyntheticCity) ->
     assert truth["enterprise_id"].is_in(city.tables["enterprises"]["enterprise_id"].implode()).all()
 
 
+def test_a_custom_period_bounds_events_and_truth() -> None:
+    city = generate_city_frames(400, seed=2, start="2020-03-15", end="2021-06-10")
+    for name in TABLE_ORDER:
+        event = TABLES[name].event_date
+        if event and name != "licenses":
+            dates = city.tables[name][event]
+            assert dates.min() >= date(2020, 3, 15) and dates.max() <= date(2021, 6, 10), name
+    assert city.truth["month"].min() == date(2020, 3, 1) and city.truth["month"].max() == date(2021, 6, 1)
+
+
 # --- plausibility --------------------------------------------------------------------------------
+
+
+def test_p_fail_is_the_fail_rate_of_random_inspections(city: SyntheticCity) -> None:
+    # The truth's meaning (CONTRACT section 1): the chance an average inspector finds a failure.
+    random = (city.tables["inspections"].filter(pl.col("kind") == "random")
+              .with_columns(month=pl.col("inspected_on").dt.truncate("1mo"))
+              .join(city.truth, on=["enterprise_id", "month"]))
+    assert random.height > 1000
+    assert abs((random["outcome"] == "fail").mean() - random["p_fail"].mean()) < 0.03
 
 
 def test_pilot_sectors_are_small_but_present(city: SyntheticCity) -> None:
