@@ -156,6 +156,15 @@ def test_unknown_output_type_writes_nothing(tiny_model, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_csv_grades_file_serves_as_previous_grades(tiny_model, tmp_path):
+    features = hand_features(30)
+    settings = Settings(grades={"band_edges": (450, 620, 750), "hysteresis": 1000})
+    earlier = score_features(tiny_model, features, settings=settings).with_columns(
+        pl.lit("B").alias("grade"), pl.lit("B").alias("model_grade"))
+    previous = read_grades(write_grades(earlier, tmp_path / "june.csv"))
+    assert (score_features(tiny_model, features, previous, settings=settings)["model_grade"] == "B").all()
+
+
 def test_previous_file_without_grades_is_refused(tmp_path):
     path = tmp_path / "p.csv"
     pl.DataFrame({"enterprise_id": ["E1"]}).write_csv(path)
