@@ -267,9 +267,9 @@ def simulate_city(
     *,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[dict[str, pl.DataFrame], np.ndarray, np.ndarray, pl.DataFrame]:
-    """Run the monthly simulation. Returns (clean tables, ids, truth matrix months x n, inspectors).
+    """Run the monthly simulation. Returns (clean tables, ids, truth matrix n x months, inspectors).
 
-    The truth matrix holds p_fail (float32) for each month and enterprise, NaN where the enterprise
+    The truth matrix holds p_fail (float32) for each enterprise and month, NaN where the enterprise
     did not exist; ``truth_frame`` turns it into the contract's long format.
     """
     start_d, end_d = _as_date(start, "start"), _as_date(end, "end")
@@ -336,7 +336,9 @@ def simulate_city(
     lic_idx = np.nonzero(licensed)[0]
     schedule("license", lic_idx, lic_due[lic_idx])
 
-    truth = np.empty((n_months, n), dtype=np.float32)
+    # Enterprise-major, so each enterprise's months are contiguous when the truth is written.
+    truth = np.empty((n, n_months), dtype=np.float32)
+    row = np.empty(n, dtype=np.float32)
     insp, samp, pen, rec, comp, lic = (_Events() for _ in range(6))
     # Licences current at the start (issued before it) are part of the source too.
     idx = np.nonzero(before)[0]
@@ -429,10 +431,10 @@ def simulate_city(
         logit += shock
         logit -= deter
         np.exp(logit, out=ex)
-        row = truth[t]
         np.divide(ex, ex + 1.0, out=row)
         exists = (est_month <= t) & (exit_month >= t)
         row[~exists] = np.nan
+        truth[:, t] = row
         alive = (est_month < t) & (exit_month > t)
 
         # Complaints: Poisson with a rate rising steeply with the risk. u < rate is necessary for at
@@ -731,7 +733,7 @@ def _conform(name: str, frame: pl.DataFrame, first_day: np.datetime64, last_day:
 def _truth_block(ids: np.ndarray, truth: np.ndarray, start: date, rows: slice
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(ids of the block, row index into them, month as days since epoch, p_fail), months existing only."""
-    block = np.ascontiguousarray(truth[:, rows].T)  # enterprise-major: each id's months together
+    block = truth[rows]
     n, m = block.shape
     months = _month_starts(start, m).astype(np.int32)
     flat = block.ravel()
@@ -744,7 +746,7 @@ def truth_frame(ids: np.ndarray, truth: np.ndarray, start: date | str = DEFAULT_
                 rows: slice = slice(None)) -> pl.DataFrame:
     """The ground truth in the contract's long format (enterprise_id, month, p_fail) for ``rows``.
 
-    ``truth`` is the months x enterprises matrix of ``simulate_city`` (NaN where none existed).
+    ``truth`` is the enterprises x months matrix of ``simulate_city`` (NaN where none existed).
     """
     block_ids, ent, months, p = _truth_block(ids, truth, _as_date(start, "start"), rows)
     return pl.DataFrame({
