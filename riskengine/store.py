@@ -434,7 +434,7 @@ class Store:
             raise FatalInputError(f"plan meta: as_of must be a date; got {as_of!r}")
         if isinstance(as_of, datetime):
             as_of = as_of.date()
-        meta_json = json.dumps(_jsonable(dict(meta)), ensure_ascii=False)
+        meta_json = json.dumps(_jsonable(dict(meta)), ensure_ascii=False, default=str)
         with self._write() as con:
             old = con.execute("SELECT plan_id, rows_table FROM plans WHERE period = ?", [period]).fetchall()
             row = _first(con, "SELECT nextval('plan_ids')")
