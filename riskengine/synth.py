@@ -224,7 +224,8 @@ def _choice(rng: np.random.Generator, weights: list[float], n: int) -> np.ndarra
     return rng.choice(len(w), size=n, p=w / w.sum())
 
 
-def _make_world(n: int, rng: np.random.Generator, start: date, end: date) -> _World:
+def _make_world(n: int, rng: np.random.Generator, end: date) -> _World:
+    """Enterprises with their attributes and the static part of their latent risk."""
     district = _choice(rng, [w for _, w in DISTRICTS.values()], n).astype(np.int8)
     sector = _choice(rng, [s.share for s in SECTORS], n).astype(np.int8)
     # Distinct organisation-code numbers below 8e7 (dirty rows take fresh ones from 8e7 up).
@@ -274,7 +275,7 @@ def simulate_city(
     """
     start_d, end_d = _as_date(start, "start"), _as_date(end, "end")
     rng = np.random.default_rng(seed)
-    w = _make_world(n_enterprises, rng, start_d, end_d)
+    w = _make_world(n_enterprises, rng, end_d)
     n = w.n
     month0 = np.datetime64(start_d, "M")
     n_months = int((np.datetime64(end_d, "M") - month0).astype(int)) + 1
@@ -524,7 +525,7 @@ def simulate_city(
         if progress is not None:
             progress(1)
 
-    tables = _assemble(w, rng, start_d, end_d, first_day, last_day, month0, n_months, insp, samp, pen, rec,
+    tables = _assemble(w, rng, first_day, last_day, month0, n_months, insp, samp, pen, rec,
                        comp, lic, insp_ids, exit_month, exit_kind, lic_state, lic_changed)
     inspectors = pl.DataFrame({"inspector_id": insp_ids.astype(str),
                                "district": insp_codes.astype(str), "strictness": strictness})
@@ -551,9 +552,9 @@ def _sorted(cols: dict[str, np.ndarray], by: str) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in cols.items()}
 
 
-def _assemble(w: _World, rng: np.random.Generator, start_d: date, end_d: date, first_day: np.datetime64,
-              last_day: np.datetime64, month0: np.datetime64, n_months: int, insp: _Events, samp: _Events,
-              pen: _Events, rec: _Events, comp: _Events, lic: _Events, insp_ids: np.ndarray,
+def _assemble(w: _World, rng: np.random.Generator, first_day: np.datetime64, last_day: np.datetime64,
+              month0: np.datetime64, n_months: int, insp: _Events, samp: _Events, pen: _Events,
+              rec: _Events, comp: _Events, lic: _Events, insp_ids: np.ndarray,
               exit_month: np.ndarray, exit_kind: np.ndarray, lic_state: np.ndarray,
               lic_changed: np.ndarray) -> dict[str, pl.DataFrame]:
     """Turn the collected event arrays into contract-typed tables."""
