@@ -82,17 +82,13 @@ def capture_at(y, score, fraction: float = 0.10, weight=None) -> float:  # noqa:
     budget = fraction * float(np.sum(w))
     order = np.argsort(-s, kind="mergesort")
     s, y, w = s[order], y[order], w[order]
-    taken = found = 0.0
-    start = 0
-    while start < s.size and taken < budget:
-        end = start + 1
-        while end < s.size and s[end] == s[start]:
-            end += 1
-        tie_w, tie_pos = float(np.sum(w[start:end])), float(np.sum(w[start:end] * y[start:end]))
-        share = min(1.0, (budget - taken) / tie_w)
-        taken += share * tie_w
-        found += share * tie_pos
-        start = end
+    # Runs of tied scores: weight and adverse weight per run, cumulated from the top.
+    starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    run_w = np.add.reduceat(w, starts)
+    run_pos = np.add.reduceat(w * y, starts)
+    before = np.r_[0.0, np.cumsum(run_w)[:-1]]  # weight taken before each run
+    share = np.clip((budget - before) / run_w, 0.0, 1.0)
+    found = float(np.sum(share * run_pos))
     return found / total
 
 

@@ -135,3 +135,12 @@ def test_baselines_and_selection_comparison_are_evaluated_beside_the_model(
     scorers = set(result.metrics["scorer"])
     assert {"lightgbm", "lightgbm_ipw", "points_scorecard", "logistic_scorecard"} <= scorers
     assert {"rate_A", "rate_D", "grades_monotone", "brier", "ks", "pr_auc"} <= set(result.metrics.columns)
+
+
+def test_large_training_slices_sample_clean_rows_and_keep_every_adverse_one(small_lake: Path) -> None:
+    result = train_model(load_tables(small_lake), D, config=replace(FAST, max_rounds=20, max_train_rows=1000))
+    info = result.info["model"]
+    assert 0 < info["train_clean_fraction"] < 1
+    adverse = round(result.info["adverse_rate"]["train"] * result.info["rows"]["train"])
+    assert info["train_rows"] >= adverse  # every adverse row kept
+    assert info["train_rows"] <= 1000
