@@ -816,6 +816,10 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def _write_table(frame: pl.DataFrame, out: Path, name: str, fmt: str) -> Path:
     path = out / f"{name}.{fmt}"
     if fmt == "csv":
@@ -899,5 +903,5 @@ def generate_city(
         summary["truth_rows"] = _write_truth(out / "_truth" / "risk.parquet", ids, truth, start_d, advance)
     _atomic_write(out / "_truth" / "inspectors.parquet", lambda p: inspectors.write_parquet(p))
     text = json.dumps(summary, ensure_ascii=False, indent=2)
-    _atomic_write(out / "_truth" / "summary.json", lambda p: p.write_text(text, encoding="utf-8"))
+    _atomic_write(out / "_truth" / "summary.json", lambda p: _write_text(p, text))
     return summary

@@ -205,11 +205,11 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
             text_cols[table].add(col)
             pattern = pl.Series(_BAD_DATES).gather(rng.integers(0, len(_BAD_DATES), k))
             years = rows[col].dt.year().cast(pl.String)
-            values = [p.format(y=y) for p, y in zip(pattern, years, strict=True)]
-            return rows.with_columns(pl.Series(col, values, dtype=pl.String))
+            texts = [p.format(y=y) for p, y in zip(pattern, years, strict=True)]
+            return rows.with_columns(pl.Series(col, texts, dtype=pl.String))
         case "negative_value":
-            cols = _NEGATIVE[table]
-            col = cols[int(rng.integers(0, len(cols)))]
+            numeric = _NEGATIVE[table]
+            col = numeric[int(rng.integers(0, len(numeric)))]
             dtype = rows.schema[col]
             step = 1 if dtype.is_integer() else 100.0
             return rows.with_columns((-(pl.col(col).fill_null(0).abs() + step)).cast(dtype).alias(col))
@@ -221,7 +221,7 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
         case "conflicting_duplicate":
             return mutate[table](rows)
         case "missing_required":
-            cols = [c for c in spec.required_columns if c != spec.key]
-            col = cols[int(rng.integers(0, len(cols)))]
+            required = [c for c in spec.required_columns if c != spec.key]
+            col = required[int(rng.integers(0, len(required)))]
             return rows.with_columns(pl.lit(None, dtype=rows.schema[col]).alias(col))
     return rows  # bad_check_char (id already corrupted) and exact_duplicate
