@@ -3,6 +3,7 @@ scored as_of dates, a plan, one key per role and a tiny real LightGBM model (no 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -157,7 +158,9 @@ def _build_world(folder: Path) -> World:
 @functools.cache
 def _template() -> World:
     """Built once per test process; each test gets a copy of its store file (fast, independent)."""
-    return _build_world(Path(tempfile.mkdtemp(prefix="riskengine-api-world-")))
+    folder = Path(tempfile.mkdtemp(prefix="riskengine-api-world-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return _build_world(folder)
 
 
 def make_world(tmp_path: Path, **service: object) -> World:
