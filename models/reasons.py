@@ -108,14 +108,18 @@ def format_fact(template: str | None, code: str, value: Any, lang: str) -> str:
 def _texts_for(values: pl.Series, template_zh: str | None, template_en: str | None,
                code: str) -> tuple[pl.Series, pl.Series]:
     """Format both sentences once per distinct value of ``values`` and map them back."""
-    distinct = values.unique()
-    zh = [format_fact(template_zh, code, v, "zh") for v in distinct.to_list()]
-    en = [format_fact(template_en, code, v, "en") for v in distinct.to_list()]
-    frame = pl.DataFrame({"v": values}).with_row_index("_i")
-    lookup = pl.DataFrame({"v": distinct, "zh": pl.Series(zh, dtype=pl.String),
-                           "en": pl.Series(en, dtype=pl.String)})
-    out = frame.join(lookup, on="v", how="left", nulls_equal=True).sort("_i")
-    return out["zh"], out["en"]
+    distinct = values.drop_nulls().unique()
+    texts = {lang: pl.Series([format_fact(t, code, v, lang) for v in distinct.to_list()], dtype=pl.String)
+             for lang, t in (("zh", template_zh), ("en", template_en))}
+    out = []
+    for lang, template in (("zh", template_zh), ("en", template_en)):
+        mapped = values.replace_strict(distinct, texts[lang], default=None, return_dtype=pl.String)
+        out.append(mapped.fill_null(format_fact(template, code, None, lang)))  # null / NaN: no record
+    return out[0], out[1]
+
+
+_LONG_SCHEMA = {"_row": pl.Int64, "_pos": pl.Int32, "code": pl.String, "contribution": pl.Float64,
+                "text_zh": pl.String, "text_en": pl.String}
 
 
 def build_reasons(
@@ -134,7 +138,12 @@ def build_reasons(
     ``contrib`` is the model's n × (n_features + 1) contribution matrix (bias last), already checked
     with ``check_contributions``. ``fired`` is a List[String] column of rule ids per row (from
     ``grading.apply_grading``); ``rule_texts`` maps a rule id to its (zh, en) sentence.
+
+    Built in long form (one row per reason, at most n × (k + rules)), sorted by enterprise and
+    position, then cut into per-enterprise lists by offsets — no per-row Python work.
     """
+    import pyarrow as pa
+
     names = list(feature_names)
     n = features.height
     if contrib.shape != (n, len(names) + 1):
@@ -144,44 +153,39 @@ def build_reasons(
     nuisance_set = set(nuisance) | {c for c in names if _is_nuisance(catalog, c)}
     index, value, valid = top_positive(contrib[:, : len(names)], k,
                                        exclude=[i for i, c in enumerate(names) if c in nuisance_set])
-    slots: list[pl.Expr] = []
-    columns: dict[str, pl.Series] = {}
+    parts: list[pl.DataFrame] = []
+    rules = list((rule_texts or {}).items())
+    if fired is not None and rules:
+        pairs = (pl.DataFrame({"_fired": fired}).with_row_index("_row")
+                 .explode("_fired").drop_nulls("_fired"))
+        lookup = pl.DataFrame({"_fired": [r for r, _ in rules], "_pos": list(range(len(rules))),
+                               "text_zh": [t[0] for _, t in rules], "text_en": [t[1] for _, t in rules]},
+                              schema_overrides={"_pos": pl.Int32})
+        parts.append(pairs.join(lookup, on="_fired", how="inner").select(
+            pl.col("_row").cast(pl.Int64), "_pos", pl.col("_fired").alias("code"),
+            pl.lit(None, dtype=pl.Float64).alias("contribution"), "text_zh", "text_en"))
     for s in range(index.shape[1]):
-        rows_all = np.arange(n)
-        code_s = pl.Series(np.asarray(names, dtype=object)[index[:, s]] if n else [], dtype=pl.String)
-        zh_s = pl.Series([None] * n, dtype=pl.String)
-        en_s = pl.Series([None] * n, dtype=pl.String)
-        for j in np.unique(index[valid[:, s], s]):
-            rows = rows_all[valid[:, s] & (index[:, s] == j)]
+        rows_s = np.flatnonzero(valid[:, s])
+        codes_s = index[rows_s, s]
+        for j in np.unique(codes_s):
+            rows = rows_s[codes_s == j]
             code = names[j]
             vals = features[code].gather(rows)
             if vals.dtype == pl.Categorical or isinstance(vals.dtype, pl.Enum):
                 vals = vals.cast(pl.String)
-            tzh, ten = _spec_texts(catalog, code)
-            zh, en = _texts_for(vals, tzh, ten, code)
-            zh_s.scatter(rows, zh)
-            en_s.scatter(rows, en)
-        columns[f"c{s}"] = code_s
-        columns[f"v{s}"] = pl.Series(value[:, s], dtype=pl.Float64)
-        columns[f"z{s}"] = zh_s
-        columns[f"e{s}"] = en_s
-        columns[f"ok{s}"] = pl.Series(valid[:, s], dtype=pl.Boolean)
-        slots.append(pl.when(pl.col(f"ok{s}")).then(pl.struct(
-            pl.col(f"c{s}").alias("code"), pl.col(f"v{s}").alias("contribution"),
-            pl.col(f"z{s}").alias("text_zh"), pl.col(f"e{s}").alias("text_en"))))
-    frame = pl.DataFrame(columns, height=n)
-    rule_slots: list[pl.Expr] = []
-    if fired is not None and rule_texts:
-        frame = frame.with_columns(fired.alias("_fired"))
-        for rid, (tzh, ten) in rule_texts.items():
-            rule_slots.append(pl.when(pl.col("_fired").list.contains(pl.lit(rid))).then(pl.struct(
-                pl.lit(rid).alias("code"), pl.lit(None, dtype=pl.Float64).alias("contribution"),
-                pl.lit(tzh).alias("text_zh"), pl.lit(ten).alias("text_en"))))
-    all_slots = rule_slots + slots
-    if not all_slots:
-        return pl.Series("reasons", [[] for _ in range(n)], dtype=REASON_DTYPE)
-    out = frame.select(pl.concat_list(all_slots).list.drop_nulls().alias("reasons"))["reasons"]
-    return out.cast(REASON_DTYPE)
+            zh, en = _texts_for(vals, *_spec_texts(catalog, code), code)
+            parts.append(pl.DataFrame({
+                "_row": rows.astype(np.int64), "_pos": np.full(rows.size, len(rules) + s, dtype=np.int32),
+                "code": pl.repeat(code, rows.size, eager=True, dtype=pl.String),
+                "contribution": value[rows, s], "text_zh": zh, "text_en": en}))
+    long = (pl.concat(parts) if parts else pl.DataFrame(schema=_LONG_SCHEMA)).sort("_row", "_pos")
+    counts = np.bincount(long["_row"].to_numpy(), minlength=n) if long.height else np.zeros(n, np.int64)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), type=pa.int64())
+    items = long.select(pl.struct("code", "contribution", "text_zh", "text_en").alias("r")).to_arrow()
+    struct = items.column("r").combine_chunks() if items.num_rows else pa.array(
+        [], type=items.schema.field("r").type)
+    lists = pa.LargeListArray.from_arrays(offsets, struct)
+    return pl.Series("reasons", lists).cast(REASON_DTYPE)
 
 
 def _is_nuisance(catalog: Mapping[str, Any] | None, code: str) -> bool:
