@@ -71,20 +71,20 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         checks = [
-            (self.horizon_days >= 1, "horizon_days must be a positive integer"),
-            (self.snapshots >= 3, "snapshots must be an integer >= 3 (train, validation, calibration)"),
-            (self.test_snapshots >= 1, "test_snapshots must be a positive integer"),
-            (self.num_threads >= 1, "num_threads must be a positive integer"),
-            (0 < self.learning_rate <= 1, "learning_rate must be in (0, 1]"),
-            (self.max_rounds >= 1, "max_rounds must be a positive integer"),
-            (self.selection in SELECTIONS, f"selection must be one of {SELECTIONS}"),
-            (self.calibration in CALIBRATIONS, f"calibration must be one of {CALIBRATIONS}"),
-            (0 < self.propensity_clip <= 1, "propensity_clip must be in (0, 1]"),
-            (self.max_train_rows >= 1000, "max_train_rows must be an integer >= 1000"),
+            ("horizon_days", self.horizon_days >= 1, "a positive integer"),
+            ("snapshots", self.snapshots >= 3, "an integer >= 3 (train, validation, calibration)"),
+            ("test_snapshots", self.test_snapshots >= 1, "a positive integer"),
+            ("num_threads", self.num_threads >= 1, "a positive integer"),
+            ("learning_rate", 0 < self.learning_rate <= 1, "a number in (0, 1]"),
+            ("max_rounds", self.max_rounds >= 1, "a positive integer"),
+            ("selection", self.selection in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
+            ("calibration", self.calibration in CALIBRATIONS, f"one of {', '.join(CALIBRATIONS)}"),
+            ("propensity_clip", 0 < self.propensity_clip <= 1, "a number in (0, 1]"),
+            ("max_train_rows", self.max_train_rows >= 1000, "an integer >= 1000"),
         ]
-        for ok, message in checks:
+        for name, ok, expected in checks:
             if not ok:
-                raise UsageError(f"{message}; got {self!r}.")
+                raise UsageError(f"{name} must be {expected}; got {getattr(self, name)!r}.")
         return self
 
 

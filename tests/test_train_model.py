@@ -144,3 +144,10 @@ def test_large_training_slices_sample_clean_rows_and_keep_every_adverse_one(smal
     adverse = round(result.info["adverse_rate"]["train"] * result.info["rows"]["train"])
     assert info["train_rows"] >= adverse  # every adverse row kept
     assert info["train_rows"] <= 1000
+
+
+def test_bad_training_parameter_is_named_with_what_was_expected() -> None:
+    from riskengine.errors import UsageError
+
+    with pytest.raises(UsageError, match="selection must be one of ipw, none; got 'foo'"):
+        TrainConfig(selection="foo").validate()

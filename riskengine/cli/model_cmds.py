@@ -115,7 +115,7 @@ def train(
         num_threads=threads,
         max_rounds=max_rounds,
         selection=selection,
-    )
+    ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
     _err(f"training on {config.snapshots} monthly snapshots known before {day} …")
