@@ -239,7 +239,8 @@ def _make_world(n: int, rng: np.random.Generator, end: date) -> _World:
     # Registered capital in 10k CNY: log-normal, larger for manufacturers.
     sector_capital = np.array([1.0 if s.sampling_per_year or s.key == "construction_materials" else 0.0
                                for s in SECTORS])
-    capital = np.round(np.exp(rng.normal(3.6 + sector_capital[sector], 1.3, n)), 1)
+    # At least 1 (10,000 CNY), so the size effect (log capital) stays finite.
+    capital = np.round(np.maximum(np.exp(rng.normal(3.6 + sector_capital[sector], 1.3, n)), 1.0), 1)
     # Legal representatives: clusters of 1, 2, 3... enterprises (geometric sizes), shuffled.
     sizes = rng.geometric(0.72, n)
     cluster_of = np.repeat(np.arange(n), sizes)[:n]

@@ -133,6 +133,15 @@ def test_truth_has_one_row_per_existing_enterprise_month(city: SyntheticCity) ->
     assert truth["enterprise_id"].is_in(city.tables["enterprises"]["enterprise_id"].implode()).all()
 
 
+def test_every_enterprise_has_a_finite_truth_for_every_month_it_existed() -> None:
+    # Registered capital has a floor of 1 (10,000 CNY): log(0) would make the latent risk infinite.
+    city = generate_city_frames(20_000, seed=1, start="2025-07-01", end="2025-12-31")
+    ent = city.tables["enterprises"]
+    assert ent["registered_capital"].min() >= 1.0
+    assert city.truth["p_fail"].is_finite().all()
+    assert city.truth["enterprise_id"].n_unique() == ent.height
+
+
 def test_a_custom_period_bounds_events_and_truth() -> None:
     city = generate_city_frames(400, seed=2, start="2020-03-15", end="2021-06-10")
     for name in TABLE_ORDER:
