@@ -68,7 +68,7 @@ def generate(
     format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
     dirty: Annotated[float, typer.Option(help="fraction of realistic bad rows to add, e.g. 0.01")] = 0.0,
 ) -> None:
-    """Write a synthetic city (Wuhan) as a source folder, with its ground truth in DIR/_truth/."""
+    """Write a synthetic city (Wuhan) as a source folder OUT, with its ground truth in OUT/_truth/."""
     import time
 
     from rich.console import Console
