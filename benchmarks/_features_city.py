@@ -42,6 +42,11 @@ from riskengine.lake import load_tables, scan_table
 from riskengine.contract import TABLES
 
 kind, lake, dates = sys.argv[1], Path(sys.argv[2]), [date.fromisoformat(d) for d in sys.argv[3].split(",")]
+def cpu_now():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+cpu_start = cpu_now()
 start = time.perf_counter()
 if kind == "features":
     from features import build_features
@@ -52,8 +57,10 @@ else:  # the floor: scan every event table and count rows per enterprise
     frames = pl.collect_all([scan_table(lake, t).group_by("enterprise_id").agg(pl.len()) for t in events])
     shape = [sum(f.height for f in frames), len(frames)]
 wall = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-print(json.dumps({"wall_s": wall, "peak_rss_bytes": rss, "shape": shape}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+rss = usage.ru_maxrss * 1024  # Linux reports KiB
+cpu = cpu_now() - cpu_start  # user + system CPU seconds of the measured work (all threads)
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_bytes": rss, "shape": shape}))
 """
 
 

@@ -12,9 +12,10 @@ Two ways of pairing events with as_of dates, both lazy and both exact:
 * ``window`` — a range join (Polars IEJoin): every visible event paired with every as_of D whose
   look-back window holds it. Output size is events x as_of dates *inside the window*, so families use
   it for windows of up to about three years, never for "all history".
-* ``running`` — cumulative sums/maxima per key in order of visibility, matched to each (key, D) with a
-  strict backward as-of join. Output size is keys x dates, whatever the length of history; families
-  use it for "ever" counts, "days since the last ...", the last record, and decayed sums.
+* ``running`` — cumulative sums/maxima per key in order of visibility; each running value is assigned
+  to the as_of dates it holds for (after its visibility day, up to the next one) by binary search in
+  the sorted dates. Output size is at most keys x dates, whatever the length of history; families use
+  it for "ever" counts, "days since the last ...", the last record, and decayed sums.
 
 Windows: "the last w days" as of D means event date in [D - w days, D), i.e. ``1 <= age <= w`` where
 ``age = D - event date`` in days.
@@ -53,8 +54,10 @@ def visible_from(event_date: str) -> pl.Expr:
 
 
 def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
-    """Every enterprise that exists as of each D (established before D), with its profile columns."""
-    return enterprises.join(dates, how="cross").filter(pl.col("established_on") < pl.col(AS_OF))
+    """Every enterprise that exists as of each D (established before D), ordered by D, then by row."""
+    return dates.join(enterprises, how="cross", maintain_order="left_right").filter(
+        pl.col("established_on") < pl.col(AS_OF)
+    )
 
 
 def window(events: pl.LazyFrame, event_date: str, as_of: Sequence[date], days: int | None) -> pl.LazyFrame:

@@ -9,25 +9,32 @@ from __future__ import annotations
 
 import polars as pl
 
-from features.asof import AS_OF, KEY
+from features.asof import AS_OF
 
 REP = "legal_rep_id"
 
 
-def build(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Association features from the assembled per-enterprise frame (needs ``legal_rep_id``,
-    ``severity__adverse_365d`` and ``penalties__dishonest_active``), keyed (enterprise_id, as_of)."""
+def columns() -> list[pl.Expr]:
+    """Association features as window expressions over (legal_rep_id, as_of) of the assembled frame
+    (which needs ``legal_rep_id``, ``severity__adverse_365d`` and ``penalties__dishonest_active``)."""
     own_adv = pl.col("severity__adverse_365d")
     own_dis = pl.col("penalties__dishonest_active")
-    per_rep = (
-        frame.filter(pl.col(REP).is_not_null())
-        .group_by(REP, AS_OF)
-        .agg(pl.len().cast(pl.Int64).alias("_n"), own_adv.sum().alias("_adv"), own_dis.sum().alias("_dis"))
-    )
-    return frame.join(per_rep, on=[REP, AS_OF], how="left").select(
-        KEY,
-        AS_OF,
-        (pl.col("_n") - 1).fill_null(0).cast(pl.Int64).alias("associations__count"),
-        (pl.col("_adv") - own_adv).fill_null(0).cast(pl.Int64).alias("associations__adverse_365d"),
-        ((pl.col("_dis") - own_dis).fill_null(0) > 0).cast(pl.Int64).alias("associations__dishonest_active"),
-    )
+    has_rep = pl.col(REP).is_not_null()
+    group = [REP, AS_OF]
+    return [
+        pl.when(has_rep)
+        .then(pl.len().over(group) - 1)
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("associations__count"),
+        pl.when(has_rep)
+        .then(own_adv.sum().over(group) - own_adv)
+        .otherwise(0)
+        .cast(pl.Int64)
+        .alias("associations__adverse_365d"),
+        pl.when(has_rep)
+        .then(own_dis.sum().over(group) - own_dis > 0)
+        .otherwise(False)
+        .cast(pl.Int64)
+        .alias("associations__dishonest_active"),
+    ]

@@ -22,7 +22,8 @@ from features.exprs import count_if, ratio, sum_if
 
 EVENT_DATE = "inspected_on"
 STRICTNESS_PRIOR = 20.0
-# Ties on one day: the worse outcome counts as the later one (a fail is never hidden by a pass).
+# Ties on one day: the worse outcome counts as the later one (a fail is never hidden by a pass), then
+# the later row of the table.
 OUTCOME_RANK = {"pass": 0, "conditional": 1, "fail": 2}
 _ALL = "_all"
 
@@ -60,8 +61,9 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
     # Whole-history facts, accumulated in order of visibility.
     ranked = (
         insp.with_columns(pl.col("outcome").replace_strict(OUTCOME_RANK, default=-1).alias("_orank"))
-        .sort(KEY, EVENT_DATE, "_orank", "inspection_id", nulls_last=True)
-        .with_row_index("_rank")  # increases with (date, outcome, id) within each enterprise
+        # Stable sort: among records of one day and outcome, the later row of the table is the later one.
+        .sort(KEY, EVENT_DATE, "_orank", nulls_last=True, maintain_order=True)
+        .with_row_index("_rank")  # increases with (date, outcome, table row) within each enterprise
     )
     history = asof.running(
         ranked,

@@ -82,7 +82,8 @@ def inspections(rows: list[Row], everyone: list[Row], d: date) -> Row:
     f["inspections__days_since_last_fail"] = min((age(r, "inspected_on", d) for r in fails), default=None)
     strict = strictness_table(everyone, d)
     if seen:
-        last = max(seen, key=lambda r: (r["inspected_on"], OUTCOME_RANK[r["outcome"]], r["inspection_id"]))
+        # Latest day; on a tie the worse outcome, then the later row of the table.
+        last = max(seen, key=lambda r: (r["inspected_on"], OUTCOME_RANK[r["outcome"]], rows.index(r)))
         f["inspections__last_outcome"] = last["outcome"]
         f["inspections__inspector_strictness_last"] = strict.get(last["inspector_id"], 0.0)
     else:
