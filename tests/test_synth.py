@@ -430,10 +430,7 @@ def test_cli_generate_writes_the_city_and_prints_rows_per_table(
 
 @pytest.mark.parametrize("argv", [
     ["--enterprises", "0"], ["--format", "xlsx"], ["--end", "2019-13-01"], ["--dirty", "-0.1"],
-    # riskengine.cli.main catches click.ClickException, but typer 0.29 raises its vendored
-    # typer._click exceptions for unparseable values: a traceback and exit 1 until main maps them.
-    pytest.param(["--enterprises", "many"], marks=pytest.mark.xfail(
-        strict=True, reason="cli.main does not map typer._click exceptions (lead's file)")),
+    ["--enterprises", "many"],
 ])
 def test_cli_generate_exits_2_on_bad_arguments(tmp_path: Path, argv: list[str],
                                                capsys: pytest.CaptureFixture[str]) -> None:

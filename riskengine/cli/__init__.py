@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from riskengine.errors import RiskEngineError
@@ -43,18 +42,16 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app and map errors to exit codes."""
+    """Console-script entry point: run the app and map the engine's errors to exit codes.
+
+    Typer's standalone mode already turns usage errors into exit 2 and ``--help`` into exit 0 (its
+    click is vendored, so its exceptions are not ``click``'s); the engine's own errors reach here.
+    """
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("riskengine: interrupted", file=sys.stderr)
-        sys.exit(130)
+        app(args=argv, prog_name="riskengine")
     except RiskEngineError as exc:
         print(f"riskengine: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    except KeyboardInterrupt:
+        print("riskengine: interrupted", file=sys.stderr)
+        sys.exit(130)
