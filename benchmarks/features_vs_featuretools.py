@@ -11,8 +11,9 @@ pyarrow``) as a subprocess that reads the same tables from Parquet.
 Matching the time rule: featuretools uses data with time index <= cutoff and, with a training window
 w, > cutoff - w. Our as_of D uses event dates in [D - 365, D - 1]. So the cutoff is D - 1 day and
 the window 365 days. ``recorded_on`` is dropped from the compared tables (featuretools has no
-"known from" date per record). Our side is timed for the *full* feature set (97 columns), not only the
-compared ones; featuretools is timed for ``calculate_feature_matrix`` of the compared features only.
+"known from" date per record). featuretools is timed for ``calculate_feature_matrix`` of the compared
+features only; our side twice: the full feature set (95 columns) and the same 8 aggregates with the
+pipeline's time helper (``features.asof.window``), checked equal to the full pipeline's columns.
 """
 
 from __future__ import annotations
@@ -87,6 +88,38 @@ print(json.dumps({"walls": walls, "features": [f.get_name() for f in defs], "ver
 """
 
 
+def same_aggregates(lazy: dict[str, pl.LazyFrame], dates: list[date]) -> pl.LazyFrame:
+    """Only the compared aggregates, with the pipeline's own time helper (``features.asof``): the
+    like-for-like counterpart of featuretools' run (population, range join, one group-by per table)."""
+    from features import asof
+    from features.exprs import count_if, ratio, sum_if
+
+    keys = asof.population(lazy["enterprises"], asof.as_of_frame(dates)).select("enterprise_id", "as_of")
+    ids = ["enterprise_id", "as_of"]
+    fail_i, fail_s = pl.col("outcome") == "fail", pl.col("result") == "fail"
+    aggs = {
+        ("inspections", "inspected_on"): [
+            pl.len().alias("inspections__count_365d"),
+            sum_if(pl.lit(True), pl.col("findings_minor")).alias("inspections__findings_minor_365d"),
+            ratio(count_if(fail_i), pl.len()).alias("inspections__fail_rate_365d"),
+        ],
+        ("sampling_tests", "sampled_on"): [
+            pl.len().alias("sampling__tests_365d"),
+            ratio(count_if(fail_s), pl.len()).alias("sampling__fail_rate_365d"),
+        ],
+        ("complaints", "received_on"): [pl.len().alias("complaints__count_365d")],
+        ("recalls", "announced_on"): [
+            pl.len().alias("recalls__count_365d"),
+            sum_if(pl.lit(True), pl.col("units")).alias("recalls__units_365d"),
+        ],
+    }
+    out = keys
+    for (table, day), exprs in aggs.items():
+        part = asof.window(lazy[table], day, dates, 365).group_by(ids).agg(exprs)
+        out = out.join(part, on=ids, how="left", maintain_order="left")
+    return out
+
+
 def ensure_venv() -> Path:
     """The featuretools venv's python (created on first use)."""
     python = FT_VENV / "bin" / "python"
@@ -121,6 +154,11 @@ def main() -> None:
         start = time.perf_counter()
         ours = build_features(lazy, dates).collect()
         walls.append(time.perf_counter() - start)
+    like_walls = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        like = same_aggregates(lazy, dates).collect()
+        like_walls.append(time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -181,6 +219,17 @@ def main() -> None:
         if bad:
             mismatched[col] = bad
     ours_s = statistics.median(walls)
+    like_s = statistics.median(like_walls)
+    # The like-for-like run must give the same values as the full pipeline on the compared columns.
+    keys = ["enterprise_id", "as_of"]
+    cols = list(COMPARED.values())
+    counts = [c for c in cols if not c.endswith("rate_365d")]
+    like_vals = like.select(*keys, *cols).with_columns([pl.col(c).fill_null(0) for c in counts])
+    ours_vals = ours.select(*keys, *cols)
+    like_vals = like_vals.with_columns([pl.col(c).cast(pl.Float64) for c in cols])
+    ours_vals = ours_vals.with_columns([pl.col(c).cast(pl.Float64) for c in cols])
+    if not like_vals.equals(ours_vals):
+        raise SystemExit("the like-for-like aggregates differ from build_features")
     ft_s = statistics.median(ft_info["walls"])
     print(
         json.dumps(
@@ -196,10 +245,12 @@ def main() -> None:
                 "identical": not mismatched and ours.height == theirs.height,
                 "riskengine_s_median_full_feature_set": round(ours_s, 3),
                 "riskengine_columns": ours.width - 2,
+                "riskengine_s_median_compared_only": round(like_s, 3),
                 "featuretools_s_median_compared_only": round(ft_s, 3),
                 "featuretools_version": ft_info["version"],
-                "speed_ratio": round(ft_s / ours_s, 1),
-                "target_met": ft_s / ours_s >= 50,
+                "speed_ratio_compared_only": round(ft_s / like_s, 1),
+                "speed_ratio_vs_full_feature_set": round(ft_s / ours_s, 1),
+                "target_met": ft_s / like_s >= 50,
             },
             indent=2,
         )
