@@ -64,7 +64,7 @@ def _print_distribution(dist, grades) -> None:  # noqa: ANN001
     from rich.table import Table
 
     version = grades["model_version"][0] if grades.height else "-"
-    table = Table(title=f"信用风险等级分布 / grade distribution (model {version})")
+    table = Table(title=f"等级分布 / grades · model {version}")
     table.add_column("grade")
     table.add_column("enterprises", justify="right")
     table.add_column("share", justify="right")
