@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--as-of", default="2026-01-01")
     parser.add_argument("--no-register", action="store_true", help="skip MLflow logging and registration")
+    parser.add_argument("--no-compare", action="store_true", help="skip the IPW comparison model")
     args = parser.parse_args(argv)
 
     from models.registry import log_training, quiet
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_s = time.perf_counter() - clock
         info: dict[str, object] = {}
         for repeat in range(args.repeats):
-            config = TrainConfig(snapshots=args.snapshots, seed=args.seed, num_threads=args.threads)
+            config = TrainConfig(snapshots=args.snapshots, seed=args.seed, num_threads=args.threads,
+                                 compare_selection=not args.no_compare)
             clock, cpu = time.perf_counter(), time.process_time()
             result = train_model(load_tables(tmp / "lake"), as_of, config=config)
             phases = {k: round(v, 3) for k, v in result.timings.items()}
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "snapshots": args.snapshots,
         "threads": args.threads,
         "repeats": args.repeats,
+        "compare_selection": not args.no_compare,
         "prepare_city_and_lake_s": round(prepare_s, 3),
         "median_s": medians,
         "runs": runs,

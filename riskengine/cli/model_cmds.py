@@ -93,6 +93,9 @@ def train(
     ] = "none",
     threads: Annotated[int, typer.Option(help="LightGBM threads")] = 2,
     max_rounds: Annotated[int, typer.Option(help="most boosting rounds (early stopping picks fewer)")] = 500,
+    compare_selection: Annotated[
+        bool, typer.Option(help="also train the other selection variant (IPW or none) and report it")
+    ] = True,
     register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
@@ -115,6 +118,7 @@ def train(
         num_threads=threads,
         max_rounds=max_rounds,
         selection=selection,
+        compare_selection=compare_selection,
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
