@@ -92,7 +92,7 @@ def train(
         str, typer.Option(help="selection-bias handling of the model: none or ipw")
     ] = "none",
     threads: Annotated[int, typer.Option(help="LightGBM threads")] = 2,
-    max_rounds: Annotated[int, typer.Option(help="most boosting rounds (early stopping picks fewer)")] = 500,
+    max_rounds: Annotated[int, typer.Option(help="most boosting rounds (early stopping picks fewer)")] = 250,
     compare_selection: Annotated[
         bool, typer.Option(help="also train the other selection variant (IPW or none) and report it")
     ] = True,
