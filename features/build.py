@@ -26,6 +26,7 @@ from riskengine.contract import TABLES
 _PROFILE = ("established_on", "registered_capital", "sector", "district", "status", associations.REP)
 _CODE = "_code"
 _JK = "_join_key"
+_RK = "_right_key"
 _ID = "_enterprise_id"
 _DTYPES: dict[str, pl.DataType] = {"int": pl.Int64(), "float": pl.Float64(), "str": pl.String()}
 
@@ -52,23 +53,40 @@ def _encode(tables: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
     """
     ent = tables["enterprises"].with_row_index(_CODE)
     out = {"enterprises": ent.rename({KEY: _ID, _CODE: KEY})}
+    codes = ent.select(KEY, _CODE)
     for name, frame in tables.items():
-        if name == "enterprises" or KEY not in frame.collect_schema().names():
-            out.setdefault(name, frame)
+        if name == "enterprises":
+            continue
+        if KEY not in frame.collect_schema().names():
+            out[name] = frame
             continue
         out[name] = (
-            frame.join(ent.select(KEY, _CODE), on=KEY, how="inner", maintain_order="left")
-            .drop(KEY)
-            .rename({_CODE: KEY})
+            frame.join(codes, on=KEY, how="inner", maintain_order="left").drop(KEY).rename({_CODE: KEY})
         )
     return out
 
 
 def _join_key() -> pl.Expr:
-    """(enterprise code, as_of) packed into one Int64: joining on it is several times faster than on
-    the two columns (days since 1970, shifted by 2**20, fit in 21 bits for years 0-4840)."""
+    """(as_of, enterprise code) packed into one Int64 that increases along the population (ordered by
+    as_of, then by enterprise row = code): days since 1970 shifted by 2**20 (21 bits, years 0-4840)
+    above a 32-bit code."""
     days = pl.col(AS_OF).cast(pl.Int32).cast(pl.Int64) + 2**20
-    return (pl.col(KEY).cast(pl.Int64) * 2**21 + days).alias(_JK)
+    return (days * 2**32 + pl.col(KEY).cast(pl.Int64)).alias(_JK)
+
+
+def _align(slots: pl.LazyFrame, part: pl.LazyFrame) -> pl.LazyFrame:
+    """``part``'s feature columns on the rows of ``slots`` (the population's sorted keys), null where
+    ``part`` has no row.
+
+    A merge of the two sorted key columns (``join_asof``, then keeping exact matches only) instead of
+    a hash join that keeps the left order: the streaming engine does it about twice as fast.
+    """
+    cols = [c for c in part.collect_schema().names() if c not in (KEY, AS_OF)]
+    right = part.with_columns(_join_key()).drop(KEY, AS_OF).sort(_JK).with_columns(pl.col(_JK).alias(_RK))
+    exact = pl.col(_RK) == pl.col(_JK)
+    return slots.join_asof(right, on=_JK, strategy="backward").select(
+        [pl.when(exact).then(pl.col(c)).alias(c) for c in cols]
+    )
 
 
 def _finish(spec: FeatureSpec) -> pl.Expr:
@@ -95,13 +113,11 @@ def build_features(
     population = asof.population(t["enterprises"].select(KEY, _ID, *_PROFILE), dates)
     keys = population.select(ids)
 
-    # Each family is joined to the population on its own and the results are put side by side: every
-    # left join keeps the population's order, so no join ever copies the columns gathered before it.
-    slots = keys.select(_join_key())
+    # Each family is aligned with the population on its own and the results are put side by side:
+    # every alignment keeps the population's order, so none copies the columns gathered before it.
+    slots = keys.select(_join_key()).set_sorted(_JK)
     parts = [
-        slots.join(part.with_columns(_join_key()).drop(ids), on=_JK, how="left", maintain_order="left").drop(
-            _JK
-        )
+        _align(slots, part)
         for part in (
             inspections.build(t, keys, dates_list),
             sampling.build(t, keys, dates_list),
