@@ -50,18 +50,24 @@ def _encode(tables: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
     """Replace ``enterprise_id`` by a dense integer code (the enterprise's row) in every table: joins
     and group-bys on integers are several times faster than on 18-character strings. Enterprises keep
     the string as ``_enterprise_id``; event rows of unknown enterprises go.
+
+    Every encoded table is cached (computed once per collect): families read the same table several
+    times with different columns, which the optimizer would otherwise scan and join once per use.
     """
-    ent = tables["enterprises"].with_row_index(_CODE)
+    ent = tables["enterprises"].with_row_index(_CODE).cache()
     out = {"enterprises": ent.rename({KEY: _ID, _CODE: KEY})}
     codes = ent.select(KEY, _CODE)
     for name, frame in tables.items():
         if name == "enterprises":
             continue
         if KEY not in frame.collect_schema().names():
-            out[name] = frame
+            out[name] = frame.cache()
             continue
         out[name] = (
-            frame.join(codes, on=KEY, how="inner", maintain_order="left").drop(KEY).rename({_CODE: KEY})
+            frame.join(codes, on=KEY, how="inner", maintain_order="left")
+            .drop(KEY)
+            .rename({_CODE: KEY})
+            .cache()
         )
     return out
 
