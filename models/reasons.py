@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from riskengine.contract import district_label, sector_label
 from riskengine.errors import ModelError
 
 TOP_K = 3
@@ -81,6 +82,9 @@ def _spec_texts(catalog: Mapping[str, Any] | None, code: str) -> tuple[str | Non
     return getattr(spec, "text_zh", None), getattr(spec, "text_en", None)
 
 
+# Categorical values shown by name rather than key ("行业：餐饮服务", not "行业：catering").
+_VALUE_LABELS = {"profile__sector": sector_label, "profile__district": district_label}
+
 _PLACEHOLDER = re.compile(r"\{value(?:![rsa])?(?::[^{}]*)?\}")
 
 
@@ -96,6 +100,8 @@ def format_fact(template: str | None, code: str, value: Any, lang: str) -> str:
         if template and _PLACEHOLDER.search(template):
             return _PLACEHOLDER.sub("—", template) + note
         return f"{code}{note}"
+    if code in _VALUE_LABELS and isinstance(value, str):
+        value = _VALUE_LABELS[code](value, lang)
     if template:
         try:
             return template.format(value=value)

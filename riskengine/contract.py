@@ -27,6 +27,44 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 EARLIEST_EVENT = date(1990, 1, 1)
 
 PILOT_SECTORS: tuple[str, ...] = ("wire_cable", "fire_products", "food_related")
+
+# GB/T 2260 codes of Wuhan's 13 districts (the first bureau's city), for lists officers read.
+DISTRICT_NAMES: dict[str, str] = {
+    "420102": "江岸区", "420103": "江汉区", "420104": "硚口区", "420105": "汉阳区", "420106": "武昌区",
+    "420107": "青山区", "420111": "洪山区", "420112": "东西湖区", "420113": "汉南区", "420114": "蔡甸区",
+    "420115": "江夏区", "420116": "黄陂区", "420117": "新洲区",
+}
+
+# Chinese and English names of the sector keys in use; any other key is shown as it is.
+SECTOR_NAMES: dict[str, tuple[str, str]] = {
+    "wire_cable": ("电线电缆", "wires and cables"),
+    "fire_products": ("消防产品", "fire-protection products"),
+    "food_related": ("食品相关产品", "food-related products"),
+    "catering": ("餐饮服务", "catering"),
+    "food_production": ("食品生产", "food production"),
+    "retail": ("零售", "retail"),
+    "wholesale": ("批发", "wholesale"),
+    "manufacturing": ("制造业", "manufacturing"),
+    "services": ("服务业", "services"),
+    "construction_materials": ("建筑材料", "construction materials"),
+    "accommodation": ("住宿服务", "accommodation"),
+}
+
+
+def district_label(code: str, lang: str = "zh") -> str:
+    """``武昌区（420106）`` in Chinese, ``420106 (武昌区)`` in English; the bare code if unknown."""
+    name = DISTRICT_NAMES.get(code)
+    if name is None:
+        return code
+    return f"{name}（{code}）" if lang == "zh" else f"{code} ({name})"
+
+
+def sector_label(key: str, lang: str = "zh") -> str:
+    """The sector's name in Chinese or English; the key itself if unknown."""
+    names = SECTOR_NAMES.get(key)
+    if names is None:
+        return key
+    return names[0] if lang == "zh" else names[1]
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
 
 

@@ -48,16 +48,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import GRADES, TABLES
+from riskengine.contract import DISTRICT_NAMES, GRADES, TABLES
 from riskengine.errors import FatalInputError, UsageError
 from riskengine.policy import Policy
-
-# GB/T 2260 codes of Wuhan's 13 districts, for sheet names and the summary.
-DISTRICT_NAMES: dict[str, str] = {
-    "420102": "江岸区", "420103": "江汉区", "420104": "硚口区", "420105": "汉阳区", "420106": "武昌区",
-    "420107": "青山区", "420111": "洪山区", "420112": "东西湖区", "420113": "汉南区", "420114": "蔡甸区",
-    "420115": "江夏区", "420116": "黄陂区", "420117": "新洲区",
-}
 
 # Urgent mandatory items (follow-ups, complaint leads) are due within two weeks of the period start;
 # everything else by the period's last day.

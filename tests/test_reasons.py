@@ -134,3 +134,13 @@ def test_missing_value_keeps_the_sentence_and_says_no_record():
     nan = float("nan")
     assert format_fact("{value:.0%} of tests failed", "r", nan, "en") == "— of tests failed (no record)"
     assert format_fact(None, "x__y", None, "en") == "x__y (no record)"
+
+
+def test_sector_and_district_reasons_name_them_in_the_reader_s_language() -> None:
+    from models.reasons import format_fact
+
+    assert format_fact("行业：{value}", "profile__sector", "wire_cable", "zh") == "行业：电线电缆"
+    assert format_fact("sector: {value}", "profile__sector", "wire_cable", "en") == "sector: wires and cables"
+    assert format_fact("所在区：{value}", "profile__district", "420106", "zh") == "所在区：武昌区（420106）"
+    # A key the engine does not know is shown as it is.
+    assert format_fact("行业：{value}", "profile__sector", "shipbuilding", "zh") == "行业：shipbuilding"
