@@ -21,8 +21,8 @@ def progress(description: str, total: float | None = None) -> Iterator[Advance]:
 
         yield _quiet
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total}"),
