@@ -27,7 +27,7 @@ from features.exprs import count_if, sum_if
 EVENT_DATE = "decided_on"
 # severity -> (full period, minimum period when repaired)
 INFLUENCE = {"minor": ("3mo", "3mo"), "moderate": ("1y", "3mo"), "serious": ("3y", "1y")}
-# Longest influence period in days (3 calendar years hold at most 1096 days), for the range join.
+# Longest influence period in days (3 calendar years hold at most 1096 days), for the window.
 LOOKBACK_DAYS = 1100
 _REPAIR_VISIBLE = "_repair_visible_from"
 
