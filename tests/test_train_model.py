@@ -17,7 +17,10 @@ from models.train import TrainConfig, TrainResult, load_truth, train_model
 from riskengine.lake import load_tables
 
 D = date(2026, 1, 1)
-FAST = TrainConfig(max_rounds=80, early_stopping_rounds=15, compare_selection=False, baselines=False)
+# min_data_in_leaf scaled to the 1,500-enterprise city (the default 200 suits 20,000 and more).
+FAST = TrainConfig(
+    max_rounds=80, early_stopping_rounds=15, min_data_in_leaf=50, compare_selection=False, baselines=False
+)
 
 
 @pytest.fixture(scope="session")
@@ -151,3 +154,44 @@ def test_bad_training_parameter_is_named_with_what_was_expected() -> None:
 
     with pytest.raises(UsageError, match="selection must be one of ipw, none; got 'foo'"):
         TrainConfig(selection="foo").validate()
+
+
+def test_default_trees_stay_small_and_shallow_for_fast_explanations(trained: TrainResult) -> None:
+    def leaf_depths(node: dict, depth: int = 0) -> list[int]:
+        if "leaf_value" in node:
+            return [depth]
+        return leaf_depths(node["left_child"], depth + 1) + leaf_depths(node["right_child"], depth + 1)
+
+    trees = [leaf_depths(t["tree_structure"]) for t in trained.model.booster.dump_model()["tree_info"]]
+    assert trees
+    assert max(len(t) for t in trees) <= TrainConfig().num_leaves
+    assert max(max(t) for t in trees) <= TrainConfig().max_depth
+
+
+def test_validation_enterprises_are_held_out_of_training() -> None:
+    from models.train import _split_enterprises
+
+    ids = [f"E{i:03d}" for i in range(200)]
+    fit = pl.DataFrame({"enterprise_id": ids * 2, "as_of": [1] * 200 + [2] * 200})
+    months = {"train": fit.filter(pl.col("as_of") == 1), "valid": fit.filter(pl.col("as_of") == 2)}
+    frames = _split_enterprises(months, share=0.2, seed=3)
+    train_ids, valid_ids = set(frames["train"]["enterprise_id"]), set(frames["valid"]["enterprise_id"])
+    assert not train_ids & valid_ids
+    assert frames["train"].height + frames["valid"].height == fit.height  # every fit month, no row lost
+    assert 20 <= len(valid_ids) <= 60  # about a fifth of 200
+
+
+def test_early_stopping_stops_before_the_round_limit(small_lake: Path) -> None:
+    config = replace(FAST, max_rounds=400, early_stopping_rounds=10)
+    result = train_model(load_tables(small_lake), D, config=config)
+    info = result.info["model"]
+    assert info["stopped_early"]
+    assert result.model.booster.num_trees() == info["best_iteration"] < 400
+    assert len(info["valid_curve"]) < 400
+
+
+def test_unknown_validation_scheme_is_rejected() -> None:
+    from riskengine.errors import UsageError
+
+    with pytest.raises(UsageError, match="validation must be one of enterprises, months; got 'time'"):
+        TrainConfig(validation="time").validate()

@@ -92,7 +92,9 @@ def train(
         str, typer.Option(help="selection-bias handling of the model: none or ipw")
     ] = "none",
     threads: Annotated[int, typer.Option(help="LightGBM threads")] = 2,
-    max_rounds: Annotated[int, typer.Option(help="most boosting rounds (early stopping picks fewer)")] = 250,
+    max_rounds: Annotated[
+        int | None, typer.Option(help="most boosting rounds; early stopping picks fewer (default 400)")
+    ] = None,
     compare_selection: Annotated[
         bool, typer.Option(help="also train the other selection variant (IPW or none) and report it")
     ] = True,
@@ -116,7 +118,7 @@ def train(
         test_snapshots=test_snapshots,
         seed=settings.model.seed,
         num_threads=threads,
-        max_rounds=max_rounds,
+        max_rounds=max_rounds or TrainConfig.max_rounds,
         selection=selection,
         compare_selection=compare_selection,
     ).validate()
