@@ -51,12 +51,20 @@ SECTOR_NAMES: dict[str, tuple[str, str]] = {
 }
 
 
+DISTRICT_NAMES_EN: dict[str, str] = {
+    "420102": "Jiang'an", "420103": "Jianghan", "420104": "Qiaokou", "420105": "Hanyang",
+    "420106": "Wuchang", "420107": "Qingshan", "420111": "Hongshan", "420112": "Dongxihu",
+    "420113": "Hannan", "420114": "Caidian", "420115": "Jiangxia", "420116": "Huangpi", "420117": "Xinzhou",
+}
+
+
 def district_label(code: str, lang: str = "zh") -> str:
-    """``武昌区（420106）`` in Chinese, ``420106 (武昌区)`` in English; the bare code if unknown."""
-    name = DISTRICT_NAMES.get(code)
+    """``武昌区（420106）`` in Chinese, ``Wuchang (420106)`` in English; the bare code if unknown."""
+    names = DISTRICT_NAMES if lang == "zh" else DISTRICT_NAMES_EN
+    name = names.get(code)
     if name is None:
         return code
-    return f"{name}（{code}）" if lang == "zh" else f"{code} ({name})"
+    return f"{name}（{code}）" if lang == "zh" else f"{name} ({code})"
 
 
 def sector_label(key: str, lang: str = "zh") -> str:

@@ -142,5 +142,8 @@ def test_sector_and_district_reasons_name_them_in_the_reader_s_language() -> Non
     assert format_fact("行业：{value}", "profile__sector", "wire_cable", "zh") == "行业：电线电缆"
     assert format_fact("sector: {value}", "profile__sector", "wire_cable", "en") == "sector: wires and cables"
     assert format_fact("所在区：{value}", "profile__district", "420106", "zh") == "所在区：武昌区（420106）"
+    # English text stays in Latin script (plots fall back to English where no CJK font is installed).
+    english = format_fact("district: {value}", "profile__district", "420106", "en")
+    assert english == "district: Wuchang (420106)"
     # A key the engine does not know is shown as it is.
     assert format_fact("行业：{value}", "profile__sector", "shipbuilding", "zh") == "行业：shipbuilding"
