@@ -1,0 +1,47 @@
+"""`riskengine quickstart` runs the whole pipeline on a small generated city and leaves its outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from openpyxl import load_workbook
+
+from riskengine.contract import GRADES
+
+
+def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from riskengine.cli import main
+    from riskengine.config import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "qs"
+    # quickstart points RISKENGINE_HOME at its folder; monkeypatch restores it for the other tests.
+    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["quickstart", "--enterprises", "1000", "--dir", str(work), "--seed", "3"])
+    get_settings.cache_clear()
+    assert exit_.value.code == 0
+    out = work / "outputs"
+    grades = pl.read_parquet(out / "grades_2026-01-01.parquet")
+    assert grades.height > 0 and set(grades["grade"].unique()) <= set(GRADES)
+    assert grades["model_version"].is_not_null().all()
+    sheets = load_workbook(out / "plan_2026-01.xlsx", read_only=True).sheetnames
+    assert len(sheets) >= 2  # a summary and at least one district
+    simulation = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
+    assert "uniform" in json.dumps(simulation) and "graded" in json.dumps(simulation)
+    assert (work / "riskengine.duckdb").is_file() and (work / "mlruns").is_dir()
+    assert "quickstart finished" in capsys.readouterr().out
+
+
+def test_quickstart_refuses_a_city_too_small_to_model(tmp_path: Path) -> None:
+    from riskengine.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["quickstart", "--enterprises", "50", "--dir", str(tmp_path / "qs")])
+    assert exit_.value.code == 2
+    assert not (tmp_path / "qs").exists()
