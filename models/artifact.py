@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from riskengine.errors import ModelError
+from riskengine.files import atomic_write_text
 
 ARTIFACT_FORMAT = 1
 BOOSTER_FILE = "booster.txt"
@@ -176,8 +175,8 @@ class CreditModel:
         """Write ``booster.txt`` and ``model.json`` into ``folder`` (each atomically)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / BOOSTER_FILE, self.booster.model_to_string())
-        _atomic_write(folder / META_FILE, json.dumps(self.to_meta(), ensure_ascii=False, indent=1))
+        atomic_write_text(folder / BOOSTER_FILE, self.booster.model_to_string())
+        atomic_write_text(folder / META_FILE, json.dumps(self.to_meta(), ensure_ascii=False, indent=1))
         return folder
 
     @classmethod
@@ -205,17 +204,6 @@ class CreditModel:
     def __repr__(self) -> str:
         return (f"CreditModel(version={self.version!r}, features={len(self.feature_names)}, "
                 f"nuisance={self.nuisance}, calibrator={self.calibrator.method!r})")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:

@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import district_label, sector_label
+from riskengine.contract import REASONS_DTYPE, district_label, sector_label
 from riskengine.errors import ModelError
 
 TOP_K = 3
-REASON_DTYPE = pl.List(pl.Struct({"code": pl.String, "contribution": pl.Float64,
-                                  "text_zh": pl.String, "text_en": pl.String}))
+REASON_DTYPE = REASONS_DTYPE  # the contract's reasons column type
 # |sum of contributions − raw margin| allowed (float64 rounding over a few hundred trees).
 SUM_TOLERANCE = 1e-6
 

@@ -14,8 +14,6 @@ bytes) stays a few hundred MB even for 2,000,000 enterprises.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -26,8 +24,10 @@ import numpy as np
 import polars as pl
 
 from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
-from models.reasons import REASON_DTYPE, _spec_texts, build_reasons, check_contributions, format_fact
+from models.reasons import _spec_texts, build_reasons, check_contributions, format_fact
+from riskengine.contract import GRADES_SCHEMA
 from riskengine.errors import ModelError, NotFoundError, UsageError
+from riskengine.files import atomic_write
 from riskengine.progress import progress
 
 if TYPE_CHECKING:
@@ -37,20 +37,6 @@ if TYPE_CHECKING:
 CHUNK_ROWS = 250_000
 NO_CHAMPION = "no champion model: run `riskengine train` then `riskengine promote`"
 
-GRADES_SCHEMA: dict[str, pl.DataType] = {
-    "enterprise_id": pl.String(),
-    "as_of": pl.Date(),
-    "name": pl.String(),
-    "district": pl.String(),
-    "sector": pl.String(),
-    "probability": pl.Float64(),
-    "score": pl.Int64(),
-    "grade": pl.String(),
-    "model_grade": pl.String(),
-    "rule": pl.String(),
-    "reasons": REASON_DTYPE,
-    "model_version": pl.String(),
-}
 
 # Column headers of the officers' Excel list.
 HEADERS_ZH = {
@@ -404,22 +390,16 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv", ".xlsx"):
         raise UsageError(f"{out}: output must end .parquet, .csv or .xlsx")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix == ".parquet":
             grades.write_parquet(tmp)
         elif suffix == ".csv":
             _flat(grades, json_reasons=True).write_csv(tmp)
         else:
             _write_excel(grades, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
+
+    return atomic_write(out, write)
 
 
 def _flat(grades: pl.DataFrame, *, json_reasons: bool) -> pl.DataFrame:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from riskengine.errors import UsageError
+from riskengine.files import atomic_write
 from riskengine.store import AUDIT_SCHEMA, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -162,18 +162,14 @@ def export_audit(store: Store, since: date | datetime | None, out: Path) -> int:
     if suffix not in EXPORT_FORMATS:
         raise UsageError(f"--out must end in {', '.join(EXPORT_FORMATS)}; got {out.name!r}")
     frame = store.audit(since)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: Path) -> None:
         if suffix == ".csv":
             frame.write_csv(tmp)
         elif suffix == ".parquet":
             frame.write_parquet(tmp)
         else:
             frame.rename(HEADERS_ZH).write_excel(tmp, worksheet="审计日志", autofit=True)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(out, write)
     return frame.height

@@ -264,6 +264,30 @@ TABLE_ORDER: tuple[str, ...] = (
     "credit_repairs",
 )
 
+# --- Grades (shared/CONTRACT.md section 3) --------------------------------------------------------
+
+# One reason: a code, its signed contribution (null for a hard rule) and the fact in Chinese and English.
+REASON_STRUCT = pl.Struct(
+    {"code": pl.String(), "contribution": pl.Float64(), "text_zh": pl.String(), "text_en": pl.String()}
+)
+REASONS_DTYPE = pl.List(REASON_STRUCT)
+
+# The grades frame: what `riskengine score` writes and the serving store holds, in this column order.
+GRADES_SCHEMA: dict[str, pl.DataType] = {
+    "enterprise_id": pl.String(),
+    "as_of": pl.Date(),
+    "name": pl.String(),
+    "district": pl.String(),
+    "sector": pl.String(),
+    "probability": pl.Float64(),
+    "score": pl.Int64(),
+    "grade": pl.String(),
+    "model_grade": pl.String(),
+    "rule": pl.String(),
+    "reasons": REASONS_DTYPE,
+    "model_version": pl.String(),
+}
+
 # --- Unified Social Credit Code (GB 32100-2015) ---------------------------------------------------
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"

@@ -36,8 +36,6 @@ import calendar
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ import polars as pl
 
 from riskengine.contract import DISTRICT_NAMES, GRADES, TABLES
 from riskengine.errors import FatalInputError, UsageError
+from riskengine.files import atomic_write
 from riskengine.policy import Policy
 
 # Urgent mandatory items (follow-ups, complaint leads) are due within two weeks of the period start;
@@ -633,22 +632,6 @@ def meta_path(out: Path) -> Path:
     return out.with_name(out.name + ".meta.json")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace`` (never a half file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # Excel headers and display values in Chinese (officers read the workbook), English after a slash.
 EXCEL_COLUMNS: dict[str, tuple[str, int]] = {
     "district": ("区县 District", 9),
@@ -792,14 +775,14 @@ def write_plan_files(result: PlanResult, out: Path) -> list[Path]:
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix == ".xlsx":
-        _atomic_write(out, lambda tmp: write_excel(result, tmp))
+        atomic_write(out, lambda tmp: write_excel(result, tmp))
     elif suffix == ".csv":
-        _atomic_write(out, lambda tmp: result.plan.write_csv(tmp, include_bom=True))
+        atomic_write(out, lambda tmp: result.plan.write_csv(tmp, include_bom=True))
     else:
         raise UsageError(f"{out}: the plan must be written as .xlsx or .csv")
     meta_file = meta_path(out)
     text = json.dumps(result.meta, ensure_ascii=False, indent=2, default=str)
-    _atomic_write(meta_file, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    atomic_write(meta_file, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     return [out, meta_file]
 
 
@@ -839,7 +822,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | Ma
     source = dict(grades_source or {"kind": "in-memory"})
     if source.get("kind") != "file":
         snapshot = out.with_name(out.name + ".grades.parquet")
-        _atomic_write(snapshot, lambda tmp: grades.write_parquet(tmp))
+        atomic_write(snapshot, lambda tmp: grades.write_parquet(tmp))
         source["snapshot"] = str(snapshot.resolve())
     result.meta["grades_source"] = source
     result.meta["lake"] = str(Path(lake).resolve())

@@ -31,28 +31,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from riskengine.contract import GRADES
+from riskengine.contract import GRADES, GRADES_SCHEMA
 from riskengine.errors import FatalInputError, NotFoundError, RiskEngineError
-
-REASON_DTYPE = pl.Struct(
-    {"code": pl.String(), "contribution": pl.Float64(), "text_zh": pl.String(), "text_en": pl.String()}
-)
-
-# The grades frame of shared/CONTRACT.md section 3 (column order as served).
-GRADES_SCHEMA: dict[str, pl.DataType] = {
-    "enterprise_id": pl.String(),
-    "as_of": pl.Date(),
-    "name": pl.String(),
-    "district": pl.String(),
-    "sector": pl.String(),
-    "probability": pl.Float64(),
-    "score": pl.Int64(),
-    "grade": pl.String(),
-    "model_grade": pl.String(),
-    "rule": pl.String(),
-    "reasons": pl.List(REASON_DTYPE),
-    "model_version": pl.String(),
-}
 
 AUDIT_SCHEMA: dict[str, pl.DataType] = {
     "entry_id": pl.String(),

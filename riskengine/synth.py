@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -29,6 +28,7 @@ import polars as pl
 
 from riskengine.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
 from riskengine.errors import UsageError
+from riskengine.files import atomic_write
 
 DEFAULT_START = date(2019, 1, 1)
 DEFAULT_END = date(2025, 12, 31)
@@ -806,17 +806,6 @@ def _summary(n: int, seed: int, start: date, end: date, fmt: str, dirty: float,
 # --- Writing -------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename (never a half-written file)."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
@@ -824,9 +813,9 @@ def _write_text(path: Path, text: str) -> None:
 def _write_table(frame: pl.DataFrame, out: Path, name: str, fmt: str) -> Path:
     path = out / f"{name}.{fmt}"
     if fmt == "csv":
-        _atomic_write(path, lambda p: frame.write_csv(p))
+        atomic_write(path, lambda p: frame.write_csv(p))
     else:
-        _atomic_write(path, lambda p: frame.write_parquet(p))
+        atomic_write(path, lambda p: frame.write_parquet(p))
     # A stale file of the other format would make the source ambiguous.
     (out / f"{name}.{'parquet' if fmt == 'csv' else 'csv'}").unlink(missing_ok=True)
     return path
@@ -862,7 +851,7 @@ def _write_truth(path: Path, ids: np.ndarray, truth: np.ndarray, start: date,
                 if advance is not None:
                     advance(min(chunk, len(ids) - lo))
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
     return rows
 
 
@@ -902,7 +891,7 @@ def generate_city(
     del tables
     with progress("writing ground truth", total=len(ids)) as advance:
         summary["truth_rows"] = _write_truth(out / "_truth" / "risk.parquet", ids, truth, start_d, advance)
-    _atomic_write(out / "_truth" / "inspectors.parquet", lambda p: inspectors.write_parquet(p))
+    atomic_write(out / "_truth" / "inspectors.parquet", lambda p: inspectors.write_parquet(p))
     text = json.dumps(summary, ensure_ascii=False, indent=2)
-    _atomic_write(out / "_truth" / "summary.json", lambda p: _write_text(p, text))
+    atomic_write(out / "_truth" / "summary.json", lambda p: _write_text(p, text))
     return summary

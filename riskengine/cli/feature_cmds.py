@@ -38,11 +38,9 @@ def features(
         "--half-life-days", help="half-life of the time-decayed severity index")] = 180.0,
 ) -> None:
     """Write one row per enterprise and as_of date (every enterprise established before it)."""
-    import os
-    import tempfile
-
     from features import build_features
     from riskengine.errors import UsageError
+    from riskengine.files import atomic_write
     from riskengine.lake import load_tables
     from riskengine.progress import progress
 
@@ -54,19 +52,7 @@ def features(
         advance(description="building features")
         frame = build_features(tables, dates, half_life_days=half_life_days).collect()
         advance(description=f"writing {out.name}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Atomic: write a temporary file beside the target, then replace it.
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        os.close(fd)
-        try:
-            if out.suffix.lower() == ".csv":
-                frame.write_csv(tmp)
-            else:
-                frame.write_parquet(tmp)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(out, frame.write_csv if out.suffix.lower() == ".csv" else frame.write_parquet)
         advance()
     n_dates = frame.get_column("as_of").n_unique() if frame.height else 0
     print(f"wrote {frame.height:,} rows x {frame.width} columns ({n_dates} as_of dates) to {out}",

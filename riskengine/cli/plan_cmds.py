@@ -248,12 +248,12 @@ def simulate_policy(
     result.meta["city"] = str(Path(city).resolve())
     _print_simulation(result)
     if out is not None:
-        from riskengine.planning import _atomic_write
+        from riskengine.files import atomic_write
 
         text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str)
-        _atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
         png = out.with_suffix(".png")
-        _atomic_write(png, lambda tmp: _simulation_png(result, tmp))
+        atomic_write(png, lambda tmp: _simulation_png(result, tmp))
         _err(f"wrote {out} and {png}")
     else:
         print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
