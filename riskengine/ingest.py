@@ -34,6 +34,7 @@ import polars as pl
 from riskengine import lake as lakes
 from riskengine.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
 from riskengine.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.files import atomic_write
 from riskengine.progress import progress
 from riskengine.validate import EXTRA, ROW, RULES, empty_quarantine, validate_table
 
@@ -524,13 +525,14 @@ def export_quarantine(lake: Path, run_id: str, out: Path) -> int:
                                                     default=pl.col("rule")).alias("rule_zh"))
         .select(list(QUARANTINE_HEADERS)).rename(QUARANTINE_HEADERS)
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() == ".csv":
-        entries.write_csv(tmp, include_bom=True)  # the BOM makes Excel read UTF-8 Chinese correctly
-    else:
-        entries.write_excel(tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
-    os.replace(tmp, out)
+
+    def write(tmp: Path) -> None:
+        if out.suffix.lower() == ".csv":
+            entries.write_csv(tmp, include_bom=True)  # the BOM makes Excel read UTF-8 Chinese correctly
+        else:
+            entries.write_excel(tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
+
+    atomic_write(out, write)
     return entries.height
 
 

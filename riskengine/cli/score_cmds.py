@@ -164,6 +164,8 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
     """
     import matplotlib
 
+    from riskengine.files import atomic_write
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
@@ -199,11 +201,8 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
         ax.set_xlabel("基准值 → 原始分值（对数几率）" if used == "zh"
                       else "base value → raw score (log-odds)")
         fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-    import os
-
-    os.replace(tmp, path)
+        try:
+            atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+        finally:
+            plt.close(fig)
     return used
