@@ -33,7 +33,6 @@ from riskengine.errors import UsageError
 
 KEY = "enterprise_id"
 AS_OF = "as_of"
-VISIBLE_FROM = "_visible_from"
 AGE = "_age_days"
 _K = "_k"
 
@@ -132,12 +131,15 @@ _SEGMENT = 2**33  # > the span of any value encoded below
 _SHIFT = 2**31
 
 
-def _segmented_cum_max(col: str, dtype: pl.DataType, start: pl.Expr) -> pl.Expr:
+def _segmented_cum_max(col: str, dtype: pl.DataType, by: str, start: pl.Expr) -> pl.Expr:
     """Running max of an integer or date ``col`` (nulls ignored) that restarts where ``start`` is true.
 
-    Each group's values are lifted into their own band (group number x 2**33), so one global
-    ``cum_max`` never carries a value across groups; a window ``over`` per group is several times slower.
+    Dates and 32-bit integers: each group's values are lifted into their own band (group number x
+    2**33), so one global ``cum_max`` never carries a value across groups; a window ``over`` per group
+    is several times slower. Wider integers do not fit a band and take the window.
     """
+    if dtype not in (pl.Date, pl.Int32, pl.UInt32, pl.Int16, pl.UInt16, pl.Int8, pl.UInt8):
+        return pl.col(col).cum_max().over(by)
     band = start.cast(pl.Int64).cum_sum() * _SEGMENT
     value = pl.col(col).cast(pl.Int64) + _SHIFT  # >= 1 for every date/int32 value; null -> 0 below
     top = (band + value.fill_null(0)).cum_max() - band
@@ -155,35 +157,39 @@ def running(
 ) -> pl.LazyFrame:
     """Per (by, as_of): sums and maxima over the events visible as of that D (nothing visible: no row).
 
-    Events are grouped by their visibility day and accumulated in that order per ``by``; the running
-    value after visibility day v holds for every D with v < D <= the next visibility day, found by
-    binary search in the sorted as_of dates. ``maxes`` must be integer or date expressions.
+    Events are grouped by the first as_of date they are visible for (binary search in the sorted
+    dates) and accumulated in that order per ``by``; each running value holds from its bucket's date
+    up to the next bucket's. ``maxes`` must be integer or date expressions.
     """
     sums = dict(sums or {})
     maxes = dict(maxes or {})
     dates = pl.Series(AS_OF, sorted(set(as_of)), dtype=pl.Date)
-    per_day = (
+    # Events are bucketed by the first as_of they are visible for (the number of dates <= their
+    # visibility day): events of one bucket count for exactly the same dates, so one group per
+    # (key, bucket) is enough, however many days the history spans. Events visible for no date go.
+    per_bucket = (
         events.filter(pl.col(event_date).is_not_null() & pl.col(by).is_not_null())
-        .with_columns(visible_from(event_date).alias(VISIBLE_FROM))
+        .with_columns(
+            pl.lit(dates).search_sorted(visible_from(event_date), side="right").cast(pl.Int64).alias(_K)
+        )
+        .filter(pl.col(_K) < len(dates))
         # Evaluate per record first (a literal such as pl.lit(1) must count rows, not groups).
         .with_columns([e.alias(n) for n, e in sums.items()] + [e.alias(n) for n, e in maxes.items()])
-        .group_by(by, VISIBLE_FROM)
+        .group_by(by, _K)
         .agg([pl.col(n).sum() for n in sums] + [pl.col(n).max() for n in maxes])
-        .sort(by, VISIBLE_FROM)
+        .sort(by, _K)
     )
-    schema = per_day.collect_schema()
+    schema = per_bucket.collect_schema()
     start = pl.col(by).ne_missing(pl.col(by).shift(1))
     last_of_group = pl.col(by).ne_missing(pl.col(by).shift(-1))
-    first_k = pl.lit(dates).search_sorted(pl.col(VISIBLE_FROM), side="right").cast(pl.Int64)
-    next_k = pl.lit(dates).search_sorted(pl.col(VISIBLE_FROM).shift(-1), side="right").cast(pl.Int64)
-    end_k = pl.when(last_of_group).then(pl.lit(len(dates), pl.Int64)).otherwise(next_k)
+    end_k = pl.when(last_of_group).then(pl.lit(len(dates), pl.Int64)).otherwise(pl.col(_K).shift(-1))
     return (
-        per_day.with_columns(
+        per_bucket.with_columns(
             [_segmented_cum_sum(n, schema[n], by, start).alias(n) for n in sums]
-            + [_segmented_cum_max(n, schema[n], start).alias(n) for n in maxes]
+            + [_segmented_cum_max(n, schema[n], by, start).alias(n) for n in maxes]
         )
-        .with_columns(pl.int_ranges(first_k, end_k).alias("_k"))
-        .explode("_k")
-        .filter(pl.col("_k").is_not_null())
-        .select(by, pl.lit(dates).gather(pl.col("_k")).alias(AS_OF), *sums, *maxes)
+        .with_columns(pl.int_ranges(_K, end_k).alias(_K))
+        .explode(_K)
+        .filter(pl.col(_K).is_not_null())
+        .select(by, pl.lit(dates).gather(pl.col(_K)).alias(AS_OF), *sums, *maxes)
     )

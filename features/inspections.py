@@ -26,6 +26,7 @@ STRICTNESS_PRIOR = 20.0
 # the later row of the table.
 OUTCOME_RANK = {"pass": 0, "conditional": 1, "fail": 2}
 _ALL = "_all"
+_ROW = "_row"
 
 
 def _is(outcome: str) -> pl.Expr:
@@ -59,14 +60,14 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
     windowed = pairs.group_by(KEY, AS_OF).agg(aggs)
 
     # Whole-history facts, accumulated in order of visibility.
-    ranked = (
-        insp.with_columns(pl.col("outcome").replace_strict(OUTCOME_RANK, default=-1).alias("_orank"))
-        # Stable sort: among records of one day and outcome, the later row of the table is the later one.
-        .sort(KEY, EVENT_DATE, "_orank", nulls_last=True, maintain_order=True)
-        .with_row_index("_rank")  # increases with (date, outcome, table row) within each enterprise
-    )
+    # The last inspection as of D is the visible one with the greatest (date, outcome rank, table row),
+    # packed into one Int64 ``_last_rank`` (days since 1970 + 2**20 | outcome rank + 1 | 32-bit row).
+    rows = insp.with_row_index(_ROW)
+    orank = pl.col("outcome").replace_strict(OUTCOME_RANK, default=-1) + 1
+    days = pl.col(EVENT_DATE).cast(pl.Int32).cast(pl.Int64) + 2**20
+    packed = ((days * 4 + orank) * 2**32 + pl.col(_ROW).cast(pl.Int64)).alias("_last_rank")
     history = asof.running(
-        ranked,
+        rows,
         EVENT_DATE,
         as_of,
         KEY,
@@ -74,13 +75,14 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         maxes={
             "_last": pl.col(EVENT_DATE),
             "_last_fail": pl.when(_is("fail")).then(pl.col(EVENT_DATE)),
-            "_last_rank": pl.col("_rank"),
+            "_last_rank": packed,
         },
     )
-    last = ranked.select(KEY, pl.col("_rank").alias("_last_rank"), "outcome", "inspector_id")
+    last = rows.select(_ROW, "outcome", "inspector_id")
     strict = _strictness(insp, as_of)
     history = (
-        history.join(last, on=[KEY, "_last_rank"], how="left")
+        history.with_columns((pl.col("_last_rank") % 2**32).cast(pl.UInt32).alias(_ROW))
+        .join(last, on=_ROW, how="left")
         .join(strict, on=["inspector_id", AS_OF], how="left")
         .select(
             KEY,
