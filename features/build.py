@@ -51,25 +51,23 @@ def _encode(tables: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
     and group-bys on integers are several times faster than on 18-character strings. Enterprises keep
     the string as ``_enterprise_id``; event rows of unknown enterprises go.
 
-    Every encoded table is cached (computed once per collect): families read the same table several
-    times with different columns, which the optimizer would otherwise scan and join once per use.
+    The encoded tables are read and joined here, once, in memory: families read the same table several
+    times with different columns, and a lazy plan that re-joins (or caches) the tables inside the
+    feature query was 2 s slower at 2,000,000 enterprises. The in-memory engine joins these
+    tables faster than the streaming one.
     """
     ent = tables["enterprises"].with_row_index(_CODE).cache()
-    out = {"enterprises": ent.rename({KEY: _ID, _CODE: KEY})}
+    lazy = {"enterprises": ent.rename({KEY: _ID, _CODE: KEY})}
     codes = ent.select(KEY, _CODE)
     for name, frame in tables.items():
         if name == "enterprises":
             continue
         if KEY not in frame.collect_schema().names():
-            out[name] = frame.cache()
+            lazy[name] = frame
             continue
-        out[name] = (
-            frame.join(codes, on=KEY, how="inner", maintain_order="left")
-            .drop(KEY)
-            .rename({_CODE: KEY})
-            .cache()
-        )
-    return out
+        lazy[name] = frame.join(codes, on=KEY, how="inner", maintain_order="left").drop(KEY).rename({_CODE: KEY})
+    frames = pl.collect_all(list(lazy.values()), engine="in-memory")
+    return {name: frame.lazy() for name, frame in zip(lazy, frames, strict=True)}
 
 
 def _join_key() -> pl.Expr:
@@ -109,7 +107,8 @@ def build_features(
 
     ``tables`` are lazy frames with the contract schema (``riskengine.lake.load_tables``); missing or
     empty tables are fine. Every feature uses only records visible before its as_of (``features.asof``).
-    The result is lazy, sorted by as_of and then the enterprises table's order; collect it once.
+    The tables are read (and their enterprise ids encoded) when this is called; the features are a lazy
+    query over them, sorted by as_of and then the enterprises table's order: collect it once.
     """
     dates = asof.as_of_frame(as_of)  # validates
     dates_list = sorted(set(as_of))
