@@ -49,8 +49,8 @@ def cpu_now():
 cpu_start = cpu_now()
 start = time.perf_counter()
 if kind == "features":
-    from features import build_features
-    frame = build_features(load_tables(lake), dates).collect()
+    from features import compute_features
+    frame = compute_features(load_tables(lake), dates)
     shape = list(frame.shape)
 else:  # the floor: scan every event table and count rows per enterprise
     events = [t for t, spec in TABLES.items() if "enterprise_id" in spec.schema and t != "enterprises"]

@@ -84,13 +84,13 @@ def prepare_features(cache: Path, n: int, seed: int, as_of: date) -> tuple[Path,
         return feats, ents
     import polars as pl
 
-    from features import build_features
+    from features import compute_features
     from riskengine.synth import generate_tables
 
     _log(f"generating a city of {n} enterprises and its features as of {as_of} …")
     tables = generate_tables(n, seed)
     active = tables["enterprises"].filter((pl.col("status") == "active") & (pl.col("established_on") < as_of))
-    frame = build_features({k: v.lazy() for k, v in tables.items()}, [as_of]).collect()
+    frame = compute_features({k: v.lazy() for k, v in tables.items()}, [as_of])
     frame = frame.join(active.select("enterprise_id"), on="enterprise_id", how="semi")
     del tables
     frame.write_parquet(feats)

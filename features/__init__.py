@@ -1,10 +1,11 @@
 """Features: point-in-time feature families, each a pure function of lazy event tables and as_of dates.
 
-``build_features(tables, as_of)`` returns one row per (enterprise_id, as_of) for every enterprise
-established before as_of; ``FEATURES`` describes every column. The time rule lives in ``features.asof``.
+``build_features(tables, as_of)`` returns (lazily) one row per (enterprise_id, as_of) for every
+enterprise established before as_of, and ``compute_features`` collects it with the engine that suits
+its size; ``FEATURES`` describes every column. The time rule lives in ``features.asof``.
 """
 
-from features.build import build_features
+from features.build import build_features, compute_features
 from features.catalog import FEATURES, MODEL_FEATURES, FeatureSpec
 
-__all__ = ["FEATURES", "MODEL_FEATURES", "FeatureSpec", "build_features"]
+__all__ = ["FEATURES", "MODEL_FEATURES", "FeatureSpec", "build_features", "compute_features"]

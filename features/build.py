@@ -65,7 +65,8 @@ def _encode(tables: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
         if KEY not in frame.collect_schema().names():
             lazy[name] = frame
             continue
-        lazy[name] = frame.join(codes, on=KEY, how="inner", maintain_order="left").drop(KEY).rename({_CODE: KEY})
+        coded = frame.join(codes, on=KEY, how="inner", maintain_order="left")
+        lazy[name] = coded.drop(KEY).rename({_CODE: KEY})
     frames = pl.collect_all(list(lazy.values()), engine="in-memory")
     return {name: frame.lazy() for name, frame in zip(lazy, frames, strict=True)}
 
@@ -100,6 +101,21 @@ def _finish(spec: FeatureSpec) -> pl.Expr:
     return col.alias(spec.name)
 
 
+IN_MEMORY_BELOW = 1_000_000
+"""``compute_features`` collects with Polars' in-memory engine below this many (enterprise, as_of) rows
+and with the streaming engine from there on: on small cities the in-memory engine is about twice as
+fast (0.36 s against 0.61 s for 20,000 enterprises x 12 dates); at 200,000 x 12 both take about 5 s,
+and at 2,000,000 x 1 streaming is faster and needs less memory."""
+
+
+def compute_features(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *, half_life_days: float = 180.0
+) -> pl.DataFrame:
+    """``build_features`` collected, with the Polars engine that suits its size (``IN_MEMORY_BELOW``)."""
+    frame, rows = _build(tables, as_of, half_life_days)
+    return frame.collect(engine="in-memory" if rows < IN_MEMORY_BELOW else "streaming")
+
+
 def build_features(
     tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *, half_life_days: float = 180.0
 ) -> pl.LazyFrame:
@@ -110,6 +126,13 @@ def build_features(
     The tables are read (and their enterprise ids encoded) when this is called; the features are a lazy
     query over them, sorted by as_of and then the enterprises table's order: collect it once.
     """
+    return _build(tables, as_of, half_life_days)[0]
+
+
+def _build(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
+) -> tuple[pl.LazyFrame, int]:
+    """The lazy feature frame, and at most how many rows it has (enterprises x as_of dates)."""
     dates = asof.as_of_frame(as_of)  # validates
     dates_list = sorted(set(as_of))
     severity.check_half_life(half_life_days, dates_list)
@@ -142,4 +165,6 @@ def build_features(
         .with_columns(associations.columns())
     )
     # Ordered by (as_of, enterprise row) from the population; the enterprise ids came along with it.
-    return frame.select(pl.col(_ID).alias(KEY), AS_OF, *[_finish(s) for s in FEATURES.values()])
+    out = frame.select(pl.col(_ID).alias(KEY), AS_OF, *[_finish(s) for s in FEATURES.values()])
+    n_enterprises = t["enterprises"].select(pl.len()).collect().item()
+    return out, n_enterprises * len(dates_list)

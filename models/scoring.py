@@ -216,12 +216,12 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
                         ids: pl.Series | None = None) -> pl.DataFrame:
     """The feature rows at as_of, for ``ids`` only when given (all other enterprises still feed the
     features that look across enterprises, e.g. associations and inspector strictness)."""
-    from features import build_features
+    from features import compute_features
 
-    frame = build_features(tables, [as_of])
+    frame = compute_features(tables, [as_of])
     if ids is not None:
         frame = frame.filter(pl.col("enterprise_id").is_in(ids.implode()))
-    return frame.collect()
+    return frame
 
 
 def score_enterprises(

@@ -414,9 +414,9 @@ def train_model(
     catalog, model_features = _catalog()
     snaps = [*plan.fit, *plan.test]
     if features is None:
-        from features import build_features
+        from features import compute_features
 
-        features = build_features(tables, snaps).collect()
+        features = compute_features(tables, snaps)
     timings["features_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     labels = build_labels(tables, snaps, known_before=known_before, horizon_days=cfg.horizon_days).collect()

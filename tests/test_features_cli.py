@@ -64,3 +64,36 @@ def test_a_folder_that_is_not_a_lake_is_refused_with_exit_status_2(tmp_path: Pat
     assert run(["features", "--lake", str(tmp_path), "--as-of", "2024-01-01", "--out",
                 str(tmp_path / "f.parquet")]) == 2
     assert "not a lake" in capsys.readouterr().err
+
+
+def _same_up_to_float_rounding(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    """Equal frames, floats allowed to differ by summation order (1e-12 relative)."""
+    from polars.testing import assert_frame_equal
+
+    try:
+        assert_frame_equal(a, b, check_exact=False, rel_tol=1e-12, abs_tol=1e-12)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_both_polars_engines_give_the_same_features(small_lake: Path, monkeypatch: pytest.MonkeyPatch):
+    """compute_features picks the in-memory engine for small inputs and the streaming one for large:
+    the choice must never change a value (floats may differ in the last bits, as the engines add up
+    in different orders)."""
+    import features.build as build
+    from features import build_features, compute_features
+    from riskengine.lake import load_tables
+
+    dates = [date(2024, 7, 1), date(2025, 1, 1)]
+    small = compute_features(load_tables(small_lake), dates)
+    monkeypatch.setattr(build, "IN_MEMORY_BELOW", 0)
+    large = compute_features(load_tables(small_lake), dates)
+    assert small.height > 0
+    assert _same_up_to_float_rounding(small, large)
+    streamed = build_features(load_tables(small_lake), dates).collect(engine="streaming")
+    assert _same_up_to_float_rounding(small, streamed)
+    exact = [c for c, t in small.schema.items() if not t.is_float()]
+    assert small.select(exact).equals(large.select(exact))
+    # The comparison itself can fail: a changed value is noticed.
+    assert not _same_up_to_float_rounding(small, small.with_columns(pl.col("severity__index") * (1 + 1e-9)))

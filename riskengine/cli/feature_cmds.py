@@ -38,7 +38,7 @@ def features(
         "--half-life-days", help="half-life of the time-decayed severity index")] = 180.0,
 ) -> None:
     """Write one row per enterprise and as_of date (every enterprise established before it)."""
-    from features import build_features
+    from features import compute_features
     from riskengine.errors import UsageError
     from riskengine.files import atomic_write
     from riskengine.lake import load_tables
@@ -50,7 +50,7 @@ def features(
     with progress("features", total=3) as advance:
         tables = load_tables(lake)
         advance(description="building features")
-        frame = build_features(tables, dates, half_life_days=half_life_days).collect()
+        frame = compute_features(tables, dates, half_life_days=half_life_days)
         advance(description=f"writing {out.name}")
         atomic_write(out, frame.write_csv if out.suffix.lower() == ".csv" else frame.write_parquet)
         advance()
