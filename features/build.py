@@ -31,17 +31,33 @@ _ID = "_enterprise_id"
 _DTYPES: dict[str, pl.DataType] = {"int": pl.Int64(), "float": pl.Float64(), "str": pl.String()}
 
 
+# Record ids and descriptive columns no feature reads: left unread, which saves reading and joining
+# millions of strings (0.4 s at 2,000,000 enterprises). A family that starts to read one fails loudly.
+_UNREAD: dict[str, tuple[str, ...]] = {
+    "enterprises": ("name", "industry_code"),
+    "inspections": ("inspection_id",),
+    "sampling_tests": ("test_id", "product"),
+    "penalties": ("category",),
+    "recalls": ("recall_id", "product"),
+    "complaints": ("complaint_id", "category"),
+    "licenses": ("license_id",),
+    "credit_repairs": ("repair_id",),
+}
+
+
 def _conform(tables: Mapping[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
-    """Every contract table with exactly its contract columns (absent tables and columns as nulls)."""
+    """Every contract table with exactly the contract columns the features read (absent tables and
+    columns as nulls)."""
     out: dict[str, pl.LazyFrame] = {}
     for name, spec in TABLES.items():
+        schema = {c: t for c, t in spec.schema.items() if c not in _UNREAD.get(name, ())}
         frame = tables.get(name)
         if frame is None:
-            out[name] = pl.LazyFrame(schema=spec.schema)
+            out[name] = pl.LazyFrame(schema=schema)
             continue
         have = frame.collect_schema().names()
         out[name] = frame.select(
-            [(pl.col(c) if c in have else pl.lit(None)).cast(t).alias(c) for c, t in spec.schema.items()]
+            [(pl.col(c) if c in have else pl.lit(None)).cast(t).alias(c) for c, t in schema.items()]
         )
     return out
 
