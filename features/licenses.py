@@ -31,7 +31,8 @@ HELD_KINDS = ("production_license", "ccc")
 
 
 def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
-    """Licence features for every (enterprise_id, as_of) of ``keys`` (all: a missing licence counts)."""
+    """Licence features for every (enterprise_id, as_of) of ``keys`` with a visible licence or in a
+    sector that requires one."""
     # Licences are few per enterprise and stay relevant for their whole life: pair with every later D.
     pairs = asof.window(tables["licenses"], EVENT_DATE, as_of, None)
     status = pl.when(asof.known("status_changed_on")).then(pl.col("status")).otherwise(pl.lit("valid"))
@@ -50,11 +51,15 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         count_if(expired).alias("licenses__expired"),
         pl.when(valid).then(asof.days_until("expires_on")).min().alias("licenses__days_to_expiry"),
     )
-    sectors = tables["enterprises"].select(KEY, "sector")
-    out = keys.select(KEY, AS_OF).join(sectors, on=KEY, how="left").join(held, on=[KEY, AS_OF], how="left")
+    # Only enterprises with a visible licence or in a sector that requires one get a row: the others
+    # hold nothing and miss nothing, which is the catalog's fill for every licence column.
+    in_sector = pl.col("sector").is_in(list(REQUIRED_KINDS))
+    required = tables["enterprises"].filter(in_sector).select(KEY, "sector")
+    needing = keys.select(KEY, AS_OF).join(required, on=KEY, how="inner")
+    out = held.join(needing, on=[KEY, AS_OF], how="full", coalesce=True)
     missing = pl.lit(0, dtype=pl.Int64)
     for sector, kinds in REQUIRED_KINDS.items():
         for kind in kinds:
             lacks = (pl.col("sector") == sector) & (pl.col(f"licenses__valid_{kind}").fill_null(0) == 0)
-            missing = missing + lacks.cast(pl.Int64)
+            missing = missing + lacks.fill_null(False).cast(pl.Int64)
     return out.with_columns(missing.alias("licenses__required_missing")).drop("sector")
