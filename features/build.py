@@ -22,6 +22,7 @@ from features import (
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
 from riskengine.contract import TABLES
+from riskengine.errors import UsageError
 
 _PROFILE = ("established_on", "registered_capital", "sector", "district", "status", associations.REP)
 _CODE = "_code"
@@ -67,24 +68,28 @@ def _encode(tables: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
     and group-bys on integers are several times faster than on 18-character strings. Enterprises keep
     the string as ``_enterprise_id``; event rows of unknown enterprises go.
 
-    The encoded tables are read and joined here, once, in memory: families read the same table several
-    times with different columns, and a lazy plan that re-joins (or caches) the tables inside the
-    feature query was 2 s slower at 2,000,000 enterprises. The in-memory engine joins these
-    tables faster than the streaming one.
+    The tables are read and encoded here, once, in memory: families read the same table several times
+    with different columns, and a lazy plan that re-joins (or caches) the tables inside the feature
+    query was 2 s slower at 2,000,000 enterprises. The ids of all event tables are looked up in one
+    join, which builds the hash table of enterprise ids once instead of once per table (0.7 s less).
     """
-    ent = tables["enterprises"].with_row_index(_CODE).cache()
-    lazy = {"enterprises": ent.rename({KEY: _ID, _CODE: KEY})}
-    codes = ent.select(KEY, _CODE)
-    for name, frame in tables.items():
-        if name == "enterprises":
-            continue
-        if KEY not in frame.collect_schema().names():
-            lazy[name] = frame
-            continue
-        coded = frame.join(codes, on=KEY, how="inner", maintain_order="left")
-        lazy[name] = coded.drop(KEY).rename({_CODE: KEY})
-    frames = pl.collect_all(list(lazy.values()), engine="in-memory")
-    return {name: frame.lazy() for name, frame in zip(lazy, frames, strict=True)}
+    frames = dict(zip(tables, pl.collect_all(list(tables.values()), engine="in-memory"), strict=True))
+    ent = frames["enterprises"]
+    codes = ent.select(KEY).with_row_index(_CODE)
+    coded = [name for name, f in frames.items() if name != "enterprises" and KEY in f.columns]
+    ids = pl.concat([frames[name].select(KEY) for name in coded])
+    found = ids.join(codes, on=KEY, how="left", maintain_order="left").get_column(_CODE)
+    if found.len() != ids.height:  # an event's enterprise_id matched several enterprises
+        raise UsageError("enterprise_id must be unique in the enterprises table; it is not.")
+    out = {"enterprises": ent.with_row_index(_CODE).rename({KEY: _ID, _CODE: KEY}).lazy()}
+    offset = 0
+    for name in coded:
+        frame = frames[name]
+        code = found.slice(offset, frame.height)
+        offset += frame.height
+        out[name] = frame.with_columns(code.alias(KEY)).filter(pl.col(KEY).is_not_null()).lazy()
+    out.update({name: f.lazy() for name, f in frames.items() if name not in out})
+    return {name: out[name] for name in tables}
 
 
 def _join_key() -> pl.Expr:

@@ -259,6 +259,30 @@ def test_as_of_must_hold_dates():
         build_features(to_lazy({"enterprises": [firm()]}), ["2024-01-01"])  # type: ignore[list-item]
 
 
+def test_an_enterprise_id_listed_twice_is_refused_rather_than_misattributing_events():
+    twice = {
+        "enterprises": [firm("E0"), firm("E0"), firm("E1")],
+        "inspections": [inspection(D - timedelta(days=9))],
+    }
+    with pytest.raises(UsageError, match="enterprise_id must be unique"):
+        build_features(to_lazy(twice), [D])
+
+
+def test_events_of_unknown_enterprises_are_left_out_and_the_rest_keep_their_own():
+    f = features(
+        enterprises=[firm("E0"), firm("E1")],
+        inspections=[
+            inspection(D - timedelta(days=9), eid="E1"),
+            inspection(D - timedelta(days=8), eid="NOBODY"),
+            inspection(D - timedelta(days=7), eid="E0"),
+            inspection(D - timedelta(days=6), eid="E1"),
+        ],
+    )
+    assert f["enterprise_id"].to_list() == ["E0", "E1"]
+    assert value(f, "inspections__count_90d", "E0") == 1
+    assert value(f, "inspections__count_90d", "E1") == 2
+
+
 def test_the_catalog_describes_every_column_with_a_sign_and_texts_that_format():
     f = features(inspections=[inspection(date(2024, 1, 1))])
     assert f.columns[2:] == list(FEATURES)
