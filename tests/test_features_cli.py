@@ -44,6 +44,17 @@ def test_the_generated_city_gives_the_features_real_values(small_lake: Path, tmp
     assert 0 < frame["inspections__never_inspected"].sum() < frame.height
 
 
+def test_an_as_of_before_every_enterprise_gives_no_rows_and_says_so(small_lake: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture):
+    out = tmp_path / "f.parquet"
+    assert run(["features", "--lake", str(small_lake), "--as-of", "1990-01-01", "--as-of", "2025-01-01",
+                "--out", str(out)]) == 0
+    assert set(pl.read_parquet(out)["as_of"].to_list()) == {date(2025, 1, 1)}
+    err = capsys.readouterr().err
+    assert "(2 as_of dates)" in err
+    assert "no rows as of 1990-01-01: no enterprise of the lake was established before it" in err
+
+
 def test_features_command_writes_csv_when_the_name_ends_in_csv(small_lake: Path, tmp_path: Path):
     out = tmp_path / "features.csv"
     assert run(["features", "--lake", str(small_lake), "--as-of", "2024-06-01", "--out", str(out)]) == 0

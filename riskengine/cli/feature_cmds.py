@@ -54,6 +54,10 @@ def features(
         advance(description=f"writing {out.name}")
         atomic_write(out, frame.write_csv if out.suffix.lower() == ".csv" else frame.write_parquet)
         advance()
-    n_dates = frame.get_column("as_of").n_unique() if frame.height else 0
-    print(f"wrote {frame.height:,} rows x {frame.width} columns ({n_dates} as_of dates) to {out}",
-          file=_sys.stderr)
+    present = set(frame.get_column("as_of").unique().to_list()) if frame.height else set()
+    n = len(set(dates))
+    print(f"wrote {frame.height:,} rows x {frame.width} columns ({n} as_of date{'s' if n != 1 else ''}) "
+          f"to {out}", file=_sys.stderr)
+    for d in sorted(set(dates) - present):
+        print(f"note: no rows as of {d}: no enterprise of the lake was established before it",
+              file=_sys.stderr)
