@@ -93,22 +93,6 @@ def _experiment_id(settings: Settings, cli: MlflowClient) -> str:
     return str(cli.create_experiment(name, artifact_location=location))
 
 
-def _pyfunc_class() -> type:
-    """The MLflow pyfunc wrapper (built lazily so that importing this module stays light)."""
-    import mlflow.pyfunc
-
-    class CreditModelPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
-        """pyfunc face of ``CreditModel``: features (pandas) → calibrated probability."""
-
-        def load_context(self, context: Any) -> None:
-            self.model = CreditModel.load(Path(context.artifacts[MODEL_ARTIFACT]))
-
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - pyfunc reads hints
-            return self.model.predict_proba(pl.from_pandas(model_input))
-
-    return CreditModelPyfunc
-
-
 @dataclass
 class RegisteredRun:
     """What ``log_training`` registered."""
@@ -166,6 +150,8 @@ def log_training(
     cli = client(settings)
     import mlflow
     from mlflow.models import infer_signature
+
+    from models.pyfunc import CreditModelPyfunc
 
     model = result.model
     experiment = _experiment_id(settings, cli)
@@ -228,7 +214,7 @@ def log_training(
         signature = infer_signature(sample.to_pandas(), model.predict_proba(sample))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=_pyfunc_class()(),
+            python_model=CreditModelPyfunc(),
             artifacts={MODEL_ARTIFACT: str(model_dir)},
             signature=signature,
             pip_requirements=[],

@@ -124,6 +124,18 @@ def test_load_model_by_alias_predicts_like_the_trained_model(registered, good: T
     assert loaded.version == run.version
 
 
+def test_the_registered_pyfunc_predicts_like_the_trained_model(registered, good: TrainResult) -> None:
+    """Anyone with MLflow can load the registered version as a pyfunc and get the same probabilities."""
+    import mlflow.pyfunc
+
+    settings, run = registered
+    client(settings)  # points MLflow at the test store
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}/{run.version}")
+    rows = good.test_frame.select(good.model.feature_names).head(50)
+    got = np.asarray(pyfunc.predict(rows.to_pandas()))
+    np.testing.assert_allclose(got, good.model.predict_proba(rows), rtol=0, atol=1e-12)
+
+
 def test_load_model_without_champion_says_how_to_get_one(settings: Settings) -> None:
     with pytest.raises(NotFoundError, match="riskengine promote"):
         load_model(CHAMPION, settings)
