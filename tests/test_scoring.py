@@ -308,6 +308,33 @@ def test_explain_prints_grade_and_reasons_and_draws_a_waterfall(champion, small_
     first = target["reasons"][0]
     assert first["text_en"][:20] in stdout.replace("\n", " ") or first["code"] in stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The bundled Noto Sans CJK font draws the labels in Chinese on any machine.
+    assert "no CJK font found" not in stderr
+
+
+def test_the_bundled_font_draws_every_chinese_reason_without_missing_glyphs(tmp_path):
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from features import FEATURES
+    from riskengine.cli.score_cmds import cjk_font
+
+    font = cjk_font()
+    assert font == "Noto Sans CJK SC"
+    texts = [spec.text_zh.format(value=3.0 if spec.dtype != "str" else "fail") for spec in FEATURES.values()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
+        with plt.rc_context({"font.family": [font]}):
+            fig, ax = plt.subplots(figsize=(6, 30))
+            for i, text in enumerate(texts):
+                ax.text(0, i, text)
+            ax.set_ylim(0, len(texts))
+            fig.savefig(tmp_path / "all.png")
+            plt.close(fig)
 
 
 def test_explain_malformed_uscc_exits_2_with_the_reason(champion, small_lake, capsys):

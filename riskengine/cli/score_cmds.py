@@ -149,11 +149,28 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
 
 
 def cjk_font() -> str | None:
-    """The first installed font that can draw Chinese, or None."""
+    """The first font that can draw Chinese, or None: Noto Sans CJK SC as the ``noto-cjk-sans-otc``
+    dependency ships it (registered with matplotlib on first use), else one installed on the system."""
     from matplotlib import font_manager
 
+    _register_bundled_cjk_font(font_manager)
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _register_bundled_cjk_font(font_manager) -> None:  # noqa: ANN001
+    """Add the bundled Noto Sans CJK collection to matplotlib's fonts (once; quietly absent)."""
+    try:
+        import noto_cjk_sans_otc
+    except ImportError:
+        return
+    path = str(noto_cjk_sans_otc.FONT_PATH)
+    if any(f.fname == path for f in font_manager.fontManager.ttflist):
+        return
+    try:
+        font_manager.fontManager.addfont(path)
+    except (OSError, RuntimeError, ValueError):
+        return  # a damaged font file: fall back to system fonts or English labels
 
 
 def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str:  # noqa: ANN001
