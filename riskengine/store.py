@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,15 @@ CREATE TABLE IF NOT EXISTS overrides (
     reason VARCHAR NOT NULL,
     expires_on DATE NOT NULL,
     created_by VARCHAR NOT NULL,
-    created_at TIMESTAMP NOT NULL
+    created_at TIMESTAMP NOT NULL,
+    withdrawn_at TIMESTAMP,
+    withdrawn_by VARCHAR,
+    withdraw_reason VARCHAR
 );
+-- Stores created before overrides could be withdrawn lack these columns: add them on open.
+ALTER TABLE overrides ADD COLUMN IF NOT EXISTS withdrawn_at TIMESTAMP;
+ALTER TABLE overrides ADD COLUMN IF NOT EXISTS withdrawn_by VARCHAR;
+ALTER TABLE overrides ADD COLUMN IF NOT EXISTS withdraw_reason VARCHAR;
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id VARCHAR PRIMARY KEY,
     name VARCHAR,
@@ -111,6 +118,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
 """
 
 _TABLES = ("grades", "grade_runs", "plans", "overrides", "api_keys", "audit_log")
+_OVERRIDE_COLUMNS = ("override_id", "enterprise_id", "grade", "reason", "expires_on", "created_by",
+                     "created_at", "withdrawn_at", "withdrawn_by", "withdraw_reason")
 
 # One lock per store file in this process (DuckDB rejects mixed read-only/read-write connections
 # to one file inside a process; serialising also keeps the file lock short).
@@ -137,6 +146,14 @@ class StoreBusyError(RiskEngineError):
     title = "Store busy"
 
 
+class ConflictError(RiskEngineError):
+    """The request contradicts the stored state (e.g. withdrawing an override already withdrawn)."""
+
+    exit_code = 1
+    http_status = 409
+    title = "Conflict"
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """An API key as stored: its id, who holds it, its role and scope, and the hash of the token."""
@@ -157,7 +174,8 @@ class KeyRecord:
 
 @dataclass(frozen=True)
 class Override:
-    """A credit-office grade override: active from ``created_at`` until the start of ``expires_on``."""
+    """A credit-office grade override: active from ``created_at`` until the start of ``expires_on``,
+    or until the moment it was withdrawn (the row and its withdrawal stay stored)."""
 
     override_id: int
     enterprise_id: str
@@ -166,9 +184,25 @@ class Override:
     expires_on: date
     created_by: str
     created_at: datetime
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = None
+    withdraw_reason: str | None = None
 
-    def active_on(self, day: date) -> bool:
-        return self.created_at.date() <= day < self.expires_on
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+    def active_on(self, at: date | datetime) -> bool:
+        """Whether the override is in force at ``at``: a datetime is compared with the moment of
+        withdrawal; a bare date counts as withdrawn from the day the withdrawal happened."""
+        day = at.date() if isinstance(at, datetime) else at
+        if not self.created_at.date() <= day < self.expires_on:
+            return False
+        if self.withdrawn_at is None:
+            return True
+        if isinstance(at, datetime):
+            return at < self.withdrawn_at
+        return day < self.withdrawn_at.date()
 
 
 @dataclass(frozen=True)
@@ -484,17 +518,59 @@ class Store:
             assert row is not None
             override_id = int(row[0])
             con.execute(
-                "INSERT INTO overrides VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO overrides (override_id, enterprise_id, grade, reason, expires_on, created_by, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [override_id, enterprise_id, grade, reason, expires_on, created_by, created_at],
             )
         return Override(override_id, enterprise_id, grade, reason, expires_on, created_by, created_at)
 
+    def withdraw_override(
+        self, override_id: int, withdrawn_by: str, reason: str, withdrawn_at: datetime, *,
+        enterprise_id: str | None = None,
+    ) -> Override:
+        """Withdraw an override from ``withdrawn_at`` on, recording who and why (nothing is deleted).
+
+        Raises NotFoundError for an unknown id (or one of another enterprise, when ``enterprise_id``
+        is given), ConflictError if it was already withdrawn or has expired by ``withdrawn_at``, and
+        FatalInputError without a reason. Check and update run in one transaction, so of two
+        concurrent withdrawals exactly one succeeds.
+        """
+        if not reason.strip():
+            raise FatalInputError("withdrawing an override needs a reason")
+        with self._write() as con:
+            row = _first(con, f"SELECT {', '.join(_OVERRIDE_COLUMNS)} FROM overrides WHERE override_id = ?",
+                         [override_id])
+            if row is None or (enterprise_id is not None and row[1] != enterprise_id):
+                raise NotFoundError(f"no override with id {override_id}"
+                                    + (f" for enterprise {enterprise_id}" if enterprise_id else ""))
+            found = Override(*row)
+            if found.withdrawn_at is not None:
+                raise ConflictError(f"override {override_id} was already withdrawn at "
+                                    f"{found.withdrawn_at:%Y-%m-%d %H:%M} by {found.withdrawn_by}")
+            if withdrawn_at.date() >= found.expires_on:
+                raise ConflictError(f"override {override_id} expired on {found.expires_on}; "
+                                    "there is nothing to withdraw")
+            if withdrawn_at < found.created_at:
+                raise FatalInputError(f"override {override_id}: withdrawn_at {withdrawn_at} is before "
+                                      f"its creation at {found.created_at}")
+            con.execute(
+                "UPDATE overrides SET withdrawn_at = ?, withdrawn_by = ?, withdraw_reason = ? "
+                "WHERE override_id = ?",
+                [withdrawn_at, withdrawn_by, reason, override_id],
+            )
+        return replace(found, withdrawn_at=withdrawn_at, withdrawn_by=withdrawn_by, withdraw_reason=reason)
+
     def overrides(self, enterprise_id: str | None = None) -> list[Override]:
-        """Stored overrides (of one enterprise, or all), oldest first."""
+        """Stored overrides (of one enterprise, or all; withdrawn ones too), oldest first."""
         with self._read() as con:
             if con is None:
                 return []
-            query = "SELECT * FROM overrides"
+            # A store file from before withdrawals that was never opened for writing since lacks
+            # the withdrawal columns (read-only connections cannot add them): read them as NULL.
+            present = {r[0] for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'overrides'").fetchall()}
+            columns = [c if c in present else f"NULL AS {c}" for c in _OVERRIDE_COLUMNS]
+            query = f"SELECT {', '.join(columns)} FROM overrides"
             params: list[Any] = []
             if enterprise_id is not None:
                 query += " WHERE enterprise_id = ?"

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from riskengine.errors import FatalInputError, NotFoundError
-from riskengine.store import GRADES_SCHEMA, Store, StoreBusyError
+from riskengine.store import GRADES_SCHEMA, ConflictError, Store, StoreBusyError
 
 IDS = ["91350100M000100Y43", "91110000600037341L", "91420106MA4K00000X"]
 
@@ -118,6 +118,84 @@ def test_the_newest_override_of_an_enterprise_is_listed_last(store: Store) -> No
 def test_an_override_needs_a_reason(store: Store) -> None:
     with pytest.raises(FatalInputError, match="reason"):
         store.add_override(IDS[0], "C", "  ", date(2027, 1, 1), "someone")
+
+
+def test_a_withdrawal_is_recorded_and_persists_for_a_new_store_on_the_same_file(store: Store) -> None:
+    made = store.add_override(IDS[0], "D", "误录", date(2027, 1, 1), "credit-office-1",
+                              created_at=datetime(2026, 3, 1, 9))
+    at = datetime(2026, 3, 2, 10, 30)
+    got = store.withdraw_override(made.override_id, "credit-office-2", "录入错误", at)
+    assert (got.withdrawn_at, got.withdrawn_by, got.withdraw_reason) == (at, "credit-office-2", "录入错误")
+    (again,) = Store(store.path).overrides(IDS[0])  # kept, not deleted, and read back by a new Store
+    assert again == got
+    assert again.active_on(at - timedelta(seconds=1)) and not again.active_on(at)
+    assert again.active_on(date(2026, 3, 1)) and not again.active_on(date(2026, 3, 2))
+
+
+def test_withdrawing_an_unknown_override_or_another_enterprises_is_not_found(store: Store) -> None:
+    made = store.add_override(IDS[0], "D", "误录", date(2027, 1, 1), "co")
+    with pytest.raises(NotFoundError, match="no override with id 999"):
+        store.withdraw_override(999, "co", "撤回", datetime(2026, 3, 2))
+    with pytest.raises(NotFoundError):
+        store.withdraw_override(made.override_id, "co", "撤回", datetime(2026, 3, 2), enterprise_id=IDS[1])
+    assert not store.overrides(IDS[0])[0].withdrawn
+
+
+def test_an_override_can_be_withdrawn_only_once(store: Store) -> None:
+    made = store.add_override(IDS[0], "D", "误录", date(2027, 1, 1), "co", created_at=datetime(2026, 3, 1))
+    store.withdraw_override(made.override_id, "first", "撤回", datetime(2026, 3, 2))
+    with pytest.raises(ConflictError, match="already withdrawn .* by first"):
+        store.withdraw_override(made.override_id, "second", "再撤回", datetime(2026, 3, 3))
+    assert store.overrides()[0].withdrawn_by == "first"
+
+
+def test_an_expired_override_cannot_be_withdrawn(store: Store) -> None:
+    made = store.add_override(IDS[0], "D", "误录", date(2026, 3, 10), "co", created_at=datetime(2026, 3, 1))
+    with pytest.raises(ConflictError, match="expired on 2026-03-10"):
+        store.withdraw_override(made.override_id, "co", "撤回", datetime(2026, 3, 10, 8))
+
+
+def test_a_withdrawal_needs_a_reason(store: Store) -> None:
+    made = store.add_override(IDS[0], "D", "误录", date(2027, 1, 1), "co", created_at=datetime(2026, 3, 1))
+    with pytest.raises(FatalInputError, match="reason"):
+        store.withdraw_override(made.override_id, "co", "  ", datetime(2026, 3, 2))
+    assert not store.overrides()[0].withdrawn
+
+
+def _old_store_file(path: Path) -> None:
+    """A store file as the code before withdrawals wrote it: every table, but the overrides table
+    without the withdrawal columns, holding one override."""
+    Store(path).initialise()
+    with duckdb.connect(str(path)) as con:
+        con.execute("""
+            DROP TABLE overrides;
+            CREATE TABLE overrides (override_id BIGINT PRIMARY KEY, enterprise_id VARCHAR NOT NULL,
+                grade VARCHAR NOT NULL, reason VARCHAR NOT NULL, expires_on DATE NOT NULL,
+                created_by VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL);
+            INSERT INTO overrides VALUES (nextval('override_ids'), '91350100M000100Y43', 'D', '旧记录',
+                DATE '2027-01-01', 'co', TIMESTAMP '2026-01-05 09:00:00');
+        """)
+
+
+def test_a_store_file_from_before_withdrawals_reads_its_overrides_without_being_written(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    _old_store_file(path)
+    (old,) = Store(path).overrides()  # read-only: the columns cannot be added yet
+    assert (old.grade, old.reason, old.withdrawn_at) == ("D", "旧记录", None)
+
+
+def test_a_store_file_from_before_withdrawals_gains_the_columns_on_open_and_works(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    _old_store_file(path)
+    store = Store(path, lock_timeout=5)
+    store.initialise()  # what `riskengine serve` does on start
+    (old,) = store.overrides()
+    store.withdraw_override(old.override_id, "co", "撤回旧记录", datetime(2026, 2, 1))
+    newer = store.add_override(IDS[1], "B", "新记录", date(2027, 1, 1), "co")
+    assert [o.withdrawn for o in Store(path).overrides()] == [True, False]
+    assert newer.override_id == old.override_id + 1
 
 
 def test_audit_batches_retried_after_a_failure_are_not_written_twice(store: Store) -> None:
