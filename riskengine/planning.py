@@ -13,6 +13,9 @@ Rules (issue 5), per district, for the period = the month starting at ``as_of``
    - minimum frequency due: fewer inspections in the 12 months ending at the period's end,
      ``[period_end - 12 months, as_of)``, than the stratum's ``min_per_year`` — that is, unless it
      is inspected this period the enterprise would break its minimum over a rolling 12 months.
+   - carried over: a mandatory item of the previous period's plan that was listed
+     ``over_capacity`` and whose enterprise has not been inspected since that period began (so a
+     shortfall never quietly drops a follow-up or lead: it comes back every month until visited).
    When capacity is short, the lowest-ranked items stay in the plan with status ``over_capacity``
    (never dropped silently) and the shortfall is reported in ``meta``.
 2. The *双随机 draw* over the remaining capacity: every other graded enterprise of the district is
@@ -83,6 +86,7 @@ STATUS_OVER = "over_capacity"
 # ``pl.format`` templates: each ``{}`` takes the next argument, so the values repeat for each language.
 WHY_FOLLOW_UP = "上期检查不合格复查（{}） / follow-up of a failed inspection on {}"
 WHY_COMPLAINT = "上期投诉举报线索（{}件） / open complaint lead ({})"
+WHY_CARRIED = "上期（{}）超出检查能力未安排，顺延 / carried over from {}: not scheduled (over capacity)"
 WHY_MIN = ("最低检查频次到期（近12个月{}次，应不少于{}次） / "
            "minimum frequency due ({} in 12 months, at least {} required)")
 WHY_RANDOM = "双随机抽取（{}级·{}） / random draw (双随机), stratum {} × {}"
@@ -324,8 +328,55 @@ def plan_digest(plan: pl.DataFrame) -> str:
 # --- mandatory items --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CarryOver:
+    """The previous period's plan items listed over capacity: carried into this period unless visited."""
+
+    period: str  # the previous plan's period label, e.g. "2025-12"
+    period_start: date  # inspections on or after this day (known before as_of) count as the visit
+    enterprise_ids: tuple[str, ...]
+
+    @classmethod
+    def from_plan(cls, rows: pl.DataFrame, meta: Mapping[str, Any]) -> CarryOver:
+        """From a stored plan (rows with ``stratum`` and ``status``, meta with period and start)."""
+        over = rows.filter((pl.col("stratum") == "mandatory") & (pl.col("status") == STATUS_OVER))
+        return cls(str(meta["period"]), date.fromisoformat(str(meta["period_start"])),
+                   tuple(sorted(over.get_column("enterprise_id").unique().to_list())))
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"period": self.period, "period_start": self.period_start.isoformat(),
+                "enterprise_ids": list(self.enterprise_ids)}
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> CarryOver:
+        return cls(str(meta["period"]), date.fromisoformat(str(meta["period_start"])),
+                   tuple(meta["enterprise_ids"]))
+
+
+def period_start_of(label: str) -> date:
+    """The first day of a period from its label (``period_label``'s inverse for the start)."""
+    if "/" in label:
+        return date.fromisoformat(label.split("/", 1)[0])
+    return date.fromisoformat(label + "-01")
+
+
+def previous_carry_over(store_file: Path, as_of: date) -> CarryOver | None:
+    """The over-capacity items of the latest plan in the serving store that began before ``as_of``
+    (None when there is no store or no such plan)."""
+    if not Path(store_file).exists():
+        return None
+    from riskengine.store import Store
+
+    store = Store(Path(store_file))
+    earlier = [(period_start_of(p), p) for p in store.plan_periods() if period_start_of(p) < as_of]
+    if not earlier:
+        return None
+    record = store.plan(max(earlier)[1])
+    return CarryOver.from_plan(record.rows, record.meta)
+
+
 def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
-                    policy: Policy) -> pl.DataFrame:
+                    policy: Policy, carry_over: CarryOver | None = None) -> pl.DataFrame:
     """enterprise_id, why, urgent for every enterprise with a mandatory item (rules in module doc)."""
     start, end = period_of(as_of)
     previous = add_months(as_of, -1)
@@ -368,7 +419,24 @@ def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame]
         .select("enterprise_id", pl.format(WHY_MIN, "k", "min_per_year", "k", "min_per_year").alias("why"),
                 pl.lit(False).alias("urgent"), pl.lit(2).alias("order"))
     )
-    items = pl.concat([follow, leads, due]).with_columns(pl.col("order").cast(pl.Int32))
+    carried = pl.DataFrame(schema={"enterprise_id": pl.String, "why": pl.String, "urgent": pl.Boolean,
+                                   "order": pl.Int32})
+    if carry_over is not None and carry_over.enterprise_ids:
+        since = pl.col("inspected_on") >= carry_over.period_start
+        visited = inspections.filter(since).select("enterprise_id")
+        listed = pl.DataFrame({"enterprise_id": list(carry_over.enterprise_ids)},
+                              schema={"enterprise_id": pl.String})
+        carried = (
+            listed
+            .join(visited, on="enterprise_id", how="anti")
+            .join(ids, on="enterprise_id")
+            .select("enterprise_id",
+                    pl.format(WHY_CARRIED, pl.lit(carry_over.period), pl.lit(carry_over.period)).alias("why"),
+                    pl.lit(True).alias("urgent"), pl.lit(-1, pl.Int32).alias("order"))
+        )
+    items = pl.concat([carried, follow.with_columns(pl.col("order").cast(pl.Int32)),
+                       leads.with_columns(pl.col("order").cast(pl.Int32)),
+                       due.with_columns(pl.col("order").cast(pl.Int32))])
     return (
         items.sort("enterprise_id", "order")
         .group_by("enterprise_id", maintain_order=True)
@@ -510,7 +578,8 @@ def _district_rng(seed: int, district: str) -> tuple[np.random.Generator, np.ran
 
 def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
               capacity: int | Mapping[str, object], seed: int, policy: Policy, *,
-              inspectors: pl.DataFrame | None = None, capacity_source: str = "capacity") -> PlanResult:
+              inspectors: pl.DataFrame | None = None, capacity_source: str = "capacity",
+              carry_over: CarryOver | None = None) -> PlanResult:
     """The period's inspection list per district (rules in the module docstring).
 
     ``grades`` is a grades frame (at least enterprise_id, district, sector, grade, score);
@@ -526,7 +595,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
     last_day = end - timedelta(days=1)
     urgent_day = min(as_of + timedelta(days=URGENT_DAYS), last_day)
     population = policy.assign(population)
-    mandatory = mandatory_items(population, tables, as_of, policy)
+    mandatory = mandatory_items(population, tables, as_of, policy, carry_over)
     pools = inspector_pools(tables, population, as_of, inspectors)
     last = last_inspectors(tables, as_of)
 
@@ -616,6 +685,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
         "inspectors_source": ("given" if inspectors is not None
                               else f"lake inspections, last {POOL_DAYS} days"),
         "shortfalls": {s["district"]: s["over_capacity"] for s in summary if s["over_capacity"]},
+        "carried_over": carry_over.to_meta() if carry_over is not None else None,
         "districts": summary,
         "grades_summary": grade_counts.to_dicts(),
         "plan_digest": plan_digest(plan),
@@ -805,7 +875,8 @@ def save_to_store(result: PlanResult, store_file: Path) -> str | None:
 def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | Mapping[str, object],
                out: Path, *, seed: int = 0, policy: Policy | None = None,
                inspectors: pl.DataFrame | None = None, grades_source: Mapping[str, Any] | None = None,
-               store_file: Path | None = None, capacity_source: str = "capacity") -> PlanResult:
+               store_file: Path | None = None, capacity_source: str = "capacity",
+               carry_over: CarryOver | None = None) -> PlanResult:
     """Plan for the lake's enterprises and write the files (and the store, if ``store_file``).
 
     The entry point for ``riskengine quickstart``: grades from ``models.scoring.score_enterprises``,
@@ -818,7 +889,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | Ma
     policy = policy or load_policy()
     tables = load_tables(Path(lake))
     result = make_plan(grades, tables, as_of, capacity, seed, policy, inspectors=inspectors,
-                       capacity_source=capacity_source)
+                       capacity_source=capacity_source, carry_over=carry_over)
     source = dict(grades_source or {"kind": "in-memory"})
     if source.get("kind") != "file":
         snapshot = out.with_name(out.name + ".grades.parquet")

@@ -402,3 +402,89 @@ def test_capacity_too_small_for_the_yearly_floor_is_warned():
     assert result.meta["districts"][0]["min_annual_probability"] < 0.01
     assert any("only" in w and "a year at this capacity" in w for w in result.warnings)
     assert not any("a year at this capacity" in w for w in plan_for(grades, 60).warnings)
+
+
+# --- carry-over of over-capacity items ------------------------------------------------------------
+
+
+def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
+    from riskengine.planning import CarryOver
+
+    grades = grades_frame(60, districts=("420106",), sectors=("retail",))
+    failing = grades.sort("score", descending=True)["enterprise_id"].to_list()[10:15]
+    june = plan_for(grades, 2, tables_of([inspection(e, date(2025, 5, 20), "fail") for e in failing]))
+    over = june.plan.filter(pl.col("status") == STATUS_OVER)["enterprise_id"].to_list()
+    assert len(over) == 3
+    carry = CarryOver.from_plan(june.plan, june.meta)
+    assert (carry.period, carry.period_start) == ("2025-06", AS_OF)
+    assert sorted(carry.enterprise_ids) == sorted(over)
+
+    # One of them is inspected in June; as of July nothing else is mandatory (capacity 10).
+    july = date(2025, 7, 1)
+    visited = over[0]
+    tables = tables_of([inspection(e, date(2025, 5, 20), "fail") for e in failing]
+                       + [inspection(visited, date(2025, 6, 10), "pass", n=1)])
+    result = make_plan(grades, tables, july, 10, 1, POLICY, carry_over=carry)
+    mandatory = result.plan.filter(pl.col("stratum") == "mandatory")
+    assert set(mandatory["enterprise_id"]) == set(over) - {visited}
+    assert all(w.startswith(f"上期（{carry.period}）超出检查能力未安排，顺延") for w in mandatory["why"])
+    assert all(mandatory["due_on"] == date(2025, 7, 15))
+    assert result.meta["carried_over"]["enterprise_ids"] == sorted(over)
+    # Without the carry-over the same July plan has no mandatory item at all.
+    plain = make_plan(grades, tables, july, 10, 1, POLICY)
+    assert plain.plan.filter(pl.col("stratum") == "mandatory").height == 0
+
+
+def test_a_carried_item_of_an_enterprise_no_longer_active_is_not_planned():
+    from riskengine.planning import CarryOver
+
+    grades = grades_frame(30, districts=("420106",), sectors=("retail",))
+    gone = "E99999"  # not among the graded active enterprises any more
+    keep = grades["enterprise_id"][3]
+    carry = CarryOver("2025-05", date(2025, 5, 1), (gone, keep))
+    plan = plan_for(grades, 5, carry_over=carry).plan
+    assert plan.filter(pl.col("stratum") == "mandatory")["enterprise_id"].to_list() == [keep]
+    assert gone not in plan["enterprise_id"].to_list()
+
+
+def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
+        small_city: Path, small_lake: Path, tmp_path: Path, monkeypatch, capsys):
+    from riskengine.config import get_settings
+    from riskengine.lake import scan_table
+    from riskengine.simulate import grades_from_truth, read_source_table, read_truth
+
+    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        enterprises = read_source_table(small_city, "enterprises")
+        grades_file = tmp_path / "grades.parquet"
+        grades_from_truth(read_truth(small_city), enterprises, AS_OF).write_parquet(grades_file)
+        june, july = tmp_path / "june.csv", tmp_path / "july.csv"
+        base = ["plan", "--lake", str(small_lake), "--capacity", "1", "--seed", "3",
+                "--grades", str(grades_file)]
+        assert _run([*base, "--as-of", "2025-06-01", "--out", str(june)]) == 0
+        first = pl.read_csv(june)
+        over = set(first.filter((pl.col("stratum") == "mandatory") & (pl.col("status") == STATUS_OVER))
+                   ["enterprise_id"])
+        assert over, "capacity 1 must leave mandatory items over capacity in the small city"
+        capsys.readouterr()
+        assert _run([*base, "--as-of", "2025-07-01", "--out", str(july)]) == 0
+        assert "carry-over:" in capsys.readouterr().err
+        second = pl.read_csv(july)
+        carried = set(second.filter(pl.col("why").str.contains("carried over from 2025-06"))["enterprise_id"])
+        # Every June shortfall is back in July unless an inspection of it since June 1st is known by July.
+        july_day = date(2025, 7, 1)
+        inspected = set(scan_table(small_lake, "inspections").filter(
+            (pl.col("inspected_on") >= date(2025, 6, 1)) & (pl.col("inspected_on") < july_day)
+            & (pl.col("recorded_on").is_null() | (pl.col("recorded_on") < july_day))
+        ).collect()["enterprise_id"])
+        assert carried == over - inspected and carried
+        meta = json.loads(meta_path(july).read_text(encoding="utf-8"))
+        assert meta["carried_over"]["period"] == "2025-06"
+        assert _run(["plan", "--replay", str(meta_path(july))]) == 0
+        assert "identical list" in capsys.readouterr().err
+        off = tmp_path / "july-off.csv"
+        assert _run([*base, "--as-of", "2025-07-01", "--out", str(off), "--no-carry-over", "--no-store"]) == 0
+        assert not pl.read_csv(off).filter(pl.col("why").str.contains("carried over"))["why"].len()
+    finally:
+        get_settings.cache_clear()

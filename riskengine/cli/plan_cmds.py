@@ -122,10 +122,13 @@ def plan(
     replay: Annotated[Path | None, typer.Option(help="a plan's .meta.json: redo that draw and check the "
                                                 "list is identical")] = None,
     store: Annotated[bool, typer.Option(help="also save the plan into the serving store")] = True,
+    carry_over: Annotated[bool, typer.Option(
+        help="carry the previous plan's over-capacity items (from the serving store) into this one "
+             "unless the enterprise has been inspected since")] = True,
 ) -> None:
     """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
     from riskengine.config import get_settings
-    from riskengine.planning import read_inspectors, write_plan
+    from riskengine.planning import previous_carry_over, read_inspectors, write_plan
     from riskengine.policy import load_policy
 
     settings = get_settings()
@@ -148,9 +151,13 @@ def plan(
         seed = secrets.randbelow(2**31)
         _err(f"seed: {seed} (random; recorded in {out.name}.meta.json)")
     grade_frame, source = resolve_grades(lake, day, grades, settings)
+    carried = previous_carry_over(Path(settings.store_file), day) if carry_over else None
+    if carried is not None:
+        _err(f"carry-over: {len(carried.enterprise_ids)} over-capacity item(s) of plan {carried.period} "
+             "(dropped if inspected since)")
     result = write_plan(grade_frame, lake, day, cap, out, seed=seed, policy=chosen_policy, inspectors=pool,
                         grades_source=source, store_file=settings.store_file if store else None,
-                        capacity_source=cap_source)
+                        capacity_source=cap_source, carry_over=carried)
     for warning in result.warnings:
         _err(f"warning: {warning}")
     _err(f"wrote {result.scheduled.height} scheduled inspections ({result.plan.height} listed) to {out}")
@@ -162,7 +169,7 @@ def _replay(meta_file: Path, out: Path | None) -> None:
     import polars as pl
 
     from riskengine.lake import load_tables
-    from riskengine.planning import grades_digest, make_plan, plan_digest, write_plan_files
+    from riskengine.planning import CarryOver, grades_digest, make_plan, plan_digest, write_plan_files
     from riskengine.policy import load_policy, parse_policy
 
     try:
@@ -183,8 +190,9 @@ def _replay(meta_file: Path, out: Path | None) -> None:
         raise FatalInputError(f"{meta_file}: the policy differs from the one recorded "
                               f"({meta['policy_version']})")
     pool = pl.DataFrame(meta["inspectors"]) if meta.get("inspectors") else None
+    carried = CarryOver.from_meta(meta["carried_over"]) if meta.get("carried_over") else None
     result = make_plan(grade_frame, load_tables(Path(meta["lake"])), date.fromisoformat(meta["as_of"]),
-                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool)
+                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool, carry_over=carried)
     same = plan_digest(result.plan) == meta["plan_digest"]
     if out is not None:
         result.meta.update({k: meta[k] for k in ("grades_source", "lake", "policy_toml") if k in meta})
