@@ -13,10 +13,11 @@ Two ways of pairing events with as_of dates, both lazy and both exact:
   of the sorted dates, found by binary search, then exploded). Output size is events x as_of dates
   *inside the window*, so families use it for windows of up to about three years, never for "all
   history".
-* ``running`` — cumulative sums/maxima per key in order of visibility; each running value is assigned
-  to the as_of dates it holds for (after its visibility day, up to the next one) by binary search in
-  the sorted dates. Output size is at most keys x dates, whatever the length of history; families use
-  it for "ever" counts, "days since the last ...", the last record, and decayed sums.
+* ``running`` — cumulative sums/maxima per key; events are bucketed by the first as_of they are
+  visible for (binary search of the visibility day in the sorted dates), accumulated bucket by
+  bucket, and each running value is assigned to the as_of dates up to the key's next bucket. Output
+  size is at most keys x dates, whatever the length of history; families use it for "ever" counts,
+  "days since the last ...", the last record, and decayed sums.
 
 Windows: "the last w days" as of D means event date in [D - w days, D), i.e. ``1 <= age <= w`` where
 ``age = D - event date`` in days.
