@@ -40,6 +40,14 @@ class OverrideOut(BaseModel):
     created_at: datetime
 
 
+class OverrideRecord(OverrideOut):
+    """A credit-office override as stored, in force or not, with its withdrawal if any."""
+
+    withdrawn_at: datetime | None = Field(description="from this moment the override no longer applies")
+    withdrawn_by: str | None
+    withdraw_reason: str | None
+
+
 class EnterpriseGrade(BaseModel):
     """The served grade of one enterprise."""
 
@@ -93,6 +101,10 @@ class HistoryItem(BaseModel):
 class History(BaseModel):
     enterprise_id: str
     items: list[HistoryItem]
+    overrides: list[OverrideRecord] = Field(
+        default_factory=list,
+        description="every credit-office override of the enterprise, expired and withdrawn ones too, "
+                    "oldest first")
 
 
 class PlanPage(BaseModel):
@@ -159,6 +171,14 @@ class OverrideIn(BaseModel):
     grade: Grade
     reason: str = Field(min_length=1, max_length=2000, description="required; kept in the audit log")
     expires_on: date = Field(description="first day the override no longer applies (after today)")
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000,
+                        description="why the override is withdrawn; required, kept with it and in the "
+                                    "audit log")
 
 
 class KeyIn(BaseModel):

@@ -223,12 +223,29 @@ class OverrideBook:
             self._by_id = {**self._by_id, enterprise_id: [*self._by_id.get(enterprise_id, []), o]}
         return o
 
-    def active(self, enterprise_id: str, day: date) -> Override | None:
-        """The newest override of the enterprise in force on ``day``."""
+    def withdraw(self, enterprise_id: str, override_id: int, withdrawn_by: str, reason: str,
+                 withdrawn_at: datetime) -> Override:
+        """Withdraw one of the enterprise's overrides (store first, then memory; errors as
+        ``Store.withdraw_override``: NotFoundError, ConflictError, FatalInputError)."""
+        with self._lock:
+            o = self.store.withdraw_override(override_id, withdrawn_by, reason, withdrawn_at,
+                                             enterprise_id=enterprise_id)
+            kept = [x for x in self._by_id.get(enterprise_id, []) if x.override_id != override_id]
+            updated = sorted([*kept, o], key=lambda x: (x.created_at, x.override_id))
+            self._by_id = {**self._by_id, enterprise_id: updated}
+        return o
+
+    def active(self, enterprise_id: str, at: date | datetime) -> Override | None:
+        """The newest override of the enterprise in force at ``at`` (withdrawn ones are not, from the
+        moment of their withdrawal; see ``Override.active_on``)."""
         for o in reversed(self._by_id.get(enterprise_id, ())):
-            if o.active_on(day):
+            if o.active_on(at):
                 return o
         return None
+
+    def of(self, enterprise_id: str) -> list[Override]:
+        """Every override of the enterprise, withdrawn and expired ones too, oldest first."""
+        return list(self._by_id.get(enterprise_id, ()))
 
     def enterprise_ids(self) -> list[str]:
         return list(self._by_id)

@@ -1,11 +1,12 @@
-"""One enterprise: its served grade, the explanation, the history, and credit-office overrides."""
+"""One enterprise: its served grade, the explanation, the history, and credit-office overrides
+(recorded and withdrawn)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import EnterpriseId, ExplanationReader, GradeReader, Now, Overrider, ServiceDep, SnapshotDep
@@ -18,10 +19,13 @@ from api.schemas import (
     HistoryItem,
     OverrideIn,
     OverrideOut,
+    OverrideRecord,
     Reason,
+    WithdrawIn,
 )
 from api.state import Snapshot
-from riskengine.store import Override
+from riskengine.errors import NotFoundError
+from riskengine.store import ConflictError, Override
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -77,7 +81,7 @@ async def get_enterprise(
 ) -> EnterpriseGrade:
     """Grade, score, probability, supervision frequency, as_of, model version and any override in force."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    view = grade_view(row, service.overrides.active(enterprise_id, now.date()), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
     service.metrics.grades_served.labels("enterprise").inc()
     request.state.audit_detail = f"grade={view.grade}"
     return view
@@ -129,15 +133,18 @@ async def get_history(
     request: Request, principal: GradeReader, enterprise_id: EnterpriseId, snapshot: SnapshotDep,
     service: ServiceDep,
 ) -> History:
-    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of)."""
+    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
+    credit-office override with its withdrawal, if any."""
     history = await run_in_threadpool(service.store.grade_history, enterprise_id)
     latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
     if latest is None or not principal.sees(latest["district"], latest["sector"]):
         raise not_found("graded enterprise")
     service.metrics.grades_served.labels("history").inc(history.height)
     request.state.audit_detail = f"rows={history.height}"
+    overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
+                 for o in service.overrides.of(enterprise_id)]
     return History(enterprise_id=enterprise_id, items=[HistoryItem(**r) for r in history.select(
-        list(HistoryItem.model_fields)).to_dicts()])
+        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides)
 
 
 @router.post("/{enterprise_id}/override", name="override_grade",
@@ -162,3 +169,39 @@ def post_override(
     request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
                                   f"{reason}")
     return grade_view(row, override, snapshot)
+
+
+@router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
+             response_model=EnterpriseGrade,
+             summary="Withdraw a grade override before it expires (credit office)",
+             responses=problem_docs(401, 403, 404, 409, 422, 503))
+def withdraw_override(
+    request: Request, principal: Overrider, enterprise_id: EnterpriseId,
+    override_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the override's id, as returned "
+                                     "when it was recorded and listed in the history")],
+    body: WithdrawIn, snapshot: SnapshotDep, service: ServiceDep, now: Now,
+) -> EnterpriseGrade:
+    """End an override now (reason required) and return the grade served from now on: the engine's,
+    or an older override still in force. The override and its withdrawal (who, when, why) stay in
+    the history. 404 for an unknown override or one of another enterprise; 409 if it was already
+    withdrawn or has expired.
+
+    A ``POST .../withdraw`` action rather than ``DELETE .../override/{id}`` with a body: a DELETE
+    body has no defined semantics (RFC 9110 §9.3.5) and clients and proxies may drop it (httpx's
+    ``delete()`` takes none), yet the reason is required; and nothing is deleted — the override is
+    kept with its withdrawal."""
+    reason = body.reason.strip()
+    if not reason:
+        raise Problem(422, "reason: a withdrawal needs a reason")
+    row = scoped_row(snapshot, principal, enterprise_id)
+    before = service.overrides.active(enterprise_id, now)
+    try:
+        withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
+    except NotFoundError:
+        raise not_found("override") from None
+    except ConflictError as exc:
+        raise Problem(409, str(exc)) from exc
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
+                                  f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
+    return view

@@ -55,11 +55,10 @@ def list_sector(
         rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
     if cursor is not None:
         rows = rows.filter(pl.col("enterprise_id") > decode_cursor(cursor))
-    today = now.date()
     # The served grade: overrides in force replace the scored grade (few, so applied row by row).
     overridden = {}
     for eid in service.overrides.enterprise_ids():
-        active = service.overrides.active(eid, today)
+        active = service.overrides.active(eid, now)
         if active is not None:
             overridden[eid] = active.grade
     if overridden:
