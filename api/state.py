@@ -276,6 +276,8 @@ class Service:
         self._reload_lock = threading.Lock()
         self._started = False
         self._last_refresh = time.monotonic()
+        self._last_check = time.monotonic()
+        self._store_version: tuple[Any, ...] = ()
 
     @property
     def snapshot(self) -> Snapshot:
@@ -310,6 +312,7 @@ class Service:
         self.store.initialise()
         self.keys.refresh()
         self.overrides.refresh()
+        self._store_version = self.store.content_version()
         self._publish(self.build_snapshot())
         self.metrics.watch_audit(lambda: self.audit.pending)
         self.audit.start()
@@ -318,6 +321,7 @@ class Service:
     def reload(self) -> Snapshot:
         """Build a new snapshot fully, then swap it in (in-flight requests keep the old one)."""
         with self._reload_lock:
+            self._store_version = self.store.content_version()  # before reading: a later save reloads again
             snap = self.build_snapshot()
             self.keys.refresh()
             self.overrides.refresh()
@@ -325,11 +329,27 @@ class Service:
             return snap
 
     def _tick(self) -> None:
-        """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds."""
+        """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds, and
+        new grades or plans saved by `riskengine score` / `plan`, every reload_check_seconds (the
+        reload runs in its own thread, like POST /v1/admin/reload: requests keep the old snapshot)."""
         if time.monotonic() - self._last_refresh >= self.settings.service.key_refresh_seconds:
             self._last_refresh = time.monotonic()
             self.keys.refresh()
             self.overrides.refresh()
+        every = self.settings.service.reload_check_seconds
+        if every and time.monotonic() - self._last_check >= every:
+            self._last_check = time.monotonic()
+            if self.store.content_version() != self._store_version and not self._reload_lock.locked():
+                threading.Thread(target=self._auto_reload, name="riskengine-auto-reload", daemon=True).start()
+
+    def _auto_reload(self) -> None:
+        try:
+            snap = self.reload()
+        except Exception:  # keep serving the snapshot we have; the next check tries again
+            log.exception("automatic reload after new grades or plans failed; still serving the old ones")
+            return
+        log.info("reloaded: new grades or plans in the store (as_of %s, model %s)",
+                 snap.as_of, snap.model_version)
 
     def close(self) -> None:
         """Write every pending audit entry (FastAPI lifespan shutdown)."""

@@ -50,6 +50,9 @@ class ServiceSettings(BaseModel):
     audit_flush_seconds: float = Field(default=1.0, gt=0, description="audit rows are written in batches")
     key_refresh_seconds: float = Field(default=10.0, gt=0, description="CLI key changes reach the server")
     store_lock_timeout: float = Field(default=30.0, gt=0, description="wait for another process's lock")
+    reload_check_seconds: float = Field(
+        default=30.0, ge=0,
+        description="how often the server checks the store for new grades or plans and reloads (0: never)")
 
 
 class Settings(BaseSettings):

@@ -394,6 +394,16 @@ class Store:
                 return []
             return [r[0] for r in con.execute("SELECT as_of FROM grade_runs ORDER BY as_of").fetchall()]
 
+    def content_version(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of the grades and plans stored: it changes whenever grades of any as_of
+        or a plan are saved (a running server compares it to decide whether to reload)."""
+        with self._read() as con:
+            if con is None:
+                return ()
+            row = _first(con, "SELECT (SELECT max(saved_at) FROM grade_runs), "
+                              "(SELECT count(*) FROM grade_runs), (SELECT max(plan_id) FROM plans)")
+        return tuple(row) if row is not None else ()
+
     def latest_grades(self, as_of: date | None = None) -> pl.DataFrame:
         """The grades of ``as_of`` (default: the latest stored as_of), sorted by enterprise_id."""
         with self._read() as con:

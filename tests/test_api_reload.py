@@ -75,3 +75,30 @@ def test_a_request_keeps_the_snapshot_it_started_with(tmp_path: Path) -> None:
         assert before.as_of == date(2025, 7, 1)  # the old snapshot is untouched, still whole
         assert before.row(E_WIRE_WUCHANG)["as_of"] == date(2025, 7, 1)
         assert service.snapshot.row(E_WIRE_WUCHANG)["as_of"] == NEW_AS_OF
+
+
+def _served_as_of(client, world) -> str:
+    r = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert r.status_code == 200
+    return r.json()["as_of"]
+
+
+def test_new_grades_saved_by_another_process_are_served_without_a_reload_call(tmp_path: Path) -> None:
+    world = make_world(tmp_path, audit_flush_seconds=0.05, reload_check_seconds=0.1)
+    with serve(world) as client:
+        assert _served_as_of(client, world) == "2025-07-01"
+        world.store.save_grades(grades_frame(NEW_AS_OF, version="8"))  # `riskengine score` meanwhile
+        deadline = time.monotonic() + 10
+        while _served_as_of(client, world) != str(NEW_AS_OF) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _served_as_of(client, world) == str(NEW_AS_OF)
+
+
+def test_automatic_reload_can_be_turned_off(tmp_path: Path) -> None:
+    world = make_world(tmp_path, audit_flush_seconds=0.05, reload_check_seconds=0)
+    with serve(world) as client:
+        world.store.save_grades(grades_frame(NEW_AS_OF, version="8"))
+        time.sleep(0.6)
+        assert _served_as_of(client, world) == "2025-07-01"
+        assert client.post("/v1/admin/reload", headers=world.headers("admin")).status_code == 200
+        assert _served_as_of(client, world) == str(NEW_AS_OF)

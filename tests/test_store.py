@@ -103,6 +103,19 @@ def test_a_plan_replaces_the_earlier_plan_of_its_period_and_keeps_its_meta(store
     assert [t for t in tables if t.startswith("plan_rows_")] == [f"plan_rows_{stored.plan_id}"]
 
 
+def test_the_content_version_changes_with_every_saved_grade_run_or_plan(store: Store) -> None:
+    empty = store.content_version()
+    store.save_grades(grades_frame(date(2025, 1, 1), ["A", "B", "C"]))
+    first = store.content_version()
+    assert first != empty and store.content_version() == first  # reading changes nothing
+    store.save_grades(grades_frame(date(2025, 1, 1), ["D", "B", "C"]))  # the same as_of again
+    second = store.content_version()
+    assert second != first
+    store.save_plan(pl.DataFrame({"district": ["420106"], "rank": [1], "enterprise_id": IDS[:1]}),
+                    {"period": "2025-01"})
+    assert store.content_version() != second
+
+
 def test_a_plan_without_a_period_is_refused(store: Store) -> None:
     with pytest.raises(FatalInputError, match="period"):
         store.save_plan(pl.DataFrame({"rank": [1]}), {"seed": 1})
