@@ -39,6 +39,7 @@ import calendar
 import hashlib
 import io
 import json
+import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -164,6 +165,31 @@ def _as_count(value: object) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return None
+
+
+POLICY_CAPACITY = "policy"
+"""``capacity`` value meaning: in each district, what the policy asks for this period (see
+``capacity_for_policy``) rather than a number of inspectors' visits available."""
+
+
+def capacity_for_policy(population: pl.DataFrame, mandatory: pl.DataFrame) -> dict[str, int]:
+    """Per district, the inspections the policy asks for this period: every mandatory item, plus a
+    random draw just large enough that each other enterprise's chance is at least its stratum's
+    ratio / 12 and, compounded over 12 such months, at least ``MIN_ANNUAL_PROBABILITY``.
+
+    ``population`` is graded and policy-assigned (``ratio``), ``mandatory`` from ``mandatory_items``.
+    """
+    floor_month = 1.0 - (1.0 - MIN_ANNUAL_PROBABILITY) ** (1.0 / 12.0)
+    out: dict[str, int] = {}
+    for district in sorted(population.get_column("district").unique().to_list()):
+        members = population.filter(pl.col("district") == district)
+        must = members.join(mandatory, on="enterprise_id", how="semi").height
+        base = members.join(mandatory, on="enterprise_id", how="anti").get_column("ratio").to_numpy() / 12.0
+        draw = 0
+        if base.size:
+            draw = min(base.size, math.ceil(base.sum() * max(1.0, floor_month / base.min()) - 1e-9))
+        out[district] = must + draw
+    return out
 
 
 def resolve_capacity(capacity: int | Mapping[str, object], districts: list[str],
@@ -577,25 +603,29 @@ def _district_rng(seed: int, district: str) -> tuple[np.random.Generator, np.ran
 
 
 def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
-              capacity: int | Mapping[str, object], seed: int, policy: Policy, *,
+              capacity: int | str | Mapping[str, object], seed: int, policy: Policy, *,
               inspectors: pl.DataFrame | None = None, capacity_source: str = "capacity",
               carry_over: CarryOver | None = None) -> PlanResult:
     """The period's inspection list per district (rules in the module docstring).
 
     ``grades`` is a grades frame (at least enterprise_id, district, sector, grade, score);
-    ``tables`` the lake (``riskengine.lake.load_tables``); ``capacity`` one number per district or a
-    mapping district -> inspections; ``inspectors`` an optional pool (district, inspector_id).
+    ``tables`` the lake (``riskengine.lake.load_tables``); ``capacity`` one number per district, a
+    mapping district -> inspections, or ``POLICY_CAPACITY`` (what the policy asks for in each
+    district); ``inspectors`` an optional pool (district, inspector_id).
     """
     population = prepare_grades(grades, tables, as_of)
     if population.height == 0:
         raise UsageError(f"no graded active enterprise to plan for as of {as_of}")
     districts = sorted(population.get_column("district").unique().to_list())
-    caps, warnings = resolve_capacity(capacity, districts, capacity_source)
     start, end = period_of(as_of)
     last_day = end - timedelta(days=1)
     urgent_day = min(as_of + timedelta(days=URGENT_DAYS), last_day)
     population = policy.assign(population)
     mandatory = mandatory_items(population, tables, as_of, policy, carry_over)
+    if capacity == POLICY_CAPACITY:
+        caps, warnings = capacity_for_policy(population, mandatory), []
+    else:
+        caps, warnings = resolve_capacity(capacity, districts, capacity_source)
     pools = inspector_pools(tables, population, as_of, inspectors)
     last = last_inspectors(tables, as_of)
 
@@ -872,7 +902,7 @@ def save_to_store(result: PlanResult, store_file: Path) -> str | None:
     return None
 
 
-def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | Mapping[str, object],
+def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | str | Mapping[str, object],
                out: Path, *, seed: int = 0, policy: Policy | None = None,
                inspectors: pl.DataFrame | None = None, grades_source: Mapping[str, Any] | None = None,
                store_file: Path | None = None, capacity_source: str = "capacity",

@@ -488,3 +488,35 @@ def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
         assert not pl.read_csv(off).filter(pl.col("why").str.contains("carried over"))["why"].len()
     finally:
         get_settings.cache_clear()
+
+
+# --- capacity as the policy asks ------------------------------------------------------------------
+
+
+def test_policy_capacity_schedules_every_mandatory_item_and_the_draw_the_ratios_ask_for():
+    from riskengine.planning import POLICY_CAPACITY
+
+    grades = grades_frame(900, districts=("420106", "420102", "420111"), sectors=("retail", "wire_cable"))
+    failing = grades["enterprise_id"].to_list()[:40:3]
+    tables = tables_of([inspection(e, date(2025, 5, 20), "fail") for e in failing])
+    result = plan_for(grades, POLICY_CAPACITY, tables)
+    assert result.plan.filter(pl.col("status") == STATUS_OVER).height == 0
+    assert result.meta["shortfalls"] == {}
+    for district in result.meta["districts"]:
+        assert district["capacity"] == district["scheduled"]
+        assert district["mandatory_scheduled"] == district["mandatory"]
+        assert district["random"] >= district["random_policy_expected"]
+        assert district["min_annual_probability"] >= 0.01  # the floor holds without a warning
+    assert not any("a year at this capacity" in w for w in result.warnings)
+    # A flat capacity of one visit per district, by contrast, is short and says so.
+    short = plan_for(grades, 1, tables)
+    assert short.meta["shortfalls"] and any("over capacity" in w for w in short.warnings)
+
+
+def test_plan_command_accepts_policy_as_capacity_and_rejects_other_words():
+    from riskengine.cli.plan_cmds import _capacity
+
+    assert _capacity("policy") == ("policy", "--capacity policy")
+    assert _capacity(" Policy ") == ("policy", "--capacity policy")
+    with pytest.raises(UsageError, match="'policy'"):
+        _capacity("plenty")

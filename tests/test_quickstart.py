@@ -32,6 +32,12 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     assert grades["model_version"].is_not_null().all()
     sheets = load_workbook(out / "plan_2026-01.xlsx", read_only=True).sheetnames
     assert len(sheets) >= 2  # a summary and at least one district
+    # By default the plan has, in every district, what the policy asks for: nothing over capacity and
+    # every enterprise at least 1% a year.
+    meta = json.loads((out / "plan_2026-01.xlsx.meta.json").read_text(encoding="utf-8"))
+    assert meta["shortfalls"] == {}
+    drawn = [d for d in meta["districts"] if d["enterprises"] > d["mandatory"]]
+    assert drawn and all(d["min_annual_probability"] >= 0.01 for d in drawn)
     simulation = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
     assert "uniform" in json.dumps(simulation) and "graded" in json.dumps(simulation)
     assert (work / "riskengine.duckdb").is_file() and (work / "mlruns").is_dir()

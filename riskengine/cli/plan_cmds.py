@@ -30,17 +30,21 @@ def _day(text: str, option: str = "--as-of") -> date:
         raise UsageError(f"{option} must be a date YYYY-MM-DD; got {text!r}") from None
 
 
-def _capacity(text: str) -> tuple[int | dict[str, object], str]:
-    """``--capacity``: a whole number for every district, or a CSV/TOML file district -> inspections."""
-    from riskengine.planning import read_capacity
+def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:
+    """``--capacity``: a whole number for every district, a CSV/TOML file district -> inspections, or
+    ``policy`` (in each district, what the policy asks for this month)."""
+    from riskengine.planning import POLICY_CAPACITY, read_capacity
 
     stripped = text.strip()
     if stripped.isdigit():
         return int(stripped), "--capacity"
+    if stripped.lower() == POLICY_CAPACITY:
+        return POLICY_CAPACITY, "--capacity policy"
     path = Path(text)
     if path.suffix.lower() in (".csv", ".toml") or path.exists():
         return read_capacity(path), path.name
-    raise UsageError(f"--capacity must be a non-negative integer or a .csv/.toml file; got {text!r}")
+    raise UsageError("--capacity must be a non-negative integer, a .csv/.toml file or 'policy'; "
+                     f"got {text!r}")
 
 
 def read_grades_file(path: Path) -> Any:
@@ -108,7 +112,8 @@ def plan(
     as_of: Annotated[str | None, typer.Option("--as-of", help="first day of the period (YYYY-MM-DD); "
                                               "the period is the month from this day")] = None,
     capacity: Annotated[str | None, typer.Option(
-        help="inspections this period: one number per district, or a .csv (district,capacity) / .toml file")
+        help="inspections this period: one number per district, a .csv (district,capacity) / .toml file, "
+             "or 'policy' (per district: every mandatory item plus the draw the policy's ratios ask for)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the draw (default: a fresh random seed, "
                                              "recorded in the meta file)")] = None,

@@ -29,11 +29,10 @@ NOW_AS_OF = date(2026, 1, 1)
 
 
 def default_capacity(enterprises: int, districts: int = 13, annual_share: float = 0.25) -> int:
-    """Monthly inspections per district for a city of this size: ~25% of enterprises a year.
+    """Monthly inspections per district for the policy simulation: ~25% of enterprises a year.
 
     The default policy's random ratios (1-30%) need about 3% a year; the rest goes to follow-ups of
-    failures and 12315 complaint leads, which in the generated city come to roughly 20% a year. The
-    biggest districts still run short of their mandatory list, which the plan then reports.
+    failures and 12315 complaint leads, which in the generated city come to roughly 20-35% a year.
     """
     return max(3, round(enterprises / districts * annual_share / 12))
 
@@ -54,16 +53,19 @@ def quickstart(
     = Path("riskengine-quickstart"),
     seed: Annotated[int, typer.Option(help="seed of the city and of every random draw")] = 42,
     capacity: Annotated[int | None, typer.Option(
-        help="inspections per district in the planned month (default: about a quarter of an average "
-             "district's enterprises a year, at least 3 a month)")] = None,
+        help="inspections per district a month, for the policy simulation and the plan (default: the "
+             "simulation gets about a quarter of an average district's enterprises a year, and the plan "
+             "what the policy asks for in each district)")] = None,
 ) -> None:
     """Generate a city and run the whole pipeline on it: ingest, train, promote, score, simulate, plan."""
     if enterprises < 200:
         raise UsageError(f"--enterprises must be at least 200 for a meaningful model; got {enterprises}.")
-    if capacity is None:
-        capacity = default_capacity(enterprises)
-    if capacity < 1:
+    if capacity is not None and capacity < 1:
         raise UsageError(f"--capacity must be a positive integer; got {capacity}.")
+    simulated = capacity or default_capacity(enterprises)
+    # The plan: a flat number if one was given, else per district what the policy asks for (every
+    # mandatory item and the random draw at the policy's ratios), so the demo plan is feasible.
+    plan_capacity = str(capacity) if capacity is not None else "policy"
     work = dir.resolve()
     work.mkdir(parents=True, exist_ok=True)
     # Models, runs and the serving store belong to this working folder.
@@ -89,7 +91,7 @@ def quickstart(
     _step(5, total, f"grading every active enterprise as of {BACKTEST_AS_OF}")
     _run(["score", "--lake", str(lake), "--as-of", BACKTEST_AS_OF.isoformat(), "--out", str(backtest_grades)])
     _step(6, total, f"simulating supervision policies over {BACKTEST_AS_OF.year} at equal capacity")
-    monthly = capacity * 13
+    monthly = simulated * 13
     _run(["simulate-policy", "--city", str(city), "--scores", str(backtest_grades), "--capacity",
           str(monthly), "--year", str(BACKTEST_AS_OF.year), "--seed", str(seed),
           "--out", str(out / "simulation.json")])
@@ -103,8 +105,10 @@ def quickstart(
     _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(),
           "--out", str(out / f"grades_{NOW_AS_OF}.parquet"), "--no-store"])
     plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"
-    _step(10, total, f"planning {NOW_AS_OF:%Y-%m}'s 双随机 inspections, {capacity} per district")
-    _run(["plan", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--capacity", str(capacity),
+    per_district = (f"{capacity} per district" if capacity is not None
+                    else "per district what the policy asks for (mandatory items + the random draw)")
+    _step(10, total, f"planning {NOW_AS_OF:%Y-%m}'s 双随机 inspections, {per_district}")
+    _run(["plan", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--capacity", plan_capacity,
           "--seed", str(seed), "--grades", str(out / f"grades_{NOW_AS_OF}.parquet"), "--out", str(plan)])
 
     elapsed = time.perf_counter() - started
