@@ -43,6 +43,14 @@ class NotFoundError(RiskEngineError):
     title = "Not found"
 
 
+class ConflictError(RiskEngineError):
+    """The request contradicts the stored state (e.g. withdrawing an override already withdrawn)."""
+
+    exit_code = 1
+    http_status = 409
+    title = "Conflict"
+
+
 class ModelError(RiskEngineError):
     """Training, registry or scoring could not proceed (e.g. no champion registered)."""
 

@@ -32,7 +32,7 @@ import duckdb
 import polars as pl
 
 from riskengine.contract import GRADES, GRADES_SCHEMA
-from riskengine.errors import FatalInputError, NotFoundError, RiskEngineError
+from riskengine.errors import ConflictError, FatalInputError, NotFoundError, RiskEngineError
 
 AUDIT_SCHEMA: dict[str, pl.DataType] = {
     "entry_id": pl.String(),
@@ -144,14 +144,6 @@ class StoreBusyError(RiskEngineError):
     exit_code = 1
     http_status = 503
     title = "Store busy"
-
-
-class ConflictError(RiskEngineError):
-    """The request contradicts the stored state (e.g. withdrawing an override already withdrawn)."""
-
-    exit_code = 1
-    http_status = 409
-    title = "Conflict"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from api.schemas import (
 )
 from api.state import Snapshot
 from riskengine.errors import NotFoundError
-from riskengine.store import ConflictError, Override
+from riskengine.store import Override
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -197,10 +197,8 @@ def withdraw_override(
     before = service.overrides.active(enterprise_id, now)
     try:
         withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
-    except NotFoundError:
+    except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
         raise not_found("override") from None
-    except ConflictError as exc:
-        raise Problem(409, str(exc)) from exc
     view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
     request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
                                   f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
