@@ -30,6 +30,8 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     grades = pl.read_parquet(out / "grades_2026-01-01.parquet")
     assert grades.height > 0 and set(grades["grade"].unique()) <= set(GRADES)
     assert grades["model_version"].is_not_null().all()
+    excel = load_workbook(out / "grades_2026-01-01.xlsx", read_only=True)
+    assert excel.worksheets[0].max_row == grades.height + 1  # the same grades, under one header row
     sheets = load_workbook(out / "plan_2026-01.xlsx", read_only=True).sheetnames
     assert len(sheets) >= 2  # a summary and at least one district
     # By default the plan has, in every district, what the policy asks for: nothing over capacity and

@@ -100,16 +100,18 @@ def quickstart(
     _step(8, total, "promoting the new challenger if it is at least as good on the backtest")
     _run(["promote"])
     grades = out / f"grades_{NOW_AS_OF}.xlsx"
+    now_grades = out / f"grades_{NOW_AS_OF}.parquet"
     _step(9, total, f"grading every active enterprise as of {NOW_AS_OF}")
-    _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(grades)])
-    _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(),
-          "--out", str(out / f"grades_{NOW_AS_OF}.parquet"), "--no-store"])
+    _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(now_grades)])
+    from models.scoring import read_grades, write_grades
+
+    write_grades(read_grades(now_grades), grades)  # the officers' Excel copy of the same grades
     plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"
     per_district = (f"{capacity} per district" if capacity is not None
                     else "per district what the policy asks for (mandatory items + the random draw)")
     _step(10, total, f"planning {NOW_AS_OF:%Y-%m}'s 双随机 inspections, {per_district}")
     _run(["plan", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--capacity", plan_capacity,
-          "--seed", str(seed), "--grades", str(out / f"grades_{NOW_AS_OF}.parquet"), "--out", str(plan)])
+          "--seed", str(seed), "--grades", str(now_grades), "--out", str(plan)])
 
     elapsed = time.perf_counter() - started
     settings = get_settings()
