@@ -445,24 +445,19 @@ def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame]
         .select("enterprise_id", pl.format(WHY_MIN, "k", "min_per_year", "k", "min_per_year").alias("why"),
                 pl.lit(False).alias("urgent"), pl.lit(2).alias("order"))
     )
-    carried = pl.DataFrame(schema={"enterprise_id": pl.String, "why": pl.String, "urgent": pl.Boolean,
-                                   "order": pl.Int32})
+    parts = [follow, leads, due]
     if carry_over is not None and carry_over.enterprise_ids:
-        since = pl.col("inspected_on") >= carry_over.period_start
-        visited = inspections.filter(since).select("enterprise_id")
-        listed = pl.DataFrame({"enterprise_id": list(carry_over.enterprise_ids)},
-                              schema={"enterprise_id": pl.String})
+        visited = inspections.filter(pl.col("inspected_on") >= carry_over.period_start)
         carried = (
-            listed
-            .join(visited, on="enterprise_id", how="anti")
+            pl.DataFrame({"enterprise_id": list(carry_over.enterprise_ids)}, schema={"enterprise_id": str})
+            .join(visited.select("enterprise_id"), on="enterprise_id", how="anti")
             .join(ids, on="enterprise_id")
             .select("enterprise_id",
                     pl.format(WHY_CARRIED, pl.lit(carry_over.period), pl.lit(carry_over.period)).alias("why"),
-                    pl.lit(True).alias("urgent"), pl.lit(-1, pl.Int32).alias("order"))
+                    pl.lit(True).alias("urgent"), pl.lit(-1).alias("order"))
         )
-    items = pl.concat([carried, follow.with_columns(pl.col("order").cast(pl.Int32)),
-                       leads.with_columns(pl.col("order").cast(pl.Int32)),
-                       due.with_columns(pl.col("order").cast(pl.Int32))])
+        parts.insert(0, carried)
+    items = pl.concat(parts).with_columns(pl.col("order").cast(pl.Int32))
     return (
         items.sort("enterprise_id", "order")
         .group_by("enterprise_id", maintain_order=True)
