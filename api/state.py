@@ -310,10 +310,7 @@ class Service:
         if self._started:
             return
         self.store.initialise()
-        self.keys.refresh()
-        self.overrides.refresh()
-        self._store_version = self.store.content_version()
-        self._publish(self.build_snapshot())
+        self.reload()  # the first snapshot, keys and overrides, loaded as every reload loads them
         self.metrics.watch_audit(lambda: self.audit.pending)
         self.audit.start()
         self._started = True
