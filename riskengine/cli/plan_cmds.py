@@ -33,7 +33,7 @@ def _day(text: str, option: str = "--as-of") -> date:
 def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:
     """``--capacity``: a whole number for every district, a CSV/TOML file district -> inspections, or
     ``policy`` (in each district, what the policy asks for this month)."""
-    from riskengine.supervision.planning import POLICY_CAPACITY, read_capacity
+    from riskengine.supervision.capacity import POLICY_CAPACITY, read_capacity
 
     stripped = text.strip()
     if stripped.isdigit():
@@ -63,7 +63,7 @@ def read_grades_file(path: Path) -> Any:
 def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: Any) -> tuple[Any, dict]:
     """The grades to plan with and where they came from (file, store, or scored now)."""
     if grades_file is not None:
-        from riskengine.supervision.planning import grades_digest
+        from riskengine.supervision.plan import grades_digest
 
         grades = read_grades_file(grades_file)
         return grades, {"kind": "file", "path": str(Path(grades_file).resolve()),
@@ -133,8 +133,9 @@ def plan(
 ) -> None:
     """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
     from riskengine.core.config import get_settings
-    from riskengine.supervision.planning import previous_carry_over, read_inspectors, write_plan
+    from riskengine.supervision.inspectors import read_inspectors
     from riskengine.supervision.policy import load_policy
+    from riskengine.workflows.planning import previous_carry_over, write_plan
 
     settings = get_settings()
     if replay is not None:
@@ -174,14 +175,10 @@ def _replay(meta_file: Path, out: Path | None) -> None:
     import polars as pl
 
     from riskengine.lake.layout import load_tables
-    from riskengine.supervision.planning import (
-        CarryOver,
-        grades_digest,
-        make_plan,
-        plan_digest,
-        write_plan_files,
-    )
+    from riskengine.supervision.mandatory import CarryOver
+    from riskengine.supervision.plan import grades_digest, make_plan, plan_digest
     from riskengine.supervision.policy import load_policy, parse_policy
+    from riskengine.workflows.planning import write_plan_files
 
     try:
         meta = json.loads(Path(meta_file).read_text(encoding="utf-8"))

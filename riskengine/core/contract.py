@@ -290,6 +290,27 @@ GRADES_SCHEMA: dict[str, pl.DataType] = {
 
 # --- Unified Social Credit Code (GB 32100-2015) ---------------------------------------------------
 
+# The monthly inspection plan's rows (``riskengine plan``, the store's plans, ``GET /v1/plans``).
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "district": pl.String(),
+    "district_name": pl.String(),
+    "rank": pl.Int64(),
+    "enterprise_id": pl.String(),
+    "name": pl.String(),
+    "sector": pl.String(),
+    "grade": pl.String(),
+    "score": pl.Int64(),
+    "stratum": pl.String(),  # mandatory | random
+    "why": pl.String(),
+    "top_reasons": pl.String(),
+    "inspector": pl.String(),
+    "due_on": pl.Date(),
+    "status": pl.String(),  # scheduled | over_capacity
+    "inclusion_probability": pl.Float64(),
+}
+STATUS_SCHEDULED = "scheduled"
+STATUS_OVER = "over_capacity"
+
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
