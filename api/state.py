@@ -24,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from api.metrics import Metrics
+from models.registry import load_model
 from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.supervision.policy import load_policy
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -48,7 +51,6 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
         log.warning("no MLflow store at %s, so no champion model; POST /v1/score will answer 503",
                     local_store)
         return None
-    from models.registry import load_model
 
     try:
         return load_model("champion", settings=settings)
@@ -58,8 +60,6 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
 
 
 def load_default_policy(settings: Settings) -> Policy:
-    from riskengine.supervision.policy import load_policy
-
     return load_policy(settings.policy_path)
 
 
@@ -262,8 +262,6 @@ class Service:
         model_loader: ModelLoader = load_champion_or_none,
         policy_loader: PolicyLoader = load_default_policy,
     ) -> None:
-        from api.metrics import Metrics
-
         self.settings = settings
         self.store = store or Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
         self.model_loader = model_loader

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from models.artifact import META_FILE, CreditModel
+from models.artifact import META_FILE, MODEL_ARTIFACT, CreditModel
+from models.evaluate import auc, capture_at
 from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 BACKTEST_ARTIFACT = "backtest/test.parquet"
-MODEL_ARTIFACT = "credit_model"
 
 
 def quiet() -> None:
@@ -151,7 +151,6 @@ def log_training(
     import mlflow
     from mlflow.models import infer_signature
 
-    from models.pyfunc import CreditModelPyfunc
 
     model = result.model
     experiment = _experiment_id(settings, cli)
@@ -209,6 +208,8 @@ def log_training(
             )
         except Exception as exc:  # noqa: BLE001 - a plot must never lose a trained model
             mlflow.set_tag("riskengine.shap_plot_error", str(exc)[:250])
+        from models.pyfunc import CreditModelPyfunc  # noqa: PLC0415 - it imports mlflow
+
         model_dir = model.save(tmp / MODEL_ARTIFACT)
         sample = result.test_frame.select(model.feature_names).head(200)
         signature = infer_signature(sample.to_pandas(), model.predict_proba(sample))
@@ -299,7 +300,6 @@ class Promotion:
 
 def backtest_metrics(model: CreditModel, data: pl.DataFrame) -> dict[str, float]:
     """AUC and capture at 10 % of ``model`` on backtest rows (the contract label, every enterprise)."""
-    from models.evaluate import auc, capture_at
 
     y = data["label"].cast(pl.Int64).to_numpy()
     score = model.predict_raw(data)

@@ -24,6 +24,7 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Snapshot
+from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
 
@@ -116,10 +117,6 @@ async def get_explanation(
 
 
 def _rule_text(rule: str, lang: str) -> str | None:
-    try:
-        from models.grading import HARD_RULES
-    except ImportError:
-        return None
     for r in HARD_RULES:
         if r.id == rule:
             return r.text_zh if lang == "zh" else r.text_en

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import sys as _sys
+from datetime import date
 from pathlib import Path as _Path
 from typing import Annotated as _Annotated
 
 import typer as _typer
 
+from features import compute_features
 from riskengine.cli import app
+from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.progress import progress
+from riskengine.lake.layout import load_tables
 
 
 def parse_as_of(values: list[str]) -> list:
     """The --as-of values as dates; a clear UsageError naming the bad value otherwise."""
-    from datetime import date
 
-    from riskengine.core.errors import UsageError
 
     if not values:
         raise UsageError("--as-of is required (a date YYYY-MM-DD; repeat it for several dates)")
@@ -38,11 +42,6 @@ def features(
         "--half-life-days", help="half-life of the time-decayed severity index")] = 180.0,
 ) -> None:
     """Write one row per enterprise and as_of date (every enterprise established before it)."""
-    from features import compute_features
-    from riskengine.core.errors import UsageError
-    from riskengine.core.files import atomic_write
-    from riskengine.core.progress import progress
-    from riskengine.lake.layout import load_tables
 
     dates = parse_as_of(as_of)
     if out.suffix.lower() not in (".parquet", ".csv", ".pq"):

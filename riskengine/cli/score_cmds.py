@@ -10,10 +10,20 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import noto_cjk_sans_otc
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from models.scoring import grade_distribution
 from riskengine.cli import app
+from riskengine.core.config import get_settings
+from riskengine.core.contract import uscc_problem
 from riskengine.core.errors import NotFoundError, UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.store import Store
+from riskengine.workflows.scoring import explain_enterprise, read_grades, score_enterprises, write_grades
 
 
 def _as_of(text: str) -> date:
@@ -38,9 +48,6 @@ def score(
     store: Annotated[bool, typer.Option(help="also save the grades into the serving store")] = True,
 ) -> None:
     """Grade every active enterprise with the champion model and write the grades file."""
-    from models.scoring import grade_distribution
-    from riskengine.core.config import get_settings
-    from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
 
     day = _as_of(as_of)
     if out.suffix.lower() not in (".parquet", ".csv", ".xlsx"):
@@ -53,17 +60,12 @@ def score(
     write_grades(grades, out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
-        from riskengine.core.store import Store
-
         Store(settings.store_file).save_grades(grades)
         _err(f"saved the grades into the serving store {settings.store_file}")
     _print_distribution(grade_distribution(grades), grades)
 
 
 def _print_distribution(dist, grades) -> None:  # noqa: ANN001
-    from rich.console import Console
-    from rich.table import Table
-
     version = grades["model_version"][0] if grades.height else "-"
     table = Table(title=f"等级分布 / grades · model {version}")
     table.add_column("grade")
@@ -86,9 +88,6 @@ def explain(
     top: Annotated[int, typer.Option(help="features shown in the waterfall plot")] = 10,
 ) -> None:
     """Print one enterprise's grade, score, probability, hard rule and reasons (Chinese and English)."""
-    from riskengine.core.config import get_settings
-    from riskengine.core.contract import uscc_problem
-    from riskengine.workflows.scoring import explain_enterprise
 
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
@@ -111,9 +110,6 @@ def explain(
 
 
 def _print_explanation(result, lang: str) -> None:  # noqa: ANN001
-    from rich.console import Console
-    from rich.table import Table
-
     row = result.row
     zh = lang == "zh"
     console = Console()
@@ -161,10 +157,6 @@ def cjk_font() -> str | None:
 
 def _register_bundled_cjk_font(font_manager) -> None:  # noqa: ANN001
     """Add the bundled Noto Sans CJK collection to matplotlib's fonts (once; quietly absent)."""
-    try:
-        import noto_cjk_sans_otc
-    except ImportError:
-        return
     path = str(noto_cjk_sans_otc.FONT_PATH)
     if any(f.fname == path for f in font_manager.fontManager.ttflist):
         return
@@ -182,11 +174,9 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
     """
     import matplotlib
 
-    from riskengine.core.files import atomic_write
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     font = cjk_font() if lang == "zh" else None
     used = "zh" if font else "en"
