@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import Problem
 from api.state import Service, Snapshot
-from riskengine.core.contract import uscc_problem
+from riskengine.core.ids import uscc_problem
 from riskengine.core.keys import RIGHTS, key_id_of, token_matches
 from riskengine.core.store import KeyRecord, utcnow
 

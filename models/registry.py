@@ -72,7 +72,7 @@ def tracking_uri(settings: Settings) -> str:
 def client(settings: Settings | None = None) -> MlflowClient:
     """Point MLflow at the configured store and return a client for it."""
     quiet()
-    import mlflow
+    import mlflow  # noqa: PLC0415 - heavy
 
     quiet()  # again: importing mlflow (re)configures its loggers
     settings = settings or get_settings()
@@ -110,10 +110,10 @@ def shap_summary_png(
     to the raw margin, coloured by the feature's value (low blue, high red) — the beeswarm layout of
     ``shap.summary_plot``, drawn with plain matplotlib because shap's version is slow to import and draw.
     """
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     if features.height > max_rows:
         features = features.sample(max_rows, seed=seed)
@@ -148,8 +148,8 @@ def log_training(
     """Log a training run to MLflow, register a model version and point ``challenger`` at it."""
     settings = settings or get_settings()
     cli = client(settings)
-    import mlflow
-    from mlflow.models import infer_signature
+    import mlflow  # noqa: PLC0415 - heavy
+    from mlflow.models import infer_signature  # noqa: PLC0415 - heavy
 
 
     model = result.model
@@ -235,7 +235,7 @@ def log_training(
 
 
 def _version_by_alias(cli: MlflowClient, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy
 
     try:
         return cli.get_model_version_by_alias(name, alias)
@@ -247,7 +247,7 @@ def _version_by_alias(cli: MlflowClient, name: str, alias: str) -> Any | None:
 def _downloaded(
     uri: str | None = None, *, run_id: str | None = None, path: str | None = None
 ) -> Iterator[Path]:
-    import mlflow
+    import mlflow  # noqa: PLC0415 - heavy
 
     tmp = Path(tempfile.mkdtemp(prefix="riskengine-model-"))
     try:

@@ -299,10 +299,10 @@ def _print_simulation(result: Any) -> None:
 
 def _simulation_png(result: Any, path: Path) -> None:
     """Bar chart: expected findings per 100 inspections and share from random draws, per policy."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     rows = result.policies.to_dicts()
     names = [r["policy"] for r in rows]

@@ -19,9 +19,9 @@ from rich.table import Table
 from models.scoring import grade_distribution
 from riskengine.cli import app
 from riskengine.core.config import get_settings
-from riskengine.core.contract import uscc_problem
 from riskengine.core.errors import NotFoundError, UsageError
 from riskengine.core.files import atomic_write
+from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store
 from riskengine.workflows.scoring import explain_enterprise, read_grades, score_enterprises, write_grades
 
@@ -148,7 +148,7 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
 def cjk_font() -> str | None:
     """The first font that can draw Chinese, or None: Noto Sans CJK SC as the ``noto-cjk-sans-otc``
     dependency ships it (registered with matplotlib on first use), else one installed on the system."""
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # noqa: PLC0415 - heavy
 
     _register_bundled_cjk_font(font_manager)
     installed = {f.name for f in font_manager.fontManager.ttflist}
@@ -172,11 +172,11 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
     From the model's base value (the bias) each bar adds one feature's contribution, largest |value|
     first, the rest summed in one bar, ending at the enterprise's raw margin (log-odds).
     """
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     font = cjk_font() if lang == "zh" else None
     used = "zh" if font else "en"

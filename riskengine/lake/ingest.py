@@ -396,7 +396,7 @@ def _new_run_id(lake: Path) -> str:
 @contextmanager
 def _locked(lake: Path) -> Iterator[None]:
     """Hold the lake's write lock: one ingest at a time (released by the OS if the process dies)."""
-    import fcntl
+    import fcntl  # noqa: PLC0415 - POSIX only
 
     fh = open(lake / lakes.LOCK_FILE, "a+b")  # noqa: SIM115 - held for the whole block
     try:
