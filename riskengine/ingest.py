@@ -33,7 +33,7 @@ import polars as pl
 
 from riskengine import lake as lakes
 from riskengine.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
-from riskengine.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.errors import BusyError, FatalInputError, RiskEngineError, UsageError
 from riskengine.files import atomic_write
 from riskengine.progress import progress
 from riskengine.validate import EXTRA, ROW, RULES, empty_quarantine, validate_table
@@ -395,15 +395,23 @@ def _new_run_id(lake: Path) -> str:
 
 @contextmanager
 def _locked(lake: Path) -> Iterator[None]:
-    """Hold the lake's write lock: one ingest at a time (released by the OS if the process dies)."""
+    """Hold the lake's write lock: one ingest at a time (released by the OS if the process dies).
+
+    A refused run raises ``BusyError`` before it touches anything. After locking, the lock file must
+    still be the one at ``LAKE/.lock``: a run that failed on a new lake removes that file, and a lock
+    taken on the removed file would let two runs write at once.
+    """
     import fcntl
 
-    fh = open(lake / lakes.LOCK_FILE, "a+b")  # noqa: SIM115 - held for the whole block
+    path = lake / lakes.LOCK_FILE
+    fh = open(path, "a+b")  # noqa: SIM115 - held for the whole block
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RiskEngineError(f"{lake}: another ingest is writing to this lake; try again later") from exc
+            if os.fstat(fh.fileno()).st_ino != os.stat(path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError) as exc:
+            raise BusyError(f"{lake}: another ingest is writing to this lake; try again later") from exc
         yield
     finally:
         fh.close()
@@ -464,9 +472,11 @@ def ingest(
         raise FatalInputError(f"{lake}: the lake must be a folder")
     new_lake = not lake.exists()
     lake.mkdir(parents=True, exist_ok=True)
-    run_id = ""
-    try:
-        with _locked(lake):
+    # Only the run holding the lock cleans up, and only its own staging folder: a refused run
+    # (BusyError from _locked) leaves the running one's files and lock alone.
+    with _locked(lake):
+        run_id = ""
+        try:
             recovered = lakes.recover(lake)
             run_id = _new_run_id(lake)
             staging = lake / lakes.STAGING_DIR / run_id
@@ -488,19 +498,27 @@ def ingest(
             )
             payload = json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
             _commit(lake, run_id, [*staged.files, (q_file, q_rel)], payload)
-            _clean_staging(lake)
-    except BaseException:
-        _clean_staging(lake)
-        if new_lake:
-            (lake / lakes.LOCK_FILE).unlink(missing_ok=True)
-            if not any(lake.iterdir()):
-                lake.rmdir()
-        raise
+            _clean_staging(lake, run_id)
+        except BaseException:
+            if run_id:
+                _clean_staging(lake, run_id)
+            if new_lake:
+                (lake / lakes.LOCK_FILE).unlink(missing_ok=True)
+                _remove_if_empty(lake / lakes.STAGING_DIR)
+                _remove_if_empty(lake)
+            raise
     return report
 
 
-def _clean_staging(lake: Path) -> None:
-    shutil.rmtree(lake / lakes.STAGING_DIR, ignore_errors=True)
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _clean_staging(lake: Path, run_id: str) -> None:
+    """Remove one run's staging folder (never another run's), and ``_staging`` once it is empty."""
+    shutil.rmtree(lake / lakes.STAGING_DIR / run_id, ignore_errors=True)
+    _remove_if_empty(lake / lakes.STAGING_DIR)
 
 
 # Headers of the officer-facing quarantine list (Chinese first: officers read it).

@@ -842,3 +842,55 @@ def test_cli_writes_the_runs_quarantine_as_an_excel_list_in_chinese(tmp_path: Pa
         "取值不在允许范围",
     )
     assert len(rows) == 2
+
+
+# --- concurrent ingests ------------------------------------------------------------------------------
+
+
+def _run_paused(src: Path, lake: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, dict[str, Any]]:
+    """Start an ingest in a thread and hold it mid-validation (lock taken, staging in use)."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    real = ingest_module._against_lake
+    outcome: dict[str, Any] = {}
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_against_lake", slow)
+
+    def target() -> None:
+        try:
+            outcome["report"] = run(src, lake)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert inside.wait(10)
+    return thread, release, outcome
+
+
+def test_a_refused_ingest_leaves_the_running_ones_staging_and_lock_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from riskengine.errors import RiskEngineError
+
+    lake = tmp_path / "lake"
+    run(source(tmp_path, "first"), lake)
+    thread, release, outcome = _run_paused(
+        source(tmp_path, "second", enterprises=[enterprise(uscc(5))]), lake, monkeypatch)
+    try:
+        staged = sorted(p.relative_to(lake) for p in (lake / lakes.STAGING_DIR).rglob("*"))
+        with pytest.raises(RiskEngineError, match="another ingest is writing"):
+            run(source(tmp_path, "third", enterprises=[enterprise(uscc(6))]), lake)
+        assert (lake / lakes.LOCK_FILE).exists()
+        assert sorted(p.relative_to(lake) for p in (lake / lakes.STAGING_DIR).rglob("*")) == staged
+    finally:
+        release.set()
+        thread.join(20)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].tables["enterprises"]["accepted"] == 1
