@@ -8,9 +8,11 @@ Three phases, so that bad input never harms the lake:
    (``riskengine.validate``), drop exact duplicates, compare ids with the lake (same content →
    duplicate, different content → ``conflict``), and write accepted rows, the quarantine and the
    report into ``LAKE/_staging/<run_id>/``.
-3. *Commit*: write a journal naming the files, rename them into place, then rename the report into
-   ``LAKE/_reports/`` — the commit point. Any error or Ctrl-C before it rolls the renames back; a
-   hard kill leaves a journal that readers honour and the next ingest rolls back (``lake.recover``).
+3. *Commit*: rename the report into ``LAKE/_reports/`` — the commit point — then rename the staged
+   files into place. Any error, Ctrl-C or hard kill before the commit point leaves the lake as it
+   was (the next ingest removes the staging folder); after it, the run is committed: the lake's
+   readers take files not yet moved from staging, and the next ingest finishes moving them
+   (``lake.recover``). Plain readers of ``LAKE/<table>/*.parquet`` never see an uncommitted row.
 
 For every table: rows read = accepted + quarantined (distinct rows) + duplicates.
 Extra source columns are ignored (named in the report); the lake holds the contract's columns only.
@@ -422,33 +424,39 @@ def _move(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
-def _commit(lake: Path, run_id: str, staged: list[tuple[Path, str]], report: bytes) -> None:
-    """Rename staged files into place under a journal; the report's rename is the commit point."""
-    journal_dir = lake / lakes.JOURNAL_DIR
-    journal = journal_dir / f"{run_id}.json"
-    report_path = lake / lakes.REPORTS_DIR / f"{run_id}.json"
-    rels = [rel for _, rel in staged]
-    dirs = sorted({str(Path(rel).parent) for rel in rels} | {lakes.REPORTS_DIR})
-    created = [d for d in dirs if not (lake / d).exists()]
-    journal_dir.mkdir(exist_ok=True)
-    lakes.atomic_write_bytes(journal, json.dumps({"run_id": run_id, "files": rels, "created_dirs": created},
-                                                 indent=1).encode())
+def _commit_step(step: str) -> None:
+    """Called after each step of a commit; does nothing (the kill tests stop the process here)."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        for d in created:
-            (lake / d).mkdir(parents=True, exist_ok=True)
-        for src, rel in staged:
-            _move(src, lake / rel)
-        staged_report = lake / lakes.STAGING_DIR / run_id / "report.json"
-        staged_report.write_bytes(report)
-        _move(staged_report, report_path)
-    except BaseException:
-        lakes.roll_back(lake, journal)
-        if journal_dir.is_dir() and not any(journal_dir.iterdir()):
-            journal_dir.rmdir()
-        raise
-    journal.unlink()
-    if not any(journal_dir.iterdir()):
-        journal_dir.rmdir()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit(lake: Path, run_id: str, staged: list[tuple[Path, str]], report: bytes) -> None:
+    """Publish a staged run: the report's rename into ``_reports/`` is the commit point.
+
+    Before it, every file is still in ``_staging/<run_id>/`` where no reader looks, so a kill
+    leaves the lake as it was. After it, the files are renamed into place (referenced tables first);
+    a kill in between leaves a committed run that the lake's readers take from staging and the next
+    ingest finishes moving (``lake.recover``). Plain readers of ``LAKE/<table>/*.parquet`` therefore
+    never see a row of an uncommitted run.
+    """
+    for src, _ in staged:
+        _fsync(src)  # the data is on disk before the report says it is committed
+    staged_report = lake / lakes.STAGING_DIR / run_id / lakes.REPORTS_DIR / f"{run_id}.json"
+    staged_report.parent.mkdir(parents=True, exist_ok=True)
+    lakes.atomic_write_bytes(staged_report, report)
+    (lake / lakes.REPORTS_DIR).mkdir(exist_ok=True)
+    _commit_step("staged")
+    _move(staged_report, lake / lakes.REPORTS_DIR / f"{run_id}.json")
+    _fsync(lake / lakes.REPORTS_DIR)
+    _commit_step("committed")
+    lakes.publish_staged(lake, run_id, move=_move, after_each=_commit_step)
+    _commit_step("published")
 
 
 def ingest(
@@ -500,6 +508,8 @@ def ingest(
             _commit(lake, run_id, [*staged.files, (q_file, q_rel)], payload)
             _clean_staging(lake, run_id)
         except BaseException:
+            if run_id and lakes.is_committed(lake, run_id):
+                raise  # committed: readers see it whole, and the next ingest finishes moving its files
             if run_id:
                 _clean_staging(lake, run_id)
             if new_lake:
