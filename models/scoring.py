@@ -26,6 +26,7 @@ import polars as pl
 from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
 from models.reasons import _spec_texts, build_reasons, check_contributions, format_fact
 from riskengine.contract import GRADES_SCHEMA
+from riskengine.core import exports
 from riskengine.errors import ModelError, NotFoundError, UsageError
 from riskengine.files import atomic_write
 from riskengine.progress import progress
@@ -395,7 +396,7 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
         if suffix == ".parquet":
             grades.write_parquet(tmp)
         elif suffix == ".csv":
-            _flat(grades, json_reasons=True).write_csv(tmp)
+            exports.write_csv(_flat(grades, json_reasons=True), tmp, bom=False)
         else:
             _write_excel(grades, tmp)
 
@@ -416,8 +417,8 @@ def _flat(grades: pl.DataFrame, *, json_reasons: bool) -> pl.DataFrame:
 
 def _write_excel(grades: pl.DataFrame, path: Path) -> None:
     flat = _flat(grades, json_reasons=False).rename(HEADERS_ZH, strict=False)
-    flat.write_excel(path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
-                     autofit=True)
+    exports.write_xlsx(flat, path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
+                       autofit=True)
 
 
 def grade_distribution(grades: pl.DataFrame) -> pl.DataFrame:

@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from riskengine.core import exports
 from riskengine.errors import UsageError
 from riskengine.files import atomic_write
 from riskengine.store import AUDIT_SCHEMA, Store, utcnow
@@ -165,11 +166,11 @@ def export_audit(store: Store, since: date | datetime | None, out: Path) -> int:
 
     def write(tmp: Path) -> None:
         if suffix == ".csv":
-            frame.write_csv(tmp)
+            exports.write_csv(frame, tmp, bom=False)
         elif suffix == ".parquet":
             frame.write_parquet(tmp)
         else:
-            frame.rename(HEADERS_ZH).write_excel(tmp, worksheet="审计日志", autofit=True)
+            exports.write_xlsx(frame.rename(HEADERS_ZH), tmp, worksheet="审计日志", autofit=True)
 
     atomic_write(out, write)
     return frame.height

@@ -35,6 +35,7 @@ import polars as pl
 
 from riskengine import lake as lakes
 from riskengine.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
+from riskengine.core import exports
 from riskengine.errors import BusyError, FatalInputError, RiskEngineError, UsageError
 from riskengine.files import atomic_write
 from riskengine.progress import progress
@@ -556,9 +557,9 @@ def export_quarantine(lake: Path, run_id: str, out: Path) -> int:
 
     def write(tmp: Path) -> None:
         if out.suffix.lower() == ".csv":
-            entries.write_csv(tmp, include_bom=True)  # the BOM makes Excel read UTF-8 Chinese correctly
+            exports.write_csv(entries, tmp)  # the BOM makes Excel read UTF-8 Chinese correctly
         else:
-            entries.write_excel(tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
+            exports.write_xlsx(entries, tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
 
     atomic_write(out, write)
     return entries.height

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated, Any
 
 import polars as pl
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.deps import PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
+from riskengine.core import exports
 from riskengine.errors import NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["plans"])
@@ -87,9 +87,7 @@ def get_inspection_plan(
         rows = rows.clear()  # a plan without districts cannot be scoped
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
-        buffer = io.BytesIO()
-        flat_for_csv(rows).write_csv(buffer, include_bom=True)
-        body = buffer.getvalue()
+        body = exports.csv_bytes(flat_for_csv(rows))
         name = f"plan-{plan.period}{'-' + district if district else ''}.csv"
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
