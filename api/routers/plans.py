@@ -12,6 +12,7 @@ from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
 from riskengine.core import exports
 from riskengine.errors import NotFoundError
+from riskengine.planning import meta_in_scope
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 
@@ -85,6 +86,13 @@ def get_inspection_plan(
             rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
     elif principal.role != "credit_office":
         rows = rows.clear()  # a plan without districts cannot be scoped
+    meta = plan.meta
+    if principal.role != "credit_office":  # only what the caller's districts may see
+        visible = snapshot.grades.filter(pl.col("district").is_in(sorted(principal.districts)))
+        meta = meta_in_scope(meta, principal.districts,
+                             {*visible.get_column("enterprise_id").to_list(),
+                              *(rows.get_column("enterprise_id").to_list()
+                                if "enterprise_id" in rows.columns else [])})
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
         body = exports.csv_bytes(flat_for_csv(rows))
@@ -94,5 +102,5 @@ def get_inspection_plan(
     start = (page - 1) * size
     return PlanPage(
         period=plan.period, as_of=plan.as_of, district=district, total=rows.height, page=page,
-        page_size=size, items=_json_safe(rows.slice(start, size)), meta=plan.meta,
+        page_size=size, items=_json_safe(rows.slice(start, size)), meta=meta,
     )
