@@ -21,9 +21,11 @@ Extra source columns are ignored (named in the report); the lake holds the contr
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -167,17 +169,22 @@ def read_source(src: SourceFile) -> pl.DataFrame:
     """The table's contract columns as text, plus ``__row`` (1-based data row, header not counted).
 
     CSV cells are read as strings so that one bad cell becomes one quarantined row, never a crash;
-    Parquet values are cast to text and go through the same checks.
+    Parquet values are cast to text and go through the same checks. A CSV that Polars' fast reader
+    refuses (an unbalanced quote, rows of odd widths) is read again record by record
+    (``read_csv_records``), so its malformed rows are quarantined and the others still count.
     """
     try:
         if src.fmt == "csv":
             # One spare column catches fields beyond the header, so a ragged row is quarantined
             # (validate.EXTRA) instead of being cut short silently or stopping the whole file.
             names = [*src.header, EXTRA]
-            frame = pl.read_csv(
-                src.path, has_header=False, skip_rows=1, schema=dict.fromkeys(names, pl.String),
-                missing_columns="insert", truncate_ragged_lines=True,
-            )
+            try:
+                frame = pl.read_csv(
+                    src.path, has_header=False, skip_rows=1, schema=dict.fromkeys(names, pl.String),
+                    missing_columns="insert", truncate_ragged_lines=True,
+                )
+            except pl.exceptions.PolarsError:
+                frame = read_csv_records(src)
             return frame.select([*src.columns, EXTRA]).with_row_index(ROW, offset=1)
         else:
             frame = pl.read_parquet(src.path)
@@ -191,6 +198,68 @@ def read_source(src: SourceFile) -> pl.DataFrame:
         hint = " (the contract requires UTF-8)" if "utf" in str(exc).lower() else ""
         raise FatalInputError(f"{src.path}: cannot read {src.fmt.upper()}{hint}: {_first_line(exc)}") from exc
     return frame.select(list(src.columns)).with_row_index(ROW, offset=1)
+
+
+# A quoted field may span lines; an opening quote still unclosed after this many lines (or this many
+# characters) is taken as unbalanced: its first line becomes one bad_shape row and reading resumes
+# on the next line, so one stray quote cannot swallow the rest of the file.
+MAX_RECORD_LINES = 50
+MAX_RECORD_CHARS = 1_000_000
+
+
+def read_csv_records(src: SourceFile) -> pl.DataFrame:
+    """Read a CSV record by record with Python's csv module (the forgiving path of ``read_source``).
+
+    Returns the header's columns plus ``EXTRA``: fields beyond the header, or the raw line of a
+    record whose quotes never balance; both make the row ``bad_shape``. Missing trailing fields are
+    empty, as in the fast path. Blank lines are skipped.
+    """
+    width = len(src.header)
+    rows: list[list[str | None]] = []
+    pending: deque[str] = deque()
+    line_no = 1  # the header's line
+
+    def emit(text: str) -> None:
+        try:
+            fields = next(csv.reader(io.StringIO(text)), [])
+        except csv.Error:  # e.g. a field beyond csv.field_size_limit: the row is malformed
+            rows.append([*([None] * width), text.rstrip("\r\n")])
+            return
+        cells: list[str | None] = [*fields[:width], *([None] * (width - len(fields)))]
+        cells.append(",".join(fields[width:]) if len(fields) > width else None)
+        rows.append(cells)
+
+    try:
+        with open(src.path, encoding="utf-8-sig", newline="") as fh:
+            next(fh, None)  # the header, checked by find_sources
+            source_lines = iter(fh)
+            while True:
+                line = pending.popleft() if pending else next(source_lines, None)
+                if line is None:
+                    break
+                line_no += 1
+                if not line.strip("\r\n"):
+                    continue
+                record, quotes, size = [line], line.count('"'), len(line)
+                while quotes % 2 and len(record) < MAX_RECORD_LINES and size < MAX_RECORD_CHARS:
+                    more = pending.popleft() if pending else next(source_lines, None)
+                    if more is None:
+                        break
+                    record.append(more)
+                    quotes += more.count('"')
+                    size += len(more)
+                if quotes % 2:  # never balanced: the first line alone is the bad row
+                    rows.append([*([None] * width), line.rstrip("\r\n") or '"'])
+                    pending.extendleft(reversed(record[1:]))
+                    continue
+                line_no += len(record) - 1
+                emit("".join(record))
+    except UnicodeDecodeError as exc:
+        raise FatalInputError(
+            f"{src.path}: not UTF-8 near line {line_no + 1} (the contract requires UTF-8): {exc.reason}"
+        ) from exc
+    names = [*src.header, EXTRA]
+    return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
 
 
 # --- phase 2: validate and compare with the lake ----------------------------------------------------

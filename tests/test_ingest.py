@@ -935,3 +935,56 @@ def test_a_refused_ingest_leaves_the_running_ones_staging_and_lock_alone(
         thread.join(20)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["report"].tables["enterprises"]["accepted"] == 1
+
+
+# --- malformed CSV: quarantined, never fatal ----------------------------------------------------------
+
+
+def _inspections_file(src: Path, *lines: str) -> None:
+    header = ",".join(inspection())
+    (src / "inspections.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+
+
+def test_a_row_with_several_extra_fields_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    good = [",".join(inspection(f"I{i}").values()) for i in range(1, 4)]
+    _inspections_file(src, ",".join(inspection("I9").values()) + ",x,y,z", *good)
+    report = run(src, tmp_path / "lake")
+    assert report.tables["inspections"] == {"read": 4, "accepted": 3, "quarantined": 1, "duplicates": 0}
+    assert only_entry(tmp_path / "lake", "bad_shape")["row_number"] == 1
+
+
+def test_an_unbalanced_quote_quarantines_its_row_only(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    good = [",".join(inspection(f"I{i}").values()) for i in range(1, 4)]
+    broken = ",".join(inspection("I9", inspector_id='"P7').values())
+    _inspections_file(src, good[0], broken, *good[1:])
+    report = run(src, tmp_path / "lake")
+    assert report.tables["inspections"] == {"read": 4, "accepted": 3, "quarantined": 1, "duplicates": 0}
+    entry = only_entry(tmp_path / "lake", "bad_shape")
+    assert entry["row_number"] == 2 and "I9" in entry["value"]
+
+
+def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    good = [",".join(inspection(f"I{i}").values()) for i in range(1, 3)]
+    multi = ",".join(inspection("I9", inspector_id='"P\n7').values()).replace('"P\n7', '"P\n7"')
+    _inspections_file(src, good[0], multi, good[1], '"unbalanced')
+    report = run(src, tmp_path / "lake")
+    assert report.tables["inspections"]["read"] == 4 and report.tables["inspections"]["accepted"] == 3
+    assert "P\n7" in scan_table(tmp_path / "lake", "inspections").collect()["inspector_id"].to_list()
+
+
+def test_nul_bytes_and_oversized_cells_are_quarantined_and_the_report_stays_small(tmp_path: Path) -> None:
+    from riskengine.validate import MAX_CELL_CHARS
+
+    huge = "长" * 5_000_000
+    src = source(tmp_path, enterprises=[enterprise(E1, name="甲\x00公司"), enterprise(E2, name=huge),
+                                        enterprise(uscc(3))])
+    report = run(src, tmp_path / "lake")
+    assert report.tables["enterprises"]["quarantined"] == 2
+    assert only_entry(tmp_path / "lake", "bad_char")["column"] == "name"
+    long_entry = only_entry(tmp_path / "lake", "too_long")
+    assert len(long_entry["value"]) < 300 and f"{MAX_CELL_CHARS:,}" in long_entry["reason"]
+    report_file = tmp_path / "lake" / lakes.REPORTS_DIR / f"{report.run_id}.json"
+    assert report_file.stat().st_size < 20_000
