@@ -60,8 +60,8 @@ def test_escape_leaves_numbers_and_plain_text_alone() -> None:
 
 
 def test_grades_export_is_safe_as_csv_and_xlsx(tmp_path: Path) -> None:
-    from models.scoring import write_grades
-    from riskengine.contract import GRADES_SCHEMA
+    from riskengine.core.contract import GRADES_SCHEMA
+    from riskengine.workflows.scoring import write_grades
 
     n = len(PAYLOADS)
     grades = pl.DataFrame({
@@ -79,7 +79,7 @@ def test_grades_export_is_safe_as_csv_and_xlsx(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_plan_files_from_the_cli_are_safe(tmp_path: Path, suffix: str) -> None:
-    from riskengine.planning import plan_csv_bytes, write_plan_files
+    from riskengine.supervision.planning import plan_csv_bytes, write_plan_files
     from tests.test_planning import grades_frame, plan_for
 
     grades = grades_frame(len(PAYLOADS) * 8, districts=tuple(PAYLOADS))
@@ -112,7 +112,7 @@ def test_plan_csv_from_the_api_is_safe(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_quarantine_list_is_safe(tmp_path: Path, suffix: str) -> None:
-    from riskengine.ingest import export_quarantine
+    from riskengine.lake.ingest import export_quarantine
     from tests.test_ingest import enterprise, run, source, uscc
 
     payloads = [p for p in PAYLOADS if "\r" not in p]  # a CSV source cannot carry a bare CR in a cell
@@ -126,8 +126,8 @@ def test_quarantine_list_is_safe(tmp_path: Path, suffix: str) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_audit_export_is_safe(tmp_path: Path, suffix: str) -> None:
-    from riskengine.audit import export_audit, make_entry
-    from riskengine.store import Store
+    from riskengine.core.audit import export_audit, make_entry
+    from riskengine.core.store import Store
 
     store = Store(tmp_path / "s.duckdb")
     store.append_audit([make_entry("read_grade", resource=p, detail=p, status=200, key_name=p,

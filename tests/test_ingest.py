@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from riskengine import ingest as ingest_module
-from riskengine import lake as lakes
 from riskengine.cli import main
-from riskengine.contract import uscc_check_char, uscc_problem
-from riskengine.errors import FatalInputError
-from riskengine.ingest import ingest
-from riskengine.lake import scan_quarantine, scan_table
-from riskengine.validate import uscc_reason, uscc_valid
+from riskengine.core.contract import uscc_check_char, uscc_problem
+from riskengine.core.errors import FatalInputError
+from riskengine.lake import ingest as ingest_module
+from riskengine.lake import layout as lakes
+from riskengine.lake.ingest import ingest
+from riskengine.lake.layout import scan_quarantine, scan_table
+from riskengine.lake.validate import uscc_reason, uscc_valid
 
 DAY = date(2025, 6, 30)  # the ingest day of every test: no date may lie after it
 
@@ -568,7 +568,7 @@ def test_failure_while_validating_a_new_lake_leaves_no_lake(
 KILL_SCRIPT = """
 import os, sys
 from datetime import date
-from riskengine import ingest as m
+from riskengine.lake import ingest as m
 steps = []
 def step(name):
     steps.append(name)
@@ -808,7 +808,7 @@ def test_a_clean_generated_city_is_accepted_whole(small_city: Path, small_lake: 
     assert report["absent_tables"] == []
 
 
-# Which quarantine rule catches each kind of bad row the generator injects (riskengine.synth_dirty).
+# Which quarantine rule catches each kind of bad row the generator injects (riskengine.synth.dirty).
 DIRTY_KIND_RULE = {
     "bad_check_char": "bad_uscc",
     "unknown_enterprise": "unknown_reference",
@@ -841,7 +841,7 @@ def test_every_kind_of_injected_bad_row_is_caught(tmp_path: Path) -> None:
 def test_a_second_ingest_while_one_is_writing_is_refused(tmp_path: Path) -> None:
     import fcntl
 
-    from riskengine.errors import RiskEngineError
+    from riskengine.core.errors import RiskEngineError
 
     lake = tmp_path / "lake"
     run(source(tmp_path, "first"), lake)
@@ -918,7 +918,7 @@ def _run_paused(src: Path, lake: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
 def test_a_refused_ingest_leaves_the_running_ones_staging_and_lock_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from riskengine.errors import RiskEngineError
+    from riskengine.core.errors import RiskEngineError
 
     lake = tmp_path / "lake"
     run(source(tmp_path, "first"), lake)
@@ -976,7 +976,7 @@ def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
 
 
 def test_nul_bytes_and_oversized_cells_are_quarantined_and_the_report_stays_small(tmp_path: Path) -> None:
-    from riskengine.validate import MAX_CELL_CHARS
+    from riskengine.lake.validate import MAX_CELL_CHARS
 
     huge = "长" * 5_000_000
     src = source(tmp_path, enterprises=[enterprise(E1, name="甲\x00公司"), enterprise(E2, name=huge),

@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from riskengine.errors import FatalInputError
-from riskengine.lake import scan_table
+from riskengine.core.errors import FatalInputError
+from riskengine.lake.layout import scan_table
 from tests.test_ingest import enterprise, inspection, run, source, uscc
 
 HEADER = list(inspection())

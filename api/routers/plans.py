@@ -11,8 +11,8 @@ from api.deps import PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
 from riskengine.core import exports
-from riskengine.errors import NotFoundError
-from riskengine.planning import meta_in_scope
+from riskengine.core.errors import NotFoundError
+from riskengine.supervision.planning import meta_in_scope
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 

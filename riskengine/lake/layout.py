@@ -13,7 +13,7 @@ Nothing of a run reaches ``LAKE/<table>/`` before its report is in ``_reports/``
 readers (DuckDB over ``LAKE/<table>/*.parquet``) never see an uncommitted row. A committed run whose
 files a hard kill left in staging is read from there by this module (whole) and moved into place by
 the next ingest (``recover``). ``_journal/`` is only read for lakes written by earlier versions.
-Writing belongs to ``riskengine.ingest``; everything else reads through this module.
+Writing belongs to ``riskengine.lake.ingest``; everything else reads through this module.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import polars as pl
 
-from riskengine.contract import TABLES
-from riskengine.errors import FatalInputError
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import FatalInputError
 
 QUARANTINE_DIR = "_quarantine"
 REPORTS_DIR = "_reports"
