@@ -43,3 +43,42 @@ def test_an_inspector_sees_only_their_districts_in_the_plan_meta(tmp_path: Path)
     assert "grades_summary" not in seen
     assert seen["warnings"] == [f"district {WUCHANG}: fine", "general"]
     assert full["capacity"] == {WUCHANG: 5, JIANGAN: 7} and len(full["carried_over"]["enterprise_ids"]) == 3
+
+
+def _raw_post(client: object, path: str, body: bytes, headers: dict[str, str]) -> object:
+    return client.post(path, content=body, headers={"Content-Type": "application/json", **headers})  # type: ignore[attr-defined]
+
+
+def test_a_body_without_a_valid_key_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    reads = []
+
+    def body() -> object:
+        reads.append(1)
+        yield b'{"enterprise_ids": ["x"]}'
+
+    with serve(world) as client:
+        response = client.post("/v1/score", content=body(),
+                               headers={"Content-Type": "application/json", "Content-Length": "25",
+                                        "Authorization": "Bearer rk_00000000_" + "x" * 43})
+    assert response.status_code == 401 and reads == []
+
+
+def test_an_oversized_body_gets_413_after_authentication(tmp_path: Path) -> None:
+    world = make_world(tmp_path, max_body_bytes=1000)
+    big = b'{"enterprise_ids": [' + b'"x",' * 1000 + b'"x"]}'
+    with serve(world) as client:
+        declared = _raw_post(client, "/v1/score", big, world.headers("credit_office"))
+        anonymous = _raw_post(client, "/v1/score", big, {})
+
+        def chunks() -> object:  # no Content-Length: the limit applies while the body streams
+            for i in range(0, len(big), 100):
+                yield big[i:i + 100]
+
+        streamed = client.post("/v1/score", content=chunks(),
+                               headers={"Content-Type": "application/json", **world.headers("credit_office")})
+        small = _raw_post(client, "/v1/score", b'{"enterprise_ids": []}', world.headers("credit_office"))
+    assert declared.status_code == 413 and declared.headers["content-type"] == "application/problem+json"
+    assert anonymous.status_code == 401
+    assert streamed.status_code == 413 and streamed.headers["content-type"] == "application/problem+json"
+    assert small.status_code == 422
