@@ -36,9 +36,8 @@ seed, policy, grades and lake give the same plan.
 from __future__ import annotations
 
 import hashlib
-import io
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from riskengine.core import exports
 from riskengine.core.contract import DISTRICT_NAMES, GRADES, PLAN_SCHEMA, STATUS_OVER, STATUS_SCHEDULED
 from riskengine.core.errors import FatalInputError, UsageError
 from riskengine.core.timerule import period_label, period_of
@@ -284,8 +284,31 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
     return PlanResult(plan=plan, meta=meta)
 
 
+def meta_in_scope(meta: Mapping[str, Any], districts: Collection[str],
+                  enterprise_ids: Collection[str]) -> dict[str, Any]:
+    """A plan's meta as seen by someone who may see only ``districts``: per-district figures,
+    capacities, shortfalls and warnings of those districts; carried-over ids only among
+    ``enterprise_ids`` (the caller's visible enterprises); no population-wide counts."""
+    own = set(districts)
+    ids = set(enterprise_ids)
+    out = {k: v for k, v in meta.items() if k not in _POPULATION_META}
+    for key in ("capacity", "shortfalls"):
+        if isinstance(meta.get(key), Mapping):
+            out[key] = {d: v for d, v in meta[key].items() if d in own}
+    out["districts"] = [row for row in meta.get("districts") or [] if row.get("district") in own]
+    carried = meta.get("carried_over")
+    if isinstance(carried, Mapping):
+        out["carried_over"] = {**carried, "enterprise_ids": [
+            e for e in carried.get("enterprise_ids") or [] if e in ids]}
+    out["warnings"] = [w for w in meta.get("warnings") or []
+                       if not str(w).startswith("district ") or str(w).split(":")[0][9:] in own]
+    return out
+
+
+# Meta entries that count the whole population (every district): not shown to a scoped caller.
+_POPULATION_META = frozenset({"grades_summary", "grades_rows"})
+
+
 def plan_csv_bytes(plan: pl.DataFrame) -> bytes:
     """The plan as CSV bytes (UTF-8 with BOM), e.g. for an HTTP response."""
-    buffer = io.BytesIO()
-    plan.write_csv(buffer, include_bom=True)
-    return buffer.getvalue()
+    return exports.csv_bytes(plan)

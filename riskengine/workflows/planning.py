@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from riskengine.core import exports
 from riskengine.core.errors import UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.store import Store
@@ -48,7 +49,7 @@ def write_plan_files(result: PlanResult, out: Path) -> list[Path]:
     if suffix == ".xlsx":
         atomic_write(out, lambda tmp: write_excel(result, tmp))
     elif suffix == ".csv":
-        atomic_write(out, lambda tmp: result.plan.write_csv(tmp, include_bom=True))
+        atomic_write(out, lambda tmp: exports.write_csv(result.plan, tmp))
     else:
         raise UsageError(f"{out}: the plan must be written as .xlsx or .csv")
     meta_file = meta_path(out)

@@ -20,6 +20,7 @@ from models.artifact import CreditModel
 from models.reasons import _catalog, _spec_texts, check_contributions, format_fact
 from models.registry import load_model
 from models.scoring import NO_CHAMPION, _settings, active_enterprises, enterprise_features, score_features
+from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
 from riskengine.core.files import atomic_write
@@ -197,7 +198,7 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
         if suffix == ".parquet":
             grades.write_parquet(tmp)
         elif suffix == ".csv":
-            _flat(grades, json_reasons=True).write_csv(tmp)
+            exports.write_csv(_flat(grades, json_reasons=True), tmp, bom=False)
         else:
             write_grades_excel(_flat(grades, json_reasons=False), tmp)
 

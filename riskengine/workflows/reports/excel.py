@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import xlsxwriter
 
+from riskengine.core import exports
 from riskengine.core.contract import DISTRICT_NAMES, STATUS_OVER, STATUS_SCHEDULED
 from riskengine.supervision.plan import PlanResult
 
@@ -57,25 +57,23 @@ SUMMARY_COLUMNS: dict[str, str] = {
 }
 
 
+SUMMARY_SHEET = "汇总 summary"
+
+
 def _sheet_names(districts: list[str]) -> dict[str, str]:
     """Sheet per district: ``code 中文名`` within Excel's 31 characters, unique, no []:*?/\\."""
     names: dict[str, str] = {}
-    used = {"汇总 summary"}
+    used = [SUMMARY_SHEET]
     for district in districts:
         label = f"{district} {DISTRICT_NAMES.get(district, '')}".strip()
-        label = "".join("_" if ch in "[]:*?/\\" else ch for ch in label)[:31]
-        candidate, n = label, 2
-        while candidate.lower() in {u.lower() for u in used}:
-            candidate = f"{label[:27]} ({n})"
-            n += 1
-        used.add(candidate)
-        names[district] = candidate
+        names[district] = exports.sheet_name(label, used)
+        used.append(names[district])
     return names
 
 
 def write_excel(result: PlanResult, path: Path) -> None:
     """The plan as a workbook: a summary sheet, then one sheet per district (frozen header, filters)."""
-    workbook = xlsxwriter.Workbook(str(path), {"remove_timezone": True})
+    workbook = exports.workbook(path)
     try:
         header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                                       "valign": "top"})
@@ -84,7 +82,7 @@ def write_excel(result: PlanResult, path: Path) -> None:
         warn = workbook.add_format({"font_color": "#C00000", "text_wrap": True})
         over = workbook.add_format({"font_color": "#C00000", "valign": "top"})
         meta = result.meta
-        ws = workbook.add_worksheet("汇总 summary")
+        ws = workbook.add_worksheet(SUMMARY_SHEET)
         cols = list(SUMMARY_COLUMNS)
         ws.write_row(0, 0, [SUMMARY_COLUMNS[c] for c in cols], header)
         rows = meta.get("districts", [])
@@ -163,5 +161,5 @@ def datetime_of(day: date) -> Any:
 def write_grades_excel(flat: pl.DataFrame, path: Path) -> None:
     """The grades list for officers: one sheet, Chinese headers, reasons as readable lines (``flat``)."""
     flat = flat.rename(HEADERS_ZH, strict=False)
-    flat.write_excel(path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
-                     autofit=True)
+    exports.write_xlsx(flat, path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
+                       autofit=True)
