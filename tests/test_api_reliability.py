@@ -82,3 +82,22 @@ def test_an_oversized_body_gets_413_after_authentication(tmp_path: Path) -> None
     assert anonymous.status_code == 401
     assert streamed.status_code == 413 and streamed.headers["content-type"] == "application/problem+json"
     assert small.status_code == 422
+
+
+def test_history_checks_scope_before_asking_the_store_and_caches_it(tmp_path: Path) -> None:
+    from tests.api_helpers import NOBODY
+
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        calls: list[str] = []
+        real = service.store.grade_history
+        service.store.grade_history = lambda eid: calls.append(eid) or real(eid)
+        headers = world.headers("inspector")
+        other = client.get(f"/v1/enterprises/{E_WIRE_JIANGAN}/history", headers=headers)
+        unknown = client.get(f"/v1/enterprises/{NOBODY}/history", headers=headers)
+        own = [client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}/history", headers=headers) for _ in range(3)]
+    assert other.status_code == unknown.status_code == 404
+    assert other.json()["detail"] == unknown.json()["detail"]
+    assert all(r.status_code == 200 and len(r.json()["items"]) == 2 for r in own)
+    assert calls == [E_WIRE_WUCHANG]

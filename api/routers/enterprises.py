@@ -135,10 +135,10 @@ async def get_history(
 ) -> History:
     """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
     credit-office override with its withdrawal, if any."""
-    history = await run_in_threadpool(service.store.grade_history, enterprise_id)
-    latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
-    if latest is None or not principal.sees(latest["district"], latest["sector"]):
+    scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
+    if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
+    history = await run_in_threadpool(snapshot.history, service.store, enterprise_id)
     service.metrics.grades_served.labels("history").inc(history.height)
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
