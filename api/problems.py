@@ -32,13 +32,15 @@ TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid input",
+    429: "Too many requests",
     500: "Internal error",
     503: "Service unavailable",
 }
 SLUGS = {
     400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
     405: "method-not-allowed", 406: "not-acceptable", 409: "conflict", 413: "content-too-large",
-    415: "unsupported-media-type", 422: "invalid-input", 500: "internal-error", 503: "unavailable",
+    415: "unsupported-media-type", 422: "invalid-input", 429: "too-many-requests", 500: "internal-error",
+    503: "unavailable",
 }
 
 

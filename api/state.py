@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from api.throttle import FailedAuthThrottle
 from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
@@ -297,6 +298,8 @@ class Service:
         self.keys = KeyRing(self.store)
         self.overrides = OverrideBook(self.store)
         self.metrics: Metrics = Metrics()
+        self.throttle = FailedAuthThrottle(settings.service.failed_auth_per_address,
+                                           settings.service.failed_auth_per_key)
         self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick)
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()

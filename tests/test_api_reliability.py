@@ -101,3 +101,26 @@ def test_history_checks_scope_before_asking_the_store_and_caches_it(tmp_path: Pa
     assert other.json()["detail"] == unknown.json()["detail"]
     assert all(r.status_code == 200 and len(r.json()["items"]) == 2 for r in own)
     assert calls == [E_WIRE_WUCHANG]
+
+
+def test_an_address_sending_failed_keys_gets_429_with_retry_after(tmp_path: Path) -> None:
+    world = make_world(tmp_path, failed_auth_per_address="3/minute")
+    bad = {"Authorization": "Bearer rk_0000000a_" + "x" * 43}
+    with serve(world) as client:
+        url = f"/v1/enterprises/{E_WIRE_WUCHANG}"
+        statuses = [client.get(url, headers=bad).status_code for _ in range(4)]
+        refused = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert statuses == [401, 401, 401, 429]
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_guessing_one_key_id_is_throttled_but_its_holder_gets_in(tmp_path: Path) -> None:
+    world = make_world(tmp_path, failed_auth_per_key="2/minute")
+    key_id = world.key_ids["inspector"]
+    guess = {"Authorization": f"Bearer rk_{key_id}_" + "y" * 43}
+    with serve(world) as client:
+        statuses = [client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=guess).status_code
+                    for _ in range(3)]
+        holder = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert statuses == [401, 401, 429]
+    assert holder.status_code == 200
