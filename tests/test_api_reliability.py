@@ -124,3 +124,37 @@ def test_guessing_one_key_id_is_throttled_but_its_holder_gets_in(tmp_path: Path)
         holder = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
     assert statuses == [401, 401, 429]
     assert holder.status_code == 200
+
+
+def test_the_last_admin_key_cannot_be_revoked(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    admin = world.headers("admin")
+    with serve(world) as client:
+        last = client.delete(f"/v1/admin/keys/{world.key_ids['admin']}", headers=admin)
+        second = client.post("/v1/admin/keys", json={"role": "admin", "name": "spare"}, headers=admin).json()
+        now_allowed = client.delete(f"/v1/admin/keys/{world.key_ids['admin']}", headers=admin)
+        spare = {"Authorization": f"Bearer {second['key']}"}
+        again = client.delete(f"/v1/admin/keys/{second['key_id']}", headers=spare)
+    assert last.status_code == 409 and "last active admin key" in last.json()["detail"]
+    assert now_allowed.status_code == 200
+    assert again.status_code == 409
+
+
+def test_key_times_carry_a_time_zone_offset(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        keys = client.get("/v1/admin/keys", headers=world.headers("admin")).json()
+        revoked = client.delete(f"/v1/admin/keys/{world.key_ids['sector']}",
+                                headers=world.headers("admin")).json()
+    for stamp in [k["created_at"] for k in keys] + [revoked["revoked_at"]]:
+        assert datetime.fromisoformat(stamp).utcoffset() is not None, stamp
+
+
+def test_405_names_every_allowed_method(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        response = client.patch("/v1/admin/keys", headers=world.headers("admin"))
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "POST"}
