@@ -139,7 +139,10 @@ def install(app: FastAPI) -> None:
 
 # OpenAPI description of the problem responses each route may give.
 def problem_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries documenting problem+json answers."""
+    """``responses=`` entries documenting problem+json answers (429 wherever a key is checked:
+    failed keys are throttled)."""
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     return {
         s: {
             "description": TITLES.get(s, "Error"),

@@ -150,7 +150,7 @@ async def get_history(
 @router.post("/{enterprise_id}/override", name="override_grade",
              response_model=EnterpriseGrade, status_code=201,
              summary="Override an enterprise's grade (credit office)",
-             responses=problem_docs(401, 403, 404, 422, 503))
+             responses=problem_docs(401, 403, 404, 413, 422, 503))
 def post_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId, body: OverrideIn,
     snapshot: SnapshotDep, service: ServiceDep, now: Now,
@@ -174,7 +174,7 @@ def post_override(
 @router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
              response_model=EnterpriseGrade,
              summary="Withdraw a grade override before it expires (credit office)",
-             responses=problem_docs(401, 403, 404, 409, 422, 503))
+             responses=problem_docs(401, 403, 404, 409, 413, 422, 503))
 def withdraw_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId,
     override_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the override's id, as returned "
