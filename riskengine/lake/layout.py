@@ -127,7 +127,11 @@ def scan_table(lake: Path, table: str) -> pl.LazyFrame:
     """One table of the lake, lazily, with exactly the contract's columns and types."""
     if table not in TABLES:
         raise FatalInputError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    files = table_files(lake, table)
+    return scan_files(table_files(lake, table), table)
+
+
+def scan_files(files: list[Path], table: str) -> pl.LazyFrame:
+    """Some of one table's files (e.g. one bucket's), lazily, with exactly the contract's columns."""
     if not files:
         return empty_table(table)
     schema = TABLES[table].schema
