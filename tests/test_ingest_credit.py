@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from riskengine.lake import scan_table
+from riskengine.lake.layout import scan_table
 from tests.test_ingest import E1, E2, quarantined, run, source, uscc
 
 
