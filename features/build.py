@@ -45,7 +45,8 @@ _UNREAD: dict[str, tuple[str, ...]] = {
     "complaints": ("complaint_id", "category"),
     "licenses": ("license_id",),
     "credit_repairs": ("repair_id",),
-    "list_entries": ("entry_id", "reason", "removal_reason"),
+    "list_entries": ("reason", "removal_reason"),
+    "list_removals": ("removal_id", "removal_reason"),
     "commitments": ("commitment_id",),
     "record_voids": ("void_id", "record_table", "record_id", "case_id", "reason"),
 }

@@ -203,6 +203,13 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
         removed = draw(maybe(day))
         row["removed_on"] = None if removed is None else max(removed, row["listed_on"])
         list_entries.append(row)
+    # Some entries are taken off their list later by a removal record of their own.
+    removals = [
+        dated({"removal_id": f"R{row['entry_id']}-{k}", "entry_id": row["entry_id"],
+               "removal_reason": "credit_repair"}, "removed_on")
+        for row in list_entries
+        for k in range(draw(st.sampled_from([0, 0, 1, 2])))
+    ]
     commitments = []
     for i in range(draw(st.integers(0, 4))):
         row = dated(
@@ -231,6 +238,7 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
         "enterprises": enterprises,
         "record_voids": voids,
         "list_entries": list_entries,
+        "list_removals": removals,
         "commitments": commitments,
         "inspections": inspections,
         "sampling_tests": sampling,

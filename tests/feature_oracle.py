@@ -242,10 +242,12 @@ def severity_index(t: Tables, eid: str, d: date, half_life: float) -> float:
     return total
 
 
-def lists(rows: list[Row], d: date) -> Row:
-    """On a list as of D: listed (and recorded) before D and not removed before D."""
+def lists(rows: list[Row], removals: list[Row], d: date) -> Row:
+    """On a list as of D: listed (and recorded) before D, not removed before D, and no removal record
+    of it known before D."""
     seen = [r for r in rows if known(r, "listed_on", d)]
-    now = [r for r in seen if r["removed_on"] is None or r["removed_on"] >= d]
+    gone = {x["entry_id"] for x in removals if known(x, "removed_on", d)}
+    now = [r for r in seen if (r["removed_on"] is None or r["removed_on"] >= d) and r["entry_id"] not in gone]
     abnormal = [r for r in now if r["list"] == "abnormal_operation"]
     return {
         "lists__abnormal_now": int(bool(abnormal)),
@@ -314,7 +316,7 @@ def oracle_features(t: Tables, as_of: list[date], half_life: float = 180.0) -> d
             f.update(recalls(mine("recalls"), d))
             f.update(complaints(mine("complaints"), d))
             f.update(licenses(mine("licenses"), e["sector"], d))
-            f.update(lists(mine("list_entries"), d))
+            f.update(lists(mine("list_entries"), t.get("list_removals", []), d))
             f.update(commitments(mine("commitments"), d))
             f["profile__age_days"] = (d - e["established_on"]).days
             f["profile__registered_capital"] = e["registered_capital"]

@@ -133,3 +133,13 @@ def test_serious_listings_and_breaches_are_adverse_outcomes_in_the_label() -> No
     assert dict(zip(labels["enterprise_id"], labels["label"], strict=True)) == {
         "E1": True, "E2": True, "E3": False}
     assert labels.schema["label"] == pl.Boolean
+
+
+def test_a_removal_record_ends_a_listing_once_it_is_visible() -> None:
+    t = {"enterprises": [firm("E1")],
+         "list_entries": [listing("L1", "E1", "abnormal_operation", date(2024, 5, 1))],
+         "list_removals": [{"removal_id": "X1", "entry_id": "L1", "removed_on": date(2025, 2, 1),
+                            "removal_reason": "credit_repair", "recorded_on": D}]}
+    f = features(t, D, date(2025, 3, 2))
+    assert f[("E1", D)]["lists__abnormal_now"] == 1  # recorded on D: not known as of D
+    assert f[("E1", date(2025, 3, 2))]["lists__abnormal_now"] == 0

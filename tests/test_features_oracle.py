@@ -23,6 +23,7 @@ EVENT_DATES = {
     "licenses": "issued_on",
     "credit_repairs": "repaired_on",
     "list_entries": "listed_on",
+    "list_removals": "removed_on",
     "commitments": "made_on",
     "record_voids": "voided_on",
 }

@@ -34,9 +34,9 @@ from riskengine.synth.credit import credit_tables
 DEFAULT_START = date(2019, 1, 1)
 DEFAULT_END = date(2025, 12, 31)
 FORMATS = ("csv", "parquet")
-# The tables a city writes: every source table except the voids, which only the credit office's
-# upheld objections create (riskengine cases), never a bureau's export.
-CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t != "record_voids")
+# The tables a city writes: every source table except the voids and later list removals, which the
+# credit office's decided cases create (riskengine cases).
+CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t not in ("record_voids", "list_removals"))
 
 # --- The city ------------------------------------------------------------------------------------
 
