@@ -360,6 +360,8 @@ def champion_regrader(settings: Settings) -> Regrader:
         from models.scoring import active_enterprises, enterprise_features, score_features
         from riskengine.workflows.scoring import load_champion
 
+        if not settings.mlflow.tracking_uri and not (settings.mlruns_dir / "mlflow.db").exists():
+            raise ModelError("no model was ever trained here, so there is no champion to regrade with")
         tables = load_tables(lake)
         found = active_enterprises(tables, as_of).filter(pl.col("enterprise_id") == enterprise_id)
         if found.height == 0:
