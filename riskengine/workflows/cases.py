@@ -470,3 +470,9 @@ def overview(cases: Sequence[Case], today: date) -> dict[str, Any]:
 def disputed(settings: Settings) -> set[str]:
     """Enterprises with an open objection: their grade is served with ``disputed: true``."""
     return case_store(settings).disputed()
+
+
+def mark_disputed(grades: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """``grades`` with a ``disputed`` column: true where an objection is open (plans, Excel)."""
+    ids = disputed(settings) if Path(settings.store_file).exists() else set()
+    return grades.with_columns(pl.col("enterprise_id").is_in(sorted(ids)).alias("disputed"))
