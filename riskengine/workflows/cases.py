@@ -357,6 +357,7 @@ def champion_regrader(settings: Settings) -> Regrader:
     """Regrade one enterprise with the champion model, anchored on its served grade (hysteresis)."""
 
     def regrade(lake: Path, enterprise_id: str, as_of: date) -> pl.DataFrame:
+        # Deferred: these bring in MLflow and LightGBM, which a case step without a decision never needs.
         from models.scoring import active_enterprises, enterprise_features, score_features
         from riskengine.workflows.scoring import load_champion
 
