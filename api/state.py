@@ -25,10 +25,10 @@ import numpy as np
 import polars as pl
 
 from riskengine.core.audit import AuditWriter
-from riskengine.core.case_store import CaseStore
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.core.store.cases import CaseStore
 from riskengine.workflows.cases import overview
 
 if TYPE_CHECKING:
