@@ -187,7 +187,7 @@ def list_cases(
         cases.complete_pending(settings, _lake(lake), cases.champion_regrader(settings))
     where = cases.CaseFilter(kind=kind.value if kind else None, status=status, overdue=overdue,
                              district=district)
-    found = [cases.case_view(c, today, documents=False) for c in cases.list_cases(settings, where, today)]
+    found = [cases.case_view(c, today) for c in cases.list_cases(settings, where, today)]
     if fmt is Format.json:
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return

@@ -393,8 +393,8 @@ def _entry(action: str, case_id: str, officer: str, detail: str) -> dict[str, An
 
 def case_view(case: Case, today: date, *, documents: bool = True) -> dict[str, Any]:
     """A case as the CONTRACT's JSON object: its clock (due day, overdue, working days left) and steps.
-    ``documents=False`` leaves out the statement, documents and eligibility (for callers outside the
-    credit office, who may see that a case exists but never its papers)."""
+    ``documents=False`` leaves out the statement, documents, eligibility and the steps' officers and
+    reasons (for callers outside the credit office, who may see that a case exists, never its papers)."""
     out: dict[str, Any] = {
         "case_id": case.case_id, "enterprise_id": case.enterprise_id, "kind": case.kind,
         "status": case.status, "received_on": case.received_on.isoformat(),
@@ -406,6 +406,8 @@ def case_view(case: Case, today: date, *, documents: bool = True) -> dict[str, A
         "district": case.district, "sector": case.sector,
     }
     if not documents:
+        out["steps"] = [{"step": s.step, "status_after": s.status_after, "on": s.taken_on.isoformat()}
+                        for s in case.steps]
         return out
     out |= {
         "subject": ({"table": case.subject_table, "record_id": case.subject_id}
