@@ -31,7 +31,9 @@ from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.core.store.cases import CaseStore
 from riskengine.supervision.policy import load_policy
+from riskengine.workflows.cases import overview
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -305,6 +307,7 @@ class Service:
         self._last_refresh = time.monotonic()
         self._last_check = time.monotonic()
         self._store_version: tuple[Any, ...] = ()
+        self.disputed: frozenset[str] = frozenset()  # enterprises with an open objection (CONTRACT §5)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -350,8 +353,15 @@ class Service:
             snap = self.build_snapshot()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
             self._publish(snap)
             return snap
+
+    def refresh_cases(self) -> None:
+        """The enterprises with an open objection, and the case gauges, from the store."""
+        cases = CaseStore(self.store)
+        self.disputed = frozenset(cases.disputed())
+        self.metrics.set_cases(overview(cases.all(), utcnow().date()))
 
     def _tick(self) -> None:
         """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds, and
@@ -361,6 +371,7 @@ class Service:
             self._last_refresh = time.monotonic()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
         every = self.settings.service.reload_check_seconds
         if every and time.monotonic() - self._last_check >= every:
             self._last_check = time.monotonic()
