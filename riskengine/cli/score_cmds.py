@@ -23,6 +23,7 @@ from riskengine.core.errors import NotFoundError, UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store
+from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
 from riskengine.workflows.scoring import explain_enterprise, read_grades, score_enterprises, write_grades
 
@@ -69,7 +70,8 @@ def score(
     grades = score_enterprises(lake, day, previous=prev, settings=settings)
     if grades.height == 0:
         raise NotFoundError(f"{lake}: no active enterprise established before {day}; nothing to grade")
-    write_grades(grades, out)
+    # The file officers read says which grades are disputed (an open objection); the store does not.
+    write_grades(grades if out.suffix.lower() == ".parquet" else mark_disputed(grades, settings), out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
         Store(settings.store_file).save_grades(grades)

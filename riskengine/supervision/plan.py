@@ -128,6 +128,8 @@ def prepare_grades(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_
         pl.col("enterprise_id").cast(pl.String), pl.col("name").cast(pl.String),
         pl.col("district").cast(pl.String), pl.col("sector").cast(pl.String), pl.col("grade").cast(pl.String),
         pl.col("score").cast(pl.Int64), _top_reasons_expr(frame),
+        (pl.col("disputed").fill_null(False) if "disputed" in frame.columns else pl.lit(False))
+        .cast(pl.Boolean).alias("disputed"),
     ).sort("enterprise_id")
 
 

@@ -8,6 +8,7 @@ from riskengine.synth.city import generate_city, generate_city_frames, generate_
 from riskengine.synth.simulate import simulate_city
 from riskengine.synth.truth import load_truth, truth_frame
 from riskengine.synth.world import (
+    CITY_TABLES,
     DEFAULT_END,
     DEFAULT_START,
     DISTRICTS,
@@ -19,6 +20,7 @@ from riskengine.synth.world import (
 )
 
 __all__ = [
+    "CITY_TABLES",
     "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "FORMATS", "SECTORS", "SECTOR_KEYS", "SyntheticCity",
     "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "load_truth",
     "make_usccs", "simulate_city", "truth_frame",

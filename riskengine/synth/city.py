@@ -22,13 +22,13 @@ from typing import Any
 
 import polars as pl
 
-from riskengine.core.contract import TABLE_ORDER
 from riskengine.core.files import atomic_write
 from riskengine.core.progress import progress
 from riskengine.synth.dirty import inject_dirty
 from riskengine.synth.simulate import simulate_city
 from riskengine.synth.truth import _write_truth, truth_frame
 from riskengine.synth.world import (
+    CITY_TABLES,
     DEFAULT_END,
     DEFAULT_START,
     SyntheticCity,
@@ -70,7 +70,7 @@ def generate_city_frames(
 
 def _summary(n: int, seed: int, start: date, end: date, fmt: str, dirty: float,
              tables: dict[str, pl.DataFrame]) -> dict[str, Any]:
-    counts = {name: tables[name].height for name in TABLE_ORDER}
+    counts = {name: tables[name].height for name in CITY_TABLES}
     return {
         "enterprises": n, "seed": seed, "start": start.isoformat(), "end": end.isoformat(),
         "format": fmt, "dirty": dirty,
@@ -123,7 +123,7 @@ def generate_city(
         tables, summary["injected"] = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["rows"] = {name: frame.height for name, frame in tables.items()}
     with progress("writing tables", total=len(tables)) as advance:
-        for name in TABLE_ORDER:
+        for name in CITY_TABLES:
             _write_table(tables[name], out, name, fmt)
             advance(1)
     del tables

@@ -9,7 +9,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from riskengine.synth.assemble import _assemble
+from riskengine.synth.assemble import _assemble, _conform
+from riskengine.synth.credit import credit_tables
 from riskengine.synth.world import (
     _BASE_LOGIT,
     _COMPLAINT_CATEGORIES,
@@ -298,6 +299,8 @@ def simulate_city(
 
     tables = _assemble(w, rng, first_day, last_day, month0, n_months, insp, samp, pen, rec,
                        comp, lic, insp_ids, exit_month, exit_kind, lic_state, lic_changed)
+    credit = credit_tables(tables, w.ids, truth, start_d, end_d, seed)
+    tables.update({name: _conform(name, frame, first_day, last_day) for name, frame in credit.items()})
     inspectors = pl.DataFrame({"inspector_id": insp_ids.astype(str),
                                "district": insp_codes.astype(str), "strictness": strictness})
     return tables, w.ids, truth, inspectors

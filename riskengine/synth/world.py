@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.core.contract import EARLIEST_EVENT
+from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER
 from riskengine.core.errors import UsageError
 from riskengine.core.ids import make_usccs
 
@@ -22,6 +22,9 @@ DEFAULT_END = date(2025, 12, 31)
 
 
 FORMATS = ("csv", "parquet")
+# The tables a city writes: every source table except the voids and later list removals, which the
+# credit office's decided cases create (riskengine cases).
+CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t not in ("record_voids", "list_removals"))
 
 
 # Wuhan's 13 districts (GB/T 2260) and their rough share of registered market entities.

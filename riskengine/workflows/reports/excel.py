@@ -17,6 +17,7 @@ HEADERS_ZH = {
     "enterprise_id": "统一社会信用代码", "as_of": "评价基准日", "name": "企业名称", "district": "行政区划",
     "sector": "行业", "probability": "不良结果概率", "score": "风险分值", "grade": "信用风险等级",
     "model_grade": "模型等级", "rule": "适用规则", "reasons": "主要原因", "model_version": "模型版本",
+    "disputed": "异议中",
 }
 
 
@@ -29,6 +30,7 @@ EXCEL_COLUMNS: dict[str, tuple[str, int]] = {
     "sector": ("行业 Sector", 16),
     "grade": ("信用风险等级 Grade", 10),
     "score": ("风险分 Score", 10),
+    "disputed": ("异议中 Disputed", 10),
     "stratum": ("类别 Stratum", 14),
     "why": ("列入原因 Why", 48),
     "top_reasons": ("主要风险因素 Top reasons", 60),
@@ -137,6 +139,8 @@ def write_excel(result: PlanResult, path: Path) -> None:
                         continue
                     if column == "due_on":
                         ws.write_datetime(r, c, datetime_of(value), datefmt)
+                    elif column == "disputed":
+                        ws.write_string(r, c, "异议中 disputed" if value else "")
                     elif column == "stratum":
                         ws.write_string(r, c, STRATUM_LABELS.get(value, value))
                     elif column == "status":
