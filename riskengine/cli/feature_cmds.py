@@ -45,6 +45,7 @@ def features(
 ) -> None:
     """Write one row per enterprise and as_of date (every enterprise established before it)."""
     from features import compute_features
+    from riskengine.core import exports
     from riskengine.core.errors import UsageError
     from riskengine.core.files import atomic_write
     from riskengine.core.progress import progress
@@ -70,7 +71,8 @@ def features(
         advance(description="building features")
         frame = compute_features(tables, dates, half_life_days=half_life_days)
         advance(description=f"writing {out.name}")
-        atomic_write(out, frame.write_csv if out.suffix.lower() == ".csv" else frame.write_parquet)
+        atomic_write(out, (lambda tmp: exports.write_csv(frame, tmp, bom=False))
+                     if out.suffix.lower() == ".csv" else frame.write_parquet)
         advance()
     present = set(frame.get_column("as_of").unique().to_list()) if frame.height else set()
     n = len(set(dates))

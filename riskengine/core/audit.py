@@ -146,6 +146,7 @@ class AuditJournal:
         self._fd: int | None = None
         self._path: Path | None = None
         self._seq = 0
+        self._segment_entries = 0
         self._rotate_requested = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -166,6 +167,7 @@ class AuditJournal:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd, self._path = fd, path
+        self._segment_entries = 0
 
     def _seal(self) -> None:
         """Close the open segment under its sealed name (so it can be merged)."""
@@ -211,16 +213,19 @@ class AuditJournal:
                     os.write(self._fd, b"".join(line for line, _ in batch))
                     os.fdatasync(self._fd)  # one flush for every entry that arrived meanwhile
                     self.synced += len(batch)
+                    self._segment_entries += len(batch)
                 except OSError as exc:  # e.g. disk full: those requests must not be answered as done
                     log.error("audit: cannot write the journal: %s", exc)
                     error = exc
                 for _, done in batch:
                     if done is not None:
                         done(error)
-            if rotate or closing:
+            if closing:
                 self._seal()
-                if not closing:
-                    self._open_segment()
+            elif rotate and self._segment_entries:  # an empty segment stays open: nothing to merge
+                self._seal()
+                self._open_segment()
+            if rotate or closing:
                 with self._cond:
                     self._rotate_requested = False
                     self._cond.notify_all()
