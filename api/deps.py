@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import Problem
 from api.state import Service, Snapshot
-from riskengine.core.contract import uscc_problem
+from riskengine.core.ids import uscc_problem
 from riskengine.core.keys import RIGHTS, key_id_of, token_matches
 from riskengine.core.store import KeyRecord, utcnow
 
@@ -155,6 +155,8 @@ PlanReader = Annotated[AuthPrincipal, Depends(requires("plans"))]
 Overrider = Annotated[AuthPrincipal, Depends(requires("overrides"))]
 WhatIf = Annotated[AuthPrincipal, Depends(requires("whatif"))]
 Admin = Annotated[AuthPrincipal, Depends(requires("admin"))]
+CaseOfficer = Annotated[AuthPrincipal, Depends(requires("cases"))]
+CaseViewer = Annotated[AuthPrincipal, Depends(requires("case_existence"))]
 
 
 def check_enterprise_id(service: Service, enterprise_id: str) -> str | None:

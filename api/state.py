@@ -24,11 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from api.metrics import Metrics
 from api.throttle import FailedAuthThrottle
+from models.registry import load_model
 from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.core.store.cases import CaseStore
+from riskengine.supervision.policy import load_policy
+from riskengine.workflows.cases import overview
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -49,7 +54,6 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
         log.warning("no MLflow store at %s, so no champion model; POST /v1/score will answer 503",
                     local_store)
         return None
-    from models.registry import load_model
 
     try:
         return load_model("champion", settings=settings)
@@ -59,8 +63,6 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
 
 
 def load_default_policy(settings: Settings) -> Policy:
-    from riskengine.supervision.policy import load_policy
-
     return load_policy(settings.policy_path)
 
 
@@ -289,8 +291,6 @@ class Service:
         model_loader: ModelLoader = load_champion_or_none,
         policy_loader: PolicyLoader = load_default_policy,
     ) -> None:
-        from api.metrics import Metrics
-
         self.settings = settings
         self.store = store or Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
         self.model_loader = model_loader
@@ -307,6 +307,7 @@ class Service:
         self._last_refresh = time.monotonic()
         self._last_check = time.monotonic()
         self._store_version: tuple[Any, ...] = ()
+        self.disputed: frozenset[str] = frozenset()  # enterprises with an open objection (CONTRACT §5)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -352,8 +353,15 @@ class Service:
             snap = self.build_snapshot()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
             self._publish(snap)
             return snap
+
+    def refresh_cases(self) -> None:
+        """The enterprises with an open objection, and the case gauges, from the store."""
+        cases = CaseStore(self.store)
+        self.disputed = frozenset(cases.disputed())
+        self.metrics.set_cases(overview(cases.all(), utcnow().date()))
 
     def _tick(self) -> None:
         """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds, and
@@ -363,6 +371,7 @@ class Service:
             self._last_refresh = time.monotonic()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
         every = self.settings.service.reload_check_seconds
         if every and time.monotonic() - self._last_check >= every:
             self._last_check = time.monotonic()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from api.main import create_app
 from tests.api_helpers import WORLD, World, make_service, make_world
+from tests.case_helpers import build_lake
 
 EXAMPLES_PER_OPERATION = 20
 
@@ -34,9 +35,12 @@ REAL_IDS = [("enterprise_id", eid) for eid in WORLD] + [("sector", s) for s in (
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    # Checks send many bad keys on purpose; throttling them is tested on its own.
+    # Checks send many bad keys on purpose; throttling them is tested on its own. A small lake too,
+    # so that the case endpoints (which need one) run their code, not a 503.
+    lake = build_lake(tmp_path_factory.mktemp("schemathesis-lake"))
     return make_world(tmp_path_factory.mktemp("schemathesis"), audit_flush_seconds=0.5,
-                      failed_auth_per_address="100000/minute", failed_auth_per_key="100000/minute")
+                      failed_auth_per_address="100000/minute", failed_auth_per_key="100000/minute",
+                      lake_path=lake)
 
 
 @pytest.fixture(scope="module")

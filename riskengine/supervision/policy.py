@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, PILOT_SECTORS
 from riskengine.core.errors import ConfigError, UsageError
 
@@ -79,12 +80,29 @@ class _PartialGradeTable(BaseModel):
     D: _Frequency | None = None
 
 
+class CaseDeadlines(BaseModel):
+    """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
+    calendar, and the minimum listing period before a list entry may be repaired."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objection_accept_days: int = Field(default=2, ge=0, description="accept or refuse an objection")
+    objection_decide_days: int = Field(default=10, ge=0, description="decide, from acceptance")
+    repair_accept_days: int = Field(default=3, ge=0, description="accept or refuse a repair application")
+    repair_decide_days: int = Field(default=5, ge=0, description="decide, from a complete application")
+    # Months a list entry must have been listed before its repair (SAMR Order 44 art. 16: one year on
+    # the serious list; an abnormal-operation entry leaves as soon as it is rectified).
+    list_min_months: dict[str, int] = Field(
+        default_factory=lambda: {"abnormal_operation": 0, "serious_dishonest": 12})
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
+    cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -102,6 +120,7 @@ class Policy:
     digest: str
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+    cases: CaseDeadlines = field(default_factory=CaseDeadlines)
 
     @property
     def sectors(self) -> list[str]:
@@ -191,7 +210,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             e = getattr(entry, grade) or d
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates)
+    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
+                  cases=parsed.cases)
 
 
 def default_policy_text() -> str:
@@ -202,12 +222,10 @@ def default_policy_text() -> str:
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
     if path is None:
-        from riskengine.core.config import get_settings
-
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), "policy.toml (built-in)")
-        return Policy(policy.version, policy.digest, "built-in", policy.rates)
+        return replace(policy, source="built-in")
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -216,4 +234,4 @@ def load_policy(path: Path | None = None) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the policy file is not UTF-8 text") from None
     policy = parse_policy(text, path.name)
-    return Policy(policy.version, policy.digest, str(path), policy.rates)
+    return replace(policy, source=str(path))
