@@ -189,3 +189,16 @@ def _build(
     out = frame.select(pl.col(_ID).alias(KEY), AS_OF, *[_finish(s) for s in FEATURES.values()])
     n_enterprises = t["enterprises"].select(pl.len()).collect().item()
     return out, n_enterprises * len(dates_list)
+
+
+def severity_parts(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *, half_life_days: float = 180.0
+) -> pl.DataFrame:
+    """The severity index split by table per (enterprise_id, as_of) (``severity.components``): what
+    explanations use to word the index by the records behind it. Rows only where a record is visible."""
+    dates_list = sorted(set(as_of))
+    asof.as_of_frame(dates_list)  # validates
+    t = _conform(tables)
+    ent = t["enterprises"].select(KEY)
+    parts = severity.components(t, dates_list, half_life_days)
+    return parts.join(ent, on=KEY, how="semi").collect()

@@ -24,6 +24,10 @@ from riskengine.errors import UsageError
 
 _T = "_event_on"
 _W = "_weight"
+_TABLE = "_table"
+PART = "severity_part__"
+"""Prefix of the per-table parts of the index (``components``): ``severity_part__penalties`` etc."""
+TABLES = ("inspections", "sampling_tests", "penalties", "recalls", "complaints", "licenses")
 # 2 ** 1000 is still a finite float64; keep the exponent (span of as_of dates / half-life) below it.
 _MAX_EXPONENT = 900.0
 ADVERSE_365D = (
@@ -42,8 +46,8 @@ def _w(mapping: dict[str, float], column: str, default: float = 0.0) -> pl.Expr:
 
 
 def weighted_records(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """(enterprise_id, _event_on, recorded_on, _weight) for every weighted record of every table."""
-    cols = [KEY, _T, "recorded_on", _W]
+    """(enterprise_id, _event_on, recorded_on, _weight, _table) for every weighted record of every table."""
+    cols = [KEY, _T, "recorded_on", _W, _TABLE]
     insp = tables["inspections"].select(
         KEY,
         pl.col("inspected_on").alias(_T),
@@ -94,7 +98,8 @@ def weighted_records(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         )
     )
     parts = [
-        p.select(cols).with_columns(pl.col(_W).cast(pl.Float64)) for p in (insp, samp, pen, rec, comp, lic)
+        p.with_columns(pl.lit(t).alias(_TABLE)).select(cols).with_columns(pl.col(_W).cast(pl.Float64))
+        for t, p in zip(TABLES, (insp, samp, pen, rec, comp, lic), strict=True)
     ]
     return pl.concat(parts, how="vertical").filter(pl.col(_W) > 0)
 
@@ -121,3 +126,22 @@ def build(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_d
     acc = asof.running(weighted_records(tables), _T, as_of, KEY, sums={"_s": pl.col(_W) * growth})
     decay = pl.lit(2.0).pow(-(pl.col(AS_OF) - ref_lit).dt.total_days() / h)
     return acc.select(KEY, AS_OF, (pl.col("_s") * decay).alias("severity__index"))
+
+
+def components(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
+) -> pl.LazyFrame:
+    """The index split by table: ``severity_part__<table>`` per (enterprise_id, as_of), summing to it.
+
+    Explanations use it to attribute the index's contribution to the records behind it, so that an
+    officer never reads a bare index (issue 18).
+    """
+    check_half_life(half_life_days, as_of)
+    ref = min(as_of)
+    h = float(half_life_days)
+    ref_lit = pl.lit(ref, dtype=pl.Date)
+    growth = pl.lit(2.0).pow((pl.col(_T) - ref_lit).dt.total_days() / h)
+    sums = {f"_s_{t}": pl.when(pl.col(_TABLE) == t).then(pl.col(_W) * growth).otherwise(0.0) for t in TABLES}
+    acc = asof.running(weighted_records(tables), _T, as_of, KEY, sums=sums)
+    decay = pl.lit(2.0).pow(-(pl.col(AS_OF) - ref_lit).dt.total_days() / h)
+    return acc.select(KEY, AS_OF, *[(pl.col(f"_s_{t}") * decay).alias(f"{PART}{t}") for t in TABLES])

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
-from models.reasons import _spec_texts, build_reasons, check_contributions, format_fact
+from models.reasons import build_reasons, check_contributions, explain_groups
 from riskengine.contract import GRADES_SCHEMA
 from riskengine.errors import ModelError, NotFoundError, UsageError
 from riskengine.files import atomic_write
@@ -118,8 +118,25 @@ def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] 
         pl.min_horizontal(parts).fill_null(0).cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS))
 
 
+def severity_parts_for(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None
+                       ) -> pl.DataFrame | None:
+    """The severity index's parts by table on ``features``' rows (zeros where nothing is on record), for
+    explanations to word the index by its records; None without the event tables."""
+    if tables is None or features.height == 0:
+        return None
+    from features.build import severity_parts
+
+    parts = severity_parts(tables, features["as_of"].unique().to_list())
+    cols = [c for c in parts.columns if c not in ("enterprise_id", "as_of")]
+    return (features.select(pl.col("enterprise_id").cast(pl.String), pl.col("as_of").cast(pl.Date))
+            .join(parts.with_columns(pl.col("enterprise_id").cast(pl.String)), on=["enterprise_id", "as_of"],
+                  how="left", maintain_order="left")
+            .select([pl.col(c).fill_null(0.0) for c in cols]))
+
+
 def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | None,
-           settings: Settings, catalog: Mapping[str, Any] | None) -> pl.DataFrame:
+           settings: Settings, catalog: Mapping[str, Any] | None,
+           parts: pl.DataFrame | None = None) -> pl.DataFrame:
     raw = model.predict_raw(features)
     calibrator = getattr(model, "calibrator", None)
     prob = calibrator(raw) if callable(calibrator) else model.predict_proba(features)
@@ -130,7 +147,7 @@ def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | 
                            edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis)
     reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog,
                             nuisance=getattr(model, "nuisance", ()), fired=graded["fired"],
-                            rule_texts=_rule_texts())
+                            rule_texts=_rule_texts(), severity_parts=parts)
     return pl.DataFrame({
         "probability": pl.Series(prob, dtype=pl.Float64),
         "score": pl.Series(score, dtype=pl.Int64),
@@ -174,12 +191,14 @@ def score_features(
 
         catalog = _catalog()
     features = add_rule_columns(features, tables)
+    sev = severity_parts_for(features, tables)
     starts = range(0, features.height, chunk_rows)
     parts = []
     with progress("scoring and explaining", total=features.height) as advance:
         for start in starts:
             part = features.slice(start, chunk_rows)
-            parts.append(_chunk(model, part, previous, settings, catalog))
+            parts.append(_chunk(model, part, previous, settings, catalog,
+                                None if sev is None else sev.slice(start, chunk_rows)))
             advance(part.height)
     scored = pl.concat(parts) if parts else pl.DataFrame(schema={
         k: GRADES_SCHEMA[k] for k in ("probability", "score", "grade", "model_grade", "rule", "reasons")})
@@ -257,8 +276,10 @@ class Explanation:
     """One enterprise's grade and the full SHAP decomposition of its raw margin.
 
     ``row`` is its grades-frame row; ``contributions[i]`` belongs to ``feature_names[i]`` (whose
-    value is ``values[i]``, stated by ``texts_zh[i]``/``texts_en[i]``); ``base_value`` (the bias) plus
-    all contributions equals ``raw``.
+    value is ``values[i]``); ``base_value`` (the bias) plus all contributions equals ``raw``.
+    ``groups`` sums them into reasons (``models.reasons.explain_groups``: ``code``, ``kind``,
+    ``contribution``, ``text_zh``, ``text_en``), which with the bias add up to ``raw`` too;
+    ``baseline_driven`` says whether the baseline outweighs the own record.
     """
 
     row: dict[str, Any]
@@ -267,8 +288,8 @@ class Explanation:
     contributions: np.ndarray
     base_value: float
     raw: float
-    texts_zh: list[str]
-    texts_en: list[str]
+    groups: pl.DataFrame
+    baseline_driven: bool
 
 
 def explain_enterprise(
@@ -307,22 +328,18 @@ def explain_enterprise(
     if previous is None:
         previous = previous_from_store(settings, as_of)
     graded = score_features(model, features, previous, settings, enterprises=found, tables=tables)
-    contrib = model.contributions(features)[0]
+    contrib = model.contributions(features)
     raw = float(model.predict_raw(features)[0])
-    check_contributions(contrib[None, :], np.array([raw]))
-    from models.reasons import _catalog
-
-    catalog = _catalog()
+    check_contributions(contrib, np.array([raw]))
     names = list(model.feature_names)
+    features = add_rule_columns(features, tables)
+    groups, base, driven = explain_groups(features, names, contrib, nuisance=getattr(model, "nuisance", ()),
+                                          severity_parts=severity_parts_for(features, tables))
     values = [features[c][0] if c in features.columns else None for c in names]
-    texts_zh, texts_en = [], []
-    for code, value in zip(names, values, strict=True):
-        tzh, ten = _spec_texts(catalog, code)
-        texts_zh.append(format_fact(tzh, code, value, "zh"))
-        texts_en.append(format_fact(ten, code, value, "en"))
     return Explanation(row=graded.row(0, named=True), feature_names=names, values=values,
-                       contributions=np.asarray(contrib[:-1], dtype=np.float64),
-                       base_value=float(contrib[-1]), raw=raw, texts_zh=texts_zh, texts_en=texts_en)
+                       contributions=np.asarray(contrib[0, :-1], dtype=np.float64),
+                       base_value=float(base[0]), raw=raw, groups=groups.drop("_row"),
+                       baseline_driven=bool(driven[0]))
 
 
 # --- previous grades ------------------------------------------------------------------------------
