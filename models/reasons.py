@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from models.grading import BASELINE_CAP_RULE, HARD_RULES
 from riskengine.contract import REASONS_DTYPE, district_label, sector_label
 from riskengine.errors import ModelError
 
@@ -180,7 +181,6 @@ ADVERSE_RECORD = ("inspections__fail_1095d", "inspections__findings_critical_109
                   "penalties__moderate_active", "penalties__serious_active", "penalties__moderate_365d",
                   "penalties__serious_365d", "penalties__dishonest_active", "recalls__count_1095d",
                   "licenses__revoked")
-BASELINE_CAP_RULE = "BASELINE_CAP"
 
 
 def adverse_record(features: pl.DataFrame) -> np.ndarray:
@@ -191,13 +191,6 @@ def adverse_record(features: pl.DataFrame) -> np.ndarray:
         return np.ones(features.height, dtype=bool)
     return features.select(pl.any_horizontal([pl.col(c).cast(pl.Float64).fill_null(0) > 0 for c in cols])
                            ).to_series().fill_null(False).to_numpy()
-
-
-def baseline_cap_texts(cap: str) -> tuple[str, str]:
-    """The reason shown where the policy's baseline cap lowered the grade."""
-    return (f"无不良记录，仅凭同类企业基准风险不得评为高于{cap}级（政策上限）",
-            f"no adverse record: the baseline of similar enterprises alone cannot grade it above {cap} "
-            "(policy cap)")
 
 
 def _family(catalog: Mapping[str, Any] | None, code: str) -> str | None:
@@ -236,8 +229,6 @@ def reason_kind(code: str) -> str:
 
 
 def _rule_codes() -> set[str]:
-    from models.grading import HARD_RULES
-
     return {r.id for r in HARD_RULES}
 
 

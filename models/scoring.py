@@ -18,16 +18,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
 
-from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
-from models.reasons import build_reasons, check_contributions, explain_groups
+from models.grading import (
+    BASELINE_CAP_RULE,
+    F_ORDERED_HIGH_RECALLS,
+    HARD_RULES,
+    apply_grading,
+    baseline_cap_texts,
+    score_from_probability,
+)
+from models.reasons import adverse_record, build_reasons, check_contributions, explain_groups
 from riskengine.contract import GRADES_SCHEMA
 from riskengine.errors import ModelError, NotFoundError, UsageError
 from riskengine.files import atomic_write
+from riskengine.policy import load_policy
 from riskengine.progress import progress
 
 if TYPE_CHECKING:
@@ -54,8 +62,11 @@ def _settings(settings: Settings | None) -> Settings:
     return get_settings()
 
 
-def _rule_texts() -> dict[str, tuple[str, str]]:
-    return {r.id: (r.text_zh, r.text_en) for r in HARD_RULES}
+def _rule_texts(baseline_cap: str | None = None) -> dict[str, tuple[str, str]]:
+    texts = {r.id: (r.text_zh, r.text_en) for r in HARD_RULES}
+    if baseline_cap is not None:
+        texts[BASELINE_CAP_RULE] = baseline_cap_texts(baseline_cap)
+    return texts
 
 
 def _profile_columns(features: pl.DataFrame, enterprises: pl.DataFrame | None) -> pl.DataFrame:
@@ -136,7 +147,7 @@ def severity_parts_for(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame
 
 def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | None,
            settings: Settings, catalog: Mapping[str, Any] | None,
-           parts: pl.DataFrame | None = None) -> pl.DataFrame:
+           parts: pl.DataFrame | None = None, baseline_cap: str | None = None) -> pl.DataFrame:
     raw = model.predict_raw(features)
     calibrator = getattr(model, "calibrator", None)
     prob = calibrator(raw) if callable(calibrator) else model.predict_proba(features)
@@ -144,10 +155,12 @@ def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | 
     check_contributions(contrib, raw)
     score = score_from_probability(prob)
     graded = apply_grading(features["enterprise_id"], score, features, previous,
-                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis)
+                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis,
+                           baseline_cap=baseline_cap,
+                           adverse=adverse_record(features) if baseline_cap is not None else None)
     reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog,
                             nuisance=getattr(model, "nuisance", ()), fired=graded["fired"],
-                            rule_texts=_rule_texts(), severity_parts=parts)
+                            rule_texts=_rule_texts(baseline_cap), severity_parts=parts)
     return pl.DataFrame({
         "probability": pl.Series(prob, dtype=pl.Float64),
         "score": pl.Series(score, dtype=pl.Int64),
@@ -168,12 +181,15 @@ def score_features(
     tables: Mapping[str, pl.LazyFrame] | None = None,
     catalog: Mapping[str, Any] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    baseline_cap: str | None | Literal["policy"] = "policy",
 ) -> pl.DataFrame:
     """Grade every row of a feature frame (``enterprise_id``, ``as_of`` + feature columns).
 
     ``previous`` (an earlier grades frame) switches on stable regrading; ``enterprises`` supplies
     name/district/sector (else they come from the feature frame's profile columns, if any);
-    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``).
+    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``) and
+    split the severity index by table for the reasons. ``baseline_cap`` is the policy's cap on grades
+    the baseline alone sets (``"policy"``: from the policy file; None: no cap).
     """
     settings = _settings(settings)
     if isinstance(features, pl.LazyFrame):
@@ -191,6 +207,8 @@ def score_features(
 
         catalog = _catalog()
     features = add_rule_columns(features, tables)
+    if baseline_cap == "policy":
+        baseline_cap = load_policy(settings.policy_path).baseline_cap
     sev = severity_parts_for(features, tables)
     starts = range(0, features.height, chunk_rows)
     parts = []
@@ -198,7 +216,7 @@ def score_features(
         for start in starts:
             part = features.slice(start, chunk_rows)
             parts.append(_chunk(model, part, previous, settings, catalog,
-                                None if sev is None else sev.slice(start, chunk_rows)))
+                                None if sev is None else sev.slice(start, chunk_rows), baseline_cap))
             advance(part.height)
     scored = pl.concat(parts) if parts else pl.DataFrame(schema={
         k: GRADES_SCHEMA[k] for k in ("probability", "score", "grade", "model_grade", "rule", "reasons")})

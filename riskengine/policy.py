@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -79,12 +79,21 @@ class _PartialGradeTable(BaseModel):
     D: _Frequency | None = None
 
 
+class _BaselineCap(BaseModel):
+    """How far the baseline of similar enterprises alone may move a grade (issue 18)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_grade: Literal["A", "B", "C", "D"]
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
+    baseline_cap: _BaselineCap | None = None
 
     @field_validator("version", mode="before")
     @classmethod
@@ -102,6 +111,8 @@ class Policy:
     digest: str
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+    # The highest grade an enterprise without an adverse record or a hard rule may get (None: no cap).
+    baseline_cap: str | None = None
 
     @property
     def sectors(self) -> list[str]:
@@ -191,7 +202,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             e = getattr(entry, grade) or d
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates)
+    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
+                  baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None)
 
 
 def default_policy_text() -> str:
@@ -207,7 +219,7 @@ def load_policy(path: Path | None = None) -> Policy:
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), "policy.toml (built-in)")
-        return Policy(policy.version, policy.digest, "built-in", policy.rates)
+        return replace(policy, source="built-in")
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -216,4 +228,4 @@ def load_policy(path: Path | None = None) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the policy file is not UTF-8 text") from None
     policy = parse_policy(text, path.name)
-    return Policy(policy.version, policy.digest, str(path), policy.rates)
+    return replace(policy, source=str(path))
