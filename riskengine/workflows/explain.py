@@ -126,6 +126,11 @@ def evidence(tables: Mapping[str, pl.LazyFrame], as_of: date, ids: list[str] | N
     return out.sort(["enterprise_id", "reason", "date", "record_id"], descending=[False, False, True, False])
 
 
+def empty_evidence() -> pl.DataFrame:
+    """No records found (the service without a lake)."""
+    return pl.DataFrame(schema=EVIDENCE_SCHEMA)
+
+
 def _window(frame: pl.LazyFrame, date_col: str, as_of: date, days: int | None) -> list[dict[str, Any]]:
     return asof.window(frame, date_col, [as_of], days).collect().to_dicts()
 
