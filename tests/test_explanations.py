@@ -14,8 +14,8 @@ import pytest
 from features.asof import visible_from
 from models.reasons import RECORD_GROUPS, group_contributions
 from models.scoring import add_rule_columns, enterprise_features, score_features, severity_parts_for
-from riskengine.config import Settings
-from riskengine.lake import load_tables
+from riskengine.core.config import Settings
+from riskengine.lake.layout import load_tables
 from riskengine.workflows.explain import evidence
 
 AS_OF = date(2025, 7, 1)

@@ -23,8 +23,8 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Snapshot
-from riskengine.errors import NotFoundError
-from riskengine.store import Override
+from riskengine.core.errors import NotFoundError
+from riskengine.core.store import Override
 from riskengine.workflows.explain import assemble, empty_evidence, evidence
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
@@ -116,7 +116,7 @@ async def get_explanation(
 
 
 def _evidence(lake: Any, as_of: Any, enterprise_id: str) -> Any:
-    from riskengine.lake import load_tables
+    from riskengine.lake.layout import load_tables
 
     return evidence(load_tables(lake), as_of, [enterprise_id])
 

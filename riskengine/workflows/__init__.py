@@ -1,1 +1,1 @@
-"""Workflows: what the command line and the API both call (load from the lake and store, compute, save)."""
+"""Workflows: what both faces (CLI and API) call — load, compute, save."""

@@ -23,8 +23,9 @@ import polars as pl
 from features import asof
 from features.penalties import INFLUENCE
 from models.reasons import BASELINE, OTHER, reason_kind
-from models.scoring import Explanation, explain_enterprise
-from riskengine.config import Settings
+from riskengine.core.config import Settings
+from riskengine.lake.layout import load_tables
+from riskengine.workflows.scoring import Explanation, explain_enterprise
 
 WINDOW_DAYS = {
     "inspections": 1095,
@@ -418,7 +419,7 @@ def assemble(
     }
 
 
-def explanation(
+def explain_with_records(
     lake: Path,
     enterprise_id: str,
     as_of: date,
@@ -426,18 +427,16 @@ def explanation(
     model: Any = None,
     previous: pl.DataFrame | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Grade one enterprise as of D and explain it with its records (the ``explain --format json`` body).
+) -> tuple[dict[str, Any], Explanation]:
+    """Grade one enterprise as of D and explain it with its records: the ``explain --format json`` body
+    and the full decomposition behind it (for the waterfall plot).
 
-    Besides CONTRACT §3's fields, ``decomposition`` lists every reason group's contribution with the
-    model's base value and raw score: base value + the groups = raw score.
+    Besides CONTRACT §3's fields, the body's ``decomposition`` lists every reason group's contribution
+    with the model's base value and raw score: base value + the groups = raw score.
     """
-    from riskengine.lake import load_tables
-
     result = explain_enterprise(lake, enterprise_id, as_of, model=model, previous=previous, settings=settings)
-    tables = load_tables(Path(lake))
-    found = evidence(tables, as_of, [enterprise_id])
-    return explanation_from(result, found)
+    found = evidence(load_tables(Path(lake)), as_of, [enterprise_id])
+    return explanation_from(result, found), result
 
 
 def explanation_from(result: Explanation, found: pl.DataFrame) -> dict[str, Any]:
