@@ -174,8 +174,9 @@ HARD_RULES: tuple[HardRule, ...] = (
 
 
 # Issue 18: the policy may cap how far the baseline of similar enterprises alone moves a grade. An
-# enterprise with no adverse record on file (models.reasons.ADVERSE_RECORD) and no hard rule firing
-# gets at most the cap (e.g. never D for being young, small or in a risky sector).
+# enterprise whose grade rests mainly on the baseline (it outweighs every own-record reason), with no
+# adverse record on file (models.reasons.ADVERSE_RECORD) and no hard rule firing, gets at most the
+# cap (e.g. never D for being young, small or in a risky sector).
 BASELINE_CAP_RULE = "BASELINE_CAP"
 
 
@@ -233,7 +234,7 @@ def apply_grading(
     hysteresis: float | None = None,
     rules: Sequence[HardRule] = HARD_RULES,
     baseline_cap: str | None = None,
-    adverse: np.ndarray | None = None,
+    cap_eligible: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Grades for scored rows: ``model_grade`` (bands + hysteresis), ``grade`` (after hard rules), ``rule``.
 
@@ -243,8 +244,9 @@ def apply_grading(
     in ``rules`` order among those with the highest floor), null if the model grade stood. Also
     returns ``fired`` — the ids of every rule that fires, for the reasons.
 
-    ``baseline_cap`` (a grade) lowers to it the grade of rows where ``adverse`` is False (no adverse
-    record on file) and no hard rule fires; ``rule`` is then ``BASELINE_CAP`` (and it joins ``fired``).
+    ``baseline_cap`` (a grade) lowers to it the grade of rows where ``cap_eligible`` is True (the
+    baseline drives the grade and there is no adverse record on file) and no hard rule fires; ``rule``
+    is then ``BASELINE_CAP`` (and it joins ``fired``).
     """
     from riskengine.core.config import get_settings
 
@@ -288,8 +290,8 @@ def apply_grading(
         if baseline_cap not in _GRADE_RANK:
             raise UsageError(f"baseline_cap must be one of {', '.join(GRADES)}; got {baseline_cap!r}")
         any_rule = flags.to_numpy().any(axis=1) if rules else np.zeros(n, dtype=bool)
-        clean = ~np.asarray(adverse, dtype=bool) if adverse is not None else np.zeros(n, dtype=bool)
-        capped = clean & ~any_rule & (final_idx > _GRADE_RANK[baseline_cap])
+        eligible = np.asarray(cap_eligible, dtype=bool) if cap_eligible is not None else np.zeros(n, bool)
+        capped = eligible & ~any_rule & (final_idx > _GRADE_RANK[baseline_cap])
         final_idx = np.where(capped, _GRADE_RANK[baseline_cap], final_idx)
         rule_id = np.where(capped, BASELINE_CAP_RULE, rule_id)
     letters = np.asarray(GRADES, dtype=object)

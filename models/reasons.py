@@ -183,6 +183,12 @@ ADVERSE_RECORD = ("inspections__fail_1095d", "inspections__findings_critical_109
                   "licenses__revoked")
 
 
+def cap_eligible(features: pl.DataFrame, groups: Groups) -> np.ndarray:
+    """Rows the policy's baseline cap may lower: the baseline drives the grade and there is no adverse
+    record on file."""
+    return baseline_driven(groups) & ~adverse_record(features)
+
+
 def adverse_record(features: pl.DataFrame) -> np.ndarray:
     """True where the enterprise has an adverse record on file (``ADVERSE_RECORD``); all True when the
     frame has none of those columns (nothing to judge by: no cap)."""
@@ -564,6 +570,7 @@ def build_reasons(
     rule_texts: Mapping[str, tuple[str, str]] | None = None,
     k: int = TOP_K,
     severity_parts: pl.DataFrame | None = None,
+    groups: Groups | None = None,
 ) -> pl.Series:
     """The ``reasons`` column: own-record reasons that raised the risk (largest first, at most ``k``),
     then the rules that fired, then the associated and the baseline line where they raised it.
@@ -583,8 +590,9 @@ def build_reasons(
         raise ModelError(f"contributions have shape {contrib.shape}; expected ({n}, {len(names) + 1})")
     if catalog is None:
         catalog = _catalog()
-    groups = group_contributions(features, names, contrib, catalog=catalog, nuisance=nuisance,
-                                 severity_parts=severity_parts)
+    if groups is None:
+        groups = group_contributions(features, names, contrib, catalog=catalog, nuisance=nuisance,
+                                     severity_parts=severity_parts)
     kinds = groups.kinds()
     own = [i for i, kind in enumerate(kinds) if kind == OWN_RECORD]
     index, value, valid = top_positive(groups.values[:, own], k)

@@ -28,7 +28,7 @@ from models.grading import (
     baseline_cap_texts,
     score_from_probability,
 )
-from models.reasons import adverse_record, build_reasons, check_contributions
+from models.reasons import build_reasons, cap_eligible, check_contributions, group_contributions
 from riskengine.core.contract import GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.progress import progress
@@ -142,13 +142,15 @@ def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | 
     contrib = model.contributions(features)
     check_contributions(contrib, raw)
     score = score_from_probability(prob)
+    nuisance = getattr(model, "nuisance", ())
+    groups = group_contributions(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
+                                 severity_parts=parts)
     graded = apply_grading(features["enterprise_id"], score, features, previous,
                            edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis,
                            baseline_cap=baseline_cap,
-                           adverse=adverse_record(features) if baseline_cap is not None else None)
-    reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog,
-                            nuisance=getattr(model, "nuisance", ()), fired=graded["fired"],
-                            rule_texts=_rule_texts(baseline_cap), severity_parts=parts)
+                           cap_eligible=cap_eligible(features, groups) if baseline_cap is not None else None)
+    reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
+                            fired=graded["fired"], rule_texts=_rule_texts(baseline_cap), groups=groups)
     return pl.DataFrame({
         "probability": pl.Series(prob, dtype=pl.Float64),
         "score": pl.Series(score, dtype=pl.Int64),

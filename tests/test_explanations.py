@@ -157,3 +157,23 @@ def test_own_record_reasons_with_evidence_come_first_for_enterprises_with_an_adv
                         on=["enterprise_id", "reason"], how="semi")
     assert first.height >= 20
     assert backed.height / first.height >= 0.9
+
+
+def test_the_baseline_cap_lowers_only_grades_the_baseline_drives_without_an_adverse_record(city):
+    from models.reasons import adverse_record
+
+    grades, features = city["grades"], city["features"]
+    lowered = grades.with_row_index("row").filter(pl.col("rule") == "BASELINE_CAP")
+    for row in lowered.iter_rows(named=True):
+        assert (row["model_grade"], row["grade"]) == ("D", "C")
+        texts = [r["text_zh"] for r in row["reasons"] if r["code"] == "baseline"]
+        assert texts and "本等级主要由此决定" in texts[0]
+    assert not adverse_record(features)[lowered["row"].to_numpy()].any()
+    # and no D the baseline drives is left without an adverse record or a hard rule
+    driven = grades.with_row_index("row").filter(
+        (pl.col("grade") == "D") & (pl.col("model_grade") == "D")
+        & pl.col("reasons").list.eval(pl.element().struct.field("text_zh").str.contains("本等级主要由此决定")
+                                      ).list.any()
+        & ~pl.col("reasons").list.eval(pl.element().struct.field("contribution").is_null()).list.any())
+    assert adverse_record(features)[driven["row"].to_numpy()].all()
+    print(f"{lowered.height} lowered, {driven.height} baseline-driven D kept for an adverse record")

@@ -210,8 +210,9 @@ def test_previous_grade_outside_a_to_d_is_refused():
 
 
 def capped(score: int, adverse: bool, **features: float) -> dict:
+    """Grade a baseline-driven enterprise with or without an adverse record under a cap at C."""
     out = apply_grading(pl.Series(["E1"]), np.array([score]), clean_features(**features), None,
-                        edges=EDGES, hysteresis=0, baseline_cap="C", adverse=np.array([adverse]))
+                        edges=EDGES, hysteresis=0, baseline_cap="C", cap_eligible=np.array([not adverse]))
     return out.row(0, named=True)
 
 
@@ -239,5 +240,5 @@ def test_baseline_cap_never_raises_a_grade():
 def test_baseline_cap_must_be_a_grade():
     with pytest.raises(UsageError, match="baseline_cap must be one of"):
         capped_bad = apply_grading(pl.Series(["E1"]), np.array([900]), clean_features(), None, edges=EDGES,
-                                   baseline_cap="E", adverse=np.array([False]))
+                                   baseline_cap="E", cap_eligible=np.array([True]))
         del capped_bad
