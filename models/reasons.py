@@ -311,7 +311,8 @@ def group_contributions(
             continue
         spread = _split(col, weights)
         values[:, record_idx] += spread
-        values[:, at[CLEAN]] += col - spread.sum(axis=1)  # rows with nothing on record
+        nothing = ~(np.clip(np.nan_to_num(weights, nan=0.0), 0.0, None).sum(axis=1) > 0)
+        values[:, at[CLEAN]] += np.where(nothing, col, 0.0)  # rows with nothing on record
     return Groups(codes, values, np.asarray(contrib[:, -1], dtype=np.float64))
 
 
@@ -432,7 +433,7 @@ def _texts(frame: pl.DataFrame, code: str) -> tuple[pl.Expr, pl.Expr] | None:
             pl.format("近1年收到12315投诉举报{}件", count), _if(subst > 0, pl.format("（查实{}件）", subst))],
             ignore_nulls=True)).otherwise(pl.lit("近1年无投诉举报"))
         en = pl.when(count > 0).then(pl.concat_str([
-            pl.format("{} 12315 complaint(s) in the last year", count),
+            pl.format("{} complaint(s) to 12315 in the last year", count),
             _if(subst > 0, pl.format(" ({} substantiated)", subst))], ignore_nulls=True)).otherwise(
             pl.lit("no complaint in the last year"))
         return zh, en

@@ -86,7 +86,7 @@ _LICENSE_STATUS_ZH = {"revoked": "被吊销", "suspended": "被暂停", "expired
 
 
 def _money_zh(v: float) -> str:
-    return f"{v / 10_000:.2f}".rstrip("0").rstrip(".") + "万元" if v >= 10_000 else f"{v:,.0f}元"
+    return f"{v / 10_000:.2f}".rstrip("0").rstrip(".") + "万元" if v >= 10_000 else f"{v:.0f}元"
 
 
 def _paren(parts: list[str], lang: str) -> str:
