@@ -224,10 +224,11 @@ def group_of(code: str, catalog: Mapping[str, Any] | None, nuisance: Iterable[st
 
 
 def reason_kind(code: str) -> str:
-    """The kind of a reason by its code: baseline, associated, rule or own record."""
-    if code == BASELINE:
+    """The kind of a reason by its code: baseline, associated, rule or own record (grades stored
+    before reasons were grouped carry feature codes: ``profile__*`` is baseline there)."""
+    if code == BASELINE or code.split("__", 1)[0] in BASELINE_FAMILIES:
         return BASELINE_KIND
-    if code == ASSOCIATIONS:
+    if code == ASSOCIATIONS or code.startswith(f"{ASSOCIATIONS}__"):
         return ASSOCIATED
     if code in _rule_codes() or code == BASELINE_CAP_RULE:
         return RULE

@@ -149,3 +149,12 @@ def test_sector_and_district_reasons_name_them_in_the_reader_s_language() -> Non
     assert english == "district: Wuchang (420106)"
     # A key the engine does not know is shown as it is.
     assert format_fact("行业：{value}", "profile__sector", "shipbuilding", "zh") == "行业：shipbuilding"
+
+
+def test_reason_kinds_follow_the_code_also_for_grades_stored_feature_by_feature() -> None:
+    from models.reasons import reason_kind
+
+    assert [reason_kind(c) for c in ("sampling", "baseline", "associations", "R1_DISHONEST_LIST",
+                                     "BASELINE_CAP", "profile__sector", "associations__count",
+                                     "sampling__fail_365d")] == [
+        "own_record", "baseline", "associated", "rule", "rule", "baseline", "associated", "own_record"]
