@@ -177,3 +177,17 @@ def test_the_baseline_cap_lowers_only_grades_the_baseline_drives_without_an_adve
         & ~pl.col("reasons").list.eval(pl.element().struct.field("contribution").is_null()).list.any())
     assert adverse_record(features)[driven["row"].to_numpy()].all()
     print(f"{lowered.height} lowered, {driven.height} baseline-driven D kept for an adverse record")
+
+
+def test_severity_parts_add_up_to_the_index_and_do_not_depend_on_row_order(city):
+    from features.build import severity_parts
+
+    tables = city["tables"]
+    parts = severity_parts(tables, [AS_OF])
+    shuffled = {name: frame.collect().sample(fraction=1.0, shuffle=True, seed=5).lazy()
+                for name, frame in tables.items()}
+    assert severity_parts(shuffled, [AS_OF]).sort("enterprise_id").equals(parts.sort("enterprise_id"))
+    index = city["features"].select("enterprise_id", "severity__index").join(parts, on="enterprise_id")
+    total = index.select(pl.sum_horizontal(pl.col("^severity_part__.*$"))).to_series()
+    assert index.height > 0
+    assert np.allclose(total.to_numpy(), index["severity__index"].to_numpy(), rtol=1e-12, atol=1e-12)
