@@ -191,3 +191,14 @@ def test_severity_parts_add_up_to_the_index_and_do_not_depend_on_row_order(city)
     total = index.select(pl.sum_horizontal(pl.col("^severity_part__.*$"))).to_series()
     assert index.height > 0
     assert np.allclose(total.to_numpy(), index["severity__index"].to_numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_every_enterprise_lists_its_own_record_first_then_rules_then_associated_then_baseline(city):
+    from models.reasons import reason_kind
+
+    order = ["own_record", "rule", "associated", "baseline"]
+    for reasons in city["grades"]["reasons"].to_list():
+        kinds = [reason_kind(r["code"]) for r in reasons]
+        assert kinds == sorted(kinds, key=order.index)
+        own = [r["contribution"] for r in reasons if reason_kind(r["code"]) == "own_record"]
+        assert own == sorted(own, reverse=True) and len(own) <= 3
