@@ -37,7 +37,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from features import FEATURES
 from models.grading import BASELINE_CAP_RULE, HARD_RULES
 from riskengine.core.contract import REASONS_DTYPE, district_label, sector_label
 from riskengine.core.errors import ModelError
@@ -145,7 +147,8 @@ def _texts_for(values: pl.Series, template_zh: str | None, template_en: str | No
 
 OWN_RECORD, BASELINE_KIND, ASSOCIATED, RULE = "own_record", "baseline", "associated", "rule"
 KINDS = (OWN_RECORD, BASELINE_KIND, ASSOCIATED, RULE)
-RECORD_GROUPS = ("inspections", "sampling", "penalties", "recalls", "complaints", "licenses")
+RECORD_GROUPS = ("inspections", "sampling", "penalties", "recalls", "complaints", "licenses", "lists",
+                 "commitments")
 """Own-record reasons by record family (the feature family of the same name)."""
 CLEAN = "clean_record"
 BASELINE = "baseline"
@@ -180,7 +183,7 @@ SEVERITY_PROXY: dict[str, tuple[tuple[str, float], ...]] = {
 ADVERSE_RECORD = ("inspections__fail_1095d", "inspections__findings_critical_1095d", "sampling__fail_1095d",
                   "penalties__moderate_active", "penalties__serious_active", "penalties__moderate_365d",
                   "penalties__serious_365d", "penalties__dishonest_active", "recalls__count_1095d",
-                  "licenses__revoked")
+                  "licenses__revoked", "lists__serious_now", "commitments__breached_365d")
 
 
 def cap_eligible(features: pl.DataFrame, groups: Groups) -> np.ndarray:
@@ -325,10 +328,12 @@ def _severity_weights(features: pl.DataFrame, parts: pl.DataFrame | None) -> np.
         cols = []
         for g in RECORD_GROUPS:
             tables = [t for t, gg in TABLE_GROUP.items() if gg == g]
-            cols.append(pl.sum_horizontal([_num(parts, f"{SEVERITY_PART}{t}") for t in tables]).alias(g))
+            terms = [_num(parts, f"{SEVERITY_PART}{t}") for t in tables] or [pl.lit(0.0)]
+            cols.append(pl.sum_horizontal(terms).alias(g))
         return parts.select(cols).to_numpy().astype(np.float64)
     return features.select([
-        pl.sum_horizontal([_num(features, c) * w for c, w in SEVERITY_PROXY[g]]).alias(g)
+        pl.sum_horizontal([_num(features, c) * w for c, w in SEVERITY_PROXY.get(g, ())] or [pl.lit(0.0)])
+        .alias(g)
         for g in RECORD_GROUPS]).to_numpy().astype(np.float64)
 
 
@@ -453,6 +458,43 @@ def _texts(frame: pl.DataFrame, code: str) -> tuple[pl.Expr, pl.Expr] | None:
             _if(miss > 0, pl.format("lacks {} licence kind(s) its sector requires", miss)),
             _if(exp > 0, pl.format("{} licence(s) expired", exp))], "; ").replace("", None),
             pl.lit("licences in order"))
+        return zh, en
+    if code == "lists":
+        serious, abnormal = i("lists__serious_now") > 0, i("lists__abnormal_now") > 0
+        listings = i("lists__listings_1095d")
+        zh = (pl.when(serious | abnormal).then(pl.concat_str([
+            _join([_if(serious, "列入严重违法失信名单"), _if(abnormal, "列入经营异常名录")], "、"),
+            _if(listings > 0, pl.format("（近3年被列入名录{}次）", listings))], ignore_nulls=True))
+            .when(listings > 0).then(pl.format("近3年曾被列入名录{}次，现已移出", listings))
+            .otherwise(pl.lit("未列入经营异常名录或严重违法失信名单")))
+        en = (pl.when(serious | abnormal).then(pl.concat_str([
+            _join([_if(serious, "on the serious-dishonesty list"),
+                   _if(abnormal, "on the abnormal-operation list")], " and "),
+            _if(listings > 0, pl.format(" (listed {} time(s) in the last 3 years)", listings))],
+            ignore_nulls=True))
+            .when(listings > 0)
+            .then(pl.format("listed {} time(s) in the last 3 years, since removed", listings))
+            .otherwise(pl.lit("on no credit list")))
+        return zh, en
+    if code == "commitments":
+        breached, recent = i("commitments__breached"), i("commitments__breached_365d")
+        overdue, still = i("commitments__open_overdue"), i("commitments__open")
+        zh = pl.coalesce(_join([
+            _if(breached > 0, pl.concat_str([pl.format("违背信用承诺{}项", breached),
+                                             _if(recent > 0, pl.format("（近1年{}项）", recent))],
+                                            ignore_nulls=True)),
+            _if(overdue > 0, pl.format("已过履约期限仍未确认履约的承诺{}项", overdue))], "、")
+            .replace("", None),
+            pl.when(still > 0).then(pl.format("未到期的信用承诺{}项", still))
+            .otherwise(pl.lit("无信用承诺记录")))
+        en = pl.coalesce(_join([
+            _if(breached > 0, pl.concat_str([pl.format("{} credit commitment(s) breached", breached),
+                                             _if(recent > 0, pl.format(" ({} in the last year)", recent))],
+                                            ignore_nulls=True)),
+            _if(overdue > 0, pl.format("{} commitment(s) past their due day, not confirmed kept", overdue))],
+            "; ").replace("", None),
+            pl.when(still > 0).then(pl.format("{} open credit commitment(s)", still))
+            .otherwise(pl.lit("no credit commitment on file")))
         return zh, en
     if code == CLEAN:
         return pl.lit("无违法违规记录"), pl.lit("no adverse record on file")
@@ -584,7 +626,6 @@ def build_reasons(
     Built in long form (one row per reason), sorted by enterprise and position, then cut into
     per-enterprise lists by offsets — no per-row Python work; sentences are Polars expressions.
     """
-    import pyarrow as pa
 
     names = list(feature_names)
     n = features.height
@@ -681,9 +722,5 @@ def _is_nuisance(catalog: Mapping[str, Any] | None, code: str) -> bool:
 
 
 def _catalog() -> Mapping[str, Any]:
-    """``features.FEATURES`` when the feature package provides it, else an empty catalog."""
-    try:
-        from features import FEATURES
-    except ImportError:
-        return {}
+    """The feature catalog (``features.FEATURES``)."""
     return FEATURES

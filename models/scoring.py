@@ -4,7 +4,6 @@
 whole path for a lake at one as_of (every active enterprise, the champion model by default, the
 previous grades from the serving store when there are any). Both return the *grades frame* of
 CONTRACT section 3:
-
     enterprise_id, as_of, name, district, sector, probability, score, grade, model_grade, rule,
     reasons, model_version
 
@@ -20,16 +19,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
+from features import asof, compute_features
+from features.build import severity_parts
 from models.grading import (
     BASELINE_CAP_RULE,
+    F_ABNORMAL_LISTED,
+    F_NOTIFICATION_BREACHED,
     F_ORDERED_HIGH_RECALLS,
+    F_SERIOUS_LISTED,
     HARD_RULES,
     apply_grading,
     baseline_cap_texts,
     score_from_probability,
 )
-from models.reasons import build_reasons, cap_eligible, check_contributions, group_contributions
-from riskengine.core.contract import GRADES_SCHEMA
+from models.reasons import _catalog, build_reasons, cap_eligible, check_contributions, group_contributions
+from riskengine.core.config import get_settings
+from riskengine.core.contract import GRADES, GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.progress import progress
 from riskengine.supervision.policy import load_policy
@@ -45,7 +50,6 @@ NO_CHAMPION = "no champion model: run `riskengine train` then `riskengine promot
 def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
-    from riskengine.core.config import get_settings
 
     return get_settings()
 
@@ -86,11 +90,13 @@ def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[
     this computes it for feature frames made without it. The time rule comes from
     ``features.asof`` like every feature.
     """
-    from features import asof
 
     pairs = asof.window(tables["recalls"], "announced_on", as_of, 365)
     return (pairs.filter((pl.col("mode") == "ordered") & (pl.col("hazard") == "high"))
             .group_by(asof.KEY, asof.AS_OF).agg(pl.len().cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS)))
+
+
+CREDIT_RULE_COLUMNS = (F_SERIOUS_LISTED, F_ABNORMAL_LISTED, F_NOTIFICATION_BREACHED)
 
 
 def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None = None
@@ -101,6 +107,11 @@ def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] 
     bare feature frame) it is ``min(ordered recalls, high-hazard recalls)`` over 365 days, which can
     only err towards applying R4 (an ordered low-hazard and a voluntary high-hazard recall).
     """
+    # A feature frame built before the credit lists existed has no list or commitment columns: its
+    # source had none, so none is in force.
+    missing = [c for c in CREDIT_RULE_COLUMNS if c not in features.columns]
+    if missing:
+        features = features.with_columns(pl.lit(0, dtype=pl.Int64).alias(c) for c in missing)
     if F_ORDERED_HIGH_RECALLS in features.columns:
         return features
     if tables is not None:
@@ -123,8 +134,6 @@ def severity_parts_for(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame
     explanations to word the index by its records; None without the event tables."""
     if tables is None or features.height == 0:
         return None
-    from features.build import severity_parts
-
     parts = severity_parts(tables, features["as_of"].unique().to_list())
     cols = [c for c in parts.columns if c not in ("enterprise_id", "as_of")]
     return (features.select(pl.col("enterprise_id").cast(pl.String), pl.col("as_of").cast(pl.Date))
@@ -193,8 +202,6 @@ def score_features(
     if chunk_rows <= 0:
         raise UsageError(f"chunk_rows must be a positive integer; got {chunk_rows}")
     if catalog is None:
-        from models.reasons import _catalog
-
         catalog = _catalog()
     features = add_rule_columns(features, tables)
     if baseline_cap == "policy":
@@ -233,7 +240,6 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
                         ids: pl.Series | None = None) -> pl.DataFrame:
     """The feature rows at as_of, for ``ids`` only when given (all other enterprises still feed the
     features that look across enterprises, e.g. associations and inspector strictness)."""
-    from features import compute_features
 
     frame = compute_features(tables, [as_of])
     if ids is not None:
@@ -243,7 +249,6 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
 
 def grade_distribution(grades: pl.DataFrame) -> pl.DataFrame:
     """Count and share of enterprises per grade (all four grades, zeros included)."""
-    from riskengine.core.contract import GRADES
 
     counts = grades.group_by("grade").len()
     total = max(grades.height, 1)

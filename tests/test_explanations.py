@@ -20,9 +20,11 @@ from riskengine.workflows.explain import evidence
 
 AS_OF = date(2025, 7, 1)
 EVENT_DATE = {"inspections": "inspected_on", "sampling_tests": "sampled_on", "penalties": "decided_on",
-              "recalls": "announced_on", "complaints": "received_on", "licenses": "issued_on"}
+              "recalls": "announced_on", "complaints": "received_on", "licenses": "issued_on",
+              "list_entries": "listed_on", "commitments": "made_on"}
 RECORD_ID = {"inspections": "inspection_id", "sampling_tests": "test_id", "penalties": "case_id",
-             "recalls": "recall_id", "complaints": "complaint_id", "licenses": "license_id"}
+             "recalls": "recall_id", "complaints": "complaint_id", "licenses": "license_id",
+             "list_entries": "entry_id", "commitments": "commitment_id"}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,7 @@ def test_the_severity_index_is_spread_over_the_records_never_shown_as_a_number(c
 def test_every_evidence_record_is_visible_as_of_d_and_belongs_to_its_enterprise(city, small_lake):
     found = city["evidence"]
     assert found.height > 0
+    assert {"inspections", "penalties", "complaints"} <= set(found["table"])
     for table, rows in found.partition_by("table", as_dict=True).items():
         name = table[0]
         lake = pl.read_parquet(small_lake / name)

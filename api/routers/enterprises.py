@@ -23,17 +23,20 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Snapshot
+from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
-from riskengine.workflows.explain import assemble, empty_evidence, evidence
+from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
 LANGUAGES = ("zh", "en")
 
 
-def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot) -> EnterpriseGrade:
-    """The served grade: the override's grade while one is in force, the engine's grades beside it."""
+def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot,
+               disputed: bool = False) -> EnterpriseGrade:
+    """The served grade: the override's grade while one is in force, the engine's grades beside it;
+    ``disputed`` while an objection against the enterprise is open."""
     grade: Any = override.grade if override else row["grade"]
     ratio, minimum = snapshot.frequency(row["sector"], grade)
     return EnterpriseGrade(
@@ -43,6 +46,7 @@ def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapsho
         frequency=Frequency(ratio=ratio, min_per_year=minimum), model_version=row["model_version"],
         override=(OverrideOut(**{k: getattr(override, k) for k in OverrideOut.model_fields})
                   if override else None),
+        disputed=disputed,
     )
 
 
@@ -81,7 +85,8 @@ async def get_enterprise(
 ) -> EnterpriseGrade:
     """Grade, score, probability, supervision frequency, as_of, model version and any override in force."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     service.metrics.grades_served.labels("enterprise").inc()
     request.state.audit_detail = f"grade={view.grade}"
     return view
@@ -102,7 +107,7 @@ async def get_explanation(
     lang = pick_language(accept_language)
     lake = service.settings.service.lake_path
     reasons = list(row["reasons"] or [])
-    found = await run_in_threadpool(_evidence, lake, row["as_of"], enterprise_id) if lake else None
+    found = await run_in_threadpool(lake_evidence, lake, row["as_of"], [enterprise_id]) if lake else None
     body = assemble(row, reasons, found if found is not None else empty_evidence())
     for reason in body["reasons"]:
         reason["text"] = reason[f"text_{lang}"] or reason["text_zh"] or ""
@@ -115,17 +120,7 @@ async def get_explanation(
     return Explanation.model_validate({**body, "language": lang, "rule_text": rule_text})
 
 
-def _evidence(lake: Any, as_of: Any, enterprise_id: str) -> Any:
-    from riskengine.lake.layout import load_tables
-
-    return evidence(load_tables(lake), as_of, [enterprise_id])
-
-
 def _rule_text(rule: str, lang: str) -> str | None:
-    try:
-        from models.grading import HARD_RULES
-    except ImportError:
-        return None
     for r in HARD_RULES:
         if r.id == rule:
             return r.text_zh if lang == "zh" else r.text_en
@@ -141,10 +136,10 @@ async def get_history(
 ) -> History:
     """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
     credit-office override with its withdrawal, if any."""
-    history = await run_in_threadpool(service.store.grade_history, enterprise_id)
-    latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
-    if latest is None or not principal.sees(latest["district"], latest["sector"]):
+    scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
+    if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
+    history = await run_in_threadpool(snapshot.history, service.store, enterprise_id)
     service.metrics.grades_served.labels("history").inc(history.height)
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
@@ -156,7 +151,7 @@ async def get_history(
 @router.post("/{enterprise_id}/override", name="override_grade",
              response_model=EnterpriseGrade, status_code=201,
              summary="Override an enterprise's grade (credit office)",
-             responses=problem_docs(401, 403, 404, 422, 503))
+             responses=problem_docs(401, 403, 404, 413, 422, 503))
 def post_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId, body: OverrideIn,
     snapshot: SnapshotDep, service: ServiceDep, now: Now,
@@ -174,13 +169,13 @@ def post_override(
     override = service.overrides.add(enterprise_id, body.grade, reason, body.expires_on, principal.actor, now)
     request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
                                   f"{reason}")
-    return grade_view(row, override, snapshot)
+    return grade_view(row, override, snapshot, enterprise_id in service.disputed)
 
 
 @router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
              response_model=EnterpriseGrade,
              summary="Withdraw a grade override before it expires (credit office)",
-             responses=problem_docs(401, 403, 404, 409, 422, 503))
+             responses=problem_docs(401, 403, 404, 409, 413, 422, 503))
 def withdraw_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId,
     override_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the override's id, as returned "
@@ -205,7 +200,8 @@ def withdraw_override(
         withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
     except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
         raise not_found("override") from None
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
                                   f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
     return view

@@ -23,11 +23,13 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    "inspector": frozenset({"grades", "explanations", "plans"}),
-    # everything, plus overrides and what-if scoring
-    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif"}),
+    # (and that a case exists on one of them, never its documents)
+    "inspector": frozenset({"grades", "explanations", "plans", "case_existence"}),
+    # everything, plus overrides, what-if scoring and the case work (objections, credit repairs)
+    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
+                                "case_existence"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
-    "sector": frozenset({"grades"}),
+    "sector": frozenset({"grades", "case_existence"}),
     # keys and reload; no enterprise data
     "admin": frozenset({"admin"}),
 }

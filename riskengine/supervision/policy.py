@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, PILOT_SECTORS
 from riskengine.core.errors import ConfigError, UsageError
 
@@ -87,6 +88,22 @@ class _BaselineCap(BaseModel):
     max_grade: Literal["A", "B", "C", "D"]
 
 
+class CaseDeadlines(BaseModel):
+    """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
+    calendar, and the minimum listing period before a list entry may be repaired."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objection_accept_days: int = Field(default=2, ge=0, description="accept or refuse an objection")
+    objection_decide_days: int = Field(default=10, ge=0, description="decide, from acceptance")
+    repair_accept_days: int = Field(default=3, ge=0, description="accept or refuse a repair application")
+    repair_decide_days: int = Field(default=5, ge=0, description="decide, from a complete application")
+    # Months a list entry must have been listed before its repair (SAMR Order 44 art. 16: one year on
+    # the serious list; an abnormal-operation entry leaves as soon as it is rectified).
+    list_min_months: dict[str, int] = Field(
+        default_factory=lambda: {"abnormal_operation": 0, "serious_dishonest": 12})
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +111,7 @@ class _PolicyFile(BaseModel):
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
     baseline_cap: _BaselineCap | None = None
+    cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -111,6 +129,7 @@ class Policy:
     digest: str
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+    cases: CaseDeadlines = field(default_factory=CaseDeadlines)
     # The highest grade an enterprise without an adverse record or a hard rule may get (None: no cap).
     baseline_cap: str | None = None
 
@@ -203,6 +222,7 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
+                  cases=parsed.cases,
                   baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None)
 
 
@@ -214,8 +234,6 @@ def default_policy_text() -> str:
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
     if path is None:
-        from riskengine.core.config import get_settings
-
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), "policy.toml (built-in)")

@@ -3,7 +3,9 @@
 It uses only the core (``riskengine.core``); workflows, the CLI and tests use it.
 """
 
+from riskengine.core.ids import make_usccs
 from riskengine.synth.city import (
+    CITY_TABLES,
     DEFAULT_END,
     DEFAULT_START,
     DISTRICTS,
@@ -15,12 +17,12 @@ from riskengine.synth.city import (
     generate_city,
     generate_city_frames,
     generate_tables,
-    make_usccs,
     simulate_city,
     truth_frame,
 )
 
 __all__ = [
+    "CITY_TABLES",
     "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "FORMATS", "SECTORS", "SECTOR_KEYS", "SyntheticCity",
     "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "make_usccs",
     "simulate_city", "truth_frame",

@@ -127,6 +127,11 @@ def evidence(tables: Mapping[str, pl.LazyFrame], as_of: date, ids: list[str] | N
     return out.sort(["enterprise_id", "reason", "date", "record_id"], descending=[False, False, True, False])
 
 
+def lake_evidence(lake: Path, as_of: date, ids: list[str]) -> pl.DataFrame:
+    """``evidence`` read from the lake folder ``lake`` (what the API serves beside stored grades)."""
+    return evidence(load_tables(Path(lake)), as_of, ids)
+
+
 def empty_evidence() -> pl.DataFrame:
     """No records found (the service without a lake)."""
     return pl.DataFrame(schema=EVIDENCE_SCHEMA)
@@ -342,6 +347,93 @@ def _licenses(
     return out
 
 
+_LIST_ZH = {"abnormal_operation": "列入经营异常名录", "serious_dishonest": "列入严重违法失信名单"}
+_LIST_EN = {
+    "abnormal_operation": "placed on the abnormal-operation list",
+    "serious_dishonest": "placed on the serious-dishonesty list",
+}
+_GROUND_ZH = {
+    "unreachable_address": "通过登记的住所或者经营场所无法联系",
+    "annual_report_missing": "未按规定公示年度报告",
+    "serious_violation": "严重违法失信",
+}
+_GROUND_EN = {
+    "unreachable_address": "unreachable at its registered address",
+    "annual_report_missing": "annual report not filed",
+    "serious_violation": "serious violation",
+}
+_COMMITMENT_ZH = {"notification": "告知承诺", "repair": "信用修复承诺", "sector": "行业自律承诺"}
+_COMMITMENT_EN = {
+    "notification": "notification commitment",
+    "repair": "credit-repair commitment",
+    "sector": "sector pledge",
+}
+
+
+def _lists(
+    frame: pl.LazyFrame, tables: Mapping[str, pl.LazyFrame], as_of: date, ids: list[str] | None
+) -> list[dict[str, Any]]:
+    """List entries in force as of D or made in the last 3 years (features.lists' reading)."""
+    removals = tables.get("list_removals")
+    if removals is not None:
+        if "recorded_on" not in removals.collect_schema().names():
+            removals = removals.with_columns(pl.lit(None, dtype=pl.Date).alias("recorded_on"))
+        seen = removals.group_by("entry_id").agg(asof.visible_from("removed_on").min().alias("_removal_seen"))
+        frame = frame.join(seen, on="entry_id", how="left")
+    else:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Date).alias("_removal_seen"))
+    out = []
+    for r in _window(frame, "listed_on", as_of, None):
+        removed = r.get("removed_on")
+        if removed is not None and removed >= as_of:
+            removed = None  # not yet removed as of D
+        seen = r.get("_removal_seen")
+        if removed is None and seen is not None and seen < as_of:
+            removed = seen
+        if removed is not None and r[asof.AGE] > 1095:
+            continue
+        day = r["listed_on"].isoformat()
+        ground = r.get("reason") or ""
+        zh = [f"事由：{_GROUND_ZH[ground]}" if ground in _GROUND_ZH else ""]
+        en = [f"ground: {_GROUND_EN[ground]}" if ground in _GROUND_EN else ""]
+        text_zh = f"{day} {_LIST_ZH.get(r['list'], '列入名录')}{_paren(zh, 'zh')}"
+        text_en = f"{day} {_LIST_EN.get(r['list'], 'placed on a credit list')}{_paren(en, 'en')}"
+        if removed is not None:
+            text_zh += f"，{removed.isoformat()}移出"
+            text_en += f", removed {removed.isoformat()}"
+        out.append({"enterprise_id": r["enterprise_id"], "reason": "lists", "table": "list_entries",
+                    "record_id": str(r["entry_id"]), "date": r["listed_on"], "text_zh": text_zh,
+                    "text_en": text_en})
+    return out
+
+
+def _commitments(
+    frame: pl.LazyFrame, tables: Mapping[str, pl.LazyFrame], as_of: date, ids: list[str] | None
+) -> list[dict[str, Any]]:
+    """Commitments breached, or past their due day without being confirmed kept, as of D."""
+    out = []
+    for r in _window(frame, "made_on", as_of, None):
+        changed, due = r.get("status_changed_on"), r.get("due_on")
+        status = r["status"] if changed is not None and changed < as_of else "open"
+        kind = r.get("kind") or ""
+        name_zh, name_en = _COMMITMENT_ZH.get(kind, "信用承诺"), _COMMITMENT_EN.get(kind, "credit commitment")
+        made = r["made_on"].isoformat()
+        if status == "breached":
+            when = changed
+            text_zh = f"{when.isoformat()} 违背{name_zh}（{made}作出）"
+            text_en = f"{when.isoformat()} {name_en} breached (made {made})"
+        elif status == "open" and due is not None and due < as_of:
+            when = due
+            text_zh = f"{due.isoformat()} {name_zh}已过履约期限，仍未确认履约（{made}作出）"
+            text_en = f"{due.isoformat()} {name_en} past its due day, not confirmed kept (made {made})"
+        else:
+            continue
+        out.append({"enterprise_id": r["enterprise_id"], "reason": "commitments", "table": "commitments",
+                    "record_id": str(r["commitment_id"]), "date": when, "text_zh": text_zh,
+                    "text_en": text_en})
+    return out
+
+
 _BUILDERS = {
     "inspections": _inspections,
     "sampling_tests": _sampling,
@@ -349,6 +441,8 @@ _BUILDERS = {
     "recalls": _recalls,
     "complaints": _complaints,
     "licenses": _licenses,
+    "list_entries": _lists,
+    "commitments": _commitments,
 }
 
 
