@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -80,6 +80,14 @@ class _PartialGradeTable(BaseModel):
     D: _Frequency | None = None
 
 
+class _BaselineCap(BaseModel):
+    """How far the baseline of similar enterprises alone may move a grade (issue 18)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_grade: Literal["A", "B", "C", "D"]
+
+
 class CaseDeadlines(BaseModel):
     """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
     calendar, and the minimum listing period before a list entry may be repaired."""
@@ -102,6 +110,7 @@ class _PolicyFile(BaseModel):
     version: str | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
+    baseline_cap: _BaselineCap | None = None
     cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
@@ -121,6 +130,8 @@ class Policy:
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
     cases: CaseDeadlines = field(default_factory=CaseDeadlines)
+    # The highest grade an enterprise without an adverse record or a hard rule may get (None: no cap).
+    baseline_cap: str | None = None
 
     @property
     def sectors(self) -> list[str]:
@@ -211,7 +222,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
-                  cases=parsed.cases)
+                  cases=parsed.cases,
+                  baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None)
 
 
 def default_policy_text() -> str:
