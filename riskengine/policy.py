@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from riskengine.contract import GRADES, PILOT_SECTORS
 from riskengine.errors import ConfigError, UsageError
@@ -79,12 +79,42 @@ class _PartialGradeTable(BaseModel):
     D: _Frequency | None = None
 
 
+class SharingRules(BaseModel):
+    """What leaves the engine (issue 17, CONTRACT §9): risk grades are internal unless enabled here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Some provinces push risk classes to their provincial credit platform; the default keeps them in.
+    grades_to_platform: bool = False
+    # Whether a finance partner's credit record (质量信用金融+) carries the served grade.
+    grade_to_finance: bool = False
+
+
+class PublicationRules(BaseModel):
+    """How long a record stays published on the bureau's website (事后: 违法行为记录及发布)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Months a penalty stays published from its decision, by severity.
+    minor_months: int = Field(default=3, ge=0, le=120)
+    moderate_months: int = Field(default=12, ge=0, le=120)
+    serious_months: int = Field(default=36, ge=0, le=120)
+    # A minor penalty with no fine (a warning) or a fine up to this amount was decided by the simple
+    # procedure (Administrative Penalty Law art. 51: legal persons up to 3,000 CNY) and is not published.
+    simple_procedure_max_fine_cny: float = Field(default=3000.0, ge=0)
+
+    def months(self, severity: str) -> int:
+        return int(getattr(self, f"{severity}_months"))
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
+    sharing: SharingRules = SharingRules()
+    publication: PublicationRules = PublicationRules()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -102,6 +132,8 @@ class Policy:
     digest: str
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+    sharing: SharingRules = field(default_factory=SharingRules)
+    publication: PublicationRules = field(default_factory=PublicationRules)
 
     @property
     def sectors(self) -> list[str]:
@@ -191,7 +223,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             e = getattr(entry, grade) or d
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates)
+    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
+                  sharing=parsed.sharing, publication=parsed.publication)
 
 
 def default_policy_text() -> str:
@@ -207,7 +240,7 @@ def load_policy(path: Path | None = None) -> Policy:
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), "policy.toml (built-in)")
-        return Policy(policy.version, policy.digest, "built-in", policy.rates)
+        return replace(policy, source="built-in")
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -216,4 +249,4 @@ def load_policy(path: Path | None = None) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the policy file is not UTF-8 text") from None
     policy = parse_policy(text, path.name)
-    return Policy(policy.version, policy.digest, str(path), policy.rates)
+    return replace(policy, source=str(path))
