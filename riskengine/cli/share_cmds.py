@@ -131,8 +131,7 @@ def publish(
     policy: Annotated[Path | None, typer.Option(help="policy file (default: settings or built-in)")] = None,
 ) -> None:
     """Write what the bureau may publish: violation records and list entries in their publication period."""
-    day = _date("--as-of", as_of)
-    assert day is not None
+    day = _date("--as-of", as_of) or date.min  # never None: --as-of is required
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     n = publish_wf.publish(lake, day, out, load_policy(policy))

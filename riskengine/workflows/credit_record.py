@@ -67,6 +67,38 @@ def _table(tables: Mapping[str, pl.LazyFrame], name: str) -> pl.LazyFrame | None
     return tables.get(name)
 
 
+# Tables whose records an upheld objection voids (``record_voids``), with their key column.
+_VOID_KEYS = {"penalties": "case_id", "list_entries": "entry_id", "commitments": "commitment_id"}
+
+
+def mark_voided(tables: Mapping[str, pl.LazyFrame], as_of: date | None = None) -> dict[str, pl.LazyFrame]:
+    """The tables with ``voided_on`` on penalties, list entries and commitments: the first void of the
+    record (known as of D, with ``as_of``), null where none. A void is itself a record (CONTRACT §5)."""
+    out = dict(tables)
+    voids = tables.get("record_voids")
+    for name, key in _VOID_KEYS.items():
+        if name not in tables:
+            continue
+        if voids is None:
+            out[name] = tables[name].with_columns(pl.lit(None, dtype=pl.Date).alias("voided_on"))
+            continue
+        mine = voids.filter(pl.col("record_table") == name)
+        if as_of is not None:
+            mine = mine.filter(visible_from("voided_on") < as_of)
+        first = mine.group_by("record_id").agg(pl.col("voided_on").min()).rename({"record_id": key})
+        out[name] = tables[name].join(first, on=key, how="left")
+    return out
+
+
+def drop_voided(tables: Mapping[str, pl.LazyFrame], as_of: date) -> dict[str, pl.LazyFrame]:
+    """The tables without the records voided by a void known as of D."""
+    marked = mark_voided(tables, as_of)
+    return {
+        name: (frame.filter(pl.col("voided_on").is_null()) if name in _VOID_KEYS else frame)
+        for name, frame in marked.items()
+    }
+
+
 def penalties_with_influence(tables: Mapping[str, pl.LazyFrame], as_of: date | None = None) -> pl.DataFrame:
     """Every penalty with its first visible repair and influence period.
 
@@ -159,10 +191,12 @@ def share_records(tables: Mapping[str, pl.LazyFrame], grades: pl.DataFrame | Non
     * penalty: its decision and influence period; ``withdraw`` once a credit repair ends it early;
     * list_entry: the listing; ``withdraw`` once it is removed;
     * commitment: made, kept or breached, with the day of its status;
+    * any of these three ``withdraw`` once an upheld objection voids it (``voided_on``);
     * credit_repair: an approved repair and the penalty it repairs;
     * grade (only when ``grades`` is given, i.e. the policy enables it): the current grade.
     """
     rows: list[dict[str, Any]] = []
+    tables = mark_voided(tables)
     pen = penalties_with_influence(tables)
     rows += _rows(
         pen,
@@ -176,9 +210,10 @@ def share_records(tables: Mapping[str, pl.LazyFrame], grades: pl.DataFrame | Non
             "dishonest_list",
             "influence_until",
             "repaired_on",
+            "voided_on",
         ],
-        pl.col("repaired_on").is_not_null(),
-        ["decided_on", "recorded_on", "repaired_on"],
+        pl.col("repaired_on").is_not_null() | pl.col("voided_on").is_not_null(),
+        ["decided_on", "recorded_on", "repaired_on", "voided_on"],
     )
     entries = _table(tables, "list_entries")
     if entries is not None:
@@ -186,9 +221,9 @@ def share_records(tables: Mapping[str, pl.LazyFrame], grades: pl.DataFrame | Non
             entries.sort("entry_id").collect(),
             "list_entry",
             "entry_id",
-            ["list", "reason", "listed_on", "removed_on", "removal_reason"],
-            pl.col("removed_on").is_not_null(),
-            ["listed_on", "removed_on", "recorded_on"],
+            ["list", "reason", "listed_on", "removed_on", "removal_reason", "voided_on"],
+            pl.col("removed_on").is_not_null() | pl.col("voided_on").is_not_null(),
+            ["listed_on", "removed_on", "recorded_on", "voided_on"],
         )
     commitments = _table(tables, "commitments")
     if commitments is not None:
@@ -196,9 +231,9 @@ def share_records(tables: Mapping[str, pl.LazyFrame], grades: pl.DataFrame | Non
             commitments.sort("commitment_id").collect(),
             "commitment",
             "commitment_id",
-            ["kind", "made_on", "due_on", "status", "status_changed_on"],
-            pl.lit(False),
-            ["made_on", "status_changed_on", "recorded_on"],
+            ["kind", "made_on", "due_on", "status", "status_changed_on", "voided_on"],
+            pl.col("voided_on").is_not_null(),
+            ["made_on", "status_changed_on", "recorded_on", "voided_on"],
         )
     repairs = (
         tables["credit_repairs"]
@@ -238,6 +273,7 @@ def published_records(
     limit), and not repaired by a repair known as of D. List entries: listed as of D (CONTRACT §2).
     Only public facts: no grade, score or reason of a grade.
     """
+    tables = drop_voided(tables, as_of)
     names = tables["enterprises"].select("enterprise_id", "name").collect()
     pen = penalties_with_influence(tables, as_of).with_columns(pl.lit(as_of).alias(AS_OF))
     until = pl.lit(None, dtype=pl.Date)
@@ -321,6 +357,8 @@ def enterprise_record(
     no list, no breached commitment. Never a grade, score or reason (the face adds the grade only
     where the policy enables it).
     """
+
+    tables = drop_voided(tables, as_of)
 
     def one(frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame.filter(pl.col("enterprise_id") == enterprise_id)
