@@ -17,12 +17,14 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from features.asof import AS_OF, in_effect, visible_from
 from features.penalties import INFLUENCE
+from riskengine.lake import load_tables
 from riskengine.policy import PublicationRules
 
 RECORD_TYPES = ("penalty", "list_entry", "commitment", "credit_repair", "grade")
@@ -450,3 +452,8 @@ def enterprise_record(
         "repairs": repairs,
         "good_standing": {"in_good_standing": good, "text_zh": zh, "text_en": en},
     }
+
+
+def read_credit_record(lake: Path, enterprise_id: str, as_of: date) -> dict[str, Any] | None:
+    """``enterprise_record`` from a lake folder (None for an enterprise the lake does not hold)."""
+    return enterprise_record(load_tables(lake), enterprise_id, as_of)
