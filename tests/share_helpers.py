@@ -66,7 +66,8 @@ def make_lake(tmp: Path, n_penalties: int = 12, **extra: list[dict[str, Any]]) -
         penalty(f"P{i:03d}", 1 + i % 6, f"2024-{1 + i % 12:02d}-10", ("minor", "moderate", "serious")[i % 3])
         for i in range(n_penalties)
     ]
-    src = write_source(tmp / "src", {"enterprises": enterprises(6), "penalties": pens, **extra})
+    tables = {"enterprises": enterprises(6), **({"penalties": pens} if pens else {}), **extra}
+    src = write_source(tmp / "src", tables)
     lake = tmp / "lake"
     ingest(src, lake)
     return lake
@@ -149,3 +150,39 @@ def receiver() -> Iterator[Receiver]:
         state.release.set()
         server.shutdown()
         server.server_close()
+
+
+def world_lake(folder: Path) -> Path:
+    """A lake holding the API test world's enterprises (tests.api_helpers.WORLD), one penalty each."""
+    from tests.api_helpers import WORLD
+
+    src = write_source(
+        folder / "world-src",
+        {
+            "enterprises": [
+                {
+                    "enterprise_id": e,
+                    "name": f"企业{i}",
+                    "district": d,
+                    "sector": s,
+                    "established_on": "2015-01-01",
+                    "status": "active",
+                }
+                for i, (e, (d, s, _, _)) in enumerate(WORLD.items())
+            ],
+            "penalties": [
+                {
+                    "case_id": f"PEN-{i}",
+                    "enterprise_id": e,
+                    "decided_on": "2025-03-01",
+                    "severity": "moderate",
+                    "fine_cny": 20000.0,
+                    "category": "产品质量",
+                    "dishonest_list": False,
+                }
+                for i, e in enumerate(WORLD)
+            ],
+        },
+    )
+    ingest(src, folder / "world-lake")
+    return folder / "world-lake"

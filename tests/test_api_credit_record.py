@@ -265,3 +265,24 @@ def test_authorization_dates_must_make_sense(world) -> None:  # type: ignore[no-
             expires_on=date(2026, 5, 1).isoformat(),
         )
         assert bad.status_code == 422 and "expires_on" in bad.json()["detail"]
+
+
+def test_keys_create_makes_a_finance_key_for_a_named_partner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from riskengine.cli import app as cli
+    from riskengine.config import get_settings
+    from riskengine.store import Store
+
+    monkeypatch.setenv("RISKENGINE_STORE_PATH", str(tmp_path / "store.duckdb"))
+    get_settings.cache_clear()
+    try:
+        refused = CliRunner().invoke(cli, ["keys", "create", "--role", "finance"])
+        assert refused.exit_code != 0 and "--name" in str(refused.exception)
+        made = CliRunner().invoke(cli, ["keys", "create", "--role", "finance", "--name", PARTNER])
+        assert made.exit_code == 0 and made.stdout.strip().startswith("rk_")
+        assert [(k.role, k.name) for k in Store(tmp_path / "store.duckdb").keys()] == [("finance", PARTNER)]
+    finally:
+        get_settings.cache_clear()

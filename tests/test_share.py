@@ -267,3 +267,74 @@ def test_share_cli_usage_and_status(
         assert f"file:{(tmp_path / 'out').resolve()}" in text and "sent         1 batches, 12 records" in text
     finally:
         get_settings.cache_clear()
+
+
+def test_lists_and_commitments_are_shared_a_removed_listing_as_withdraw(tmp_path: Path) -> None:
+    lake = make_lake(
+        tmp_path,
+        n_penalties=0,
+        list_entries=[
+            {
+                "entry_id": "L1",
+                "enterprise_id": uscc(1),
+                "list": "abnormal_operation",
+                "reason": "unreachable_address",
+                "listed_on": "2024-03-01",
+                "removed_on": None,
+                "removal_reason": None,
+            },
+            {
+                "entry_id": "L2",
+                "enterprise_id": uscc(2),
+                "list": "abnormal_operation",
+                "reason": "annual_report_missing",
+                "listed_on": "2024-03-01",
+                "removed_on": "2024-09-01",
+                "removal_reason": "rectified",
+            },
+        ],
+        commitments=[
+            {
+                "commitment_id": "C1",
+                "enterprise_id": uscc(3),
+                "made_on": "2024-01-01",
+                "kind": "notification",
+                "due_on": "2024-06-30",
+                "status": "breached",
+                "status_changed_on": "2024-07-01",
+            },
+        ],
+    )
+    push(settings(tmp_path), lake, str(tmp_path / "out"), load_policy())
+    got = {(r["record_type"], r["record_id"]): r for r in lines_of(tmp_path / "out")}
+    assert got[("list_entry", "L1")]["operation"] == "upsert"
+    assert got[("list_entry", "L2")]["operation"] == "withdraw"
+    assert got[("list_entry", "L2")]["fields"]["removal_reason"] == "rectified"
+    assert got[("commitment", "C1")]["fields"]["status"] == "breached"
+
+
+def test_a_voided_penalty_is_withdrawn(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path, n_penalties=2)
+    out = tmp_path / "out"
+    push(settings(tmp_path), lake, str(out), load_policy())
+    add_rows(
+        lake,
+        tmp_path,
+        "void",
+        record_voids=[
+            {
+                "void_id": "V1",
+                "enterprise_id": uscc(1),
+                "record_table": "penalties",
+                "record_id": "P000",
+                "voided_on": "2025-01-10",
+            }
+        ],
+    )
+    assert push(settings(tmp_path), lake, str(out), load_policy()).sent_records == 1
+    (line,) = [json.loads(x) for x in (out / "batch-000002.jsonl").read_text().splitlines()]
+    assert (line["record_id"], line["operation"], line["fields"]["voided_on"]) == (
+        "P000",
+        "withdraw",
+        "2025-01-10",
+    )
