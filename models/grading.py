@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from riskengine.contract import GRADES
-from riskengine.errors import ModelError, UsageError
+from riskengine.core.contract import GRADES
+from riskengine.core.errors import ModelError, UsageError
 
 BASE_SCORE = 500.0
 BASE_ODDS = 1.0 / 49.0  # p = 2 %
@@ -89,7 +89,7 @@ def check_band_edges(edges: Sequence[float]) -> tuple[float, float, float]:
 
 
 def _default_edges() -> tuple[float, float, float]:
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     return tuple(get_settings().grades.band_edges)  # type: ignore[return-value]
 
@@ -144,6 +144,9 @@ F_LICENSE_SUSPENDED = "licenses__suspended"
 F_ORDERED_HIGH_RECALLS = "recalls__ordered_high_hazard_365d"
 F_AGE_DAYS = "profile__age_days"
 F_NEVER_INSPECTED = "inspections__never_inspected"
+F_SERIOUS_LISTED = "lists__serious_now"
+F_ABNORMAL_LISTED = "lists__abnormal_now"
+F_NOTIFICATION_BREACHED = "commitments__notification_breached_365d"
 # "No history": nothing on record in any window that covers a young enterprise's whole life.
 F_EVENTS_TOTAL = ("sampling__tests_1095d", "penalties__count_1095d", "recalls__count_1095d",
                   "complaints__count_365d")
@@ -170,6 +173,18 @@ HARD_RULES: tuple[HardRule, ...] = (
              & _positive(F_NEVER_INSPECTED)
              & ~pl.any_horizontal([_positive(c) for c in F_EVENTS_TOTAL]),
              "成立不足一年且无监管记录", "established less than a year ago with no supervision record"),
+    # Issue 13: an entry on the serious-violation-and-dishonesty list in force → D (SAMR Order 44,
+    # 市场监督管理严重违法失信名单管理办法: the strictest supervision while listed).
+    HardRule("R6_SERIOUS_DISHONEST_LISTED", "D", (F_SERIOUS_LISTED,), _positive(F_SERIOUS_LISTED),
+             "列入严重违法失信名单", "on the serious-violation-and-dishonesty list"),
+    # An entry on the abnormal-operation list in force (经营异常名录) → at least C.
+    HardRule("R7_ABNORMAL_OPERATION_LISTED", "C", (F_ABNORMAL_LISTED,), _positive(F_ABNORMAL_LISTED),
+             "列入经营异常名录", "on the abnormal-operation list"),
+    # A notification commitment (告知承诺) found breached in the last year → at least C: the licence
+    # was granted on a promise that did not hold.
+    HardRule("R8_NOTIFICATION_COMMITMENT_BREACHED", "C", (F_NOTIFICATION_BREACHED,),
+             _positive(F_NOTIFICATION_BREACHED),
+             "近一年违背告知承诺", "breached a notification commitment (告知承诺) in the last year"),
 )
 
 
@@ -228,7 +243,7 @@ def apply_grading(
     in ``rules`` order among those with the highest floor), null if the model grade stood. Also
     returns ``fired`` — the ids of every rule that fires, for the reasons.
     """
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     settings = get_settings()
     edges = tuple(settings.grades.band_edges) if edges is None else tuple(edges)

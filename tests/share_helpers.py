@@ -13,8 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from riskengine.contract import uscc_check_char
-from riskengine.ingest import ingest
+from riskengine.core.contract import uscc_check_char
+from riskengine.lake.ingest import ingest
 from riskengine.workflows.share import SIGNATURE_HEADER, verify
 
 SECRET = "test-shared-key-0123456789"

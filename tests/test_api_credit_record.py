@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from riskengine.ingest import ingest
-from riskengine.keys import new_key
-from riskengine.policy import default_policy_text, parse_policy
-from riskengine.store import utcnow
+from riskengine.core.keys import new_key
+from riskengine.core.store import utcnow
+from riskengine.lake.ingest import ingest
+from riskengine.supervision.policy import default_policy_text, parse_policy
 from tests.api_helpers import (
     E_FOOD_WUCHANG,
     E_RETAIL_JIANGAN,
@@ -245,7 +245,7 @@ def test_the_grade_is_included_only_where_the_policy_enables_it(world) -> None: 
 
 
 def test_a_finance_key_needs_the_partner_name_and_no_scope() -> None:
-    from riskengine.errors import UsageError
+    from riskengine.core.errors import UsageError
 
     with pytest.raises(UsageError, match="--name"):
         new_key("finance")
@@ -273,8 +273,8 @@ def test_keys_create_makes_a_finance_key_for_a_named_partner(
     from typer.testing import CliRunner
 
     from riskengine.cli import app as cli
-    from riskengine.config import get_settings
-    from riskengine.store import Store
+    from riskengine.core.config import get_settings
+    from riskengine.core.store import Store
 
     monkeypatch.setenv("RISKENGINE_STORE_PATH", str(tmp_path / "store.duckdb"))
     get_settings.cache_clear()

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from riskengine.lake import scan_table
+from riskengine.lake.layout import scan_table
 from tests.test_ingest import E1, E2, quarantined, run, source, uscc
 
 
@@ -94,3 +94,13 @@ def test_a_generated_dirty_city_quarantines_removals_before_listing(tmp_path: Pa
              if e["table"] == "list_entries" and e["rule"] == "date_order"]
     assert len(order) >= injected >= 1
     assert run_report.tables["list_entries"]["quarantined"] >= injected
+
+
+def test_a_removal_must_name_a_known_list_entry(tmp_path: Path) -> None:
+    removal = {"removal_id": "X1", "entry_id": "L1", "removed_on": "2024-03-01",
+               "removal_reason": "credit_repair"}
+    src = source(tmp_path, list_entries=[entry()], list_removals=[removal, {**removal, "removal_id": "X2",
+                                                                          "entry_id": "L9"}])
+    report = run(src, tmp_path / "lake")
+    assert report.tables["list_removals"]["accepted"] == 1
+    assert rules(tmp_path / "lake", "list_removals") == {(2, "entry_id", "unknown_reference")}

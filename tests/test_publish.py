@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.policy import default_policy_text, load_policy, parse_policy
+from riskengine.supervision.policy import default_policy_text, load_policy, parse_policy
 from riskengine.workflows.publish import formula_safe, publication, publish
 from tests.share_helpers import enterprises, penalty, uscc, write_source
 
@@ -20,7 +20,7 @@ FORMULA = '=HYPERLINK("http://evil.example","click")'
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from riskengine.ingest import ingest
+    from riskengine.lake.ingest import ingest
 
     tmp = tmp_path_factory.mktemp("publish")
     src = write_source(
@@ -62,12 +62,28 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "removal_reason": "rectified",
                 },
                 {
+                    "entry_id": "L-REPAIRED",
+                    "enterprise_id": uscc(4),
+                    "list": "serious_dishonest",
+                    "reason": "serious_violation",
+                    "listed_on": "2024-01-01",
+                    "removed_on": None,
+                },
+                {
                     "entry_id": "L-REMOVED-AFTER",
                     "enterprise_id": uscc(3),
                     "list": "serious_dishonest",
                     "reason": "serious_violation",
                     "listed_on": "2024-01-01",
                     "removed_on": "2025-07-01",
+                    "removal_reason": "credit_repair",
+                },
+            ],
+            "list_removals": [
+                {
+                    "removal_id": "RM1",
+                    "entry_id": "L-REPAIRED",
+                    "removed_on": "2025-05-01",
                     "removal_reason": "credit_repair",
                 },
             ],

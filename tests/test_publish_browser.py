@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from riskengine.policy import load_policy
+from riskengine.supervision.policy import load_policy
 from riskengine.workflows.publish import publish
 from tests.share_helpers import uscc
 from tests.test_publish import AS_OF, HOSTILE, lake  # noqa: F401  (the module's lake fixture)

@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 
 from riskengine.cli import main
-from riskengine.config import Settings, ShareSettings
-from riskengine.contract import GRADES_SCHEMA
-from riskengine.policy import default_policy_text, load_policy, parse_policy
-from riskengine.store import Store
+from riskengine.core.config import Settings, ShareSettings
+from riskengine.core.contract import GRADES_SCHEMA
+from riskengine.core.store import Store
+from riskengine.supervision.policy import default_policy_text, load_policy, parse_policy
 from riskengine.workflows.credit_record import record_hash
 from riskengine.workflows.share import push, share_status, sign, verify
 from tests.share_helpers import SECRET, add_rows, make_lake, receiver, uscc
@@ -244,7 +244,7 @@ def test_kill_9_mid_push_neither_loses_nor_duplicates(tmp_path: Path) -> None:
 def test_share_cli_usage_and_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
     monkeypatch.delenv("RISKENGINE_SHARE__SECRET", raising=False)
@@ -338,3 +338,36 @@ def test_a_voided_penalty_is_withdrawn(tmp_path: Path) -> None:
         "withdraw",
         "2025-01-10",
     )
+
+
+def test_a_later_removal_record_withdraws_the_list_entry(tmp_path: Path) -> None:
+    entry = {
+        "entry_id": "L1",
+        "enterprise_id": uscc(1),
+        "list": "serious_dishonest",
+        "reason": "serious_violation",
+        "listed_on": "2024-03-01",
+        "removed_on": None,
+        "removal_reason": None,
+    }
+    lake = make_lake(tmp_path, n_penalties=0, list_entries=[entry])
+    out = tmp_path / "out"
+    push(settings(tmp_path), lake, str(out), load_policy())
+    add_rows(
+        lake,
+        tmp_path,
+        "removal",
+        list_entries=[entry],
+        list_removals=[
+            {
+                "removal_id": "RM1",
+                "entry_id": "L1",
+                "removed_on": "2025-04-01",
+                "removal_reason": "credit_repair",
+            }
+        ],
+    )
+    assert push(settings(tmp_path), lake, str(out), load_policy()).sent_records == 1
+    (line,) = [json.loads(x) for x in (out / "batch-000002.jsonl").read_text().splitlines()]
+    assert line["operation"] == "withdraw"
+    assert (line["fields"]["removed_on"], line["fields"]["removal_id"]) == ("2025-04-01", "RM1")

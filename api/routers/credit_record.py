@@ -20,9 +20,9 @@ from api.deps import AuthPrincipal, EnterpriseId, Now, ServiceDep, SnapshotDep, 
 from api.problems import Problem, not_found, problem_docs
 from api.schemas import AuthorizationIn, AuthorizationOut, CreditRecord, RevokeIn
 from api.state import Service
-from riskengine.authorizations import READ_ACTION, Authorization, Authorizations
-from riskengine.errors import NotFoundError
-from riskengine.lake import scan_table
+from riskengine.core.authorizations import READ_ACTION, Authorization, Authorizations
+from riskengine.core.errors import NotFoundError
+from riskengine.lake.layout import scan_table
 from riskengine.workflows.credit_record import read_credit_record
 
 router = APIRouter(prefix="/v1/enterprises", tags=["credit record"])

@@ -25,9 +25,9 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Snapshot
-from riskengine.authorizations import credit_record_reads
-from riskengine.errors import NotFoundError
-from riskengine.store import Override
+from riskengine.core.authorizations import credit_record_reads
+from riskengine.core.errors import NotFoundError
+from riskengine.core.store import Override
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 

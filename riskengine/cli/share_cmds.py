@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from riskengine.cli import app
-from riskengine.config import get_settings
-from riskengine.errors import UsageError
-from riskengine.policy import load_policy
+from riskengine.core.config import get_settings
+from riskengine.core.errors import UsageError
+from riskengine.supervision.policy import load_policy
 from riskengine.workflows import publish as publish_wf
 from riskengine.workflows import share as share_wf
 

@@ -24,8 +24,8 @@ import polars as pl
 
 from features.asof import AS_OF, in_effect, visible_from
 from features.penalties import INFLUENCE
-from riskengine.lake import load_tables
-from riskengine.policy import PublicationRules
+from riskengine.lake.layout import load_tables
+from riskengine.supervision.policy import PublicationRules
 
 RECORD_TYPES = ("penalty", "list_entry", "commitment", "credit_repair", "grade")
 OPERATIONS = ("upsert", "withdraw")
@@ -99,6 +99,44 @@ def drop_voided(tables: Mapping[str, pl.LazyFrame], as_of: date) -> dict[str, pl
         name: (frame.filter(pl.col("voided_on").is_null()) if name in _VOID_KEYS else frame)
         for name, frame in marked.items()
     }
+
+
+def list_entries(tables: Mapping[str, pl.LazyFrame], as_of: date | None = None) -> pl.LazyFrame | None:
+    """The list entries with their removal: the entry's own ``removed_on`` or a later removal record
+    (``list_removals``; with ``as_of``, one known as of D), whichever is earlier, with its reason and
+    ``removal_id``. None where the lake has no list entries."""
+    entries = tables.get("list_entries")
+    if entries is None:
+        return None
+    removals = tables.get("list_removals")
+    if removals is None:
+        return entries.with_columns(pl.lit(None, dtype=pl.String).alias("removal_id"))
+    if as_of is not None:
+        removals = removals.filter(visible_from("removed_on") < as_of)
+    first = (
+        removals.sort("removed_on", "removal_id")
+        .group_by("entry_id")
+        .agg(
+            pl.col("removal_id").first(),
+            pl.col("removed_on").first().alias("_r_on"),
+            pl.col("removal_reason").first().alias("_r_reason"),
+        )
+    )
+    later = pl.col("_r_on").is_not_null() & (
+        pl.col("removed_on").is_null() | (pl.col("_r_on") < pl.col("removed_on"))
+    )
+    return (
+        entries.join(first, on="entry_id", how="left")
+        .with_columns(
+            pl.when(later).then(pl.col("_r_on")).otherwise(pl.col("removed_on")).alias("removed_on"),
+            pl.when(later)
+            .then(pl.col("_r_reason"))
+            .otherwise(pl.col("removal_reason"))
+            .alias("removal_reason"),
+            pl.when(later).then(pl.col("removal_id")).otherwise(None).alias("removal_id"),
+        )
+        .drop("_r_on", "_r_reason")
+    )
 
 
 def penalties_with_influence(tables: Mapping[str, pl.LazyFrame], as_of: date | None = None) -> pl.DataFrame:
@@ -191,7 +229,8 @@ def share_records(tables: Mapping[str, pl.LazyFrame], grades: pl.DataFrame | Non
     """Every credit record the platform should hold, one row each (``RECORD_SCHEMA``).
 
     * penalty: its decision and influence period; ``withdraw`` once a credit repair ends it early;
-    * list_entry: the listing; ``withdraw`` once it is removed;
+    * list_entry: the listing; ``withdraw`` once it is removed (by its own ``removed_on`` or a
+      later ``list_removals`` record, e.g. an approved credit repair);
     * commitment: made, kept or breached, with the day of its status;
     * any of these three ``withdraw`` once an upheld objection voids it (``voided_on``);
     * credit_repair: an approved repair and the penalty it repairs;
@@ -217,13 +256,13 @@ def share_records(tables: Mapping[str, pl.LazyFrame], grades: pl.DataFrame | Non
         pl.col("repaired_on").is_not_null() | pl.col("voided_on").is_not_null(),
         ["decided_on", "recorded_on", "repaired_on", "voided_on"],
     )
-    entries = _table(tables, "list_entries")
+    entries = list_entries(tables)
     if entries is not None:
         rows += _rows(
             entries.sort("entry_id").collect(),
             "list_entry",
             "entry_id",
-            ["list", "reason", "listed_on", "removed_on", "removal_reason", "voided_on"],
+            ["list", "reason", "listed_on", "removed_on", "removal_reason", "removal_id", "voided_on"],
             pl.col("removed_on").is_not_null() | pl.col("voided_on").is_not_null(),
             ["listed_on", "removed_on", "recorded_on", "voided_on"],
         )
@@ -307,7 +346,7 @@ def published_records(
         pl.col("published_until"),
     )
     frames = [pen_rows]
-    entries = _table(tables, "list_entries")
+    entries = list_entries(tables, as_of)
     if entries is not None:
         listed = entries.filter(
             (visible_from("listed_on") < as_of)
@@ -381,7 +420,7 @@ def enterprise_record(
         .to_dicts()
     )
     lists: list[dict[str, Any]] = []
-    entries = _table(tables, "list_entries")
+    entries = list_entries(tables, as_of)
     if entries is not None:
         known = one(entries).filter(visible_from("listed_on") < as_of).sort("listed_on", "entry_id").collect()
         for row in known.iter_rows(named=True):

@@ -30,9 +30,9 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment
 
-from riskengine.files import atomic_write, atomic_write_text
-from riskengine.lake import load_tables
-from riskengine.policy import Policy
+from riskengine.core.files import atomic_write, atomic_write_text
+from riskengine.lake.layout import load_tables
+from riskengine.supervision.policy import Policy
 from riskengine.workflows.credit_record import published_records
 
 COLUMNS = (

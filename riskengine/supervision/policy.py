@@ -20,8 +20,8 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from riskengine.contract import GRADES, PILOT_SECTORS
-from riskengine.errors import ConfigError, UsageError
+from riskengine.core.contract import GRADES, PILOT_SECTORS
+from riskengine.core.errors import ConfigError, UsageError
 
 DEFAULT_SECTOR = "default"
 # The planning period is one calendar month, so a stratum cannot require more than 12 a year.
@@ -105,6 +105,20 @@ class PublicationRules(BaseModel):
 
     def months(self, severity: str) -> int:
         return int(getattr(self, f"{severity}_months"))
+class CaseDeadlines(BaseModel):
+    """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
+    calendar, and the minimum listing period before a list entry may be repaired."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objection_accept_days: int = Field(default=2, ge=0, description="accept or refuse an objection")
+    objection_decide_days: int = Field(default=10, ge=0, description="decide, from acceptance")
+    repair_accept_days: int = Field(default=3, ge=0, description="accept or refuse a repair application")
+    repair_decide_days: int = Field(default=5, ge=0, description="decide, from a complete application")
+    # Months a list entry must have been listed before its repair (SAMR Order 44 art. 16: one year on
+    # the serious list; an abnormal-operation entry leaves as soon as it is rectified).
+    list_min_months: dict[str, int] = Field(
+        default_factory=lambda: {"abnormal_operation": 0, "serious_dishonest": 12})
 
 
 class _PolicyFile(BaseModel):
@@ -115,6 +129,7 @@ class _PolicyFile(BaseModel):
     sectors: dict[str, _PartialGradeTable] = {}
     sharing: SharingRules = SharingRules()
     publication: PublicationRules = PublicationRules()
+    cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -134,6 +149,7 @@ class Policy:
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
     sharing: SharingRules = field(default_factory=SharingRules)
     publication: PublicationRules = field(default_factory=PublicationRules)
+    cases: CaseDeadlines = field(default_factory=CaseDeadlines)
 
     @property
     def sectors(self) -> list[str]:
@@ -224,7 +240,7 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
-                  sharing=parsed.sharing, publication=parsed.publication)
+                  sharing=parsed.sharing, publication=parsed.publication, cases=parsed.cases)
 
 
 def default_policy_text() -> str:
@@ -235,7 +251,7 @@ def default_policy_text() -> str:
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
     if path is None:
-        from riskengine.config import get_settings
+        from riskengine.core.config import get_settings
 
         path = get_settings().policy_path
     if path is None:

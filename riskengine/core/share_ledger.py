@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from riskengine.store import Store, utcnow
+from riskengine.core.store import Store, utcnow
 
 DDL = """
 CREATE TABLE IF NOT EXISTS share_batches (

@@ -277,6 +277,20 @@ TABLES: dict[str, Table] = {
                 _recorded_on(),
             ),
         ),
+        # A list entry taken off its list after it was recorded (an approved credit repair, a correction):
+        # the lake never rewrites a row, so the removal is a record of its own.
+        Table(
+            "list_removals",
+            key="removal_id",
+            event_date="removed_on",
+            columns=(
+                Column("removal_id", "str"),
+                Column("entry_id", "str", references=("list_entries", "entry_id")),
+                Column("removed_on", "date"),
+                Column("removal_reason", "enum", enum=REMOVAL_REASONS),
+                _recorded_on(),
+            ),
+        ),
         # Credit commitments (信用承诺): notification (告知承诺), repair (守信承诺), sector pledges.
         Table(
             "commitments",
@@ -325,6 +339,7 @@ TABLE_ORDER: tuple[str, ...] = (
     "licenses",
     "credit_repairs",
     "list_entries",
+    "list_removals",
     "commitments",
     "record_voids",
 )

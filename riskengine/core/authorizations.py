@@ -21,8 +21,8 @@ from typing import Any
 
 import duckdb
 
-from riskengine.errors import ConflictError, FatalInputError, NotFoundError
-from riskengine.store import Store, utcnow
+from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
+from riskengine.core.store import Store, utcnow
 
 SCOPES: tuple[str, ...] = ("credit_record",)
 READ_ACTION = "read_credit_record"

@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
-from riskengine.errors import UsageError
-from riskengine.files import atomic_write
-from riskengine.synth_credit import credit_tables
+from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
+from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write
+from riskengine.synth.credit import credit_tables
 
 DEFAULT_START = date(2019, 1, 1)
 DEFAULT_END = date(2025, 12, 31)
 FORMATS = ("csv", "parquet")
-# The tables a city writes: every source table except the voids, which only the credit office's
-# upheld objections create (riskengine cases), never a bureau's export.
-CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t != "record_voids")
+# The tables a city writes: every source table except the voids and later list removals, which the
+# credit office's decided cases create (riskengine cases).
+CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t not in ("record_voids", "list_removals"))
 
 # --- The city ------------------------------------------------------------------------------------
 
@@ -789,7 +789,7 @@ def generate_city_frames(
     tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
     if dirty > 0:
-        from riskengine.synth_dirty import inject_dirty
+        from riskengine.synth.dirty import inject_dirty
 
         tables, injected = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["injected"] = injected
@@ -875,7 +875,7 @@ def generate_city(
     Returns the summary (rows per table, event counts, injected bad rows by kind); the same summary
     is written to ``out/_truth/summary.json``.
     """
-    from riskengine.progress import progress
+    from riskengine.core.progress import progress
 
     start_d, end_d = check_parameters(n_enterprises, seed, start, end, fmt, dirty)
     out = Path(out)
@@ -886,7 +886,7 @@ def generate_city(
         tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, progress=advance)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
     if dirty > 0:
-        from riskengine.synth_dirty import inject_dirty
+        from riskengine.synth.dirty import inject_dirty
 
         tables, summary["injected"] = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["rows"] = {name: frame.height for name, frame in tables.items()}
