@@ -265,6 +265,8 @@ def test_share_cli_usage_and_status(
             assert exit_.value.code == 0
         text = capsys.readouterr().out
         assert f"file:{(tmp_path / 'out').resolve()}" in text and "sent         1 batches, 12 records" in text
+        audit = Store(tmp_path / "riskengine.duckdb").audit().filter(action="share_push")
+        assert audit.height == 1 and "sent_records=12" in audit["detail"][0] and audit["role"][0] == "cli"
     finally:
         get_settings.cache_clear()
 

@@ -12,8 +12,11 @@ from typing import Annotated, Any
 import typer
 
 from riskengine.cli import app
+from riskengine.cli.serve_cmds import _cli_actor
+from riskengine.core.audit import make_entry
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
+from riskengine.core.store import Store
 from riskengine.supervision.policy import load_policy
 from riskengine.workflows import publish as publish_wf
 from riskengine.workflows import share as share_wf
@@ -34,6 +37,18 @@ def _err(message: str) -> None:
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else "never"
+
+
+def _audit(action: str, resource: str, status: int, detail: str) -> None:
+    """Who ran a push or a publication, when, and what it did (the audit log beside the API's)."""
+    settings = get_settings()
+    Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout).append_audit(
+        [
+            make_entry(
+                action, resource=resource, status=status, key_name=_cli_actor(), role="cli", detail=detail
+            )
+        ]
+    )
 
 
 def _print_status(rows: list[dict[str, Any]]) -> None:
@@ -88,6 +103,7 @@ def share(
         return
     if requeue_dead:
         n = share_wf.requeue_dead(settings, to)
+        _audit("share_requeue_dead", to or "all targets", 200, f"requeued={n}")
         _err(f"requeued {n} dead batch(es): their records go out with the next push")
         return
     if lake is None or to is None:
@@ -107,6 +123,13 @@ def share(
         "failed": result.failed,
         "dead": result.dead,
     }
+    _audit(
+        "share_push",
+        result.target,
+        200 if result.ok else 500,
+        f"planned={result.planned_records} sent_batches={result.sent_batches} "
+        f"sent_records={result.sent_records} failed={len(result.failed)} dead={len(result.dead)}",
+    )
     if output_format == "json":
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:
@@ -135,4 +158,5 @@ def publish(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     n = publish_wf.publish(lake, day, out, load_policy(policy))
+    _audit("publish", str(out.resolve()), 200, f"as_of={day} records={n}")
     _err(f"wrote {n} published records as of {day} to {out}/index.html, records.csv, records.json")
