@@ -149,13 +149,20 @@ def test_ordinary_text_is_left_alone() -> None:
     assert formula_safe("武汉 = 公司") == "武汉 = 公司" and formula_safe(None) == ""
 
 
-def test_publish_cli_writes_the_three_files(
-    lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+def test_publish_cli_writes_the_three_files_and_audits_the_run(
+    lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from riskengine.cli import main
+    from riskengine.core.config import get_settings
+    from riskengine.core.store import Store
 
+    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
+    get_settings.cache_clear()
     with pytest.raises(SystemExit) as exit_:
         main(["publish", "--lake", str(lake), "--as-of", "2025-06-01", "--out", str(tmp_path / "site")])
+    get_settings.cache_clear()
+    audit = Store(tmp_path / "riskengine.duckdb").audit().filter(action="publish")
+    assert audit["detail"].to_list() == ["as_of=2025-06-01 records=6"]
     assert exit_.value.code == 0
     assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [
         "index.html",
