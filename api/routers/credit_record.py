@@ -164,7 +164,7 @@ async def get_credit_record(
     record = await run_in_threadpool(read_credit_record, lake, enterprise_id, now.date())
     if record is None:
         raise not_found("enterprise")
-    grade = None
+    grade: Any = None
     if snapshot.policy.sharing.grade_to_finance:
         row = snapshot.row(enterprise_id)
         override = service.overrides.active(enterprise_id, now)

@@ -85,7 +85,8 @@ class Authorization:
 
 
 def _row(r: tuple[Any, ...]) -> Authorization:
-    return Authorization(*r[:3], tuple(r[3] or ()), *r[4:])  # type: ignore[arg-type]
+    values = dict(zip(_COLUMNS, r, strict=True))
+    return Authorization(**{**values, "scope": tuple(values["scope"] or ())})
 
 
 class Authorizations:

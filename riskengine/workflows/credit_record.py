@@ -45,6 +45,12 @@ LIST_LABELS = {
     "abnormal_operation": ("经营异常名录", "abnormal operation list"),
     "serious_dishonest": ("严重违法失信名单", "serious violation and dishonesty list"),
 }
+# The grounds of a listing as the public reads them (codes not listed here are shown as they are).
+LIST_GROUNDS = {
+    "unreachable_address": "通过登记的住所或经营场所无法联系 unreachable at the registered address",
+    "annual_report_missing": "未按规定报送年度报告 annual report not filed",
+    "serious_violation": "严重违法失信行为 serious violation of law and trust",
+}
 SEVERITY_LABELS = {
     "minor": ("轻微", "minor"),
     "moderate": ("一般", "moderate"),
@@ -363,7 +369,7 @@ def published_records(
                 pl.col("list")
                 .replace_strict({k: v[1] for k, v in LIST_LABELS.items()}, default=None)
                 .alias("kind_en"),
-                pl.col("reason").alias("detail"),
+                pl.col("reason").replace(LIST_GROUNDS).alias("detail"),
                 pl.lit(None, dtype=pl.Float64).alias("fine_cny"),
                 pl.col("listed_on").alias("since"),
                 pl.lit(None, dtype=pl.Date).alias("published_until"),
