@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import polars as pl
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -22,8 +21,7 @@ from api.schemas import AuthorizationIn, AuthorizationOut, CreditRecord, RevokeI
 from api.state import Service
 from riskengine.core.authorizations import READ_ACTION, Authorization, Authorizations
 from riskengine.core.errors import NotFoundError
-from riskengine.lake.layout import scan_table
-from riskengine.workflows.credit_record import read_credit_record
+from riskengine.workflows.credit_record import enterprise_exists, read_credit_record
 
 router = APIRouter(prefix="/v1/enterprises", tags=["credit record"])
 
@@ -40,16 +38,7 @@ def _known(service: Service, snapshot: Any, enterprise_id: str) -> bool:
     if snapshot.row(enterprise_id) is not None:
         return True
     lake = service.settings.service.lake_path
-    if lake is None:
-        return False
-    return (
-        scan_table(lake, "enterprises")
-        .filter(pl.col("enterprise_id") == enterprise_id)
-        .select(pl.len())
-        .collect()
-        .item()
-        > 0
-    )
+    return lake is not None and enterprise_exists(lake, enterprise_id)
 
 
 @router.post(

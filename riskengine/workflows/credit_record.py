@@ -24,7 +24,7 @@ import polars as pl
 
 from features.asof import AS_OF, in_effect, visible_from
 from features.penalties import INFLUENCE
-from riskengine.lake.layout import load_tables
+from riskengine.lake.layout import load_tables, scan_table
 from riskengine.supervision.policy import PublicationRules
 
 RECORD_TYPES = ("penalty", "list_entry", "commitment", "credit_repair", "grade")
@@ -502,3 +502,9 @@ def enterprise_record(
 def read_credit_record(lake: Path, enterprise_id: str, as_of: date) -> dict[str, Any] | None:
     """``enterprise_record`` from a lake folder (None for an enterprise the lake does not hold)."""
     return enterprise_record(load_tables(lake), enterprise_id, as_of)
+
+
+def enterprise_exists(lake: Path, enterprise_id: str) -> bool:
+    """Whether the lake's enterprises table holds ``enterprise_id``."""
+    found = scan_table(lake, "enterprises").filter(pl.col("enterprise_id") == enterprise_id).select(pl.len())
+    return bool(found.collect().item() > 0)
