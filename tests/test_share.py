@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -138,9 +138,25 @@ def test_grades_are_pushed_only_where_the_policy_enables_it(tmp_path: Path) -> N
     enabled = parse_policy(
         default_policy_text().replace("grades_to_platform = false", "grades_to_platform = true")
     )
+    store = Store(settings(tmp_path).store_file)
+    store.add_override(uscc(1), "C", "现场检查发现重大隐患", date.today() + timedelta(days=30), "信用科")
     push(settings(tmp_path), lake, str(tmp_path / "on"), enabled)
-    grades = [r for r in lines_of(tmp_path / "on") if r["record_type"] == "grade"]
-    assert len(grades) == 4 and set(grades[0]["fields"]) == {"grade"}
+    grades = {r["uscc"]: r for r in lines_of(tmp_path / "on") if r["record_type"] == "grade"}
+    assert len(grades) == 4 and set(grades[uscc(2)]["fields"]) == {"grade"}
+    assert grades[uscc(1)]["fields"]["grade"] == "C"  # the served grade: the override in force
+
+
+def test_status_with_the_lake_counts_changes_not_yet_planned(tmp_path: Path) -> None:
+    lake = make_lake(tmp_path, n_penalties=3)
+    push(settings(tmp_path), lake, str(tmp_path / "out"), load_policy())
+    add_rows(
+        lake,
+        tmp_path,
+        "later",
+        credit_repairs=[{"repair_id": "R1", "case_id": "P002", "repaired_on": "2025-04-01"}],
+    )
+    (row,) = share_status(settings(tmp_path), str(tmp_path / "out"), lake, load_policy())
+    assert (row["sent_records"], row["pending_records"], row["unplanned_records"]) == (3, 0, 2)
 
 
 def test_signature_verifies_only_the_signed_body_and_recent_time() -> None:

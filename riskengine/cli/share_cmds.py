@@ -62,6 +62,8 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
         print(f"pending      {r['pending_batches']} batches, {r['pending_records']} records")
         print(f"failed       {r['failed_batches']} pending batches with failed tries")
         print(f"dead letters {len(r['dead_letters'])}")
+        if "unplanned_records" in r:
+            print(f"changed      {r['unplanned_records']} records in the lake not yet planned (next push)")
         for d in r["dead_letters"]:
             print(
                 f"  batch {d['seq']} ({d['records']} records, {d['attempts']} tries, last "
@@ -95,7 +97,7 @@ def share(
         raise UsageError(f"--format must be text or json; got {output_format!r}")
     settings = get_settings()
     if status:
-        rows = share_wf.share_status(settings, to)
+        rows = share_wf.share_status(settings, to, lake, load_policy(policy) if lake is not None else None)
         if output_format == "json":
             print(json.dumps(rows, default=str, ensure_ascii=False, indent=1))
         else:

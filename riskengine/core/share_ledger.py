@@ -149,6 +149,16 @@ class ShareLedger:
         ).fetchall()
         return pl.DataFrame(rows, schema=PLANNED_SCHEMA, orient="row")
 
+    def planned(self, target: str) -> pl.DataFrame:
+        """The planned hash of every record of a target (``PLANNED_SCHEMA``), read only."""
+        with self.store._connect(write=False) as con:
+            if con is None:
+                return pl.DataFrame(schema=PLANNED_SCHEMA)
+            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if not set(_TABLES) <= present:
+                return pl.DataFrame(schema=PLANNED_SCHEMA)
+            return self._planned(con, target)
+
     def plan(
         self,
         target: str,

@@ -250,11 +250,39 @@ class PushResult:
         return not self.failed and not self.dead and self.pending_batches == 0
 
 
-def _grades(store: Store) -> pl.DataFrame | None:
+def _served_grades(store: Store) -> pl.DataFrame | None:
+    """The latest grades with the credit office's overrides in force now applied (the served grade)."""
     try:
-        return store.latest_grades()
+        grades = store.latest_grades()
     except NotFoundError:
         return None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    served: dict[str, str] = {}
+    for o in store.overrides():  # oldest first: the newest in force wins
+        if o.active_on(now):
+            served[o.enterprise_id] = o.grade
+    if not served:
+        return grades
+    table = pl.DataFrame({"enterprise_id": list(served), "_override": list(served.values())})
+    return (
+        grades.join(table, on="enterprise_id", how="left")
+        .with_columns(pl.coalesce("_override", "grade").alias("grade"))
+        .drop("_override")
+    )
+
+
+def _target_id(to: str) -> str:
+    return to if to.startswith(("http://", "https://")) else f"file:{Path(to).resolve()}"
+
+
+def _current(store: Store, lake: Path, policy: Policy) -> pl.DataFrame:
+    """Every credit record the platform should hold now (grades only where the policy enables it)."""
+    tables = load_tables(lake)
+    grades = _served_grades(store) if policy.sharing.grades_to_platform else None
+    try:
+        return share_records(tables, grades)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise FatalInputError(f"{lake}: cannot read the credit records: {exc}") from exc
 
 
 def push(
@@ -273,12 +301,7 @@ def push(
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
     ledger = ShareLedger(store)
     started = datetime.now(UTC).replace(tzinfo=None)
-    tables = load_tables(lake)
-    grades = _grades(store) if policy.sharing.grades_to_platform else None
-    try:
-        current = share_records(tables, grades)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise FatalInputError(f"{lake}: cannot read the credit records: {exc}") from exc
+    current = _current(store, lake, policy)
     result = PushResult(transport.target)
 
     def changes(planned: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -336,19 +359,23 @@ def push(
     return result
 
 
-def share_status(settings: Settings, to: str | None = None) -> list[dict[str, Any]]:
-    """The ledger's state per target (`share --status`)."""
+def share_status(
+    settings: Settings, to: str | None = None, lake: Path | None = None, policy: Policy | None = None
+) -> list[dict[str, Any]]:
+    """The ledger's state per target (`share --status`); with ``lake`` (and ``policy``), also the
+    records changed in the lake and not yet planned (``unplanned_records``)."""
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
-    target = None
-    if to is not None:
-        target = to if to.startswith(("http://", "https://")) else f"file:{Path(to).resolve()}"
-    return ShareLedger(store).status(target)
+    ledger = ShareLedger(store)
+    rows = ledger.status(_target_id(to) if to is not None else None)
+    if lake is not None and policy is not None:
+        current = _current(store, lake, policy)
+        for row in rows:
+            lines, _ = changed_lines(current, ledger.planned(row["target"]), None)
+            row["unplanned_records"] = lines.height
+    return rows
 
 
 def requeue_dead(settings: Settings, to: str | None = None) -> int:
     """Put dead letters back into planning (`share --requeue-dead`)."""
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
-    target = None
-    if to is not None:
-        target = to if to.startswith(("http://", "https://")) else f"file:{Path(to).resolve()}"
-    return ShareLedger(store).requeue_dead(target)
+    return ShareLedger(store).requeue_dead(_target_id(to) if to is not None else None)
