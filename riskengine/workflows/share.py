@@ -140,6 +140,9 @@ class HttpTransport:
         self.secret = secret
         self.client = client or httpx.Client(timeout=timeout)
 
+    def close(self) -> None:
+        self.client.close()
+
     def deliver(self, batch: Batch, body: bytes, n_records: int) -> None:
         headers = {
             "Content-Type": "application/x-ndjson; charset=utf-8",
@@ -313,40 +316,50 @@ def push(
         transport.target, changes, batch_size or settings.share.batch_size, since
     )
     cfg = settings.share
-    for batch in ledger.batches(transport.target, ("pending",)):
-        lines = ledger.lines(transport.target, batch.seq)
-        body = ("\n".join(lines) + "\n").encode("utf-8")
-        retrying = Retrying(
-            stop=stop_after_attempt(cfg.max_attempts),
-            wait=wait_exponential(multiplier=cfg.backoff_seconds, max=cfg.backoff_max_seconds),
-            retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and not e.permanent),
-            reraise=True,
-        )
-        try:
-            retrying(transport.deliver, batch, body, len(lines))
-        except DeliveryError as exc:
-            tries = int(retrying.statistics.get("attempt_number", 1))
-            state = ledger.mark_failed(
-                transport.target,
-                batch.seq,
-                tries,
-                str(exc),
-                permanent=exc.permanent,
-                dead_after_runs=cfg.dead_after_runs,
+    try:
+        for batch in ledger.batches(transport.target, ("pending",)):
+            lines = ledger.lines(transport.target, batch.seq)
+            body = ("\n".join(lines) + "\n").encode("utf-8")
+            retrying = Retrying(
+                stop=stop_after_attempt(cfg.max_attempts),
+                wait=wait_exponential(multiplier=cfg.backoff_seconds, max=cfg.backoff_max_seconds),
+                retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and not e.permanent),
+                reraise=True,
             )
-            entry = {"seq": batch.seq, "batch_id": batch.batch_id, "records": len(lines), "error": str(exc)}
+            try:
+                retrying(transport.deliver, batch, body, len(lines))
+            except DeliveryError as exc:
+                tries = int(retrying.statistics.get("attempt_number", 1))
+                state = ledger.mark_failed(
+                    transport.target,
+                    batch.seq,
+                    tries,
+                    str(exc),
+                    permanent=exc.permanent,
+                    dead_after_runs=cfg.dead_after_runs,
+                )
+                entry = {
+                    "seq": batch.seq,
+                    "batch_id": batch.batch_id,
+                    "records": len(lines),
+                    "error": str(exc),
+                }
+                if on_batch:
+                    on_batch(batch, state)
+                if state == "dead":
+                    result.dead.append(entry)
+                    continue  # later batches may go: a dead letter waits for `share --requeue-dead`
+                result.failed.append(entry)
+                break  # keep order: later batches wait for this one
+            ledger.mark_sent(transport.target, batch.seq, int(retrying.statistics.get("attempt_number", 1)))
+            result.sent_batches += 1
+            result.sent_records += len(lines)
             if on_batch:
-                on_batch(batch, state)
-            if state == "dead":
-                result.dead.append(entry)
-                continue  # later batches may go: a dead letter waits for `share --requeue-dead`
-            result.failed.append(entry)
-            break  # keep order: later batches wait for this one
-        ledger.mark_sent(transport.target, batch.seq, int(retrying.statistics.get("attempt_number", 1)))
-        result.sent_batches += 1
-        result.sent_records += len(lines)
-        if on_batch:
-            on_batch(batch, "sent")
+                on_batch(batch, "sent")
+    finally:
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
     result.pending_batches = len(ledger.batches(transport.target, ("pending",)))
     ledger.record_run(
         transport.target,
