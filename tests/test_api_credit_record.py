@@ -286,3 +286,44 @@ def test_keys_create_makes_a_finance_key_for_a_named_partner(
         assert [(k.role, k.name) for k in Store(tmp_path / "store.duckdb").keys()] == [("finance", PARTNER)]
     finally:
         get_settings.cache_clear()
+
+
+def test_authorizations_cli_adds_lists_and_revokes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from riskengine.cli import app as cli
+    from riskengine.core.config import get_settings
+    from riskengine.core.store import Store
+
+    monkeypatch.setenv("RISKENGINE_STORE_PATH", str(tmp_path / "store.duckdb"))
+    get_settings.cache_clear()
+    try:
+        add = [
+            "authorizations",
+            "add",
+            E_WIRE_WUCHANG,
+            "--partner",
+            PARTNER,
+            "--granted-on",
+            (TODAY - timedelta(days=1)).isoformat(),
+            "--expires-on",
+            (TODAY + timedelta(days=90)).isoformat(),
+            "--consent",
+            "授权书 001",
+            "--id",
+            "AUTH-CLI-1",
+        ]
+        made = CliRunner().invoke(cli, add)
+        assert made.exit_code == 0 and made.stdout.strip() == "AUTH-CLI-1"
+        listed = CliRunner().invoke(cli, ["authorizations", "list", E_WIRE_WUCHANG])
+        assert "AUTH-CLI-1" in listed.stdout and "in force" in listed.stdout
+        revoked = CliRunner().invoke(
+            cli, ["authorizations", "revoke", E_WIRE_WUCHANG, "AUTH-CLI-1", "--reason", "企业撤回"]
+        )
+        assert revoked.exit_code == 0 and "revoked" in revoked.stdout
+        bad = CliRunner().invoke(cli, ["authorizations", "add", "NOT-A-USCC", *add[3:-2]])
+        assert bad.exit_code != 0 and "NOT-A-USCC" in str(bad.exception)
+        actions = Store(tmp_path / "store.duckdb").audit()["action"].to_list()
+        assert actions == ["record_authorization", "revoke_authorization"]
+    finally:
+        get_settings.cache_clear()

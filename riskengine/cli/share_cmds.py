@@ -1,5 +1,6 @@
-"""``riskengine share`` (push the credit record to the credit platform) and ``riskengine publish``
-(what the bureau may publish on its website), CONTRACT §4 and §9."""
+"""``riskengine share`` (push the credit record to the credit platform), ``riskengine publish``
+(what the bureau may publish on its website) and ``riskengine authorizations`` (enterprises'
+consents for finance partners), CONTRACT §4 and §9."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import typer
 from riskengine.cli import app
 from riskengine.cli.serve_cmds import _cli_actor
 from riskengine.core.audit import make_entry
+from riskengine.core.authorizations import Authorization, Authorizations
 from riskengine.core.config import get_settings
+from riskengine.core.contract import uscc_problem
 from riskengine.core.errors import UsageError
-from riskengine.core.store import Store
+from riskengine.core.store import Store, utcnow
 from riskengine.supervision.policy import load_policy
 from riskengine.workflows import publish as publish_wf
 from riskengine.workflows import share as share_wf
@@ -162,3 +165,79 @@ def publish(
     n = publish_wf.publish(lake, day, out, load_policy(policy))
     _audit("publish", str(out.resolve()), 200, f"as_of={day} records={n}")
     _err(f"wrote {n} published records as of {day} to {out}/index.html, records.csv, records.json")
+
+
+auth_app = typer.Typer(
+    help="Enterprises' authorizations for finance partners (质量信用金融+): add, list, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(auth_app, name="authorizations")
+
+
+def _authorizations() -> Authorizations:
+    settings = get_settings()
+    return Authorizations(Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout))
+
+
+def _auth_line(a: Authorization) -> str:
+    state = "revoked" if a.revoked_at else ("in force" if a.in_force(utcnow()) else "not in force")
+    return (
+        f"{a.authorization_id}  {a.partner}  {','.join(a.scope)}  {a.granted_on}..{a.expires_on}  "
+        f"consent {a.consent_reference}  {state}"
+    )
+
+
+@auth_app.command("add")
+def authorizations_add(
+    enterprise_id: Annotated[str, typer.Argument(help="the enterprise's USCC")],
+    partner: Annotated[str, typer.Option(help="the bank or guarantor, as its finance key is named")],
+    granted_on: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    expires_on: Annotated[str, typer.Option(help="YYYY-MM-DD (first day it no longer holds)")],
+    consent: Annotated[str, typer.Option(help="reference of the enterprise's signed consent")],
+    authorization_id: Annotated[str | None, typer.Option("--id", help="the office's own number")] = None,
+) -> None:
+    """Record an enterprise's signed consent for a finance partner (prints its id)."""
+    if get_settings().id_scheme == "uscc" and (problem := uscc_problem(enterprise_id)):
+        raise UsageError(f"ENTERPRISE_ID {enterprise_id!r}: {problem}")
+    granted, expires = _date("--granted-on", granted_on), _date("--expires-on", expires_on)
+    record = _authorizations().add(
+        enterprise_id,
+        partner,
+        ("credit_record",),
+        granted or date.min,
+        expires or date.min,
+        consent,
+        _cli_actor(),
+        authorization_id=authorization_id,
+    )
+    _audit(
+        "record_authorization",
+        f"enterprises/{enterprise_id}/authorizations",
+        201,
+        f"authorization={record.authorization_id} partner={record.partner!r} {granted}..{expires}",
+    )
+    print(record.authorization_id)
+
+
+@auth_app.command("list")
+def authorizations_list(enterprise_id: Annotated[str, typer.Argument(help="the enterprise's USCC")]) -> None:
+    """An enterprise's authorizations, revoked and expired ones too."""
+    for a in _authorizations().of(enterprise_id):
+        print(_auth_line(a))
+
+
+@auth_app.command("revoke")
+def authorizations_revoke(
+    enterprise_id: Annotated[str, typer.Argument(help="the enterprise's USCC")],
+    authorization_id: Annotated[str, typer.Argument(help="the authorization's id")],
+    reason: Annotated[str, typer.Option(help="why it ends (required)")],
+) -> None:
+    """End an authorization now (the row stays, with who, when and why)."""
+    record = _authorizations().revoke(enterprise_id, authorization_id, _cli_actor(), reason, utcnow())
+    _audit(
+        "revoke_authorization",
+        f"enterprises/{enterprise_id}/authorizations/{authorization_id}",
+        200,
+        f"authorization={authorization_id} revoked: {reason.strip()}",
+    )
+    print(_auth_line(record))
