@@ -127,6 +127,8 @@ PlanReader = Annotated[AuthPrincipal, Depends(requires("plans"))]
 Overrider = Annotated[AuthPrincipal, Depends(requires("overrides"))]
 WhatIf = Annotated[AuthPrincipal, Depends(requires("whatif"))]
 Admin = Annotated[AuthPrincipal, Depends(requires("admin"))]
+CaseOfficer = Annotated[AuthPrincipal, Depends(requires("cases"))]
+CaseViewer = Annotated[AuthPrincipal, Depends(requires("case_existence"))]
 
 
 def check_enterprise_id(service: Service, enterprise_id: str) -> str | None:

@@ -65,6 +65,8 @@ class EnterpriseGrade(BaseModel):
     frequency: Frequency | None
     model_version: str | None
     override: OverrideOut | None
+    disputed: bool = Field(default=False, description="an objection (异议) against the enterprise's "
+                                                      "record or grade is open")
 
 
 class Reason(BaseModel):
@@ -318,3 +320,34 @@ class CreditRecord(BaseModel):
     good_standing: GoodStanding
     grade: Grade | None = Field(None, description="the served grade, only where the policy enables it")
     authorization_id: str | None = Field(None, description="the authorization this read relies on")
+class CaseOpenIn(BaseModel):
+    """A case the credit office opens on an enterprise's behalf (CONTRACT section 5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["objection", "repair"]
+    enterprise_id: str = Field(min_length=1, max_length=64)
+    received_on: date
+    statement: str | None = Field(default=None, max_length=4000)
+    record_table: str | None = Field(default=None, description="objection: the disputed record's table")
+    record_id: str | None = Field(default=None, max_length=128)
+    grade: bool = Field(default=False, description="objection: the grade itself is disputed")
+    penalty: str | None = Field(default=None, max_length=128, description="repair: the penalty case id")
+    list_entry: str | None = Field(default=None, max_length=128, description="repair: the list entry id")
+    documents: list[str] = Field(default_factory=list, max_length=10)
+
+
+class CaseStepIn(BaseModel):
+    """One step of a case, with its reason (required)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Literal["accept", "refuse", "uphold", "reject", "approve", "deny"]
+    reason: str = Field(min_length=1, max_length=4000)
+    on: date | None = Field(default=None, description="the day of the step (default today)")
+
+
+class CaseDocumentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[str] = Field(min_length=1, max_length=10)

@@ -278,6 +278,7 @@ class Service:
         self._last_refresh = time.monotonic()
         self._last_check = time.monotonic()
         self._store_version: tuple[Any, ...] = ()
+        self.disputed: frozenset[str] = frozenset()  # enterprises with an open objection (CONTRACT §5)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -322,8 +323,18 @@ class Service:
             snap = self.build_snapshot()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
             self._publish(snap)
             return snap
+
+    def refresh_cases(self) -> None:
+        """The enterprises with an open objection, and the case gauges, from the store."""
+        from riskengine.core.case_store import CaseStore
+        from riskengine.workflows.cases import overview
+
+        cases = CaseStore(self.store)
+        self.disputed = frozenset(cases.disputed())
+        self.metrics.set_cases(overview(cases.all(), utcnow().date()))
 
     def _tick(self) -> None:
         """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds, and
@@ -333,6 +344,7 @@ class Service:
             self._last_refresh = time.monotonic()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
         every = self.settings.service.reload_check_seconds
         if every and time.monotonic() - self._last_check >= every:
             self._last_check = time.monotonic()

@@ -150,39 +150,3 @@ def receiver() -> Iterator[Receiver]:
         state.release.set()
         server.shutdown()
         server.server_close()
-
-
-def world_lake(folder: Path) -> Path:
-    """A lake holding the API test world's enterprises (tests.api_helpers.WORLD), one penalty each."""
-    from tests.api_helpers import WORLD
-
-    src = write_source(
-        folder / "world-src",
-        {
-            "enterprises": [
-                {
-                    "enterprise_id": e,
-                    "name": f"企业{i}",
-                    "district": d,
-                    "sector": s,
-                    "established_on": "2015-01-01",
-                    "status": "active",
-                }
-                for i, (e, (d, s, _, _)) in enumerate(WORLD.items())
-            ],
-            "penalties": [
-                {
-                    "case_id": f"PEN-{i}",
-                    "enterprise_id": e,
-                    "decided_on": "2025-03-01",
-                    "severity": "moderate",
-                    "fine_cny": 20000.0,
-                    "category": "产品质量",
-                    "dishonest_list": False,
-                }
-                for i, e in enumerate(WORLD)
-            ],
-        },
-    )
-    ingest(src, folder / "world-lake")
-    return folder / "world-lake"

@@ -34,8 +34,10 @@ router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 LANGUAGES = ("zh", "en")
 
 
-def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot) -> EnterpriseGrade:
-    """The served grade: the override's grade while one is in force, the engine's grades beside it."""
+def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot,
+               disputed: bool = False) -> EnterpriseGrade:
+    """The served grade: the override's grade while one is in force, the engine's grades beside it;
+    ``disputed`` while an objection against the enterprise is open."""
     grade: Any = override.grade if override else row["grade"]
     ratio, minimum = snapshot.frequency(row["sector"], grade)
     return EnterpriseGrade(
@@ -45,6 +47,7 @@ def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapsho
         frequency=Frequency(ratio=ratio, min_per_year=minimum), model_version=row["model_version"],
         override=(OverrideOut(**{k: getattr(override, k) for k in OverrideOut.model_fields})
                   if override else None),
+        disputed=disputed,
     )
 
 
@@ -83,7 +86,8 @@ async def get_enterprise(
 ) -> EnterpriseGrade:
     """Grade, score, probability, supervision frequency, as_of, model version and any override in force."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     service.metrics.grades_served.labels("enterprise").inc()
     request.state.audit_detail = f"grade={view.grade}"
     return view
@@ -174,7 +178,7 @@ def post_override(
     override = service.overrides.add(enterprise_id, body.grade, reason, body.expires_on, principal.actor, now)
     request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
                                   f"{reason}")
-    return grade_view(row, override, snapshot)
+    return grade_view(row, override, snapshot, enterprise_id in service.disputed)
 
 
 @router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
@@ -205,7 +209,8 @@ def withdraw_override(
         withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
     except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
         raise not_found("override") from None
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
                                   f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
     return view

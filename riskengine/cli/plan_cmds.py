@@ -156,6 +156,9 @@ def plan(
         seed = secrets.randbelow(2**31)
         _err(f"seed: {seed} (random; recorded in {out.name}.meta.json)")
     grade_frame, source = resolve_grades(lake, day, grades, settings)
+    from riskengine.workflows.cases import mark_disputed
+
+    grade_frame = mark_disputed(grade_frame, settings)  # the plan marks grades under objection
     carried = previous_carry_over(Path(settings.store_file), day) if carry_over else None
     if carried is not None:
         _err(f"carry-over: {len(carried.enterprise_ids)} over-capacity item(s) of plan {carried.period} "

@@ -50,7 +50,10 @@ def score(
     grades = score_enterprises(lake, day, previous=prev, settings=settings)
     if grades.height == 0:
         raise NotFoundError(f"{lake}: no active enterprise established before {day}; nothing to grade")
-    write_grades(grades, out)
+    from riskengine.workflows.cases import mark_disputed
+
+    # The file officers read says which grades are disputed (an open objection); the store does not.
+    write_grades(grades if out.suffix.lower() == ".parquet" else mark_disputed(grades, settings), out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
         from riskengine.core.store import Store

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 
 from riskengine.core.errors import CaseStateError, NotFoundError
-from riskengine.core.store import Store, utcnow
+from riskengine.core.store import AUDIT_SCHEMA, Store, utcnow
 
 KINDS = ("objection", "repair")
 # Status after each step, by kind and the status the step starts from (CONTRACT section 5).
@@ -131,6 +131,13 @@ class Case:
         return list(TRANSITIONS[self.kind].get(self.status, {}))
 
 
+def _insert_audit(con: duckdb.DuckDBPyConnection, entry: Mapping[str, Any]) -> None:
+    """The step's audit entry, in the step's own transaction: a step is never stored unaudited."""
+    marks = ", ".join("?" * len(AUDIT_SCHEMA))
+    con.execute(f"INSERT INTO audit_log ({', '.join(AUDIT_SCHEMA)}) VALUES ({marks})",
+                [entry.get(c) for c in AUDIT_SCHEMA])
+
+
 def _loads(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -222,7 +229,8 @@ class CaseStore:
     def open_case(self, *, kind: str, enterprise_id: str, district: str | None, sector: str | None,
                   received_on: date, due_on: date, subject_table: str | None, subject_id: str | None,
                   statement: str | None, eligibility: Mapping[str, Any] | None,
-                  documents: Sequence[Mapping[str, Any]], officer: str, reason: str) -> Case:
+                  documents: Sequence[Mapping[str, Any]], officer: str, reason: str,
+                  audit: Mapping[str, Any] | None = None) -> Case:
         """Record a new case (status ``received``) and its ``open`` step; the id is ``OBJ-YYYY-NNNNNN``
         or ``REP-YYYY-NNNNNN``, numbered per kind and year of receipt."""
         now = utcnow()
@@ -238,11 +246,13 @@ class CaseStore:
                  json.dumps(list(documents), ensure_ascii=False), None, None, None, officer, now])
             con.execute("INSERT INTO case_steps VALUES (?, 0, 'open', NULL, 'received', ?, ?, ?, ?)",
                         [case_id, received_on, officer, reason, now])
+            if audit is not None:
+                _insert_audit(con, {**audit, "resource": f"case:{case_id}"})
         return self.get(case_id)
 
     def take_step(self, case_id: str, step: str, *, taken_on: date, officer: str, reason: str,
                   due_on: date | None, effect: Mapping[str, Any] | None = None,
-                  check: Any = None) -> Case:
+                  check: Any = None, audit: Mapping[str, Any] | None = None) -> Case:
         """Move a case by one step, checking in the same transaction that the step is allowed from its
         current status (``CaseStateError`` naming that status otherwise; nothing changes).
 
@@ -276,6 +286,8 @@ class CaseStore:
                  case_id])
             con.execute("INSERT INTO case_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [case_id, len(case.steps), step, case.status, after, taken_on, officer, reason, now])
+            if audit is not None:
+                _insert_audit(con, audit)
         return self.get(case_id)
 
     def set_documents(self, case_id: str, documents: Sequence[Mapping[str, Any]]) -> Case:

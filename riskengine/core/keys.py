@@ -23,12 +23,14 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin", "fina
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    "inspector": frozenset({"grades", "explanations", "plans"}),
-    # everything, plus overrides and what-if scoring
-    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "credit_record",
-                                "authorizations"}),
+    # (and that a case exists on one of them, never its documents)
+    "inspector": frozenset({"grades", "explanations", "plans", "case_existence"}),
+    # everything, plus overrides, what-if scoring, the case work (objections, credit repairs), the
+    # credit record and finance partners' authorizations
+    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
+                                "case_existence", "credit_record", "authorizations"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
-    "sector": frozenset({"grades"}),
+    "sector": frozenset({"grades", "case_existence"}),
     # keys and reload; no enterprise data
     "admin": frozenset({"admin"}),
     # a bank or guarantor (质量信用金融+): an enterprise's credit record, only under its authorization

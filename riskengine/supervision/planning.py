@@ -73,6 +73,7 @@ PLAN_SCHEMA: dict[str, pl.DataType] = {
     "sector": pl.String(),
     "grade": pl.String(),
     "score": pl.Int64(),
+    "disputed": pl.Boolean(),  # an objection (异议) against its record or grade is open (CONTRACT §5)
     "stratum": pl.String(),  # mandatory | random
     "why": pl.String(),
     "top_reasons": pl.String(),
@@ -324,6 +325,8 @@ def prepare_grades(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_
         pl.col("enterprise_id").cast(pl.String), pl.col("name").cast(pl.String),
         pl.col("district").cast(pl.String), pl.col("sector").cast(pl.String), pl.col("grade").cast(pl.String),
         pl.col("score").cast(pl.Int64), _top_reasons_expr(frame),
+        (pl.col("disputed").fill_null(False) if "disputed" in frame.columns else pl.lit(False))
+        .cast(pl.Boolean).alias("disputed"),
     ).sort("enterprise_id")
 
 
@@ -736,6 +739,7 @@ EXCEL_COLUMNS: dict[str, tuple[str, int]] = {
     "sector": ("行业 Sector", 16),
     "grade": ("信用风险等级 Grade", 10),
     "score": ("风险分 Score", 10),
+    "disputed": ("异议中 Disputed", 10),
     "stratum": ("类别 Stratum", 14),
     "why": ("列入原因 Why", 48),
     "top_reasons": ("主要风险因素 Top reasons", 60),
@@ -844,6 +848,8 @@ def write_excel(result: PlanResult, path: Path) -> None:
                         ws.write_datetime(r, c, datetime_of(value), datefmt)
                     elif column == "stratum":
                         ws.write_string(r, c, STRATUM_LABELS.get(value, value))
+                    elif column == "disputed":
+                        ws.write_string(r, c, "异议中 disputed" if value else "")
                     elif column == "status":
                         ws.write_string(r, c, STATUS_LABELS.get(value, value),
                                         over if value == STATUS_OVER else None)

@@ -31,6 +31,7 @@ HEADERS_ZH = {
     "enterprise_id": "统一社会信用代码", "as_of": "评价基准日", "name": "企业名称", "district": "行政区划",
     "sector": "行业", "probability": "不良结果概率", "score": "风险分值", "grade": "信用风险等级",
     "model_grade": "模型等级", "rule": "适用规则", "reasons": "主要原因", "model_version": "模型版本",
+    "disputed": "异议中",
 }
 
 
