@@ -28,6 +28,8 @@ from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.core.store.cases import CaseStore
+from riskengine.workflows.cases import overview
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -329,9 +331,6 @@ class Service:
 
     def refresh_cases(self) -> None:
         """The enterprises with an open objection, and the case gauges, from the store."""
-        from riskengine.core.case_store import CaseStore
-        from riskengine.workflows.cases import overview
-
         cases = CaseStore(self.store)
         self.disputed = frozenset(cases.disputed())
         self.metrics.set_cases(overview(cases.all(), utcnow().date()))

@@ -33,11 +33,11 @@ import polars as pl
 from features.penalties import INFLUENCE
 from riskengine.core.audit import make_entry
 from riskengine.core.calendar import add_working_days, working_days_between
-from riskengine.core.case_store import DECISIONS, KINDS, OPEN_STATUSES, TRANSITIONS, Case, CaseStore
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES, VOIDABLE_TABLES
 from riskengine.core.errors import ConflictError, ModelError, NotFoundError, RiskEngineError, UsageError
 from riskengine.core.store import Store
+from riskengine.core.store.cases import DECISIONS, KINDS, OPEN_STATUSES, TRANSITIONS, Case, CaseStore
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables, scan_table
 from riskengine.supervision.policy import CaseDeadlines, load_policy
@@ -357,6 +357,7 @@ def champion_regrader(settings: Settings) -> Regrader:
     """Regrade one enterprise with the champion model, anchored on its served grade (hysteresis)."""
 
     def regrade(lake: Path, enterprise_id: str, as_of: date) -> pl.DataFrame:
+        # Deferred: these bring in MLflow and LightGBM, which a case step without a decision never needs.
         from models.scoring import active_enterprises, enterprise_features, score_features
         from riskengine.workflows.scoring import load_champion
 
