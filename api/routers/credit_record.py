@@ -19,8 +19,8 @@ from api.deps import AuthPrincipal, EnterpriseId, Now, ServiceDep, SnapshotDep, 
 from api.problems import Problem, not_found, problem_docs
 from api.schemas import AuthorizationIn, AuthorizationOut, CreditRecord, RevokeIn
 from api.state import Service
-from riskengine.core.authorizations import READ_ACTION, Authorization, Authorizations
 from riskengine.core.errors import NotFoundError
+from riskengine.core.store.authorizations import READ_ACTION, Authorization, Authorizations
 from riskengine.workflows.credit_record import enterprise_exists, read_credit_record
 
 router = APIRouter(prefix="/v1/enterprises", tags=["credit record"])

@@ -25,9 +25,9 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Snapshot
-from riskengine.core.authorizations import credit_record_reads
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
+from riskengine.core.store.authorizations import credit_record_reads
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 

@@ -3,7 +3,7 @@
 Every penalty (with its influence period), list entry, commitment and approved credit repair — and
 the grade, only where the policy enables it — goes out as one JSON line
 ``{"uscc", "record_type", "record_id", "operation", "fields", "hash"}``, once per content: the
-ledger in the serving store (``riskengine.core.share_ledger``) remembers what each record looked like
+ledger in the serving store (``riskengine.core.store.share_ledger``) remembers what each record looked like
 when it was planned, so a run sends only what changed since, and a crash or a failed batch neither
 loses nor duplicates a record (the batch is sent again, identical, under the same idempotency key).
 
@@ -38,8 +38,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from riskengine.core.config import Settings
 from riskengine.core.errors import FatalInputError, NotFoundError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write_text
-from riskengine.core.share_ledger import PLANNED_SCHEMA, Batch, ShareLedger
 from riskengine.core.store import Store
+from riskengine.core.store.share_ledger import PLANNED_SCHEMA, Batch, ShareLedger
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import Policy
 from riskengine.workflows.credit_record import record_hash, share_records

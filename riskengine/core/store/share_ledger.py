@@ -1,5 +1,8 @@
 """The share ledger: what went to the credit platform, batch by batch (in the serving store).
 
+A record family of its own (its DDL below), kept beside ``Store`` rather than among its bases, like
+``cases``: its tables are made on its first write, so a store written before sharing still reads.
+
 ``riskengine share`` plans, then delivers. *Planning* compares the lake's credit records with the
 ledger and writes the changed ones as numbered batches (state ``pending``) in one transaction: a
 crash before it commits plans nothing, after it every change is written down. *Delivery* sends each

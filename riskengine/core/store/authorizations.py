@@ -1,5 +1,7 @@
 """Enterprises' authorizations for finance partners (质量信用金融+), in the serving store.
 
+A record family of its own (its DDL below), kept beside ``Store`` like ``cases``.
+
 An enterprise signs a consent; the credit office records it as an authorization: its id, the
 partner (a bank or guarantor, named as the partner's ``finance`` key is named), the scope (what the
 partner may read; ``credit_record``), the day it was granted and the day it expires, and the
