@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Grade = Literal["A", "B", "C", "D"]
 Role = Literal["inspector", "credit_office", "sector", "admin", "finance"]
+
+
+def _utc(moment: datetime) -> datetime:
+    """The store keeps naive UTC times; answers carry the offset, as ``format: date-time`` requires."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class ProblemDetails(BaseModel):
@@ -37,13 +45,13 @@ class OverrideOut(BaseModel):
     reason: str
     expires_on: date = Field(description="the override stops applying on this day")
     created_by: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class OverrideRecord(OverrideOut):
     """A credit-office override as stored, in force or not, with its withdrawal if any."""
 
-    withdrawn_at: datetime | None = Field(description="from this moment the override no longer applies")
+    withdrawn_at: UtcDateTime | None = Field(description="from this moment the override no longer applies")
     withdrawn_by: str | None
     withdraw_reason: str | None
 
@@ -208,8 +216,8 @@ class KeyOut(BaseModel):
     role: str
     districts: list[str]
     sector: str | None
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
 
 
 class KeyCreated(KeyOut):
@@ -220,7 +228,7 @@ class ReloadOut(BaseModel):
     as_of: date | None
     grades: int
     model_version: str | None
-    loaded_at: datetime
+    loaded_at: UtcDateTime
 
 
 class Health(BaseModel):

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from riskengine.core.contract import uscc_check_char
+from riskengine.core.ids import uscc_check_char
 from riskengine.lake.ingest import ingest
 from riskengine.workflows.share import SIGNATURE_HEADER, verify
 

@@ -87,6 +87,7 @@ def test_others_see_a_case_exists_in_scope_but_never_its_papers(api) -> None:
     inspector = tokens["inspector"]
     seen = client.get(f"/v1/cases/{in_scope['case_id']}", headers=inspector).json()
     assert seen["status"] == "received" and "statement" not in seen and "documents" not in seen
+    assert seen["steps"] == [{"step": "open", "status_after": "received", "on": "2025-09-29"}]
     assert client.get(f"/v1/cases/{out_of_scope['case_id']}", headers=inspector).status_code == 404
     assert client.get("/v1/cases/OBJ-2025-999999", headers=inspector).status_code == 404
     listed = client.get("/v1/cases", headers=inspector).json()

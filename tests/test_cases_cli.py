@@ -78,7 +78,7 @@ def test_list_shows_overdue_cases_as_json(lake: Path, capsys) -> None:
     code, out, _ = run(["cases", "list", "--overdue", "--as-of", "2025-10-01", "--format", "json"], capsys)
     found = json.loads(out)
     assert code == 0 and [c["case_id"] for c in found] == ["REP-2025-000001"]
-    assert found[0]["overdue"] is True and "documents" not in found[0]
+    assert found[0]["overdue"] is True and [s["step"] for s in found[0]["steps"]] == ["open"]
     code, out, _ = run(["cases", "overview", "--as-of", "2025-10-01", "--format", "json"], capsys)
     assert json.loads(out)["open"]["repair"] == {"received": 2, "accepted": 0}
 

@@ -54,7 +54,7 @@ def list_cases(
         raise Problem(422, str(exc)) from None
     visible = [c for c in found if principal.sees(c.district, c.sector)]
     request.state.audit_detail = f"cases={len(visible)}"
-    return [cases.case_view(c, today, documents=False) for c in visible]
+    return [cases.case_view(c, today, documents=principal.has("cases")) for c in visible]
 
 
 @router.get("/overview", name="case_overview", summary="Open cases by kind and step, overdue, median days",

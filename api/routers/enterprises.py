@@ -25,6 +25,7 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Snapshot
+from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
 from riskengine.core.store.authorizations import credit_record_reads
@@ -122,10 +123,6 @@ async def get_explanation(
 
 
 def _rule_text(rule: str, lang: str) -> str | None:
-    try:
-        from models.grading import HARD_RULES
-    except ImportError:
-        return None
     for r in HARD_RULES:
         if r.id == rule:
             return r.text_zh if lang == "zh" else r.text_en
@@ -142,10 +139,10 @@ async def get_history(
     """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), every
     credit-office override with its withdrawal, if any, and which finance partner read its credit
     record and when (an enterprise has a right to know who looked)."""
-    history = await run_in_threadpool(service.store.grade_history, enterprise_id)
-    latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
-    if latest is None or not principal.sees(latest["district"], latest["sector"]):
+    scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
+    if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
+    history = await run_in_threadpool(snapshot.history, service.store, enterprise_id)
     service.metrics.grades_served.labels("history").inc(history.height)
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
@@ -160,7 +157,7 @@ async def get_history(
 @router.post("/{enterprise_id}/override", name="override_grade",
              response_model=EnterpriseGrade, status_code=201,
              summary="Override an enterprise's grade (credit office)",
-             responses=problem_docs(401, 403, 404, 422, 503))
+             responses=problem_docs(401, 403, 404, 413, 422, 503))
 def post_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId, body: OverrideIn,
     snapshot: SnapshotDep, service: ServiceDep, now: Now,
@@ -184,7 +181,7 @@ def post_override(
 @router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
              response_model=EnterpriseGrade,
              summary="Withdraw a grade override before it expires (credit office)",
-             responses=problem_docs(401, 403, 404, 409, 422, 503))
+             responses=problem_docs(401, 403, 404, 409, 413, 422, 503))
 def withdraw_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId,
     override_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the override's id, as returned "

@@ -13,7 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from riskengine.cli import app
+from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import UsageError
+from riskengine.workflows import cases
 
 cases_app = typer.Typer(help="Objections (异议) and credit repairs (信用修复): open, step, list, show.",
                         no_args_is_help=True)
@@ -48,9 +50,7 @@ def _day(value: str | None, option: str) -> date | None:
         raise UsageError(f"{option} must be a date YYYY-MM-DD; got {value!r}") from None
 
 
-def _settings():  # type: ignore[no-untyped-def]
-    from riskengine.core.config import get_settings
-
+def _settings() -> Settings:
     return get_settings()
 
 
@@ -104,8 +104,6 @@ def open_case(
     fmt: Annotated[Format, typer.Option("--format", help="text, or json on stdout")] = Format.text,
 ) -> None:
     """Open a case on an enterprise's behalf; prints it, its id on the last line."""
-    from riskengine.workflows import cases
-
     settings, lake = _settings(), _lake(lake)
     received = _day(received_on, "--received-on")
     assert received is not None
@@ -143,8 +141,6 @@ def step_case(
     fmt: Annotated[Format, typer.Option("--format", help="text, or json on stdout")] = Format.text,
 ) -> None:
     """Take the case's next step; out of order or on a decided case: exit 1 naming its status."""
-    from riskengine.workflows import cases
-
     settings, lake = _settings(), _lake(lake)
     case = cases.take_step(settings, lake, case_id, step, reason=reason, officer=_officer(officer),
                            on=_day(on, "--on"), regrader=cases.champion_regrader(settings))
@@ -160,8 +156,6 @@ def receive(
     fmt: Annotated[Format, typer.Option("--format")] = Format.text,
 ) -> None:
     """Record documents of a repair application as received."""
-    from riskengine.workflows import cases
-
     settings = _settings()
     case = cases.receive_documents(settings, _lake(lake), case_id, codes, _officer(officer))
     _print_case(cases.case_view(case, date.today()), fmt)
@@ -179,15 +173,13 @@ def list_cases(
     fmt: Annotated[Format, typer.Option("--format", help="text, or json on stdout")] = Format.text,
 ) -> None:
     """The case queue (oldest first), with each case's clock."""
-    from riskengine.workflows import cases
-
     settings = _settings()
     today = _day(as_of, "--as-of") or date.today()
     if lake is not None:
         cases.complete_pending(settings, _lake(lake), cases.champion_regrader(settings))
     where = cases.CaseFilter(kind=kind.value if kind else None, status=status, overdue=overdue,
                              district=district)
-    found = [cases.case_view(c, today, documents=False) for c in cases.list_cases(settings, where, today)]
+    found = [cases.case_view(c, today) for c in cases.list_cases(settings, where, today)]
     if fmt is Format.json:
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
@@ -206,8 +198,6 @@ def show_case(
     fmt: Annotated[Format, typer.Option("--format", help="text, or json on stdout")] = Format.text,
 ) -> None:
     """One case with its clock, documents, eligibility and every step."""
-    from riskengine.workflows import cases
-
     settings = _settings()
     today = _day(as_of, "--as-of") or date.today()
     _print_case(cases.case_view(cases.case_store(settings).get(case_id), today), fmt)
@@ -219,8 +209,6 @@ def overview(
     fmt: Annotated[Format, typer.Option("--format", help="text, or json on stdout")] = Format.text,
 ) -> None:
     """Open cases by kind and step, overdue cases, median days to decision."""
-    from riskengine.workflows import cases
-
     settings = _settings()
     today = _day(as_of, "--as-of") or date.today()
     view = cases.overview(cases.list_cases(settings, cases.CaseFilter(), today), today)

@@ -16,10 +16,16 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from riskengine.cli import app
+from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
+from riskengine.core.store import Store
+from riskengine.lake.layout import scan_table
+from riskengine.workflows.cases import case_store
+from riskengine.workflows.scoring import read_grades, write_grades
 
 # The generated city covers 2019-01-01..2025-12-31. The backtest model is trained on what was known
 # before 2025 and judged on 2025 (out of time); the production model uses everything before 2026.
@@ -71,7 +77,6 @@ def quickstart(
     work.mkdir(parents=True, exist_ok=True)
     # Models, runs and the serving store belong to this working folder.
     os.environ["RISKENGINE_HOME"] = str(work)
-    from riskengine.core.config import get_settings
 
     get_settings.cache_clear()
     city, lake, out = work / "city", work / "lake", work / "outputs"
@@ -104,7 +109,6 @@ def quickstart(
     now_grades = out / f"grades_{NOW_AS_OF}.parquet"
     _step(9, total, f"grading every active enterprise as of {NOW_AS_OF}")
     _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(now_grades)])
-    from riskengine.workflows.scoring import read_grades, write_grades
 
     write_grades(read_grades(now_grades), grades)  # the officers' Excel copy of the same grades
     plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"
@@ -149,13 +153,6 @@ REPAIR_RECEIVED, REPAIR_ACCEPTED, REPAIR_APPROVED = date(2026, 1, 5), date(2026,
 def _credit_repair(lake: Path, now_grades: Path) -> str | None:
     """Pick an enterprise graded up by its abnormal-operation listing, work its repair application
     through the same commands an officer uses, and show its grade before and after."""
-    import polars as pl
-
-    from riskengine.core.config import get_settings
-    from riskengine.core.store import Store
-    from riskengine.lake.layout import scan_table
-    from riskengine.workflows.cases import case_store
-
     grades = pl.read_parquet(now_grades)
     listed = (scan_table(lake, "list_entries")
               .filter((pl.col("list") == "abnormal_operation") & pl.col("removed_on").is_null()

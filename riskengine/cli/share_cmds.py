@@ -16,8 +16,8 @@ from riskengine.cli import app
 from riskengine.cli.serve_cmds import _cli_actor
 from riskengine.core.audit import make_entry
 from riskengine.core.config import get_settings
-from riskengine.core.contract import uscc_problem
 from riskengine.core.errors import UsageError
+from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store, utcnow
 from riskengine.core.store.authorizations import Authorization, Authorizations
 from riskengine.supervision.policy import load_policy

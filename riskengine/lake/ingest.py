@@ -504,7 +504,7 @@ def _locked(lake: Path) -> Iterator[None]:
     still be the one at ``LAKE/.lock``: a run that failed on a new lake removes that file, and a lock
     taken on the removed file would let two runs write at once.
     """
-    import fcntl
+    import fcntl  # noqa: PLC0415 - POSIX only
 
     path = lake / lakes.LOCK_FILE
     fh = open(path, "a+b")  # noqa: SIM115 - held for the whole block

@@ -7,8 +7,9 @@ as of D) and a finance partner's summary of one enterprise (``enterprise_record`
 None of them carries a grade, score or reason; grades join only where the policy enables it.
 
 Penalty influence periods follow SAMR Order 107 (CONTRACT §2) through ``features.penalties``: the
-same periods the features count with. Every "as of D" uses the one visibility rule of
-``features.asof``: a record is known as of D once max(event date, recorded_on) < D.
+same periods the features count with. Every "as of D" uses the one time rule,
+``riskengine.core.timerule.known_before``: a record is known as of D once its event date and its
+``recorded_on`` are before D.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import polars as pl
 
 from features.asof import AS_OF, in_effect, visible_from
 from features.penalties import INFLUENCE
+from riskengine.core.timerule import known_before
 from riskengine.lake.layout import load_tables, scan_table
 from riskengine.supervision.policy import PublicationRules
 
@@ -92,7 +94,7 @@ def mark_voided(tables: Mapping[str, pl.LazyFrame], as_of: date | None = None) -
             continue
         mine = voids.filter(pl.col("record_table") == name)
         if as_of is not None:
-            mine = mine.filter(visible_from("voided_on") < as_of)
+            mine = known_before(mine, "voided_on", as_of)
         first = mine.group_by("record_id").agg(pl.col("voided_on").min()).rename({"record_id": key})
         out[name] = tables[name].join(first, on=key, how="left")
     return out
@@ -118,7 +120,7 @@ def list_entries(tables: Mapping[str, pl.LazyFrame], as_of: date | None = None) 
     if removals is None:
         return entries.with_columns(pl.lit(None, dtype=pl.String).alias("removal_id"))
     if as_of is not None:
-        removals = removals.filter(visible_from("removed_on") < as_of)
+        removals = known_before(removals, "removed_on", as_of)
     first = (
         removals.sort("removed_on", "removal_id")
         .group_by("entry_id")
@@ -153,10 +155,11 @@ def penalties_with_influence(tables: Mapping[str, pl.LazyFrame], as_of: date | N
     than the full period). With ``as_of``, only penalties and repairs known as of D are used.
     """
     pen = tables["penalties"]
-    repairs = tables["credit_repairs"].with_columns(visible_from("repaired_on").alias("_seen"))
+    repairs = tables["credit_repairs"]
     if as_of is not None:
-        pen = pen.filter(visible_from("decided_on") < as_of)
-        repairs = repairs.filter(pl.col("_seen") < as_of)
+        pen = known_before(pen, "decided_on", as_of)
+        repairs = known_before(repairs, "repaired_on", as_of)
+    repairs = repairs.with_columns(visible_from("repaired_on").alias("_seen"))
     first_repair = (
         repairs.sort("_seen", "repair_id")
         .group_by("case_id")
@@ -354,10 +357,11 @@ def published_records(
     frames = [pen_rows]
     entries = list_entries(tables, as_of)
     if entries is not None:
-        listed = entries.filter(
-            (visible_from("listed_on") < as_of)
-            & (pl.col("removed_on").is_null() | (pl.col("removed_on") >= as_of))
-        ).collect()
+        listed = (
+            known_before(entries, "listed_on", as_of)
+            .filter(pl.col("removed_on").is_null() | (pl.col("removed_on") >= as_of))
+            .collect()
+        )
         frames.append(
             listed.select(
                 pl.lit("list_entry").alias("record_type"),
@@ -428,7 +432,7 @@ def enterprise_record(
     lists: list[dict[str, Any]] = []
     entries = list_entries(tables, as_of)
     if entries is not None:
-        known = one(entries).filter(visible_from("listed_on") < as_of).sort("listed_on", "entry_id").collect()
+        known = known_before(one(entries), "listed_on", as_of).sort("listed_on", "entry_id").collect()
         for row in known.iter_rows(named=True):
             removed = (
                 row["removed_on"] if row["removed_on"] is not None and row["removed_on"] < as_of else None
@@ -446,8 +450,7 @@ def enterprise_record(
     com = _table(tables, "commitments")
     if com is not None:
         known = (
-            one(com)
-            .filter(visible_from("made_on") < as_of)
+            known_before(one(com), "made_on", as_of)
             .filter(
                 pl.col("status").is_in(["kept", "breached"])
                 & pl.col("status_changed_on").is_not_null()

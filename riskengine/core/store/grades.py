@@ -124,6 +124,18 @@ CREATE TABLE IF NOT EXISTS grade_runs (
             raise NotFoundError(f"{self.path}: no grades stored for as_of {as_of}")
         return frame.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
 
+    def former_enterprises(self, latest: date | None) -> dict[str, tuple[str | None, str | None]]:
+        """Enterprises graded before but not in the grades of ``latest``: id -> (district, sector) of
+        their last grade (so a server can check scope without asking the store per request)."""
+        with self._read() as con:
+            if con is None:
+                return {}
+            rows = con.execute(
+                "SELECT enterprise_id, arg_max(district, as_of), arg_max(sector, as_of) FROM grades "
+                "WHERE enterprise_id NOT IN (SELECT enterprise_id FROM grades WHERE as_of = ?) "
+                "GROUP BY enterprise_id", [latest]).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     def grade_history(self, enterprise_id: str) -> pl.DataFrame:
         """Every stored grade of one enterprise, oldest as_of first (empty if none)."""
         with self._read() as con:
