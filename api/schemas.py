@@ -77,25 +77,60 @@ class EnterpriseGrade(BaseModel):
                                                       "record or grade is open")
 
 
+class Evidence(BaseModel):
+    """One lake record a reason rests on (visible before the grade's as_of, the enterprise's own)."""
+
+    table: str
+    record_id: str
+    date: date
+    text_zh: str
+    text_en: str
+
+
 class Reason(BaseModel):
     code: str
+    kind: Literal["own_record", "baseline", "associated", "rule", "other"] = Field(
+        description="own_record: what the enterprise did or what was found; baseline: enterprises like "
+                    "it; associated: enterprises sharing its legal representative; rule: a hard rule "
+                    "or the policy's baseline cap")
     contribution: float | None = Field(description="signed SHAP contribution on the log-odds scale; "
                                                    "null for a hard rule")
-    text: str
+    text: str = Field(description="the sentence in the requested language")
+    text_zh: str
+    text_en: str
+    evidence: list[Evidence] = Field(default_factory=list,
+                                     description="the records behind an own-record reason (CONTRACT §3)")
+
+
+class Baseline(BaseModel):
+    """The baseline of similar enterprises (sector, age, size, district) in one line."""
+
+    text_zh: str
+    text_en: str
+    contribution: float | None
+    driven: bool | None = Field(default=None, description="the grade rests mainly on the baseline")
 
 
 class Explanation(BaseModel):
-    """Why the enterprise has its grade, in the requested language."""
+    """Why the enterprise has its grade (CONTRACT §3 "Explanations"; texts also in the requested
+    language): own-record reasons first, each with its records."""
 
     enterprise_id: str
+    name: str | None = None
     as_of: date
     language: Literal["zh", "en"]
     grade: Grade
     model_grade: Grade
+    score: int
+    probability: float
     rule: str | None
     rule_text: str | None
+    baseline: Baseline | None
     reasons: list[Reason]
     model_version: str | None
+    decomposition: dict[str, Any] | None = Field(
+        default=None, description="every reason group's contribution with the base value and raw "
+                                  "score (the command line's explanation; null here)")
 
 
 class HistoryItem(BaseModel):

@@ -21,7 +21,6 @@ from api.schemas import (
     OverrideIn,
     OverrideOut,
     OverrideRecord,
-    Reason,
     WithdrawIn,
 )
 from api.state import Snapshot
@@ -29,6 +28,7 @@ from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
 from riskengine.core.store.authorizations import credit_record_reads
+from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -99,27 +99,27 @@ async def get_enterprise(
             summary="Why an enterprise has its grade", responses=problem_docs(401, 403, 404, 422))
 async def get_explanation(
     request: Request, response: Response, principal: ExplanationReader, enterprise_id: EnterpriseId,
-    snapshot: SnapshotDep,
+    snapshot: SnapshotDep, service: ServiceDep,
     accept_language: Annotated[str | None, Header(description="zh (default) or en")] = None,
 ) -> Explanation:
-    """The top reasons (signed contributions and texts in the requested language) and the hard rule."""
+    """Own-record reasons first, each with the lake records behind it (when the service knows the
+    lake), then hard rules and the baseline of similar enterprises; texts in both languages and in the
+    requested one (CONTRACT §3, the same structure as ``riskengine explain --format json``)."""
     row = scoped_row(snapshot, principal, enterprise_id)
     lang = pick_language(accept_language)
-    reasons = [
-        Reason(code=r["code"], contribution=r["contribution"], text=r[f"text_{lang}"] or r["text_zh"] or "")
-        for r in (row["reasons"] or [])
-    ]
+    lake = service.settings.service.lake_path
+    reasons = list(row["reasons"] or [])
+    found = await run_in_threadpool(lake_evidence, lake, row["as_of"], [enterprise_id]) if lake else None
+    body = assemble(row, reasons, found if found is not None else empty_evidence())
+    for reason in body["reasons"]:
+        reason["text"] = reason[f"text_{lang}"] or reason["text_zh"] or ""
     rule_text = None
     if row["rule"]:
-        rule_text = (next((r.text for r in reasons if r.code == row["rule"]), None)
+        rule_text = (next((r["text"] for r in body["reasons"] if r["code"] == row["rule"]), None)
                      or _rule_text(row["rule"], lang))
     response.headers["Content-Language"] = lang
     request.state.audit_detail = f"grade={row['grade']} lang={lang}"
-    return Explanation(
-        enterprise_id=enterprise_id, as_of=row["as_of"], language=lang, grade=row["grade"],  # type: ignore[arg-type]
-        model_grade=row["model_grade"], rule=row["rule"], rule_text=rule_text, reasons=reasons,
-        model_version=row["model_version"],
-    )
+    return Explanation.model_validate({**body, "language": lang, "rule_text": rule_text})
 
 
 def _rule_text(rule: str, lang: str) -> str | None:

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -80,6 +80,14 @@ class _PartialGradeTable(BaseModel):
     D: _Frequency | None = None
 
 
+class _BaselineCap(BaseModel):
+    """How far the baseline of similar enterprises alone may move a grade (issue 18)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_grade: Literal["A", "B", "C", "D"]
+
+
 class SharingRules(BaseModel):
     """What leaves the engine (issue 17, CONTRACT §9): risk grades are internal unless enabled here."""
 
@@ -106,6 +114,8 @@ class PublicationRules(BaseModel):
 
     def months(self, severity: str) -> int:
         return int(getattr(self, f"{severity}_months"))
+
+
 class CaseDeadlines(BaseModel):
     """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
     calendar, and the minimum listing period before a list entry may be repaired."""
@@ -128,6 +138,7 @@ class _PolicyFile(BaseModel):
     version: str | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
+    baseline_cap: _BaselineCap | None = None
     sharing: SharingRules = SharingRules()
     publication: PublicationRules = PublicationRules()
     cases: CaseDeadlines = CaseDeadlines()
@@ -151,6 +162,8 @@ class Policy:
     sharing: SharingRules = field(default_factory=SharingRules)
     publication: PublicationRules = field(default_factory=PublicationRules)
     cases: CaseDeadlines = field(default_factory=CaseDeadlines)
+    # The highest grade an enterprise without an adverse record or a hard rule may get (None: no cap).
+    baseline_cap: str | None = None
 
     @property
     def sectors(self) -> list[str]:
@@ -241,7 +254,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
-                  sharing=parsed.sharing, publication=parsed.publication, cases=parsed.cases)
+                  sharing=parsed.sharing, publication=parsed.publication, cases=parsed.cases,
+                  baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None)
 
 
 def default_policy_text() -> str:
