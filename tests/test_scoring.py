@@ -291,7 +291,8 @@ def test_score_command_with_a_bad_date_exits_2(champion, small_lake, tmp_path, c
 
 
 def test_explain_prints_grade_and_reasons_and_draws_a_waterfall(champion, small_lake, city_grades,
-                                                                tmp_path, capsys):
+                                                                tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # wide enough that no reason wraps inside its table cell
     target = city_grades.filter(pl.col("reasons").list.len() > 0).sort("score", descending=True).row(
         0, named=True)
     png = tmp_path / "why.png"
@@ -300,8 +301,7 @@ def test_explain_prints_grade_and_reasons_and_draws_a_waterfall(champion, small_
     assert code == 0, stderr
     assert target["grade"] in stdout and str(target["score"]) in stdout
     first = target["reasons"][0]
-    # The table may wrap a long reason over several lines of its cell: every word is there.
-    assert all(word in stdout for word in first["text_en"].split()[:3]) or first["code"] in stdout
+    assert first["text_en"][:20] in stdout.replace("\n", " ") or first["code"] in stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The bundled Noto Sans CJK font draws the labels in Chinese on any machine.
     assert "no CJK font found" not in stderr
