@@ -54,11 +54,16 @@ def visible_from(event_date: str) -> pl.Expr:
     return pl.max_horizontal(pl.col(event_date), pl.col("recorded_on"))
 
 
+def exists(as_of: pl.Expr | date | None = None) -> pl.Expr:
+    """True where an enterprise exists as of D: established before D, or with no founding date
+    (an optional column: an export without it must still grade every enterprise)."""
+    day = pl.col(AS_OF) if as_of is None else (as_of if isinstance(as_of, pl.Expr) else pl.lit(as_of))
+    return pl.col("established_on").is_null() | (pl.col("established_on") < day)
+
+
 def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
-    """Every enterprise that exists as of each D (established before D), ordered by D, then by row."""
-    return dates.join(enterprises, how="cross", maintain_order="left_right").filter(
-        pl.col("established_on") < pl.col(AS_OF)
-    )
+    """Every enterprise that exists as of each D (``exists``), ordered by D, then by row."""
+    return dates.join(enterprises, how="cross", maintain_order="left_right").filter(exists())
 
 
 def window(events: pl.LazyFrame, event_date: str, as_of: Sequence[date], days: int | None) -> pl.LazyFrame:

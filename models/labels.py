@@ -20,6 +20,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from features.asof import exists
 from riskengine.errors import UsageError
 
 LABEL_COLUMNS = ("label", "observed", "observed_random", "random_fail", "observed_kinds", "adverse_events")
@@ -122,7 +123,7 @@ def build_labels(
                          f"date {known_before}: labels may only use what was known before it")
     snaps = pl.LazyFrame({"as_of": sorted(set(as_of))}, schema={"as_of": pl.Date})
     population = (tables["enterprises"].select("enterprise_id", "established_on")
-                  .join(snaps, how="cross").filter(pl.col("established_on") < pl.col("as_of"))
+                  .join(snaps, how="cross").filter(exists())
                   .select("enterprise_id", "as_of"))
     events = outcome_events(tables, known_before)
     windows_of = snaps.with_columns((pl.col("as_of") + pl.duration(days=horizon_days)).alias("window_end"))

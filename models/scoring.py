@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from features.asof import exists
 from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
 from models.reasons import _spec_texts, build_reasons, check_contributions, format_fact
 from riskengine.contract import GRADES_SCHEMA
@@ -207,7 +208,7 @@ def load_champion(settings: Settings | None = None) -> CreditModel:
 def active_enterprises(tables: Mapping[str, pl.LazyFrame], as_of: date) -> pl.DataFrame:
     """Enterprises with status ``active`` established before as_of (who gets graded)."""
     return (tables["enterprises"]
-            .filter((pl.col("status") == "active") & (pl.col("established_on") < as_of))
+            .filter((pl.col("status") == "active") & exists(as_of))
             .select("enterprise_id", "name", "district", "sector")
             .collect())
 
@@ -293,7 +294,7 @@ def explain_enterprise(
     if found.height == 0:
         raise NotFoundError(f"no enterprise {enterprise_id} in the lake {lake}")
     info = found.row(0, named=True)
-    if info["established_on"] is None or info["established_on"] >= as_of:
+    if info["established_on"] is not None and info["established_on"] >= as_of:
         raise NotFoundError(f"enterprise {enterprise_id} was established on {info['established_on']}: "
                             f"it has no grade as of {as_of}")
     if info["status"] != "active":
