@@ -151,6 +151,12 @@ def _rates(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     )
 
 
+def strictness_table(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
+    """Each inspector's strictness as of each D (``inspector_id``, ``as_of``, ``_strictness``): the
+    nuisance the inspection-level target holds at 0 (models.labels.visit_rows)."""
+    return _strictness(insp, as_of)
+
+
 def _strictness(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """(inspector_id, as_of, _strictness): shrunk fail rate minus the population fail rate, as of D."""
     fails = {"_n": pl.lit(1), "_f": _is("fail").cast(pl.Int64)}

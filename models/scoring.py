@@ -126,9 +126,12 @@ def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | 
     prob = calibrator(raw) if callable(calibrator) else model.predict_proba(features)
     contrib = model.contributions(features)
     check_contributions(contrib, raw)
-    score = score_from_probability(prob)
+    meta = getattr(model, "metadata", None) or {}
+    score = score_from_probability(prob, base_rate=meta.get("score_base_rate"))
+    # A model trained with population bands (policy [grades]) carries its edges; else Settings'.
+    edges = meta.get("band_edges") or settings.grades.band_edges
     graded = apply_grading(features["enterprise_id"], score, features, previous,
-                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis)
+                           edges=edges, hysteresis=settings.grades.hysteresis)
     reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog,
                             nuisance=getattr(model, "nuisance", ()), fired=graded["fired"],
                             rule_texts=_rule_texts())

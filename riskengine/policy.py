@@ -79,10 +79,45 @@ class _PartialGradeTable(BaseModel):
     D: _Frequency | None = None
 
 
+class _GradeShares(BaseModel):
+    """``[grades]``: the share of the graded population each grade should hold (issue 11)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    A: float
+    B: float
+    C: float
+    D: float
+
+    @field_validator("A", "B", "C", "D", mode="before")
+    @classmethod
+    def _share(cls, value: object) -> object:
+        if not _is_number(value) or not (0.02 <= float(value) <= 0.6):  # type: ignore[arg-type]
+            raise ValueError("must be a share from 0.02 to 0.6")
+        return value
+
+
+class _Grades(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shares: _GradeShares
+
+    @field_validator("shares")
+    @classmethod
+    def _sum(cls, value: _GradeShares) -> _GradeShares:
+        total = value.A + value.B + value.C + value.D
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"must add up to 1; they add up to {total:g}")
+        if not value.A + value.B > value.C + value.D:
+            raise ValueError("must put most enterprises in A and B (SAMR: most are low or general risk)")
+        return value
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: str | None = None
+    grades: _Grades | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
 
@@ -102,6 +137,8 @@ class Policy:
     digest: str
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+    # The share of the graded population per grade (``[grades] shares``); None: Settings' fixed edges.
+    grade_shares: dict[str, float] | None = None
 
     @property
     def sectors(self) -> list[str]:
@@ -191,7 +228,9 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             e = getattr(entry, grade) or d
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates)
+    shares = None if parsed.grades is None else {g: float(getattr(parsed.grades.shares, g)) for g in GRADES}
+    return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
+                  grade_shares=shares)
 
 
 def default_policy_text() -> str:
@@ -207,7 +246,7 @@ def load_policy(path: Path | None = None) -> Policy:
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), "policy.toml (built-in)")
-        return Policy(policy.version, policy.digest, "built-in", policy.rates)
+        return Policy(policy.version, policy.digest, "built-in", policy.rates, policy.grade_shares)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -216,4 +255,4 @@ def load_policy(path: Path | None = None) -> Policy:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: the policy file is not UTF-8 text") from None
     policy = parse_policy(text, path.name)
-    return Policy(policy.version, policy.digest, str(path), policy.rates)
+    return Policy(policy.version, policy.digest, str(path), policy.rates, policy.grade_shares)

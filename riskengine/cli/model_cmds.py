@@ -26,10 +26,13 @@ _RANKING = (
     ("brier", "Brier"),
     ("capture_10", "capt@10%"),
     ("spearman_truth", "ρ truth"),
+    ("days_earlier", "days earlier"),
+    ("hits_per_100", "hits/100"),
 )
 _RATES = (("rate_A", "A"), ("rate_B", "B"), ("rate_C", "C"), ("rate_D", "D"))
 _POPULATION_TITLE = {
     "random": "random (双随机) inspections; label = the random inspection failed",
+    "inspected": "enterprises inspected within 6 months; label = their first inspection was adverse",
     "all": "every enterprise; label = any adverse outcome in the horizon",
 }
 
@@ -71,6 +74,21 @@ def print_metrics(metrics: pl.DataFrame) -> None:
         console.print(table)
 
 
+def grade_check(metrics: pl.DataFrame) -> str:
+    """One line: do the model's realized rates rise A < B < C < D on the backtest populations?"""
+    import polars as pl
+
+    rows = metrics.filter(pl.col("scorer") == "lightgbm")
+    parts = []
+    for row in rows.iter_rows(named=True):
+        if row.get("grades_monotone") is None:
+            continue
+        rates = " < ".join(_fmt(row.get(f"rate_{g}")) for g in "ABCD")
+        verdict = "rise" if row["grades_monotone"] == 1.0 else "do NOT rise"
+        parts.append(f"{row['population']}: {rates} ({verdict} A<B<C<D)")
+    return "backtest adverse rate per grade — " + "; ".join(parts)
+
+
 @app.command()
 def train(
     lake: Annotated[Path, typer.Option(help="the lake folder (from `riskengine ingest`)")],
@@ -99,12 +117,21 @@ def train(
         bool, typer.Option(help="also train the other selection variant (IPW or none) and report it")
     ] = True,
     register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
+    target: Annotated[
+        str,
+        typer.Option(help="inspection: what an inspection would find (one row per inspection); "
+                          "horizon: any adverse outcome within the horizon per enterprise"),
+    ] = "horizon",
+    policy: Annotated[
+        Path | None, typer.Option(help="policy file whose [grades] shares set the bands (default: built-in)")
+    ] = None,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
     from models.registry import log_training, quiet
     from models.train import TrainConfig, load_truth, train_model
     from riskengine.config import get_settings
     from riskengine.lake import load_tables
+    from riskengine.policy import load_policy
 
     quiet()
     try:
@@ -121,12 +148,20 @@ def train(
         max_rounds=max_rounds or TrainConfig.max_rounds,
         selection=selection,
         compare_selection=compare_selection,
+        target=target,
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
     _err(f"training on {config.snapshots} monthly snapshots known before {day} …")
-    result = train_model(tables, day, truth=truth_frame, config=config)
+    shares = load_policy(policy).grade_shares
+    result = train_model(tables, day, truth=truth_frame, config=config, grade_shares=shares)
     plan = result.plan
+    for name, why in result.info["left_out"].items():
+        _err(f"left out {name}: {why}")
+    for name, why in result.info["skipped"].items():
+        _err(f"skipped baseline {name}: {why}")
+    chosen = ", ".join(f"{t}: {c}" for t, c in result.info["chosen"].items())
+    _err(f"rolling-origin validation chose {chosen}")
     _err(
         f"train {plan.train[0]}..{plan.train[-1]}, validation {plan.valid[0]}..{plan.valid[-1]}, "
         f"calibration {plan.calib[0]}..{plan.calib[-1]}, test {plan.test[0]}..{plan.test[-1]} "
@@ -138,6 +173,7 @@ def train(
         f"{r['grade']} {r['share']:.1%}" for r in result.grade_distribution.iter_rows(named=True)
     )
     _err(f"grade distribution on {plan.test[-1]}: {dist}")
+    _err(grade_check(result.metrics))
     if register:
         run = log_training(result, settings)
         _err(f"registered {run.model_name} version {run.version} (alias challenger), MLflow run {run.run_id}")
