@@ -16,11 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
 from api import problems
+from api.guard import AuthBeforeBodyMiddleware
 from api.metrics import ObserveMiddleware
-from api.routers import admin, enterprises, health, plans, scoring, sectors
+from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors
 from api.schemas import ProblemDetails
 from api.state import Service
-from riskengine.config import Settings
+from riskengine.core.config import Settings
 
 DESCRIPTION = """Credit-risk grades (A low … D high risk), their reasons, supervision frequencies and the
 monthly 双随机 inspection plan, for inspectors, the credit office and pilot-sector partners.
@@ -58,8 +59,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     )
     app.state.service = service
     problems.install(app)
-    app.add_middleware(ObserveMiddleware)
-    for module in (enterprises, plans, sectors, scoring, admin, health):
+    app.add_middleware(AuthBeforeBodyMiddleware, max_body_bytes=service.settings.service.max_body_bytes)
+    app.add_middleware(ObserveMiddleware)  # added last: outermost, so it sees and audits every answer
+    for module in (enterprises, credit_record, plans, sectors, scoring, cases, admin, health):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -8,6 +8,8 @@ claimed), what (the route's action and the path), when, and the status, refused 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from riskengine.audit import make_entry
+from riskengine.core.audit import make_entry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -37,6 +39,23 @@ class Metrics:
                                    registry=self.registry)
         self.audit_pending = Gauge("riskengine_audit_pending", "audit entries waiting to be written",
                                    registry=self.registry)
+        self.cases_open = Gauge("riskengine_cases_open", "open cases by kind and current step",
+                                ["kind", "status"], registry=self.registry)
+        self.cases_overdue = Gauge("riskengine_cases_overdue", "open cases past the due day of their step",
+                                   ["kind"], registry=self.registry)
+        self.cases_median_days = Gauge("riskengine_cases_median_days_to_decision",
+                                       "median calendar days from receipt to decision (NaN: none decided)",
+                                       registry=self.registry)
+
+    def set_cases(self, overview: dict[str, Any]) -> None:
+        """The credit office's case overview (``riskengine.workflows.cases.overview``) as gauges."""
+        for kind, steps in overview["open"].items():
+            for status, n in steps.items():
+                self.cases_open.labels(kind, status).set(n)
+        for kind, n in overview["overdue_by_kind"].items():
+            self.cases_overdue.labels(kind).set(n)
+        median = overview["median_days_to_decision"]
+        self.cases_median_days.set(float("nan") if median is None else float(median))
 
     def set_snapshot(self, model_version: str | None, n_grades: int) -> None:
         self.model_info.clear()
@@ -55,7 +74,11 @@ class Metrics:
 
 
 class ObserveMiddleware:
-    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request."""
+    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request.
+
+    The audit entry is journalled and synced to disk *before* the response starts (see
+    ``riskengine.core.audit``): no request is answered without a durable audit row.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,33 +89,62 @@ class ObserveMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        audited = False
+
+        replaced = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, audited, replaced
+            if replaced:
+                return  # the app's answer was replaced by the 503 below
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                audited = True
+                if not await self._audit(scope, status):
+                    replaced, status = True, 503
+                    await self._unavailable(scope, send)
+                    return
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self._record(scope, status, time.perf_counter() - started)
+            if not audited:  # the app raised: the 500 that follows is audited first too
+                await self._audit(scope, status)
+            self._observe(scope, status, time.perf_counter() - started)
 
     @staticmethod
-    def _record(scope: Scope, status: int, seconds: float) -> None:
+    def _observe(scope: Scope, status: int, seconds: float) -> None:
         service = getattr(scope["app"].state, "service", None)
         if service is None:
             return
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         service.metrics.observe(scope["method"], template, status, seconds)
+
+    @staticmethod
+    async def _unavailable(scope: Scope, send: Send) -> None:
+        body = json.dumps({"type": "https://riskengine.example/problems/unavailable",
+                           "title": "Service unavailable", "status": 503,
+                           "detail": "the request could not be audited, so it is not answered; try again",
+                           "instance": scope["path"]}).encode()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _audit(scope: Scope, status: int) -> bool:
+        """Journal the request's audit entry and wait until it is on disk (False if it cannot be)."""
+        service = getattr(scope["app"].state, "service", None)
         path: str = scope["path"]
-        if not path.startswith("/v1/"):
-            return
+        if service is None or not path.startswith("/v1/"):
+            return True
+        route = scope.get("route")
         state: dict[str, Any] = scope.get("state") or {}
         principal = state.get("principal")
         query = scope.get("query_string", b"").decode("latin-1")
-        service.audit.record(make_entry(
+        entry = make_entry(
             getattr(route, "name", None) or "unmatched",
             resource=path + (f"?{query}" if query else ""),
             status=status,
@@ -100,4 +152,19 @@ class ObserveMiddleware:
             key_name=principal.name if principal else None,
             role=principal.role if principal else None,
             detail=state.get("audit_detail"),
-        ))
+        )
+        loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+
+        def resolve(error: OSError | None) -> None:
+            if not durable.done():
+                durable.set_result(error is None)
+
+        def done(error: OSError | None) -> None:  # from the journal's thread
+            loop.call_soon_threadsafe(resolve, error)
+
+        try:
+            service.audit.record(entry, on_durable=done)
+        except RuntimeError:  # the journal is closed (shutting down)
+            return False
+        return bool(await durable)

@@ -10,9 +10,11 @@ import polars as pl
 from features import (
     asof,
     associations,
+    commitments,
     complaints,
     inspections,
     licenses,
+    lists,
     penalties,
     profile,
     recalls,
@@ -21,8 +23,8 @@ from features import (
 )
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
-from riskengine.contract import TABLES
-from riskengine.errors import UsageError
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import UsageError
 
 _PROFILE = ("established_on", "registered_capital", "sector", "district", "status", associations.REP)
 _CODE = "_code"
@@ -43,6 +45,10 @@ _UNREAD: dict[str, tuple[str, ...]] = {
     "complaints": ("complaint_id", "category"),
     "licenses": ("license_id",),
     "credit_repairs": ("repair_id",),
+    "list_entries": ("reason", "removal_reason"),
+    "list_removals": ("removal_id", "removal_reason"),
+    "commitments": ("commitment_id",),
+    "record_voids": ("void_id", "record_table", "record_id", "case_id", "reason"),
 }
 
 
@@ -134,7 +140,12 @@ def compute_features(
 ) -> pl.DataFrame:
     """``build_features`` collected, with the Polars engine that suits its size (``IN_MEMORY_BELOW``)."""
     frame, rows = _build(tables, as_of, half_life_days)
-    return frame.collect(engine="in-memory" if rows < IN_MEMORY_BELOW else "streaming")
+    return frame.collect(engine=engine_for(rows))
+
+
+def engine_for(rows: int) -> str:
+    """The Polars engine for a feature query of at most ``rows`` rows (``IN_MEMORY_BELOW``)."""
+    return "in-memory" if rows < IN_MEMORY_BELOW else "streaming"
 
 
 def build_features(
@@ -142,10 +153,11 @@ def build_features(
 ) -> pl.LazyFrame:
     """One row per enterprise established before each as_of date, with every feature of ``FEATURES``.
 
-    ``tables`` are lazy frames with the contract schema (``riskengine.lake.load_tables``); missing or
-    empty tables are fine. Every feature uses only records visible before its as_of (``features.asof``).
-    The tables are read (and their enterprise ids encoded) when this is called; the features are a lazy
-    query over them, sorted by as_of and then the enterprises table's order: collect it once.
+    ``tables`` are lazy frames with the contract schema (``riskengine.lake.layout.load_tables``); missing
+    or empty tables are fine. Every feature uses only records visible before its as_of
+    (``features.asof``). The tables are read (and their enterprise ids encoded) when this is called;
+    the features are a lazy query over them, sorted by as_of and then the enterprises table's order:
+    collect it once.
     """
     return _build(tables, as_of, half_life_days)[0]
 
@@ -154,9 +166,61 @@ def _build(
     tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
 ) -> tuple[pl.LazyFrame, int]:
     """The lazy feature frame, and at most how many rows it has (enterprises x as_of dates)."""
-    dates = asof.as_of_frame(as_of)  # validates
+    frame, rows = assemble(tables, as_of, half_life_days=half_life_days)
+    return finish(frame), rows
+
+
+def assemble(
+    tables: Mapping[str, pl.LazyFrame],
+    as_of: Sequence[date],
+    *,
+    half_life_days: float = 180.0,
+    strictness: pl.LazyFrame | None = None,
+) -> tuple[pl.LazyFrame, int]:
+    """Every feature but the associations, with ``legal_rep_id`` beside them (``finish`` adds those).
+
+    Two features look across enterprises: inspector strictness (an inspector's record over every
+    enterprise) and the associations (a legal representative's other enterprises). A part of the
+    enterprises (``riskengine.workflows.cluster``) passes ``strictness`` computed from every
+    inspection (``inspections.strictness_table``) and finishes with the representatives' totals over
+    every part (``associations.totals``); the whole city needs neither.
+
+    Records voided by an upheld objection drop out from the as_of dates that see the void
+    (``asof.void_segments``): the dates are assembled in runs that see the same voids (one run when
+    there are none), each on the tables without the records void for it.
+    Returns the lazy frame and at most how many rows it has (enterprises x as_of dates).
+    """
+    asof.as_of_frame(as_of)  # validates
+    severity.check_half_life(half_life_days, sorted(set(as_of)))
+    voids = tables.get("record_voids")
+    void_frame = (voids.collect() if voids is not None
+                  else pl.DataFrame(schema=TABLES["record_voids"].schema))
+    runs = asof.void_segments(void_frame, as_of)
+    built = [_assemble_run(_without(tables, void), dates, half_life_days, strictness)
+             for dates, void in runs]
+    if len(built) == 1:
+        return built[0]
+    return pl.concat([frame for frame, _ in built]), sum(rows for _, rows in built)
+
+
+def _without(tables: Mapping[str, pl.LazyFrame], void: pl.DataFrame) -> Mapping[str, pl.LazyFrame]:
+    """``tables`` without the records named in ``void`` (record_table, record_id)."""
+    if void.height == 0:
+        return tables
+    out = dict(tables)
+    for name, ids in void.group_by("record_table").agg("record_id").iter_rows():
+        if name in out:
+            out[name] = out[name].filter(~pl.col(TABLES[name].key).is_in(ids))
+    return out
+
+
+def _assemble_run(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float,
+    strictness: pl.LazyFrame | None,
+) -> tuple[pl.LazyFrame, int]:
+    """``assemble`` for as_of dates that all see the same records."""
+    dates = asof.as_of_frame(as_of)
     dates_list = sorted(set(as_of))
-    severity.check_half_life(half_life_days, dates_list)
     t = _encode(_conform(tables))
     ids = [KEY, AS_OF]
     population = asof.population(t["enterprises"].select(KEY, _ID, *_PROFILE), dates)
@@ -168,13 +232,15 @@ def _build(
     parts = [
         _align(slots, part)
         for part in (
-            inspections.build(t, keys, dates_list),
+            inspections.build(t, keys, dates_list, strictness),
             sampling.build(t, keys, dates_list),
             penalties.build(t, keys, dates_list),
             recalls.build(t, keys, dates_list),
             complaints.build(t, keys, dates_list),
             licenses.build(t, keys, dates_list),
             severity.build(t, dates_list, half_life_days),
+            lists.build(t, keys, dates_list),
+            commitments.build(t, keys, dates_list),
         )
     ]
     family_cols = [n for n, s in FEATURES.items() if s.family not in ("associations", "profile")]
@@ -183,9 +249,34 @@ def _build(
         pl.concat([profile.build(population), *parts], how="horizontal")
         .with_columns([_finish(FEATURES[n]) for n in family_cols])
         .with_columns(pl.sum_horizontal(severity.ADVERSE_365D).cast(pl.Int64).alias("severity__adverse_365d"))
-        .with_columns(associations.columns())
+        .with_columns(pl.col(_ID).alias(KEY))
     )
-    # Ordered by (as_of, enterprise row) from the population; the enterprise ids came along with it.
-    out = frame.select(pl.col(_ID).alias(KEY), AS_OF, *[_finish(s) for s in FEATURES.values()])
     n_enterprises = t["enterprises"].select(pl.len()).collect().item()
-    return out, n_enterprises * len(dates_list)
+    return frame, n_enterprises * len(dates_list)
+
+
+def finish(frame: pl.LazyFrame, rep_totals: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """``assemble``'s frame with the association features, in the catalog's column order.
+
+    Without ``rep_totals`` the representatives' totals come from ``frame`` itself (the whole city).
+    """
+    if rep_totals is None:
+        frame = frame.with_columns(associations.columns())
+    else:
+        frame = frame.join(rep_totals, on=[associations.REP, AS_OF], how="left",
+                           maintain_order="left").with_columns(associations.from_totals())
+    # Ordered by (as_of, enterprise row) from the population; the enterprise ids came along with it.
+    return frame.select(KEY, AS_OF, *[_finish(s) for s in FEATURES.values()])
+
+
+def severity_parts(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *, half_life_days: float = 180.0
+) -> pl.DataFrame:
+    """The severity index split by table per (enterprise_id, as_of) (``severity.components``): what
+    explanations use to word the index by the records behind it. Rows only where a record is visible."""
+    dates_list = sorted(set(as_of))
+    asof.as_of_frame(dates_list)  # validates
+    t = _conform(tables)
+    ent = t["enterprises"].select(KEY)
+    parts = severity.components(t, dates_list, half_life_days)
+    return parts.join(ent.collect(), on=KEY, how="semi")

@@ -11,22 +11,27 @@ It saves to and loads from a plain folder (``booster.txt`` + ``model.json``, no 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from riskengine.errors import ModelError
-from riskengine.files import atomic_write_text
+from riskengine.core.errors import ModelError
+from riskengine.core.files import atomic_write_text, jsonable
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 ARTIFACT_FORMAT = 1
 BOOSTER_FILE = "booster.txt"
 META_FILE = "model.json"
+
+
+# The folder name of the saved model inside an MLflow run's artifacts.
+MODEL_ARTIFACT = "credit_model"
 
 
 @dataclass
@@ -171,7 +176,7 @@ class CreditModel:
             "categories": self.categories,
             "neutral": self.neutral,
             "calibrator": self.calibrator.to_dict(),
-            "metadata": _jsonable(self.metadata),
+            "metadata": jsonable(self.metadata),
         }
 
     def save(self, folder: Path) -> Path:
@@ -185,6 +190,7 @@ class CreditModel:
     @classmethod
     def load(cls, folder: Path, version: str = "local") -> CreditModel:
         """Read a model written by ``save``."""
+        import lightgbm as lgb  # noqa: PLC0415 - heavy
         folder = Path(folder)
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
@@ -207,20 +213,3 @@ class CreditModel:
     def __repr__(self) -> str:
         return (f"CreditModel(version={self.version!r}, features={len(self.feature_names)}, "
                 f"nuisance={self.nuisance}, calibrator={self.calibrator.method!r})")
-
-
-def _jsonable(value: Any) -> Any:
-    """Metadata as plain JSON (dates as ISO text, numpy scalars as numbers, NaN as null)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)

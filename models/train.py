@@ -26,18 +26,19 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features import catalog, compute_features
 from features.inspections import RATES as INSPECTION_RATES
 from models.artifact import Calibrator, CreditModel
-from models.evaluate import score_metrics, spearman
+from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
+from models.evaluate import auc, score_metrics, spearman
+from models.grading import grade_from_score, score_from_probability
 from models.labels import (
     VISIT_NUISANCE,
     build_labels,
@@ -45,7 +46,10 @@ from models.labels import (
     monthly_snapshots,
     visit_rows,
 )
-from riskengine.errors import ModelError, UsageError
+from riskengine.core.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 KEYS = ("enterprise_id", "as_of")
 SELECTIONS = ("ipw", "none")
@@ -222,8 +226,6 @@ def schema_hash(schema: list[dict[str, Any]]) -> str:
 
 
 def _catalog() -> tuple[Mapping[str, Any], list[str]]:
-    from features import catalog
-
     return catalog.FEATURES, list(catalog.MODEL_FEATURES)
 
 
@@ -261,6 +263,7 @@ def _propensity(
     X_all: list[np.ndarray],
 ) -> list[np.ndarray]:
     """P(observed | features) by a small LightGBM, clipped; returned for each matrix in ``X_all``."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     if observed.all() or not observed.any():
         return [np.ones(x.shape[0]) for x in X_all]
     if X_train.shape[0] > cfg.max_train_rows:  # a seeded sample is plenty for a propensity
@@ -295,6 +298,7 @@ def _fit_booster(
     cfg: TrainConfig, selection: str, frames: dict[str, pl.DataFrame], proto: CreditModel, monotone: list[int]
 ) -> tuple[lgb.Booster, dict[str, Any]]:
     """One booster with early stopping on the validation slice; ``selection`` picks rows and weights."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     names, cats = proto.feature_names, proto.categorical
     if cfg.validation == "enterprises":
         frames = _split_enterprises(frames, cfg.valid_share, cfg.seed)
@@ -369,16 +373,15 @@ def _fit_booster(
 
 def _calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibrator:
     """Fit the raw-margin → probability map on the calibration slice (scikit-learn)."""
+    from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415 - heavy
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - heavy
     if len(np.unique(y)) < 2:
         raise ModelError("the calibration slice has only one class of outcome; use more snapshots")
     if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
         iso = IsotonicRegression(out_of_bounds="clip", increasing=True, y_min=1e-6, y_max=1 - 1e-6).fit(
             raw, y
         )
         return Calibrator("isotonic", x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
-    from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=1e6, random_state=seed).fit(raw.reshape(-1, 1), y)
     slope, intercept = float(lr.coef_[0, 0]), float(lr.intercept_[0])
@@ -409,8 +412,6 @@ def _truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: i
 
 def _grades(probability: np.ndarray, base_rate: float | None = None,
             edges: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from models.grading import grade_from_score, score_from_probability
-
     score = np.asarray(score_from_probability(probability, base_rate=base_rate))
     return score, np.asarray(grade_from_score(score, edges), dtype=str)
 
@@ -486,14 +487,13 @@ class Candidate:
 
 
 def _with_tree(cfg: TrainConfig, tree: tuple[int, int, int]) -> TrainConfig:
-    from dataclasses import replace
-
     return replace(cfg, num_leaves=tree[0], max_depth=tree[1], min_data_in_leaf=tree[2])
 
 
 def _quick_fit(cfg: TrainConfig, names: list[str], monotone: list[int], categorical: list[str],
                proto: CreditModel, train: pl.DataFrame, valid: pl.DataFrame) -> tuple[lgb.Booster, int]:
     """A booster with early stopping on ``valid`` (the fold's evaluation rows): selection only."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     x_train = proto.encode(train, neutralise=False)
     y_train = train["label"].to_numpy().astype(np.float64)
     x_valid = proto.encode(valid, neutralise=False)
@@ -549,8 +549,6 @@ def train_model(
     catalog, model_features = _catalog()
     snaps = sorted({d for p in plans.values() for d in (*p.fit, *p.test)})
     if features is None:
-        from features import compute_features
-
         features = compute_features(tables, snaps)
     timings["features_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -652,10 +650,8 @@ def train_model(
                     continue
                 booster, rounds = _quick_fit(_with_tree(cfg, cand.tree), proto.feature_names, monotone,
                                              proto.categorical, proto, tr, ev)
-                from models.evaluate import auc as _auc
-
                 p = booster.predict(proto.encode(ev), raw_score=True)
-                cand.fold_auc.append(_auc(ev["label"].to_numpy().astype(int), p))
+                cand.fold_auc.append(auc(ev["label"].to_numpy().astype(int), p))
                 cand.rounds.append(rounds)
             selection_log.append({"candidate": cand.label(), "fold_auc": cand.fold_auc, "rounds": cand.rounds,
                                   "mean_auc": cand.mean_auc})
@@ -730,8 +726,6 @@ def train_model(
     for t, m in other_targets.items():
         scorers[f"lightgbm_{t}"] = graded(m)
     if cfg.baselines:
-        from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
-
         points = PointsScorecard().fit()
         scorers["points_scorecard"] = ungraded(lambda rows: points.score(tables, rows))
         scorers["share_of_past"] = ungraded(lambda rows: ShareOfPast().score(tables, rows))
@@ -842,8 +836,6 @@ def population_bands(probability: np.ndarray, shares: Mapping[str, float] | None
     population, whatever its base rate). With ``shares`` (policy file ``[grades]``), the edges are
     the score quantiles that give A, B, C, D about those shares; without, None (Settings' edges).
     """
-    from models.grading import score_from_probability
-
     p = np.asarray(probability, dtype=np.float64)
     base = float(np.clip(p.mean(), 1e-4, 1 - 1e-4)) if p.size else 0.02
     if not shares or p.size == 0:
@@ -887,20 +879,3 @@ def inspector_measures(rows: pl.DataFrame, score: np.ndarray, y: np.ndarray,
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
-
-
-def load_truth(path: Path) -> pl.DataFrame:
-    """Read a synthetic city's ground truth (``enterprise_id``, ``month``, ``p_fail``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "_truth" / "risk.parquet" if (path / "_truth").is_dir() else path / "risk.parquet"
-    if not path.is_file():
-        raise UsageError(f"{path}: no ground-truth file (expected SOURCE/_truth/risk.parquet)")
-    try:
-        truth = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise UsageError(f"{path}: unreadable ground truth ({exc})") from exc
-    missing = {"enterprise_id", "month", "p_fail"} - set(truth.columns)
-    if missing:
-        raise UsageError(f"{path}: ground truth lacks column(s) {', '.join(sorted(missing))}")
-    return truth

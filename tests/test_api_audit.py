@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from riskengine.audit import AuditWriter, export_audit, make_entry, spill_path
 from riskengine.cli import app as cli
-from riskengine.config import get_settings
-from riskengine.store import Store
+from riskengine.core.audit import AuditWriter, export_audit, journalled_entries, make_entry, merge_journal
+from riskengine.core.config import get_settings
+from riskengine.core.store import Store
 from tests.api_helpers import E_WIRE_JIANGAN, E_WIRE_WUCHANG, NOBODY, make_world, serve
 
 
@@ -106,7 +106,9 @@ def _hold_lock(path: Path) -> subprocess.Popen[str]:
     return proc
 
 
-def test_entries_that_cannot_be_written_at_shutdown_are_spilled_and_merged_later(tmp_path: Path) -> None:
+def test_entries_that_cannot_be_written_at_shutdown_stay_journalled_and_are_merged_later(
+    tmp_path: Path,
+) -> None:
     store = Store(tmp_path / "s.duckdb", lock_timeout=0.2)
     store.initialise()
     writer = AuditWriter(store, flush_seconds=3600)
@@ -116,10 +118,19 @@ def test_entries_that_cannot_be_written_at_shutdown_are_spilled_and_merged_later
         writer.close()
     finally:
         holder.communicate("\n")
-    assert spill_path(store).exists()
-    assert AuditWriter(store).flush() == 1
+    assert journalled_entries(store)["key_id"].to_list() == ["k1"]
+    assert merge_journal(store) == 1
     assert store.audit()["key_id"].to_list() == ["k1"]
-    assert not spill_path(store).exists()
+    assert journalled_entries(store).height == 0
+
+
+def test_an_answered_request_is_already_in_the_durable_journal(tmp_path: Path) -> None:
+    world = make_world(tmp_path)  # the store merge runs once an hour here
+    with serve(world) as client:
+        response = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+        assert response.status_code == 200
+        journalled = journalled_entries(world.store)
+        assert journalled.select("action", "status", "role").rows() == [("read_grade", 200, "inspector")]
 
 
 def test_while_another_process_holds_the_store_requests_are_served_and_audit_waits(tmp_path: Path) -> None:
@@ -174,8 +185,26 @@ def test_the_cli_exports_the_audit_log_since_a_day(
 
 
 def test_an_export_to_an_unknown_format_is_refused_and_writes_nothing(tmp_path: Path) -> None:
-    from riskengine.errors import UsageError
+    from riskengine.core.errors import UsageError
 
     with pytest.raises(UsageError, match=r"\.csv, \.parquet, \.xlsx"):
         export_audit(Store(tmp_path / "s.duckdb"), None, tmp_path / "audit.txt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_request_whose_audit_row_cannot_be_written_is_not_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import riskengine.core.audit as audit_module
+
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        def full(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(audit_module.os, "fdatasync", full)
+        refused = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+        monkeypatch.undo()
+        served = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert refused.status_code == 503 and "grade" not in refused.json()
+    assert served.status_code == 200

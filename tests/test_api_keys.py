@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from riskengine.cli import app as cli
-from riskengine.config import get_settings
-from riskengine.store import Store
+from riskengine.core.config import get_settings
+from riskengine.core.store import Store
 from tests.api_helpers import E_WIRE_WUCHANG, World, make_world, serve
 
 
@@ -55,11 +55,19 @@ def test_keys_list_shows_holders_and_scopes_but_never_keys_or_hashes(cli_store: 
 
 
 def test_keys_revoke_marks_the_key_revoked(cli_store: Path) -> None:
-    run("keys", "create", "--role", "admin")
+    run("keys", "create", "--role", "credit_office")
     key_id = Store(cli_store).keys()[0].key_id
     result = run("keys", "revoke", key_id)
     assert result.exit_code == 0
     assert Store(cli_store).keys()[0].revoked_at is not None
+
+
+def test_keys_revoke_refuses_the_last_admin_key(cli_store: Path) -> None:
+    run("keys", "create", "--role", "admin")
+    key_id = Store(cli_store).keys()[0].key_id
+    result = run("keys", "revoke", key_id)
+    assert result.exit_code == 1
+    assert Store(cli_store).keys()[0].revoked_at is None
 
 
 @pytest.mark.parametrize(
@@ -90,7 +98,7 @@ def test_revoking_an_unknown_key_names_it(cli_store: Path) -> None:
 def test_a_key_created_by_the_cli_while_the_server_runs_works_at_once(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     with serve(world) as client:
-        from riskengine.keys import new_key
+        from riskengine.core.keys import new_key
 
         record, token = new_key("credit_office")
         world.store.add_key(record)  # what `riskengine keys create` does, from another process

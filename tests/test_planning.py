@@ -10,21 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.contract import TABLES
-from riskengine.errors import UsageError
-from riskengine.planning import (
-    STATUS_OVER,
-    STATUS_SCHEDULED,
-    assign_inspectors,
-    inclusion_probabilities,
-    make_plan,
-    meta_path,
-    read_capacity,
-    resolve_capacity,
-    stratified_draw,
-    write_plan_files,
-)
-from riskengine.policy import load_policy
+from riskengine.core.contract import STATUS_OVER, STATUS_SCHEDULED, TABLES
+from riskengine.core.errors import UsageError
+from riskengine.supervision.capacity import read_capacity, resolve_capacity
+from riskengine.supervision.draw import inclusion_probabilities, stratified_draw
+from riskengine.supervision.inspectors import assign_inspectors
+from riskengine.supervision.plan import make_plan
+from riskengine.supervision.policy import load_policy
+from riskengine.workflows.planning import meta_path, write_plan_files
 
 AS_OF = date(2025, 6, 1)
 POLICY = load_policy(None)
@@ -342,8 +335,8 @@ def _run(argv: list[str]) -> int:
 
 def test_plan_command_writes_excel_meta_and_replays_identically(small_city: Path, small_lake: Path,
                                                                  tmp_path: Path, monkeypatch, capsys):
-    from riskengine.config import get_settings
-    from riskengine.simulate import grades_from_truth, read_source_table, read_truth
+    from riskengine.core.config import get_settings
+    from riskengine.supervision.simulate import grades_from_truth, read_source_table, read_truth
 
     monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -378,7 +371,7 @@ def test_plan_command_rejects_a_bad_capacity_file_with_exit_2(small_lake: Path, 
 
 
 def test_period_is_the_month_from_as_of_clipped_at_month_end():
-    from riskengine.planning import add_months, period_label, period_of
+    from riskengine.core.timerule import add_months, period_label, period_of
 
     assert period_of(date(2025, 6, 1)) == (date(2025, 6, 1), date(2025, 7, 1))
     assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
@@ -387,7 +380,7 @@ def test_period_is_the_month_from_as_of_clipped_at_month_end():
 
 
 def test_plan_records_the_version_of_the_policy_it_used():
-    from riskengine.policy import parse_policy
+    from riskengine.supervision.policy import parse_policy
 
     custom = parse_policy('version = "bureau-2026"\n' + "[default]\n" + "".join(
         f"{g} = {{ ratio = 0.2 }}\n" for g in "ABCD"))
@@ -408,7 +401,7 @@ def test_capacity_too_small_for_the_yearly_floor_is_warned():
 
 
 def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
-    from riskengine.planning import CarryOver
+    from riskengine.supervision.mandatory import CarryOver
 
     grades = grades_frame(60, districts=("420106",), sectors=("retail",))
     failing = grades.sort("score", descending=True)["enterprise_id"].to_list()[10:15]
@@ -436,7 +429,7 @@ def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
 
 
 def test_a_carried_item_of_an_enterprise_no_longer_active_is_not_planned():
-    from riskengine.planning import CarryOver
+    from riskengine.supervision.mandatory import CarryOver
 
     grades = grades_frame(30, districts=("420106",), sectors=("retail",))
     gone = "E99999"  # not among the graded active enterprises any more
@@ -449,9 +442,9 @@ def test_a_carried_item_of_an_enterprise_no_longer_active_is_not_planned():
 
 def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
         small_city: Path, small_lake: Path, tmp_path: Path, monkeypatch, capsys):
-    from riskengine.config import get_settings
-    from riskengine.lake import scan_table
-    from riskengine.simulate import grades_from_truth, read_source_table, read_truth
+    from riskengine.core.config import get_settings
+    from riskengine.lake.layout import scan_table
+    from riskengine.supervision.simulate import grades_from_truth, read_source_table, read_truth
 
     monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -494,7 +487,7 @@ def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
 
 
 def test_policy_capacity_schedules_every_mandatory_item_and_the_draw_the_ratios_ask_for():
-    from riskengine.planning import POLICY_CAPACITY
+    from riskengine.supervision.capacity import POLICY_CAPACITY
 
     grades = grades_frame(900, districts=("420106", "420102", "420111"), sectors=("retail", "wire_cable"))
     failing = grades["enterprise_id"].to_list()[:40:3]
@@ -520,3 +513,19 @@ def test_plan_command_accepts_policy_as_capacity_and_rejects_other_words():
     assert _capacity(" Policy ") == ("policy", "--capacity policy")
     with pytest.raises(UsageError, match="'policy'"):
         _capacity("plenty")
+
+
+def test_excel_sheet_names_are_valid_for_any_district(tmp_path: Path):
+    import openpyxl
+
+    odd = ("'quoted'", "ends'", "a[b]:c*d?e/f\\g", "长" * 40, "x" * 31 + "1", "x" * 31 + "2", "History",
+           "汇总 SUMMARY")
+    result = plan_for(grades_frame(len(odd) * 4, districts=odd), len(odd) * 2)
+    out = tmp_path / "plan.xlsx"
+    write_plan_files(result, out)
+    names = openpyxl.load_workbook(out).sheetnames
+    assert len(names) == 1 + len(odd)
+    assert len({n.lower() for n in names}) == len(names)
+    for name in names:
+        assert 0 < len(name) <= 31 and not name.startswith("'") and not name.endswith("'")
+        assert not set(name) & set("[]:*?/\\") and name.lower() != "history"

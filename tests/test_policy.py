@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.contract import GRADES, PILOT_SECTORS
-from riskengine.errors import ConfigError
-from riskengine.policy import default_policy_text, load_policy, parse_policy
+from riskengine.core.contract import GRADES, PILOT_SECTORS
+from riskengine.core.errors import ConfigError
+from riskengine.supervision.policy import default_policy_text, load_policy, parse_policy
 
 DEFAULT_SECTION = """
 [default]
@@ -107,7 +107,7 @@ def test_load_policy_reads_a_file_and_names_it_in_errors(tmp_path: Path):
 
 
 def test_settings_policy_path_overrides_the_built_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     path = tmp_path / "env.toml"
     path.write_text('version = "from-settings"\n' + DEFAULT_SECTION, encoding="utf-8")
@@ -121,3 +121,12 @@ def test_settings_policy_path_overrides_the_built_in(tmp_path: Path, monkeypatch
 
 def test_built_in_policy_text_validates():
     assert parse_policy(default_policy_text()).version == "2025.1-default"
+
+
+def test_default_policy_caps_what_the_baseline_alone_may_do_at_c():
+    assert load_policy().baseline_cap == "C"
+    assert parse_policy(DEFAULT_SECTION).baseline_cap is None  # no section: no cap
+
+
+def test_baseline_cap_must_name_a_grade():
+    assert "baseline_cap.max_grade" in _error(DEFAULT_SECTION + '\n[baseline_cap]\nmax_grade = "E"\n')

@@ -9,14 +9,14 @@ import polars as pl
 import pytest
 from openpyxl import load_workbook
 
-from riskengine.contract import GRADES
+from riskengine.core.contract import GRADES
 
 
 def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from riskengine.cli import main
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     monkeypatch.chdir(tmp_path)
     work = tmp_path / "qs"
@@ -43,6 +43,9 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     simulation = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
     assert "uniform" in json.dumps(simulation) and "graded" in json.dumps(simulation)
     assert (work / "riskengine.duckdb").is_file() and (work / "mlruns").is_dir()
+    assert (out / "published" / "index.html").is_file()
+    manifest = json.loads((out / "credit-exchange" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["records"] > 0 and manifest["batches"][0]["file"] == "batch-000001.jsonl"
     assert "quickstart finished" in capsys.readouterr().out
 
 

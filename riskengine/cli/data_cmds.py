@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.cli.ingest_view import render_ingest_report
+from riskengine.core.config import get_settings
+from riskengine.core.errors import UsageError
+from riskengine.lake.ingest import export_quarantine
+from riskengine.lake.ingest import ingest as run_ingest
+from riskengine.synth import generate_city
 
 # --- ingest -------------------------------------------------------------------------------------------
 
@@ -25,15 +34,11 @@ def ingest(
         "--ingest-day", help="no date may be after this day (YYYY-MM-DD; default today)")] = None,
     quarantine_out: Annotated[Path | None, typer.Option(
         "--quarantine-out", help="also write this run's quarantined rows as a list (.xlsx or .csv)")] = None,
+    buckets: Annotated[int | None, typer.Option(
+        help="lay a new lake out in this many buckets of enterprise_id, for --cluster (CONTRACT §8)")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
-    from rich.console import Console
 
-    from riskengine.cli.ingest_view import render_ingest_report
-    from riskengine.config import get_settings
-    from riskengine.errors import UsageError
-    from riskengine.ingest import export_quarantine
-    from riskengine.ingest import ingest as run_ingest
 
     if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
         raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")
@@ -43,7 +48,8 @@ def ingest(
             day = date.fromisoformat(ingest_day)
         except ValueError as exc:
             raise UsageError(f"--ingest-day must be a date YYYY-MM-DD; got {ingest_day!r}") from exc
-    report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day).to_dict()
+    report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day,
+                        n_buckets=buckets).to_dict()
     render_ingest_report(report, Console())
     rows = report["quarantine"]["rows"]
     if rows:
@@ -69,12 +75,8 @@ def generate(
     dirty: Annotated[float, typer.Option(help="fraction of realistic bad rows to add, e.g. 0.01")] = 0.0,
 ) -> None:
     """Write a synthetic city (Wuhan) as a source folder OUT, with its ground truth in OUT/_truth/."""
-    import time
 
-    from rich.console import Console
-    from rich.table import Table
 
-    from riskengine.synth import generate_city
 
     began = time.perf_counter()
     summary = generate_city(out, enterprises, seed, start=start, end=end, fmt=format, dirty=dirty)

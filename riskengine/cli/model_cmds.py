@@ -10,10 +10,20 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from models.registry import log_training, quiet
+from models.registry import promote as do_promote
+from models.train import TrainConfig, train_model
 from riskengine.cli import app
-from riskengine.errors import UsageError
+from riskengine.core.config import get_settings
+from riskengine.core.errors import UsageError
+from riskengine.lake.layout import load_tables
+from riskengine.supervision.policy import load_policy
+from riskengine.synth.truth import load_truth
 
 if TYPE_CHECKING:
     import polars as pl
@@ -52,9 +62,6 @@ def print_metrics(metrics: pl.DataFrame) -> None:
 
     Left: ranking and calibration; right: the realized adverse rate per grade (should rise A < D).
     """
-    import polars as pl
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)
     for population, title in _POPULATION_TITLE.items():
@@ -76,8 +83,6 @@ def print_metrics(metrics: pl.DataFrame) -> None:
 
 def grade_check(metrics: pl.DataFrame) -> str:
     """One line: do the model's realized rates rise A < B < C < D on the backtest populations?"""
-    import polars as pl
-
     rows = metrics.filter(pl.col("scorer") == "lightgbm")
     parts = []
     for row in rows.iter_rows(named=True):
@@ -127,11 +132,6 @@ def train(
     ] = None,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
-    from models.registry import log_training, quiet
-    from models.train import TrainConfig, load_truth, train_model
-    from riskengine.config import get_settings
-    from riskengine.lake import load_tables
-    from riskengine.policy import load_policy
 
     quiet()
     try:
@@ -191,8 +191,6 @@ def promote(
     Both are scored on the challenger's test slice; the challenger needs AUC and capture at 10% at
     least as high as the champion's. Without a challenger: exit 1. A refusal exits 0 with the reason.
     """
-    from models.registry import promote as do_promote
-    from models.registry import quiet
 
     quiet()
     result = do_promote(force=force, reason=reason)
