@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from riskengine.cli.ingest_view import render_ingest_report
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
 from riskengine.lake.ingest import export_quarantine
+from riskengine.lake.mapping import apply_mapping
 from riskengine.lake.ingest import ingest as run_ingest
 from riskengine.synth import generate_city
 
@@ -36,8 +38,16 @@ def ingest(
         "--quarantine-out", help="also write this run's quarantined rows as a list (.xlsx or .csv)")] = None,
     buckets: Annotated[int | None, typer.Option(
         help="lay a new lake out in this many buckets of enterprise_id, for --cluster (CONTRACT §8)")] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        help="a mapping file (TOML) that turns a bureau's own export into contract tables first")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
+    if mapping is not None:
+        with tempfile.TemporaryDirectory(prefix="riskengine-mapped-") as mapped:
+            made = apply_mapping(source, mapping, Path(mapped))
+            print(f"{mapping.name}: mapped {source} to {', '.join(made)}", file=sys.stderr)
+            ingest(Path(mapped), lake, id_scheme, ingest_day, quarantine_out, buckets, None)
+        return
 
 
     if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
