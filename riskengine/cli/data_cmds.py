@@ -18,8 +18,8 @@ from riskengine.cli.ingest_view import render_ingest_report
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
 from riskengine.lake.ingest import export_quarantine
-from riskengine.lake.mapping import apply_mapping
 from riskengine.lake.ingest import ingest as run_ingest
+from riskengine.lake.mapping import apply_mapping
 from riskengine.synth import generate_city
 
 # --- ingest -------------------------------------------------------------------------------------------

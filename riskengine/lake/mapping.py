@@ -1,4 +1,4 @@
-"""A bureau's own export → contract tables, by a declared mapping (``riskengine ingest SOURCE --mapping FILE``).
+"""A bureau's own export → contract tables by a declared mapping (`ingest SOURCE --mapping FILE`).
 
 The mapping is a TOML file, one section per contract table (``benchmarks/mappings/boston.toml`` is a
 worked example)::
