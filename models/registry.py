@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from models.artifact import META_FILE, MODEL_ARTIFACT, CreditModel
+from models.card import model_card
 from models.evaluate import auc, capture_at
 from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
@@ -210,6 +211,9 @@ def log_training(
             mlflow.set_tag("riskengine.shap_plot_error", str(exc)[:250])
         from models.pyfunc import CreditModelPyfunc  # noqa: PLC0415 - it imports mlflow
 
+        card = model_card(result)
+        model.metadata["model_card"] = card  # `riskengine explain --model-card` reads it from the model
+        mlflow.log_text(card, "model_card.md")
         model_dir = model.save(tmp / MODEL_ARTIFACT)
         sample = result.test_frame.select(model.feature_names).head(200)
         signature = infer_signature(sample.to_pandas(), model.predict_proba(sample))

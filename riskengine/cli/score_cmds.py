@@ -27,7 +27,7 @@ from riskengine.core.store import Store
 from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
 from riskengine.workflows.explain import explain_with_records
-from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
+from riskengine.workflows.scoring import load_champion, read_grades, score_enterprises, write_grades
 
 
 def _as_of(text: str) -> date:
@@ -118,9 +118,13 @@ def _print_distribution(dist, grades) -> None:  # noqa: ANN001
 
 @app.command()
 def explain(
-    enterprise_id: Annotated[str, typer.Argument(help="the enterprise's id (USCC by default)")],
-    lake: Annotated[Path, typer.Option(help="the lake folder")],
-    as_of: Annotated[str, typer.Option("--as-of", help="explain the grade as of this date (YYYY-MM-DD)")],
+    enterprise_id: Annotated[str | None, typer.Argument(help="the enterprise's id (USCC by default)")
+                             ] = None,
+    lake: Annotated[Path | None, typer.Option(help="the lake folder")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="explain the grade as of this date (YYYY-MM-DD)")] = None,
+    model_card: Annotated[bool, typer.Option(
+        "--model-card", help="print the champion model's card (markdown) instead")] = False,
     png: Annotated[Path | None, typer.Option(help="write a SHAP waterfall plot (PNG) here")] = None,
     lang: Annotated[str, typer.Option(help="language of headings and plot labels: zh or en")] = "zh",
     top: Annotated[int, typer.Option(help="reasons shown in the waterfall plot")] = 10,
@@ -129,6 +133,12 @@ def explain(
     """Print one enterprise's grade and its reasons: own record first, each with the records behind it,
     then hard rules and the baseline of similar enterprises (Chinese and English)."""
 
+    if model_card:
+        card = load_champion(get_settings()).metadata.get("model_card")
+        print(card or "(this model has no card: retrain it)")
+        return
+    if enterprise_id is None or lake is None or as_of is None:
+        raise UsageError("explain needs ENTERPRISE_ID, --lake and --as-of (or --model-card)")
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
     if output not in ("text", "json"):
@@ -136,12 +146,16 @@ def explain(
     if top < 1:
         raise UsageError(f"--top must be a positive integer; got {top}")
     settings = get_settings()
-    if settings.id_scheme == "uscc":
-        problem = uscc_problem(enterprise_id)
-        if problem:
-            raise UsageError(f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}")
     day = _as_of(as_of)
-    body, result = explain_with_records(lake, enterprise_id, day, settings=settings)
+    try:
+        body, result = explain_with_records(lake, enterprise_id, day, settings=settings)
+    except NotFoundError:
+        # A lake ingested with --id-scheme any holds other ids: the USCC check only explains a miss.
+        problem = uscc_problem(enterprise_id) if settings.id_scheme == "uscc" else None
+        if problem:
+            raise UsageError(
+                f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}") from None
+        raise
     if output == "json":
         print(json.dumps(body, ensure_ascii=False, indent=2))
     else:
