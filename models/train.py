@@ -502,7 +502,7 @@ def _quick_fit(cfg: TrainConfig, names: list[str], monotone: list[int], categori
                             free_raw_data=False)
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set, free_raw_data=False)
     booster = lgb.train(_lgb_params(cfg, monotone) | {"metric": "auc"}, train_set,
-                        num_boost_round=min(cfg.max_rounds, 300), valid_sets=[valid_set],
+                        num_boost_round=min(cfg.max_rounds, 150), valid_sets=[valid_set],
                         callbacks=[lgb.early_stopping(20, verbose=False)])
     return booster, int(booster.best_iteration or booster.current_iteration())
 

@@ -130,6 +130,10 @@ def train(
     policy: Annotated[
         Path | None, typer.Option(help="policy file whose [grades] shares set the bands (default: built-in)")
     ] = None,
+    select: Annotated[bool, typer.Option(
+        help="choose feature set and tree size by rolling-origin validation (else: all features, 7 leaves)")
+    ] = True,
+    compare_targets: Annotated[bool, typer.Option(help="also train the other target and report it")] = True,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
 
@@ -149,6 +153,8 @@ def train(
         selection=selection,
         compare_selection=compare_selection,
         target=target,
+        select=select,
+        compare_targets=compare_targets,
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
