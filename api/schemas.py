@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Grade = Literal["A", "B", "C", "D"]
-Role = Literal["inspector", "credit_office", "sector", "admin"]
+Role = Literal["inspector", "credit_office", "sector", "admin", "finance"]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -143,6 +143,13 @@ class HistoryItem(BaseModel):
     model_version: str | None
 
 
+class CreditRecordRead(BaseModel):
+    read_at: datetime
+    partner: str | None
+    key_id: str | None
+    authorization_id: str | None
+
+
 class History(BaseModel):
     enterprise_id: str
     items: list[HistoryItem]
@@ -150,6 +157,9 @@ class History(BaseModel):
         default_factory=list,
         description="every credit-office override of the enterprise, expired and withdrawn ones too, "
                     "oldest first")
+    credit_record_reads: list[CreditRecordRead] = Field(
+        default_factory=list,
+        description="which finance partner read the enterprise's credit record and when, oldest first")
 
 
 class PlanPage(BaseModel):
@@ -263,6 +273,96 @@ class Health(BaseModel):
     model_version: str | None
 
 
+# --- credit record for finance partners (issue 17, CONTRACT §9) ------------------------------------
+
+class AuthorizationIn(BaseModel):
+    """An enterprise's signed consent, as the credit office records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authorization_id: str | None = Field(
+        None, max_length=64, description="the office's own number for it; generated when absent")
+    partner: str = Field(min_length=1, max_length=200,
+                         description="the bank or guarantor, exactly as its finance key is named")
+    scope: list[Literal["credit_record"]] = Field(default_factory=lambda: ["credit_record"], min_length=1)
+    granted_on: date
+    expires_on: date
+    consent_reference: str = Field(min_length=1, max_length=200,
+                                   description="reference of the signed consent (document number)")
+
+
+class AuthorizationOut(BaseModel):
+    authorization_id: str
+    enterprise_id: str
+    partner: str
+    scope: list[str]
+    granted_on: date
+    expires_on: date
+    consent_reference: str
+    recorded_by: str
+    recorded_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+    in_force: bool
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, description="why the authorization ends")
+
+
+class CreditPenalty(BaseModel):
+    case_id: str
+    decided_on: date
+    severity: str
+    fine_cny: float | None
+    category: str | None
+    influence_until: date
+
+
+class CreditListEntry(BaseModel):
+    entry_id: str
+    list: str
+    listed_on: date
+    removed_on: date | None
+    listed: bool
+
+
+class CreditCommitment(BaseModel):
+    commitment_id: str
+    kind: str
+    made_on: date
+    status: Literal["kept", "breached"]
+    status_changed_on: date
+
+
+class CreditRepair(BaseModel):
+    repair_id: str
+    case_id: str
+    repaired_on: date
+
+
+class GoodStanding(BaseModel):
+    in_good_standing: bool
+    text_zh: str
+    text_en: str
+
+
+class CreditRecord(BaseModel):
+    """An enterprise's credit record for a finance partner (质量信用金融+): no score, no reasons."""
+
+    enterprise_id: str
+    name: str | None
+    as_of: date
+    penalties: list[CreditPenalty] = Field(description="penalties within their influence period")
+    lists: list[CreditListEntry]
+    commitments: list[CreditCommitment] = Field(description="commitments kept or breached")
+    repairs: list[CreditRepair]
+    good_standing: GoodStanding
+    grade: Grade | None = Field(None, description="the served grade, only where the policy enables it")
+    authorization_id: str | None = Field(None, description="the authorization this read relies on")
 class CaseOpenIn(BaseModel):
     """A case the credit office opens on an enterprise's behalf (CONTRACT section 5)."""
 

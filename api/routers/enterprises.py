@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import EnterpriseId, ExplanationReader, GradeReader, Now, Overrider, ServiceDep, SnapshotDep
 from api.problems import Problem, not_found, problem_docs
 from api.schemas import (
+    CreditRecordRead,
     EnterpriseGrade,
     Explanation,
     Frequency,
@@ -26,6 +27,7 @@ from api.state import Snapshot
 from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
+from riskengine.core.store.authorizations import credit_record_reads
 from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
@@ -134,8 +136,9 @@ async def get_history(
     request: Request, principal: GradeReader, enterprise_id: EnterpriseId, snapshot: SnapshotDep,
     service: ServiceDep,
 ) -> History:
-    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
-    credit-office override with its withdrawal, if any."""
+    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), every
+    credit-office override with its withdrawal, if any, and which finance partner read its credit
+    record and when (an enterprise has a right to know who looked)."""
     scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
     if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
@@ -144,8 +147,11 @@ async def get_history(
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
                  for o in service.overrides.of(enterprise_id)]
+    await run_in_threadpool(service.audit.flush)  # reads audited a moment ago are listed too
+    reads = await run_in_threadpool(credit_record_reads, service.store, enterprise_id)
     return History(enterprise_id=enterprise_id, items=[HistoryItem(**r) for r in history.select(
-        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides)
+        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides,
+        credit_record_reads=[CreditRecordRead(**r) for r in reads])
 
 
 @router.post("/{enterprise_id}/override", name="override_grade",

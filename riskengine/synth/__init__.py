@@ -4,7 +4,10 @@ It uses only the core (``riskengine.core``); workflows, the CLI and tests use it
 """
 
 from riskengine.core.ids import make_usccs
-from riskengine.synth.city import (
+from riskengine.synth.city import generate_city, generate_city_frames, generate_tables
+from riskengine.synth.simulate import simulate_city
+from riskengine.synth.truth import load_truth, truth_frame
+from riskengine.synth.world import (
     CITY_TABLES,
     DEFAULT_END,
     DEFAULT_START,
@@ -14,16 +17,11 @@ from riskengine.synth.city import (
     SECTORS,
     SyntheticCity,
     check_parameters,
-    generate_city,
-    generate_city_frames,
-    generate_tables,
-    simulate_city,
-    truth_frame,
 )
 
 __all__ = [
     "CITY_TABLES",
     "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "FORMATS", "SECTORS", "SECTOR_KEYS", "SyntheticCity",
-    "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "make_usccs",
-    "simulate_city", "truth_frame",
+    "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "load_truth",
+    "make_usccs", "simulate_city", "truth_frame",
 ]
