@@ -6,7 +6,6 @@ Heavy modules (features, models, lightgbm, mlflow) are imported inside the comma
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,8 +18,8 @@ from models.registry import log_training, quiet
 from models.registry import promote as do_promote
 from models.train import TrainConfig, train_model
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
-from riskengine.core.errors import UsageError
 from riskengine.lake.layout import load_tables
 from riskengine.synth.truth import load_truth
 
@@ -109,10 +108,7 @@ def train(
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
 
     quiet()
-    try:
-        day = date.fromisoformat(as_of)
-    except ValueError as exc:
-        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {as_of!r}") from exc
+    day = parse_day(as_of)
     settings = get_settings()
     config = TrainConfig(
         horizon_days=settings.model.horizon_days,

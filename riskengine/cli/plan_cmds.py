@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import FatalInputError, ModelError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write
@@ -46,10 +47,7 @@ def _err(message: str) -> None:
 
 
 def _day(text: str, option: str = "--as-of") -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{option} must be a date YYYY-MM-DD; got {text!r}") from None
+    return parse_day(text, option)
 
 
 def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:

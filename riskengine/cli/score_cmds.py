@@ -18,6 +18,7 @@ from rich.table import Table
 
 from models.scoring import grade_distribution
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import NotFoundError, UsageError
 from riskengine.core.files import atomic_write
@@ -29,10 +30,7 @@ from riskengine.workflows.scoring import explain_enterprise, read_grades, score_
 
 
 def _as_of(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {text!r}") from exc
+    return parse_day(text)
 
 
 def _err(message: str) -> None:
