@@ -14,14 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.registry import log_training, quiet
 from models.registry import promote as do_promote
+from models.registry import quiet
 from models.train import TrainConfig, train_model
 from riskengine.cli import app
 from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.lake.layout import load_tables
 from riskengine.synth.truth import load_truth
+from riskengine.workflows.training import register as register_training
 
 if TYPE_CHECKING:
     import polars as pl
@@ -137,7 +138,7 @@ def train(
     )
     _err(f"grade distribution on {plan.test[-1]}: {dist}")
     if register:
-        run = log_training(result, settings)
+        run = register_training(result, settings)
         _err(f"registered {run.model_name} version {run.version} (alias challenger), MLflow run {run.run_id}")
 
 
