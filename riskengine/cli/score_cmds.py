@@ -5,6 +5,7 @@ Plots come from riskengine.workflows.reports.plots (matplotlib is imported there
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -23,8 +24,9 @@ from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store
 from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
+from riskengine.workflows.explain import explain_with_records
 from riskengine.workflows.reports.plots import waterfall_png
-from riskengine.workflows.scoring import explain_enterprise, read_grades, score_enterprises, write_grades
+from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
 
 
 def _as_of(text: str) -> date:
@@ -117,12 +119,16 @@ def explain(
     as_of: Annotated[str, typer.Option("--as-of", help="explain the grade as of this date (YYYY-MM-DD)")],
     png: Annotated[Path | None, typer.Option(help="write a SHAP waterfall plot (PNG) here")] = None,
     lang: Annotated[str, typer.Option(help="language of headings and plot labels: zh or en")] = "zh",
-    top: Annotated[int, typer.Option(help="features shown in the waterfall plot")] = 10,
+    top: Annotated[int, typer.Option(help="reasons shown in the waterfall plot")] = 10,
+    output: Annotated[str, typer.Option("--format", help="text (tables) or json (CONTRACT §3)")] = "text",
 ) -> None:
-    """Print one enterprise's grade, score, probability, hard rule and reasons (Chinese and English)."""
+    """Print one enterprise's grade and its reasons: own record first, each with the records behind it,
+    then hard rules and the baseline of similar enterprises (Chinese and English)."""
 
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
+    if output not in ("text", "json"):
+        raise UsageError(f"--format must be text or json; got {output!r}")
     if top < 1:
         raise UsageError(f"--top must be a positive integer; got {top}")
     settings = get_settings()
@@ -131,8 +137,11 @@ def explain(
         if problem:
             raise UsageError(f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}")
     day = _as_of(as_of)
-    result = explain_enterprise(lake, enterprise_id, day, settings=settings)
-    _print_explanation(result, lang)
+    body, result = explain_with_records(lake, enterprise_id, day, settings=settings)
+    if output == "json":
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+    else:
+        _print_explanation(body, lang)
     if png is not None:
         if png.suffix.lower() != ".png":
             raise UsageError(f"--png must end .png; got {png}")
@@ -141,32 +150,40 @@ def explain(
              " (no CJK font found: English labels)"))
 
 
-def _print_explanation(result, lang: str) -> None:  # noqa: ANN001
-    row = result.row
+_KIND_LABEL = {"own_record": ("自身记录", "own record"), "rule": ("规则", "rule"),
+               "associated": ("关联企业", "associated"), "baseline": ("同类基准", "baseline")}
+
+
+def _print_explanation(body: dict, lang: str) -> None:
     zh = lang == "zh"
     console = Console()
-    title = (f"{row['enterprise_id']} {row['name'] or ''} — 评价基准日 {row['as_of']}" if zh else
-             f"{row['enterprise_id']} {row['name'] or ''} — as of {row['as_of']}")
+    title = (f"{body['enterprise_id']} {body['name'] or ''} — 评价基准日 {body['as_of']}" if zh else
+             f"{body['enterprise_id']} {body['name'] or ''} — as of {body['as_of']}")
     summary = Table(title=title, show_header=False)
     summary.add_column("")
     summary.add_column("")
-    labels = (("信用风险等级 / grade", row["grade"]), ("模型等级 / model grade", row["model_grade"]),
-              ("适用规则 / rule", row["rule"] or "—"), ("风险分值 / score", str(row["score"])),
-              ("不良结果概率 / probability", f"{row['probability']:.2%}"),
-              ("行业 / sector", row["sector"] or "—"), ("行政区划 / district", row["district"] or "—"),
-              ("模型版本 / model version", row["model_version"]))
+    labels = (("信用风险等级 / grade", body["grade"]), ("模型等级 / model grade", body["model_grade"]),
+              ("适用规则 / rule", body["rule"] or "—"), ("风险分值 / score", str(body["score"])),
+              ("不良结果概率 / probability", f"{body['probability']:.2%}"),
+              ("模型版本 / model version", body["model_version"]))
     for label, value in labels:
         summary.add_row(label, str(value))
     console.print(summary)
-    reasons = Table(title="主要原因 / reasons")
+    reasons = Table(title="主要原因 / reasons", show_lines=True)
     reasons.add_column("#", justify="right")
-    reasons.add_column("code")
-    reasons.add_column("contribution", justify="right")
-    reasons.add_column("说明")
-    reasons.add_column("explanation")
-    for i, r in enumerate(row["reasons"] or [], start=1):
-        contribution = "rule" if r["contribution"] is None else f"{r['contribution']:+.3f}"
-        reasons.add_row(str(i), r["code"], contribution, r["text_zh"], r["text_en"])
-    if not row["reasons"]:
+    reasons.add_column("类别 / kind")
+    reasons.add_column("贡献 / contribution", justify="right")
+    reasons.add_column("说明（依据） / explanation (records)", overflow="fold")
+    for i, r in enumerate(body["reasons"], start=1):
+        contribution = "—" if r["contribution"] is None else f"{r['contribution']:+.3f}"
+        text = r["text_zh"] if zh else r["text_en"]
+        lines = [text] + ["  · " + (e["text_zh"] if zh else e["text_en"]) for e in r["evidence"]]
+        kind = _KIND_LABEL.get(r["kind"], (r["kind"], r["kind"]))[0 if zh else 1]
+        reasons.add_row(str(i), kind, contribution, "\n".join(lines))
+    if not body["reasons"]:
         reasons.caption = "没有提高风险的因素 / nothing raised the risk"
     console.print(reasons)
+    baseline = body.get("baseline")
+    if baseline and not any(r["kind"] == "baseline" for r in body["reasons"]):
+        text = baseline["text_zh"] if zh else baseline["text_en"]
+        console.print(f"{text} ({baseline['contribution']:+.3f})")

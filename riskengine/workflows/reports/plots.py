@@ -60,21 +60,28 @@ def _register_bundled_cjk_font(font_manager) -> None:  # noqa: ANN001
 def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str:  # noqa: ANN001
     """Draw the SHAP waterfall of one explanation into ``path``; returns the label language used.
 
-    From the model's base value (the bias) each bar adds one feature's contribution, largest |value|
-    first, the rest summed in one bar, ending at the enterprise's raw margin (log-odds).
+    From the model's base value (the bias) each bar adds one reason's contribution: own-record
+    reasons first (largest |value| first, beyond ``top`` summed in one bar), then associated
+    enterprises, the baseline of similar enterprises and the rest, ending at the raw margin (log-odds).
     """
     plt = pyplot()
     font = cjk_font() if lang == "zh" else None
     used = "zh" if font else "en"
-    order = np.argsort(-np.abs(result.contributions), kind="stable")
-    shown = [i for i in order[:top] if result.contributions[i] != 0]
-    rest = float(np.delete(result.contributions, shown).sum())
-    labels = [result.texts_zh[i] if used == "zh" else result.texts_en[i] for i in shown]
-    values = [float(result.contributions[i]) for i in shown]
+    # Own-record reasons first (largest |contribution| first), then associated, baseline and the rest.
+    order = {"own_record": 0, "associated": 1, "baseline": 2, "other": 3}
+    groups = (result.groups.filter(pl.col("contribution") != 0)
+              .with_columns(pl.col("kind").replace_strict(order, default=3, return_dtype=pl.Int8)
+                            .alias("_k"), pl.col("contribution").abs().alias("_a"))
+              .sort(["_k", "_a"], descending=[False, True]))
+    own = groups.filter(pl.col("kind") == "own_record")
+    shown = pl.concat([own.head(top), groups.filter(pl.col("kind") != "own_record")])
+    rest = float(own.slice(top)["contribution"].sum())
+    labels = shown["text_zh" if used == "zh" else "text_en"].to_list()
+    values = [float(v) for v in shown["contribution"]]
     if abs(rest) > 0:
-        labels.append(f"其余{len(result.contributions) - len(shown)}项" if used == "zh"
-                      else f"{len(result.contributions) - len(shown)} other features")
-        values.append(rest)
+        labels.insert(min(top, own.height), f"其余自身记录{own.height - top}项" if used == "zh"
+                      else f"{own.height - top} other own-record reasons")
+        values.insert(min(top, own.height), rest)
     rc: dict = {"font.family": [font, "sans-serif"]} if font else {}
     with plt.rc_context(rc):  # type: ignore[arg-type]
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(values) + 1.8))
@@ -100,6 +107,7 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
         finally:
             plt.close(fig)
     return used
+
 
 
 def shap_summary_png(
