@@ -45,6 +45,7 @@ from features.build import assemble, engine_for, finish
 from features.inspections import strictness_table
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
+from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import NotFoundError, UsageError
@@ -384,7 +385,7 @@ def _sink(frame: pl.LazyFrame, out: Path) -> None:
 
     def put(tmp: Path) -> None:
         if suffix == ".csv":
-            frame.sink_csv(tmp)
+            exports.csv_safe_lazy(frame).sink_csv(tmp, quote_style="non_numeric")
         else:
             frame.sink_parquet(tmp)
 
