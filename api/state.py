@@ -316,7 +316,8 @@ class Service:
         self.metrics: Metrics = Metrics()
         self.throttle = FailedAuthThrottle(settings.service.failed_auth_per_address,
                                            settings.service.failed_auth_per_key)
-        self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick)
+        self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick,
+                                 sync=settings.service.audit_sync == "fdatasync")
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
         self._started = False

@@ -45,6 +45,7 @@ from features.build import assemble, engine_for, finish
 from features.inspections import strictness_table
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
+from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import NotFoundError, UsageError
@@ -390,7 +391,10 @@ def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) 
     files = sorted(job.work.glob("out-*.parquet"))
     if not job.bucketed or out.suffix.lower() == ".csv":
         frame = _collect(job, order)
-        atomic_write(out, frame.sink_csv if out.suffix.lower() == ".csv" else frame.sink_parquet)
+        if out.suffix.lower() == ".csv":
+            atomic_write(out, lambda tmp: exports.csv_safe_lazy(frame).sink_csv(tmp, quote_style="non_numeric"))
+        else:
+            atomic_write(out, frame.sink_parquet)
         return
     import pyarrow.parquet as pq  # noqa: PLC0415 - only the streaming copy needs it
 
