@@ -392,7 +392,8 @@ def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) 
     if not job.bucketed or out.suffix.lower() == ".csv":
         frame = _collect(job, order)
         if out.suffix.lower() == ".csv":
-            atomic_write(out, lambda tmp: exports.csv_safe_lazy(frame).sink_csv(tmp, quote_style="non_numeric"))
+            safe = exports.csv_safe_lazy(frame)
+            atomic_write(out, lambda tmp: safe.sink_csv(tmp, quote_style="non_numeric"))
         else:
             atomic_write(out, frame.sink_parquet)
         return
