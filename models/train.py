@@ -37,7 +37,7 @@ from features import catalog, compute_features
 from features.inspections import RATES as INSPECTION_RATES
 from models.artifact import Calibrator, CreditModel
 from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
-from models.evaluate import auc, score_metrics, spearman
+from models.evaluate import auc, score_metrics, spearman, truth_over_horizon
 from models.grading import grade_from_score, score_from_probability
 from models.labels import (
     VISIT_NUISANCE,
@@ -392,24 +392,6 @@ def _calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibr
     return Calibrator("platt", slope=slope, intercept=intercept)
 
 
-def _truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: int) -> np.ndarray:
-    """Mean latent p_fail over each row's horizon months [t, t + horizon) (NaN where unknown)."""
-    snaps = (
-        rows.select(pl.col("as_of").unique())
-        .with_columns((pl.col("as_of") + pl.duration(days=horizon_days)).alias("end"))
-        .lazy()
-    )
-    mean = (
-        truth.lazy()
-        .select("enterprise_id", pl.col("month").cast(pl.Date), pl.col("p_fail").cast(pl.Float64))
-        .join_where(snaps, pl.col("month") >= pl.col("as_of"), pl.col("month") < pl.col("end"))
-        .group_by("enterprise_id", "as_of")
-        .agg(pl.col("p_fail").mean().alias("truth"))
-    )
-    out = rows.select(*KEYS).lazy().join(mean, on=list(KEYS), how="left", maintain_order="left").collect()
-    return out["truth"].fill_null(np.nan).to_numpy().astype(np.float64)
-
-
 def _grades(probability: np.ndarray, base_rate: float | None = None,
             edges: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     score = np.asarray(score_from_probability(probability, base_rate=base_rate))
@@ -743,14 +725,14 @@ def train_model(
     timings["baselines_s"] = time.perf_counter() - clock
     truth_values = None
     if truth is not None:
-        truth_values = _truth_over_horizon(truth, test, cfg.horizon_days)
+        truth_values = truth_over_horizon(truth, test, cfg.horizon_days)
         if np.isfinite(truth_values).any():
             known = np.isfinite(truth_values)
             scorers["oracle"] = {}
             for population, rows_ in evaluated.items():
                 # Visits: the latent risk of the visit's month; enterprises: over the horizon.
                 days = cfg.horizon_days if population == "all" else VISIT_MONTH_DAYS
-                values = _truth_over_horizon(truth, rows_, days)
+                values = truth_over_horizon(truth, rows_, days)
                 if np.isfinite(values).any():
                     filled = np.where(np.isfinite(values), values, np.nanmedian(values))
                     scorers["oracle"][population] = (filled, None, None)
