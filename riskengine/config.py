@@ -55,6 +55,15 @@ class ServiceSettings(BaseModel):
         description="how often the server checks the store for new grades or plans and reloads (0: never)")
 
 
+class WebhookSettings(BaseModel):
+    """Pushing warnings to subscribed bureau systems (issue 14)."""
+
+    attempts: int = Field(default=4, ge=1, description="tries per warning and subscription")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry waits this long, then doubles")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Paths and defaults of the engine; every command reads this once."""
 
@@ -68,6 +77,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     grades: GradeSettings = GradeSettings()
     service: ServiceSettings = ServiceSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def store_file(self) -> Path:
