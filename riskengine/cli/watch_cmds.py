@@ -56,3 +56,63 @@ def warnings(
     if out is not None:
         atomic_write_text(out, json.dumps(run.to_json(), ensure_ascii=False, indent=1) + "\n")
         print(f"wrote {out}", file=sys.stderr)
+
+
+@app.command()
+def monitor(
+    lake: Annotated[Path, typer.Option(help="the lake folder")],
+    as_of: Annotated[str, typer.Option("--as-of", help="report on the months before this day")],
+    out: Annotated[Path, typer.Option(help="report.html (self-contained) or report.json")],
+    months: Annotated[int, typer.Option(help="how many full months before --as-of")] = 12,
+    policy: Annotated[
+        Path | None, typer.Option(help="policy TOML (alert thresholds; default built-in)")
+    ] = None,
+    mlflow: Annotated[bool, typer.Option(help="log the figures as metrics of the champion's version")] = True,
+    fail_on_alert: Annotated[bool, typer.Option(help="exit 1 when the report raises alerts")] = True,
+) -> None:
+    """The grade-performance report: rates by grade with intervals, monotonicity, drift, migration."""
+    from riskengine.config import get_settings
+    from riskengine.errors import ModelError
+    from riskengine.policy import load_policy
+    from riskengine.workflows.monitor import log_to_mlflow, run_monitor, save_latest
+
+    if out.suffix.lower() not in (".html", ".json"):
+        raise UsageError(f"--out must end .html or .json; got {out}")
+    day = _day(as_of)
+    settings = get_settings()
+    chosen = load_policy(policy)
+    model = None
+    try:
+        from models.scoring import load_champion
+
+        model = load_champion(settings)
+    except ModelError as exc:
+        print(f"monitor: no champion ({exc}); the report has no PSI", file=sys.stderr)
+    report = run_monitor(lake, day, months, settings, chosen.monitor, model)
+    data = report.to_json()
+    if out.suffix.lower() == ".json":
+        atomic_write_text(out, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    else:
+        from riskengine.workflows.reports.monitor_html import render_html
+
+        atomic_write_text(out, render_html(data, chosen.monitor.min_inspections))
+    save_latest(report, settings)
+    if mlflow and model is not None:
+        run_id = log_to_mlflow(report, settings)
+        if run_id:
+            print(f"figures logged to MLflow run {run_id} (champion {report.model_version})", file=sys.stderr)
+    pooled = data["pooled"]["grades"]
+    line = "  ".join(
+        f"{g} {c['adverse_per_100']:.1f} ({c['ci_low']:.1f}–{c['ci_high']:.1f}, n={c['random_inspections']})"
+        if c["adverse_per_100"] is not None
+        else f"{g} —"
+        for g, c in pooled.items()
+    )
+    print(f"每百次随机检查不良结果 adverse per 100 random inspections, pooled: {line}", file=sys.stderr)
+    print(f"wrote {out}; {len(data['alerts'])} alert(s), {len(data['watch'])} watch item(s)", file=sys.stderr)
+    for alert in data["alerts"]:
+        print(f"  ALERT {alert['rule']}: {alert['detail']}", file=sys.stderr)
+    for note in data["notes"]:
+        print(f"  note: {note}", file=sys.stderr)
+    if data["alerts"] and fail_on_alert:
+        raise typer.Exit(1)

@@ -26,7 +26,17 @@ import polars as pl
 from features.asof import visible_from
 from models.grading import score_from_probability
 from models.labels import add_months, month_start
-from models.monitoring import migration, monotone, psi, psi_bins, rates, reversals, trend_test
+from models.monitoring import (
+    migration,
+    monotone,
+    n_bins,
+    psi,
+    psi_bins,
+    psi_chance,
+    rates,
+    reversals,
+    trend_test,
+)
 from riskengine.config import Settings
 from riskengine.contract import GRADES, PILOT_SECTORS
 from riskengine.errors import UsageError
@@ -263,9 +273,12 @@ def sector_shift(
 
 
 def feature_psi(
-    model: Any, reference: pl.DataFrame, current: pl.DataFrame, months: list[date]
+    model: Any, reference: pl.DataFrame, current: pl.DataFrame, months: list[date], alpha: float = 0.05
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict[str, Any]], pl.DataFrame]:
-    """(score PSI per month, feature PSI per month, score PSI per sector and month, reference scores)."""
+    """(score PSI per month, feature PSI per month, score PSI per sector and month, reference scores).
+
+    Each sector row carries the PSI that chance alone exceeds at its sizes: ``chance_watch`` at
+    ``alpha``, ``chance_act`` at ``alpha`` Bonferroni-corrected over every sector and month."""
     ref_scores = reference.select("enterprise_id", "sector").with_columns(
         pl.Series("score", score_from_probability(model.predict_proba(reference)), dtype=pl.Float64)
     )
@@ -275,6 +288,7 @@ def feature_psi(
     psi_score: dict[str, float] = {}
     psi_features: dict[str, dict[str, float]] = {}
     by_sector: list[dict[str, Any]] = []
+    n_tests = max(1, len(months) * current["sector"].n_unique())
     for m in months:
         cur = current.filter(pl.col("as_of") == m)
         label = f"{m:%Y-%m}"
@@ -285,14 +299,23 @@ def feature_psi(
         psi_features[label] = {n: psi(reference[n], cur[n], b) for n, b in bins.items()}
         cur_scores = cur.select("sector").with_columns(scores)
         for sector in sorted(set(cur_scores["sector"].drop_nulls().to_list())):
-            ref_s = ref_scores.filter(pl.col("sector") == sector)["score"]
+            ref_part = ref_scores.filter(pl.col("sector") == sector)
+            ref_s = ref_part["score"]
             cur_s = cur_scores.filter(pl.col("sector") == sector)["score"]
+            # The sector's own quantile bins, about ten enterprises a bin (at most ten bins), so that
+            # a small sector is compared on bins it fills; the reference counts its enterprises once
+            # (its snapshots repeat them), which keeps the chance level honest.
+            sector_bins = psi_bins(ref_s, min(10, max(2, cur_s.len() // 10)))
+            n_ref = ref_part["enterprise_id"].n_unique()
+            df = n_bins(ref_s, sector_bins)
             by_sector.append(
                 {
                     "month": label,
                     "sector": sector,
                     "enterprises": cur_s.len(),
-                    "psi_score": psi(ref_s, cur_s, score_bins),
+                    "psi_score": psi(ref_s, cur_s, sector_bins),
+                    "chance_watch": psi_chance(n_ref, cur_s.len(), df, alpha),
+                    "chance_act": psi_chance(n_ref, cur_s.len(), df, alpha / n_tests),
                 }
             )
     return psi_score, psi_features, by_sector, ref_scores
@@ -331,7 +354,13 @@ def build_report(
                 feats = feats.rename({"sector_ent": "sector"})
             reference = feats.filter(pl.col("as_of").is_in(snaps))
             current = feats.filter(pl.col("as_of").is_in(window))
-            psi_score, psi_features, psi_sector, _ = feature_psi(model, reference, current, window)
+            psi_score, psi_features, psi_sector, _ = feature_psi(
+                model, reference, current, window, policy.alpha
+            )
+            nuisance = set(getattr(model, "nuisance", []))
+            psi_features = {
+                m: {n: v for n, v in f.items() if n not in nuisance} for m, f in psi_features.items()
+            }
         else:
             notes.append("the champion records no training snapshots: no PSI against its training population")
     else:
@@ -510,11 +539,13 @@ def _alerts(
         entry = {
             "rule": "psi_sector",
             "scope": f"sector:{s['sector']}:{s['month']}",
-            "detail": f"{s['month']}: score PSI of sector {s['sector']} {value:.3f}",
+            "detail": f"{s['month']}: score PSI of sector {s['sector']} {value:.3f} "
+            f"({s['enterprises']} enterprises; chance alone reaches {s['chance_act']:.3f})",
         }
-        if value >= policy.psi_act:
+        # A small sector's PSI is large by chance: a threshold counts only above that level.
+        if value >= max(policy.psi_act, s["chance_act"]):
             alerts.append({**entry, "level": "act"})
-        elif value >= policy.psi_watch:
+        elif value >= max(policy.psi_watch, s["chance_watch"]):
             watch.append({**entry, "level": "watch"})
     for s in shift:
         if s["shifted"]:
@@ -594,3 +625,73 @@ def run_monitor(
             f"{settings.store_file}: no stored grades; run `riskengine score` for the months to monitor"
         )
     return report
+
+
+# --- where the figures go ---------------------------------------------------------------------------
+
+
+def latest_path(settings: Settings) -> Path:
+    """The latest report's JSON, which the service exposes on ``/metrics``."""
+    return settings.home / "monitor" / "latest.json"
+
+
+def save_latest(report: MonitorReport, settings: Settings) -> Path:
+    """Keep the report where the service's ``/metrics`` reads it."""
+    import json
+
+    from riskengine.files import atomic_write_text
+
+    return atomic_write_text(latest_path(settings), json.dumps(report.to_json(), ensure_ascii=False))
+
+
+def metric_values(report: dict[str, Any]) -> dict[str, float]:
+    """The report's headline figures as flat metric names (MLflow and Prometheus use the same)."""
+    out: dict[str, float] = {}
+    months = report.get("months") or []
+    if months:
+        last = months[-1]
+        if last.get("psi_score") is not None:
+            out["monitor_psi_score"] = float(last["psi_score"])
+        if last.get("psi_features_max") is not None:
+            out["monitor_psi_features_max"] = float(last["psi_features_max"])
+    for g, cell in (report.get("pooled") or {}).get("grades", {}).items():
+        if cell.get("adverse_per_100") is not None:
+            out[f"monitor_adverse_per_100_{g}"] = float(cell["adverse_per_100"])
+            out[f"monitor_random_inspections_{g}"] = float(cell["random_inspections"])
+    out["monitor_monotone"] = 1.0 if (report.get("pooled") or {}).get("monotone") else 0.0
+    out["monitor_alerts"] = float(len(report.get("alerts") or []))
+    return out
+
+
+def log_to_mlflow(report: MonitorReport, settings: Settings) -> str | None:
+    """Log the figures as metrics of the champion version's run (one step per month); returns the
+    run id, or None when the champion's run is unknown."""
+    from models.registry import CHAMPION, client
+
+    cli = client(settings)
+    try:
+        version = cli.get_model_version_by_alias(settings.mlflow.model_name, CHAMPION)
+    except Exception:  # noqa: BLE001 - MLflow raises its own exception types for a missing alias
+        return None
+    run_id = getattr(version, "run_id", None)
+    if not run_id:
+        return None
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = []
+    for step, m in enumerate(report.to_json()["months"]):
+        if m.get("psi_score") is not None:
+            metrics.append(Metric("monitor.psi_score", float(m["psi_score"]), now, step))
+        for g, cell in m["grades"].items():
+            if cell.get("adverse_per_100") is not None:
+                metrics.append(
+                    Metric(f"monitor.adverse_per_100.{g}", float(cell["adverse_per_100"]), now, step)
+                )
+    for name, value in metric_values(report.to_json()).items():
+        metrics.append(Metric(name.replace("monitor_", "monitor.", 1), value, now, 0))
+    if metrics:
+        cli.log_batch(run_id, metrics=metrics)
+    return str(run_id)
