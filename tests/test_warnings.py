@@ -11,7 +11,7 @@ import pytest
 
 from riskengine.config import Settings, WebhookSettings
 from riskengine.contract import TABLES
-from riskengine.core.store.warnings import WarningStore
+from riskengine.core.warnings_store import WarningStore
 from riskengine.errors import ConflictError, NotFoundError
 from riskengine.policy import load_policy
 from riskengine.store import Store

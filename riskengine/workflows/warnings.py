@@ -29,7 +29,7 @@ import polars as pl
 from features.asof import visible_from
 from riskengine.config import Settings
 from riskengine.contract import GRADES
-from riskengine.core.store.warnings import Subscription, WarningStore
+from riskengine.core.warnings_store import Subscription, WarningStore
 from riskengine.errors import UsageError
 from riskengine.policy import Policy, WarningPolicy, WarningRule
 from riskengine.store import Store
