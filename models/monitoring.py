@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import chi2, norm
 
-from riskengine.contract import GRADES
+from riskengine.core.contract import GRADES
 
 EPS = 1e-4
 

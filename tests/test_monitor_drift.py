@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from models.train import TrainConfig, train_model
-from riskengine.contract import TABLES
-from riskengine.errors import UsageError
-from riskengine.policy import load_policy
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import UsageError
+from riskengine.supervision.policy import load_policy
 from riskengine.synth import Drift, generate_city_frames, simulate_city
 from riskengine.workflows.monitor import build_report
 

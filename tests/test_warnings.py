@@ -9,12 +9,12 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from riskengine.config import Settings, WebhookSettings
-from riskengine.contract import TABLES
+from riskengine.core.config import Settings, WebhookSettings
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import ConflictError, NotFoundError
+from riskengine.core.store import Store
 from riskengine.core.warnings_store import WarningStore
-from riskengine.errors import ConflictError, NotFoundError
-from riskengine.policy import load_policy
-from riskengine.store import Store
+from riskengine.supervision.policy import load_policy
 from riskengine.workflows.warnings import (
     deliver,
     evaluate_warnings,

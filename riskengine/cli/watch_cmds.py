@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import UsageError
-from riskengine.files import atomic_write_text
+from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write_text
 
 
 def _day(text: str, option: str = "--as-of") -> date:
@@ -31,8 +31,8 @@ def warnings(
     push: Annotated[bool, typer.Option(help="deliver new warnings to webhook subscribers")] = True,
 ) -> None:
     """Evaluate the early-warning rules, store the new warnings and route each to its district."""
-    from riskengine.config import get_settings
-    from riskengine.policy import load_policy
+    from riskengine.core.config import get_settings
+    from riskengine.supervision.policy import load_policy
     from riskengine.workflows.warnings import run_warnings
 
     if out is not None and out.suffix.lower() != ".json":
@@ -71,9 +71,9 @@ def monitor(
     fail_on_alert: Annotated[bool, typer.Option(help="exit 1 when the report raises alerts")] = True,
 ) -> None:
     """The grade-performance report: rates by grade with intervals, monotonicity, drift, migration."""
-    from riskengine.config import get_settings
-    from riskengine.errors import ModelError
-    from riskengine.policy import load_policy
+    from riskengine.core.config import get_settings
+    from riskengine.core.errors import ModelError
+    from riskengine.supervision.policy import load_policy
     from riskengine.workflows.monitor import log_to_mlflow, run_monitor, save_latest
 
     if out.suffix.lower() not in (".html", ".json"):

@@ -1,6 +1,6 @@
 """The early warnings, webhook subscriptions and the delivery log, in the serving store (DuckDB).
 
-Tables beside the grades and plans of ``riskengine.store`` (same file, same connection rules: short
+Tables beside the grades and plans of ``riskengine.core.store`` (same file, same connection rules: short
 transactions, retried when another process holds the lock):
 
 * ``warnings``: one row per raised warning. Its id is a hash of (rule, enterprise, subject), where
@@ -24,8 +24,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from riskengine.errors import ConflictError, FatalInputError, NotFoundError
-from riskengine.store import Store, utcnow
+from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
+from riskengine.core.store import Store, utcnow
 
 WARNING_SCHEMA: dict[str, pl.DataType] = {
     "warning_id": pl.String(),

@@ -37,10 +37,10 @@ from models.monitoring import (
     reversals,
     trend_test,
 )
-from riskengine.config import Settings
-from riskengine.contract import GRADES, PILOT_SECTORS
-from riskengine.errors import UsageError
-from riskengine.policy import MonitorPolicy
+from riskengine.core.config import Settings
+from riskengine.core.contract import GRADES, PILOT_SECTORS
+from riskengine.core.errors import UsageError
+from riskengine.supervision.policy import MonitorPolicy
 
 ADVERSE = (pl.col("outcome") == "fail") | (pl.col("findings_critical").fill_null(0) > 0)
 
@@ -585,7 +585,7 @@ def load_inputs(
     settings: Settings, window: list[date]
 ) -> tuple[dict[date, pl.DataFrame], dict[str, pl.DataFrame]]:
     """Stored grade runs (those in force during the window) and the plans' random draws of its months."""
-    from riskengine.store import Store
+    from riskengine.core.store import Store
 
     grade_runs: dict[date, pl.DataFrame] = {}
     plans: dict[str, pl.DataFrame] = {}
@@ -614,7 +614,7 @@ def run_monitor(
     lake: Path, as_of: date, months: int, settings: Settings, policy: MonitorPolicy, model: Any = None
 ) -> MonitorReport:
     """The report for a lake as of D with the stored grades and plans (and the champion, if given)."""
-    from riskengine.lake import load_tables
+    from riskengine.lake.layout import load_tables
 
     window = monitored_months(as_of, months)
     tables = load_tables(Path(lake))
@@ -639,7 +639,7 @@ def save_latest(report: MonitorReport, settings: Settings) -> Path:
     """Keep the report where the service's ``/metrics`` reads it."""
     import json
 
-    from riskengine.files import atomic_write_text
+    from riskengine.core.files import atomic_write_text
 
     return atomic_write_text(latest_path(settings), json.dumps(report.to_json(), ensure_ascii=False))
 

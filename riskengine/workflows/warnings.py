@@ -27,12 +27,12 @@ from typing import Any
 import polars as pl
 
 from features.asof import visible_from
-from riskengine.config import Settings
-from riskengine.contract import GRADES
+from riskengine.core.config import Settings
+from riskengine.core.contract import GRADES
+from riskengine.core.errors import UsageError
+from riskengine.core.store import Store
 from riskengine.core.warnings_store import Subscription, WarningStore
-from riskengine.errors import UsageError
-from riskengine.policy import Policy, WarningPolicy, WarningRule
-from riskengine.store import Store
+from riskengine.supervision.policy import Policy, WarningPolicy, WarningRule
 
 LICENCE_KINDS = {
     "production_license": ("生产许可证", "production licence"),
@@ -534,7 +534,7 @@ def run_warnings(
     http_client: Any = None,
 ) -> WarningRun:
     """Evaluate the rules on the lake as of D, store the new warnings and push them to subscribers."""
-    from riskengine.lake import load_tables
+    from riskengine.lake.layout import load_tables
 
     if as_of > datetime.now().date() + timedelta(days=366):
         raise UsageError(f"--as-of {as_of} is more than a year ahead")

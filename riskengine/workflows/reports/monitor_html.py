@@ -10,7 +10,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-from riskengine.contract import GRADES, district_label, sector_label
+from riskengine.core.contract import GRADES, district_label, sector_label
 
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei")
 GRADE_COLOURS = {"A": "#2e7d32", "B": "#9e9d24", "C": "#ef6c00", "D": "#c62828"}
