@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import problems
 from api.metrics import ObserveMiddleware
-from api.routers import admin, enterprises, health, plans, scoring, sectors
+from api.routers import admin, enterprises, health, plans, scoring, sectors, warnings
 from api.schemas import ProblemDetails
 from api.state import Service
 from riskengine.core.config import Settings
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     app.state.service = service
     problems.install(app)
     app.add_middleware(ObserveMiddleware)
-    for module in (enterprises, plans, sectors, scoring, admin, health):
+    for module in (enterprises, plans, sectors, scoring, warnings, admin, health):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

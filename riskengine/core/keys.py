@@ -23,12 +23,13 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    "inspector": frozenset({"grades", "explanations", "plans"}),
+    # (and their districts' early warnings, which they acknowledge)
+    "inspector": frozenset({"grades", "explanations", "plans", "warnings"}),
     # everything, plus overrides and what-if scoring
-    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif"}),
+    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "warnings"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
     "sector": frozenset({"grades"}),
-    # keys and reload; no enterprise data
+    # keys, reload and webhook subscriptions; no enterprise data
     "admin": frozenset({"admin"}),
 }
 
