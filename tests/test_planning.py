@@ -520,3 +520,21 @@ def test_plan_command_accepts_policy_as_capacity_and_rejects_other_words():
     assert _capacity(" Policy ") == ("policy", "--capacity policy")
     with pytest.raises(UsageError, match="'policy'"):
         _capacity("plenty")
+
+
+# --- early warnings left unacknowledged ------------------------------------------------------------
+
+
+def test_an_overdue_warning_is_an_urgent_mandatory_item_with_the_warning_as_reason():
+    grades = grades_frame(60, districts=("420106",), sectors=("retail",))
+    target = grades.sort("score")["enterprise_id"][0]  # the lowest risk: never drawn first otherwise
+    items = pl.DataFrame({"enterprise_id": [target, "E-not-graded"],
+                          "why": ["预警未处置（W1） / unacknowledged warning (W1)", "x"]})
+    result = make_plan(grades, tables_of(), AS_OF, 5, 1, POLICY, warning_items=items)
+    mandatory = result.plan.filter(pl.col("stratum") == "mandatory")
+    assert mandatory["enterprise_id"].to_list() == [target]
+    assert mandatory["why"][0].startswith("预警未处置（W1）")
+    assert mandatory["due_on"][0] == date(2025, 6, 15)
+    assert result.meta["warning_items"][0]["enterprise_id"] == target
+    assert make_plan(grades, tables_of(), AS_OF, 5, 1, POLICY).plan.filter(
+        pl.col("stratum") == "mandatory").height == 0

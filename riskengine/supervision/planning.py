@@ -402,8 +402,12 @@ def previous_carry_over(store_file: Path, as_of: date) -> CarryOver | None:
 
 
 def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
-                    policy: Policy, carry_over: CarryOver | None = None) -> pl.DataFrame:
-    """enterprise_id, why, urgent for every enterprise with a mandatory item (rules in module doc)."""
+                    policy: Policy, carry_over: CarryOver | None = None,
+                    warning_items: pl.DataFrame | None = None) -> pl.DataFrame:
+    """enterprise_id, why, urgent for every enterprise with a mandatory item (rules in module doc).
+
+    ``warning_items`` (enterprise_id, why): early warnings left unacknowledged past the policy's
+    limit (issue 14), listed first and urgent, with the warning as the reason."""
     start, end = period_of(as_of)
     previous = add_months(as_of, -1)
     window = add_months(end, -12)
@@ -457,6 +461,11 @@ def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame]
                     pl.lit(True).alias("urgent"), pl.lit(-1).alias("order"))
         )
         parts.insert(0, carried)
+    if warning_items is not None and warning_items.height:
+        parts.insert(0, warning_items.select(pl.col("enterprise_id").cast(pl.String),
+                                             pl.col("why").cast(pl.String))
+                     .join(ids, on="enterprise_id")
+                     .with_columns(pl.lit(True).alias("urgent"), pl.lit(-2).alias("order")))
     items = pl.concat(parts).with_columns(pl.col("order").cast(pl.Int32))
     return (
         items.sort("enterprise_id", "order")
@@ -600,7 +609,7 @@ def _district_rng(seed: int, district: str) -> tuple[np.random.Generator, np.ran
 def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
               capacity: int | str | Mapping[str, object], seed: int, policy: Policy, *,
               inspectors: pl.DataFrame | None = None, capacity_source: str = "capacity",
-              carry_over: CarryOver | None = None) -> PlanResult:
+              carry_over: CarryOver | None = None, warning_items: pl.DataFrame | None = None) -> PlanResult:
     """The period's inspection list per district (rules in the module docstring).
 
     ``grades`` is a grades frame (at least enterprise_id, district, sector, grade, score);
@@ -616,7 +625,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
     last_day = end - timedelta(days=1)
     urgent_day = min(as_of + timedelta(days=URGENT_DAYS), last_day)
     population = policy.assign(population)
-    mandatory = mandatory_items(population, tables, as_of, policy, carry_over)
+    mandatory = mandatory_items(population, tables, as_of, policy, carry_over, warning_items)
     if capacity == POLICY_CAPACITY:
         caps, warnings = capacity_for_policy(population, mandatory), []
     else:
@@ -711,6 +720,8 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
                               else f"lake inspections, last {POOL_DAYS} days"),
         "shortfalls": {s["district"]: s["over_capacity"] for s in summary if s["over_capacity"]},
         "carried_over": carry_over.to_meta() if carry_over is not None else None,
+        "warning_items": (warning_items.select("enterprise_id", "why").to_dicts()
+                          if warning_items is not None and warning_items.height else []),
         "districts": summary,
         "grades_summary": grade_counts.to_dicts(),
         "plan_digest": plan_digest(plan),
@@ -901,7 +912,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | st
                out: Path, *, seed: int = 0, policy: Policy | None = None,
                inspectors: pl.DataFrame | None = None, grades_source: Mapping[str, Any] | None = None,
                store_file: Path | None = None, capacity_source: str = "capacity",
-               carry_over: CarryOver | None = None) -> PlanResult:
+               carry_over: CarryOver | None = None, warning_items: pl.DataFrame | None = None) -> PlanResult:
     """Plan for the lake's enterprises and write the files (and the store, if ``store_file``).
 
     The entry point for ``riskengine quickstart``: grades from
@@ -915,7 +926,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | st
     policy = policy or load_policy()
     tables = load_tables(Path(lake))
     result = make_plan(grades, tables, as_of, capacity, seed, policy, inspectors=inspectors,
-                       capacity_source=capacity_source, carry_over=carry_over)
+                       capacity_source=capacity_source, carry_over=carry_over, warning_items=warning_items)
     source = dict(grades_source or {"kind": "in-memory"})
     if source.get("kind") != "file":
         snapshot = out.with_name(out.name + ".grades.parquet")

@@ -577,3 +577,9 @@ def overdue_plan_items(settings: Settings, as_of: date, policy: Policy) -> pl.Da
             pl.col("warning_id").alias("warning_ids"),
         )
     )
+
+
+def mark_planned(settings: Settings, items: pl.DataFrame, period: str) -> None:
+    """Record in the store that these warnings became mandatory items of the plan of ``period``."""
+    ids = [w for ws in items["warning_ids"].to_list() for w in ws]
+    WarningStore(Store(settings.store_file)).mark_planned(ids, period)
