@@ -28,6 +28,7 @@ from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.workflows.monitor import latest_path
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -271,6 +272,7 @@ class Service:
         self.keys = KeyRing(self.store)
         self.overrides = OverrideBook(self.store)
         self.metrics: Metrics = Metrics()
+        self.metrics.watch_monitor(latest_path(settings))
         self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick)
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()

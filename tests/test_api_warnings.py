@@ -107,3 +107,31 @@ def test_only_the_admin_manages_webhooks_and_sees_the_secret_once(tmp_path):
     assert "secret" not in listed[0]
     assert log.status_code == 200 and log.json() == []
     assert gone.json()["active"] is False
+
+
+def test_metrics_expose_the_latest_monitoring_report(tmp_path):
+    import json
+
+    from riskengine.workflows.monitor import latest_path
+
+    world = make_world(tmp_path)
+    report = {
+        "months": [{"month": "2025-12", "psi_score": 0.04, "psi_features_max": 0.2, "grades": {}}],
+        "pooled": {
+            "grades": {
+                "A": {"adverse_per_100": 3.5, "random_inspections": 400},
+                "D": {"adverse_per_100": 41.0, "random_inspections": 90},
+            },
+            "monotone": True,
+        },
+        "alerts": [{"rule": "psi_sector", "detail": "x"}],
+    }
+    with serve(world) as client:
+        before = client.get("/metrics").text
+        path = latest_path(world.settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report), encoding="utf-8")
+        after = client.get("/metrics").text
+    assert "riskengine_monitor_psi_score" not in before
+    assert 'riskengine_monitor_adverse_per_100{grade="D"} 41.0' in after
+    assert "riskengine_monitor_psi_score 0.04" in after and "riskengine_monitor_alerts 1.0" in after
