@@ -83,7 +83,7 @@ def monitor(
     chosen = load_policy(policy)
     model = None
     try:
-        from models.scoring import load_champion
+        from riskengine.workflows.scoring import load_champion
 
         model = load_champion(settings)
     except ModelError as exc:

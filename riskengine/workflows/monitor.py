@@ -439,8 +439,18 @@ def build_report(
                 }
             )
 
+    # A model trained on "an adverse outcome recorded in the horizon" (most enterprises are never
+    # inspected, so most labels are 0) predicts far less than an inspection finds: its calibration
+    # is shown, but judged only for a model whose card says it predicts an inspection's finding.
+    target = str((getattr(model, "metadata", None) or {}).get("target", ""))
+    judged = target.startswith(("random", "inspection"))
+    if calibration and not judged:
+        notes.append(
+            f"calibration: the champion's target is {target or 'an adverse outcome in the horizon'}, not "
+            "what an inspection finds; predicted and realized are shown side by side, not alerted on"
+        )
     alerts, watch = _alerts(
-        month_rows, pooled, by_sector, by_district, shift, psi_sector, calibration, policy
+        month_rows, pooled, by_sector, by_district, shift, psi_sector, calibration if judged else [], policy
     )
     return MonitorReport(
         as_of,
