@@ -7,7 +7,6 @@ from datetime import date
 
 import polars as pl
 
-from riskengine.core.warnings_store import WarningStore
 from tests.api_helpers import E_RETAIL_JIANGAN, E_WIRE_WUCHANG, JIANGAN, WUCHANG, make_world, serve
 
 
@@ -24,7 +23,7 @@ def seed(world) -> dict[str, str]:
             "text_en": ["licence expires", "complaint surge"],
         }
     )
-    new = WarningStore(world.store).add_warnings(raised)
+    new = world.store.add_warnings(raised)
     return dict(zip(new["district"], new["warning_id"], strict=True))
 
 

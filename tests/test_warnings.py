@@ -13,7 +13,6 @@ from riskengine.core.config import Settings, WebhookSettings
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import ConflictError, NotFoundError
 from riskengine.core.store import Store
-from riskengine.core.warnings_store import WarningStore
 from riskengine.supervision.policy import load_policy
 from riskengine.workflows.warnings import (
     deliver,
@@ -257,14 +256,14 @@ def test_commitment_due_within_30_days_or_breached_warns():
     assert sorted(raised["subject"].to_list()) == ["commitment:K1:due", "commitment:K2:breached"]
 
 
-def world_store(tmp_path) -> tuple[WarningStore, Settings]:
+def world_store(tmp_path) -> tuple[Store, Settings]:
     settings = Settings(
         home=tmp_path,
         webhooks=WebhookSettings(
             attempts=3, backoff_seconds=0.01, backoff_max_seconds=0.02, timeout_seconds=2
         ),
     )
-    return WarningStore(Store(settings.store_file, lock_timeout=5)), settings
+    return Store(settings.store_file, lock_timeout=5), settings
 
 
 def raised_example() -> pl.DataFrame:
@@ -278,24 +277,24 @@ def test_storing_the_same_warnings_twice_adds_nothing(tmp_path):
     first = store.add_warnings(raised_example())
     assert first.height == 2
     assert store.add_warnings(raised_example()).height == 0
-    assert store.warnings().height == 2
+    assert store.stored_warnings().height == 2
 
 
 def test_inspectors_see_their_districts_and_acknowledge_once(tmp_path):
     store, _ = world_store(tmp_path)
     new = store.add_warnings(raised_example())
-    mine = store.warnings(districts=["420106"], open_only=True)
+    mine = store.stored_warnings(districts=["420106"], open_only=True)
     assert mine["enterprise_id"].to_list() == ["E1"]
     other = new.filter(pl.col("district") == "420102")["warning_id"][0]
     with pytest.raises(NotFoundError):
-        store.acknowledge(other, "inspector", "visited", districts=["420106"])
-    done = store.acknowledge(
+        store.acknowledge_warning(other, "inspector", "visited", districts=["420106"])
+    done = store.acknowledge_warning(
         mine["warning_id"][0], "inspector", "现场检查，已督促办理延续", districts=["420106"]
     )
     assert done["action"] == "现场检查，已督促办理延续" and done["acknowledged_by"] == "inspector"
     with pytest.raises(ConflictError):
-        store.acknowledge(mine["warning_id"][0], "inspector", "again")
-    assert store.warnings(districts=["420106"], open_only=True).height == 0
+        store.acknowledge_warning(mine["warning_id"][0], "inspector", "again")
+    assert store.stored_warnings(districts=["420106"], open_only=True).height == 0
 
 
 def test_unacknowledged_warnings_older_than_the_limit_become_plan_items(tmp_path):
@@ -364,14 +363,14 @@ def test_new_warnings_reach_the_receiver_signed_after_retries_and_the_log_shows_
     store, settings = world_store(tmp_path)
     receiver = Receiver(fail_first=2)
     try:
-        sub = store.add_subscription(receiver.url, created_by="admin")
+        sub = store.add_webhook(receiver.url, created_by="admin")
         store.add_warnings(raised_example())
         report = deliver(store, settings)
         assert (report.sent, report.failed) == (2, 0)
         assert len(receiver.received) == 2
         for headers, body in receiver.received:
             assert verify_signature(sub.secret, headers["X-Riskengine-Signature"], body)
-        log = store.deliveries(sub.subscription_id)
+        log = store.webhook_deliveries(sub.subscription_id)
         assert log["ok"].to_list().count(False) == 2 and log["ok"].sum() == 2
         assert 503 in log["status_code"].to_list()
         assert deliver(store, settings).sent == 0  # nothing new, nothing sent again
@@ -383,7 +382,7 @@ def test_a_receiver_that_refuses_is_logged_and_retried_on_the_next_run(tmp_path)
     store, settings = world_store(tmp_path)
     receiver = Receiver(fail_first=10**6, fail_status=500)
     try:
-        store.add_subscription(receiver.url, created_by="admin")
+        store.add_webhook(receiver.url, created_by="admin")
         store.add_warnings(raised_example())
         report = deliver(store, settings)
         assert (report.sent, report.failed, report.attempts) == (0, 2, 6)

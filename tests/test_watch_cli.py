@@ -13,7 +13,6 @@ from riskengine.cli import main
 from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES_SCHEMA
 from riskengine.core.store import Store
-from riskengine.core.warnings_store import WarningStore
 from riskengine.lake.layout import scan_table
 from riskengine.workflows.warnings import verify_signature
 from tests.test_warnings import Receiver
@@ -37,7 +36,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_warnings_are_raised_routed_stored_once_and_pushed(small_lake: Path, home: Path, tmp_path: Path):
     receiver = Receiver()
     try:
-        sub = WarningStore(Store(get_settings().store_file)).add_subscription(receiver.url, "admin")
+        sub = Store(get_settings().store_file).add_webhook(receiver.url, "admin")
         out = tmp_path / "w.json"
         assert run(["warnings", "--lake", str(small_lake), "--as-of", "2025-07-01", "--out", str(out)]) == 0
         raised = json.loads(out.read_text(encoding="utf-8"))

@@ -13,13 +13,13 @@ from api.deps import Admin, Now, ServiceDep, WarningReader
 from api.problems import Problem, problem_docs
 from api.schemas import AcknowledgeIn, DeliveryOut, WarningOut, WebhookCreated, WebhookIn, WebhookOut
 from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
-from riskengine.core.warnings_store import WarningStore
+from riskengine.core.store import Store
 
 router = APIRouter(prefix="/v1", tags=["warnings"])
 
 
-def _store(service: ServiceDep) -> WarningStore:
-    return WarningStore(service.store)
+def _store(service: ServiceDep) -> Store:
+    return service.store
 
 
 @router.get(
@@ -40,7 +40,7 @@ async def list_warnings(
     scope = principal.district_scope()
     if district is not None:
         scope = [district] if scope is None or district in scope else []
-    frame = await run_in_threadpool(_store(service).warnings, districts=scope, open_only=open_only)
+    frame = await run_in_threadpool(_store(service).stored_warnings, districts=scope, open_only=open_only)
     request.state.audit_detail = f"warnings={frame.height} open_only={open_only}"
     return [WarningOut(**row) for row in frame.head(limit).iter_rows(named=True)]
 
@@ -62,7 +62,7 @@ async def acknowledge(
 ) -> WarningOut:
     try:
         row = await run_in_threadpool(
-            _store(service).acknowledge,
+            _store(service).acknowledge_warning,
             warning_id,
             principal.actor,
             body.action,
@@ -87,7 +87,7 @@ async def acknowledge(
     responses=problem_docs(401, 403),
 )
 async def list_webhooks(principal: Admin, service: ServiceDep) -> list[WebhookOut]:
-    subs = await run_in_threadpool(_store(service).subscriptions)
+    subs = await run_in_threadpool(_store(service).webhook_subscriptions)
     return [WebhookOut(**s.public()) for s in subs]
 
 
@@ -103,7 +103,7 @@ async def create_webhook(
     request: Request, principal: Admin, service: ServiceDep, body: WebhookIn
 ) -> WebhookCreated:
     try:
-        sub = await run_in_threadpool(_store(service).add_subscription, body.url, principal.actor)
+        sub = await run_in_threadpool(_store(service).add_webhook, body.url, principal.actor)
     except FatalInputError as exc:
         raise Problem(422, str(exc)) from None
     request.state.audit_detail = f"subscribed {sub.subscription_id} {sub.url}"
@@ -121,7 +121,7 @@ async def revoke_webhook(
     request: Request, principal: Admin, service: ServiceDep, subscription_id: str
 ) -> WebhookOut:
     try:
-        sub = await run_in_threadpool(_store(service).revoke_subscription, subscription_id)
+        sub = await run_in_threadpool(_store(service).revoke_webhook, subscription_id)
     except NotFoundError:
         raise Problem(404, "no such webhook subscription") from None
     request.state.audit_detail = f"revoked {subscription_id}"
@@ -137,8 +137,8 @@ async def revoke_webhook(
 )
 async def deliveries(principal: Admin, service: ServiceDep, subscription_id: str) -> list[DeliveryOut]:
     store = _store(service)
-    subs = await run_in_threadpool(store.subscriptions)
+    subs = await run_in_threadpool(store.webhook_subscriptions)
     if not any(s.subscription_id == subscription_id for s in subs):
         raise Problem(404, "no such webhook subscription")
-    frame = await run_in_threadpool(store.deliveries, subscription_id)
+    frame = await run_in_threadpool(store.webhook_deliveries, subscription_id)
     return [DeliveryOut(**row) for row in frame.iter_rows(named=True)]

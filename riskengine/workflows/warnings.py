@@ -31,7 +31,7 @@ from riskengine.core.config import Settings
 from riskengine.core.contract import GRADES
 from riskengine.core.errors import UsageError
 from riskengine.core.store import Store
-from riskengine.core.warnings_store import Subscription, WarningStore
+from riskengine.core.store.warnings import Subscription
 from riskengine.supervision.policy import Policy, WarningPolicy, WarningRule
 
 LICENCE_KINDS = {
@@ -405,7 +405,7 @@ class DeliveryReport:
     failures: list[str] = field(default_factory=list)
 
 
-def deliver(store: WarningStore, settings: Settings, *, client: Any = None) -> DeliveryReport:
+def deliver(store: Store, settings: Settings, *, client: Any = None) -> DeliveryReport:
     """POST every warning a subscription has not yet received (new ones and earlier failures), with
     retries and exponential back-off; each attempt is logged."""
     import httpx
@@ -417,8 +417,8 @@ def deliver(store: WarningStore, settings: Settings, *, client: Any = None) -> D
     http = client or httpx.Client(timeout=cfg.timeout_seconds)
 
     try:
-        for sub in store.subscriptions(active_only=True):
-            for warning in store.undelivered(sub).iter_rows(named=True):
+        for sub in store.webhook_subscriptions(active_only=True):
+            for warning in store.undelivered_warnings(sub).iter_rows(named=True):
                 body = payload(warning)
                 attempt = 0
                 try:
@@ -451,7 +451,7 @@ class _Final(Exception):
 
 
 def _post_once(
-    http: Any, store: WarningStore, sub: Subscription, warning_id: str, body: bytes, attempt: int
+    http: Any, store: Store, sub: Subscription, warning_id: str, body: bytes, attempt: int
 ) -> None:
     """One POST; logs it; raises ``_Retry`` on a network error, 429 or 5xx, ``_Final`` on other 4xx."""
     import httpx
@@ -465,12 +465,12 @@ def _post_once(
     try:
         response = http.post(sub.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        store.log_delivery(
+        store.log_webhook_delivery(
             sub.subscription_id, warning_id, attempt, None, False, type(exc).__name__ + f": {exc}"
         )
         raise _Retry(f"{type(exc).__name__}") from exc
     ok = 200 <= response.status_code < 300
-    store.log_delivery(
+    store.log_webhook_delivery(
         sub.subscription_id,
         warning_id,
         attempt,
@@ -542,9 +542,8 @@ def run_warnings(
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
     grades = stored_grade_runs(store, as_of)
     evaluated = evaluate_warnings(tables, as_of, policy.warnings, grades)
-    wstore = WarningStore(store)
-    new = wstore.add_warnings(evaluated)
-    delivery = deliver(wstore, settings, client=http_client) if deliver_webhooks else None
+    new = store.add_warnings(evaluated)
+    delivery = deliver(store, settings, client=http_client) if deliver_webhooks else None
     return WarningRun(as_of, evaluated, new, delivery)
 
 
@@ -556,7 +555,7 @@ def overdue_plan_items(settings: Settings, as_of: date, policy: Policy) -> pl.Da
     )
     if not Path(settings.store_file).exists():
         return empty
-    overdue = WarningStore(Store(settings.store_file)).overdue(as_of, policy.warnings.ack_limit_days)
+    overdue = Store(settings.store_file).overdue_warnings(as_of, policy.warnings.ack_limit_days)
     if overdue.height == 0:
         return empty
     return (
@@ -582,4 +581,4 @@ def overdue_plan_items(settings: Settings, as_of: date, policy: Policy) -> pl.Da
 def mark_planned(settings: Settings, items: pl.DataFrame, period: str) -> None:
     """Record in the store that these warnings became mandatory items of the plan of ``period``."""
     ids = [w for ws in items["warning_ids"].to_list() for w in ws]
-    WarningStore(Store(settings.store_file)).mark_planned(ids, period)
+    Store(settings.store_file).mark_warnings_planned(ids, period)

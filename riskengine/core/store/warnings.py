@@ -1,7 +1,7 @@
 """The early warnings, webhook subscriptions and the delivery log, in the serving store (DuckDB).
 
-Tables beside the grades and plans of ``riskengine.core.store`` (same file, same connection rules: short
-transactions, retried when another process holds the lock):
+A record family of the serving store (same file, same connection rules: short transactions, retried
+when another process holds the lock):
 
 * ``warnings``: one row per raised warning. Its id is a hash of (rule, enterprise, subject), where
   the subject is what the warning is about (a licence, a complaint window, a penalty, a grade run …),
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -25,7 +24,7 @@ import duckdb
 import polars as pl
 
 from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
-from riskengine.core.store import Store, utcnow
+from riskengine.core.store.base import StoreBase, utcnow
 
 WARNING_SCHEMA: dict[str, pl.DataType] = {
     "warning_id": pl.String(),
@@ -56,44 +55,6 @@ DELIVERY_SCHEMA: dict[str, pl.DataType] = {
     "ok": pl.Boolean(),
     "error": pl.String(),
 }
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS warnings (
-    warning_id VARCHAR PRIMARY KEY,
-    enterprise_id VARCHAR NOT NULL,
-    district VARCHAR,
-    sector VARCHAR,
-    rule VARCHAR NOT NULL,
-    subject VARCHAR NOT NULL,
-    raised_on DATE NOT NULL,
-    text_zh VARCHAR,
-    text_en VARCHAR,
-    created_at TIMESTAMP NOT NULL,
-    acknowledged_at TIMESTAMP,
-    acknowledged_by VARCHAR,
-    action VARCHAR,
-    planned_period VARCHAR
-);
-CREATE TABLE IF NOT EXISTS webhooks (
-    subscription_id VARCHAR PRIMARY KEY,
-    url VARCHAR NOT NULL,
-    secret VARCHAR NOT NULL,
-    created_by VARCHAR,
-    created_at TIMESTAMP NOT NULL,
-    revoked_at TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    delivery_id VARCHAR PRIMARY KEY,
-    subscription_id VARCHAR NOT NULL,
-    warning_id VARCHAR NOT NULL,
-    attempt INTEGER NOT NULL,
-    sent_at TIMESTAMP NOT NULL,
-    status_code INTEGER,
-    ok BOOLEAN NOT NULL,
-    error VARCHAR
-);
-"""
-_TABLES = ("warnings", "webhooks", "webhook_deliveries")
 
 
 def warning_id(rule: str, enterprise_id: str, subject: str) -> str:
@@ -136,34 +97,46 @@ def _frame(
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-class WarningStore:
-    """Warnings and webhooks in the serving store ``store``."""
+class WarningStore(StoreBase):
+    """Early warnings, webhook subscriptions and the delivery log."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.store._connect(write=True) as con:
-            assert con is not None  # write connections always exist
-            con.execute(_DDL)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-
-    @contextmanager
-    def _read(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
-        with self.store._connect(write=False) as con:
-            if con is not None:
-                present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-                if not set(_TABLES) <= present:
-                    yield None
-                    return
-            yield con
+    DDL = """
+CREATE TABLE IF NOT EXISTS warnings (
+    warning_id VARCHAR PRIMARY KEY,
+    enterprise_id VARCHAR NOT NULL,
+    district VARCHAR,
+    sector VARCHAR,
+    rule VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    raised_on DATE NOT NULL,
+    text_zh VARCHAR,
+    text_en VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    acknowledged_at TIMESTAMP,
+    acknowledged_by VARCHAR,
+    action VARCHAR,
+    planned_period VARCHAR
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    subscription_id VARCHAR PRIMARY KEY,
+    url VARCHAR NOT NULL,
+    secret VARCHAR NOT NULL,
+    created_by VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    delivery_id VARCHAR PRIMARY KEY,
+    subscription_id VARCHAR NOT NULL,
+    warning_id VARCHAR NOT NULL,
+    attempt INTEGER NOT NULL,
+    sent_at TIMESTAMP NOT NULL,
+    status_code INTEGER,
+    ok BOOLEAN NOT NULL,
+    error VARCHAR
+);
+"""
+    TABLES = ("warnings", "webhooks", "webhook_deliveries")
 
     # --- warnings ---------------------------------------------------------------------------
 
@@ -214,7 +187,7 @@ class WarningStore:
             ]
         ).select(list(WARNING_SCHEMA))
 
-    def warnings(
+    def stored_warnings(
         self,
         *,
         districts: Sequence[str] | None = None,
@@ -237,7 +210,7 @@ class WarningStore:
                 return pl.DataFrame(schema=WARNING_SCHEMA)
             return _frame(con, query + " ORDER BY raised_on DESC, warning_id", params, WARNING_SCHEMA)
 
-    def warning(self, warning_id_: str) -> dict[str, Any]:
+    def stored_warning(self, warning_id_: str) -> dict[str, Any]:
         """One warning as a dict (NotFoundError if unknown)."""
         with self._read() as con:
             frame = (
@@ -254,7 +227,7 @@ class WarningStore:
             raise NotFoundError(f"no warning with id {warning_id_!r}")
         return frame.row(0, named=True)
 
-    def acknowledge(
+    def acknowledge_warning(
         self,
         warning_id_: str,
         by: str,
@@ -286,14 +259,14 @@ class WarningStore:
                 "WHERE warning_id = ?",
                 [at, by, action.strip(), warning_id_],
             )
-        return self.warning(warning_id_)
+        return self.stored_warning(warning_id_)
 
-    def overdue(self, as_of: date, limit_days: int) -> pl.DataFrame:
+    def overdue_warnings(self, as_of: date, limit_days: int) -> pl.DataFrame:
         """Open warnings raised more than ``limit_days`` days before ``as_of`` (and raised before it)."""
-        frame = self.warnings(open_only=True)
+        frame = self.stored_warnings(open_only=True)
         return frame.filter((pl.lit(as_of) - pl.col("raised_on")).dt.total_days() > limit_days)
 
-    def mark_planned(self, warning_ids: Sequence[str], period: str) -> None:
+    def mark_warnings_planned(self, warning_ids: Sequence[str], period: str) -> None:
         """Record the plan period the warnings were escalated into as mandatory items."""
         if not warning_ids:
             return
@@ -305,7 +278,7 @@ class WarningStore:
 
     # --- webhooks ---------------------------------------------------------------------------
 
-    def add_subscription(self, url: str, created_by: str | None, secret: str | None = None) -> Subscription:
+    def add_webhook(self, url: str, created_by: str | None, secret: str | None = None) -> Subscription:
         """A new subscription (its secret generated unless given; show it to the subscriber once)."""
         if not url.startswith(("http://", "https://")):
             raise FatalInputError(f"webhook url must start with http:// or https://; got {url!r}")
@@ -319,7 +292,7 @@ class WarningStore:
             )
         return sub
 
-    def subscriptions(self, *, active_only: bool = False) -> list[Subscription]:
+    def webhook_subscriptions(self, *, active_only: bool = False) -> list[Subscription]:
         with self._read() as con:
             if con is None:
                 return []
@@ -330,7 +303,7 @@ class WarningStore:
         subs = [Subscription(*r) for r in rows]
         return [s for s in subs if s.active] if active_only else subs
 
-    def revoke_subscription(self, subscription_id: str) -> Subscription:
+    def revoke_webhook(self, subscription_id: str) -> Subscription:
         with self._write() as con:
             row = con.execute(
                 "SELECT revoked_at FROM webhooks WHERE subscription_id = ?", [subscription_id]
@@ -342,9 +315,9 @@ class WarningStore:
                     "UPDATE webhooks SET revoked_at = ? WHERE subscription_id = ?",
                     [utcnow(), subscription_id],
                 )
-        return next(s for s in self.subscriptions() if s.subscription_id == subscription_id)
+        return next(s for s in self.webhook_subscriptions() if s.subscription_id == subscription_id)
 
-    def log_delivery(
+    def log_webhook_delivery(
         self,
         subscription_id: str,
         warning_id_: str,
@@ -368,7 +341,7 @@ class WarningStore:
                 ],
             )
 
-    def deliveries(self, subscription_id: str | None = None) -> pl.DataFrame:
+    def webhook_deliveries(self, subscription_id: str | None = None) -> pl.DataFrame:
         """The delivery log, oldest first."""
         query = f"SELECT {', '.join(DELIVERY_SCHEMA)} FROM webhook_deliveries"
         params: list[Any] = []
@@ -380,7 +353,7 @@ class WarningStore:
                 return pl.DataFrame(schema=DELIVERY_SCHEMA)
             return _frame(con, query + " ORDER BY sent_at, delivery_id", params, DELIVERY_SCHEMA)
 
-    def undelivered(self, subscription: Subscription) -> pl.DataFrame:
+    def undelivered_warnings(self, subscription: Subscription) -> pl.DataFrame:
         """Warnings created since the subscription began that it has not yet received."""
         with self._read() as con:
             if con is None:
