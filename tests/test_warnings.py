@@ -51,6 +51,13 @@ LIST_SCHEMA = {
     "removal_reason": pl.String,
     "recorded_on": pl.Date,
 }
+REMOVAL_SCHEMA = {
+    "removal_id": pl.String,
+    "entry_id": pl.String,
+    "removed_on": pl.Date,
+    "removal_reason": pl.String,
+    "recorded_on": pl.Date,
+}
 COMMIT_SCHEMA = {
     "commitment_id": pl.String,
     "enterprise_id": pl.String,
@@ -70,7 +77,11 @@ def tables(**rows: list[dict]) -> dict[str, pl.LazyFrame]:
         out[name] = pl.DataFrame(
             [{c: r.get(c) for c in spec.schema} for r in data], schema=spec.schema
         ).lazy()
-    for name, schema in (("list_entries", LIST_SCHEMA), ("commitments", COMMIT_SCHEMA)):
+    for name, schema in (
+        ("list_entries", LIST_SCHEMA),
+        ("commitments", COMMIT_SCHEMA),
+        ("list_removals", REMOVAL_SCHEMA),
+    ):
         if name in rows:
             out[name] = pl.DataFrame(
                 [{c: r.get(c) for c in schema} for r in rows[name]], schema=schema
@@ -221,6 +232,10 @@ def test_abnormal_listing_reaching_three_years_within_60_days_warns_unless_remov
     assert evaluate_warnings(tables(list_entries=[removed]), D, RULES).height == 0
     later = entry | {"listed_on": date(2022, 9, 1)}
     assert evaluate_warnings(tables(list_entries=[later]), D, RULES).height == 0
+    removal = {"removal_id": "RM1", "entry_id": "LE1", "removed_on": D - timedelta(days=2)}
+    assert evaluate_warnings(tables(list_entries=[entry], list_removals=[removal]), D, RULES).height == 0
+    entered_late = removal | {"recorded_on": D}  # the removal was not known before D
+    assert evaluate_warnings(tables(list_entries=[entry], list_removals=[entered_late]), D, RULES).height == 1
 
 
 def test_commitment_due_within_30_days_or_breached_warns():

@@ -221,13 +221,15 @@ def _abnormal_listing(tables: Mapping[str, pl.LazyFrame], as_of: date, rule: War
     entries = tables.get("list_entries")
     if entries is None:
         return []
-    listed = (
-        visible(entries, "listed_on", as_of)
-        .filter(pl.col("list") == "abnormal_operation")
-        # CONTRACT §2: an entry counts as of D while removed_on is null or removed_on >= D.
-        .filter(pl.col("removed_on").is_null() | (pl.col("removed_on") >= as_of))
-        .collect()
-    )
+    listed = visible(entries, "listed_on", as_of).filter(pl.col("list") == "abnormal_operation")
+    # CONTRACT §2: an entry counts as of D until its removal takes effect (removed_on < D), whether the
+    # removal is on the entry or a later record of its own (list_removals) once that is visible.
+    listed = listed.filter(pl.col("removed_on").is_null() | (pl.col("removed_on") >= as_of))
+    removals = tables.get("list_removals")
+    if removals is not None:
+        gone = visible(removals, "removed_on", as_of).select("entry_id")
+        listed = listed.join(gone, on="entry_id", how="anti")
+    listed = listed.collect()
     rows = []
     for r in listed.sort("enterprise_id", "entry_id").iter_rows(named=True):
         # Three years on the abnormal-operation list moves an enterprise to the serious list.
