@@ -90,12 +90,14 @@ def monitor(
         print(f"monitor: no champion ({exc}); the report has no PSI", file=sys.stderr)
     report = run_monitor(lake, day, months, settings, chosen.monitor, model)
     data = report.to_json()
+    text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
     if out.suffix.lower() == ".json":
-        atomic_write_text(out, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+        atomic_write_text(out, text)
     else:
         from riskengine.workflows.reports.monitor_html import render_html
 
         atomic_write_text(out, render_html(data, chosen.monitor.min_inspections))
+        atomic_write_text(out.with_suffix(".json"), text)  # the same figures for a scheduler
     save_latest(report, settings)
     if mlflow and model is not None:
         run_id = log_to_mlflow(report, settings)
