@@ -524,24 +524,23 @@ def _alerts(
                 alerts.append({**entry, "level": "act"})
             elif value >= policy.psi_watch:
                 watch.append({**entry, "level": "watch"})
-        drifted = sorted(
-            (
-                (v, n)
-                for n, v in m.get("psi_features", {}).items()
-                if v is not None and math.isfinite(v) and v >= policy.psi_act
-            ),
-            reverse=True,
+    # One alert per drifting feature over the window (a feature past the threshold month after month
+    # is one finding, not twelve).
+    drifting: dict[str, list[tuple[str, float]]] = {}
+    for m in months:
+        for name, v in m.get("psi_features", {}).items():
+            if v is not None and math.isfinite(v) and v >= policy.psi_act:
+                drifting.setdefault(name, []).append((m["month"], v))
+    for name, hits in sorted(drifting.items(), key=lambda kv: -max(v for _, v in kv[1])):
+        alerts.append(
+            {
+                "rule": "psi_features",
+                "level": "act",
+                "scope": f"feature:{name}",
+                "detail": f"feature {name}: PSI ≥ {policy.psi_act} in {len(hits)} of {len(months)} months "
+                f"(first {hits[0][0]}, max {max(v for _, v in hits):.2f})",
+            }
         )
-        if drifted:
-            alerts.append(
-                {
-                    "rule": "psi_features",
-                    "level": "act",
-                    "scope": f"month:{m['month']}",
-                    "detail": f"{m['month']}: {len(drifted)} feature(s) with PSI ≥ {policy.psi_act}: "
-                    + ", ".join(f"{n} {v:.2f}" for v, n in drifted[:5]),
-                }
-            )
     for s in psi_sector:
         value = s["psi_score"]
         if value is None or not math.isfinite(value) or s["enterprises"] < policy.min_inspections:
@@ -550,7 +549,8 @@ def _alerts(
             "rule": "psi_sector",
             "scope": f"sector:{s['sector']}:{s['month']}",
             "detail": f"{s['month']}: score PSI of sector {s['sector']} {value:.3f} "
-            f"({s['enterprises']} enterprises; chance alone reaches {s['chance_act']:.3f})",
+            f"({s['enterprises']} enterprises; chance alone reaches {s['chance_watch']:.3f}, "
+            f"{s['chance_act']:.3f} over every sector and month)",
         }
         # A small sector's PSI is large by chance: a threshold counts only above that level.
         if value >= max(policy.psi_act, s["chance_act"]):
