@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated, Any
 
 import polars as pl
@@ -11,7 +10,9 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.deps import PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
+from riskengine.core import exports
 from riskengine.core.errors import NotFoundError
+from riskengine.supervision.planning import meta_in_scope
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 
@@ -85,16 +86,21 @@ def get_inspection_plan(
             rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
     elif principal.role != "credit_office":
         rows = rows.clear()  # a plan without districts cannot be scoped
+    meta = plan.meta
+    if principal.role != "credit_office":  # only what the caller's districts may see
+        visible = snapshot.grades.filter(pl.col("district").is_in(sorted(principal.districts)))
+        meta = meta_in_scope(meta, principal.districts,
+                             {*visible.get_column("enterprise_id").to_list(),
+                              *(rows.get_column("enterprise_id").to_list()
+                                if "enterprise_id" in rows.columns else [])})
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
-        buffer = io.BytesIO()
-        flat_for_csv(rows).write_csv(buffer, include_bom=True)
-        body = buffer.getvalue()
+        body = exports.csv_bytes(flat_for_csv(rows))
         name = f"plan-{plan.period}{'-' + district if district else ''}.csv"
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     start = (page - 1) * size
     return PlanPage(
         period=plan.period, as_of=plan.as_of, district=district, total=rows.height, page=page,
-        page_size=size, items=_json_safe(rows.slice(start, size)), meta=plan.meta,
+        page_size=size, items=_json_safe(rows.slice(start, size)), meta=meta,
     )

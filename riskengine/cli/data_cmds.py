@@ -25,6 +25,8 @@ def ingest(
         "--ingest-day", help="no date may be after this day (YYYY-MM-DD; default today)")] = None,
     quarantine_out: Annotated[Path | None, typer.Option(
         "--quarantine-out", help="also write this run's quarantined rows as a list (.xlsx or .csv)")] = None,
+    buckets: Annotated[int | None, typer.Option(
+        help="lay a new lake out in this many buckets of enterprise_id, for --cluster (CONTRACT §8)")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
     from rich.console import Console
@@ -43,7 +45,8 @@ def ingest(
             day = date.fromisoformat(ingest_day)
         except ValueError as exc:
             raise UsageError(f"--ingest-day must be a date YYYY-MM-DD; got {ingest_day!r}") from exc
-    report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day).to_dict()
+    report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day,
+                        n_buckets=buckets).to_dict()
     render_ingest_report(report, Console())
     rows = report["quarantine"]["rows"]
     if rows:

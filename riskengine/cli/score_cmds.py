@@ -36,6 +36,12 @@ def score(
         help="previous grades file for stable regrading (default: the latest earlier grades in the store)")
     ] = None,
     store: Annotated[bool, typer.Option(help="also save the grades into the serving store")] = True,
+    cluster: Annotated[str | None, typer.Option(
+        help="run on Dask: local, local:WORKERS or tcp://HOST:PORT (same grades as without it)")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="with --cluster: parts of the enterprises (default: the lake's buckets, else by size)")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        "--memory-limit", help="with --cluster local: memory per worker, e.g. 8GiB")] = None,
 ) -> None:
     """Grade every active enterprise with the champion model and write the grades file."""
     from models.scoring import grade_distribution
@@ -47,6 +53,11 @@ def score(
         raise UsageError(f"--out must end .parquet, .csv or .xlsx; got {out}")
     settings = get_settings()
     prev = read_grades(previous) if previous is not None else None
+    if cluster is not None:
+        _score_on_cluster(cluster, lake, day, out, prev, settings, partitions, store, memory_limit)
+        return
+    if partitions is not None or memory_limit is not None:
+        raise UsageError("--partitions and --memory-limit go with --cluster")
     grades = score_enterprises(lake, day, previous=prev, settings=settings)
     if grades.height == 0:
         raise NotFoundError(f"{lake}: no active enterprise established before {day}; nothing to grade")
@@ -58,6 +69,30 @@ def score(
         Store(settings.store_file).save_grades(grades)
         _err(f"saved the grades into the serving store {settings.store_file}")
     _print_distribution(grade_distribution(grades), grades)
+
+
+def _score_on_cluster(spec_text, lake, day, out, prev, settings, partitions, store, memory_limit) -> None:  # noqa: ANN001
+    from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
+
+    spec = ClusterSpec.parse(spec_text)
+    report = score_lake_on_cluster(spec, lake, day, out, settings, previous=prev, partitions=partitions,
+                                   save=store, memory_limit=memory_limit, on_connect=_say_dashboard)
+    _err(f"wrote {report.rows} grades as of {day} to {out} ({report.parts} parts on the cluster)")
+    if store:
+        _err(f"saved the grades into the serving store {settings.store_file}")
+    _print_cluster_memory(report)
+    total = sum(report.grade_counts.values()) or 1
+    _err("grades: " + ", ".join(f"{g} {report.grade_counts.get(g, 0)} "
+                                f"({report.grade_counts.get(g, 0) / total:.1%})" for g in "ABCD"))
+
+
+def _say_dashboard(link: str | None) -> None:
+    _err(f"Dask dashboard: {link}" if link else "Dask cluster connected (no dashboard: install bokeh)")
+
+
+def _print_cluster_memory(report) -> None:  # noqa: ANN001
+    for worker, peak in sorted(report.peak_rss_per_worker.items()):
+        _err(f"peak memory of worker {worker}: {peak / 2**30:.2f} GiB")
 
 
 def _print_distribution(dist, grades) -> None:  # noqa: ANN001
