@@ -201,5 +201,6 @@ def _print_monitor(report_json: Path) -> None:
     trend = report["pooled"].get("trend") or {}
     rising = "rise A < B < C < D" if report["pooled"]["monotone"] else "do not rise strictly in every step"
     p = trend.get("p")
-    print(f"  rates {rising}" + (f"; trend test p = {p:.2g}" if p is not None else "")
+    shown = "" if p is None else ("; trend test p < 0.0001" if p < 1e-4 else f"; trend test p = {p:.2g}")
+    print(f"  rates {rising}{shown}"
           + f"; {len(report['alerts'])} alert(s), {len(report['watch'])} to watch")
