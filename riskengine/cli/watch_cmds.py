@@ -45,10 +45,10 @@ def warnings(
     )
     for row in run.by_district().iter_rows(named=True):
         print(f"  {row['district']}  {row['rule']:<28} {row['warnings']:>5}", file=sys.stderr)
-    if run.delivery is not None and (run.delivery.sent or run.delivery.failed):
+    if run.delivery is not None and (run.delivery.sent or run.delivery.failed or run.delivery.skipped):
         print(
-            f"webhooks: {run.delivery.sent} delivered, {run.delivery.failed} failed "
-            f"({run.delivery.attempts} attempts)",
+            f"webhooks: {run.delivery.sent} delivered, {run.delivery.failed} failed, "
+            f"{run.delivery.skipped} left for the next run ({run.delivery.attempts} attempts)",
             file=sys.stderr,
         )
         for failure in run.delivery.failures[:5]:

@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ import polars as pl
 from features.asof import visible_from
 from riskengine.core.config import Settings
 from riskengine.core.contract import GRADES
-from riskengine.core.errors import UsageError
 from riskengine.core.store import Store
 from riskengine.core.store.warnings import Subscription
 from riskengine.supervision.policy import Policy, WarningPolicy, WarningRule
@@ -403,13 +402,16 @@ def payload(warning: Mapping[str, Any]) -> bytes:
 class DeliveryReport:
     sent: int = 0
     failed: int = 0
+    skipped: int = 0  # left for the next run: their subscriber was unreachable in this one
     attempts: int = 0
     failures: list[str] = field(default_factory=list)
 
 
 def deliver(store: Store, settings: Settings, *, client: Any = None) -> DeliveryReport:
     """POST every warning a subscription has not yet received (new ones and earlier failures), with
-    retries and exponential back-off; each attempt is logged."""
+    retries and exponential back-off; each attempt is logged. A subscriber still unreachable after a
+    warning's last retry gets nothing more this run (its other warnings wait for the next run, instead
+    of each paying the whole back-off)."""
     import httpx
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -420,7 +422,8 @@ def deliver(store: Store, settings: Settings, *, client: Any = None) -> Delivery
 
     try:
         for sub in store.webhook_subscriptions(active_only=True):
-            for warning in store.undelivered_warnings(sub).iter_rows(named=True):
+            pending = store.undelivered_warnings(sub)
+            for i, warning in enumerate(pending.iter_rows(named=True)):
                 body = payload(warning)
                 attempt = 0
                 try:
@@ -437,6 +440,10 @@ def deliver(store: Store, settings: Settings, *, client: Any = None) -> Delivery
                 except (_Retry, _Final) as exc:
                     report.failed += 1
                     report.failures.append(f"{sub.url}: {warning['warning_id']}: {exc}")
+                    if isinstance(exc, _Retry):
+                        report.attempts += attempt
+                        report.skipped += pending.height - i - 1
+                        break
                 report.attempts += attempt
     finally:
         if own:
@@ -538,8 +545,6 @@ def run_warnings(
     """Evaluate the rules on the lake as of D, store the new warnings and push them to subscribers."""
     from riskengine.lake.layout import load_tables
 
-    if as_of > datetime.now().date() + timedelta(days=366):
-        raise UsageError(f"--as-of {as_of} is more than a year ahead")
     tables = load_tables(Path(lake))
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
     grades = stored_grade_runs(store, as_of)
