@@ -138,3 +138,25 @@ def test_plan_inclusion_probabilities_weight_the_rate():
     k, n = plain["A"]["adverse"], plain["A"]["random_inspections"]
     assert cell["adverse_per_100"] == pytest.approx(100 * 2 * k / (2 * k + 20 * (n - k)), rel=1e-6)
     assert cell["random_inspections"] == n
+
+
+def test_figures_are_logged_as_metrics_of_the_champion_versions_run(tmp_path):
+    from models.registry import CHAMPION, client
+    from riskengine.core.config import Settings
+    from riskengine.workflows.monitor import log_to_mlflow
+
+    settings = Settings(home=tmp_path)
+    cli = client(settings)
+    run = cli.create_run(cli.create_experiment("monitor-test"))
+    cli.create_registered_model(settings.mlflow.model_name)
+    version = cli.create_model_version(
+        settings.mlflow.model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    )
+    cli.set_registered_model_alias(settings.mlflow.model_name, CHAMPION, version.version)
+    tables, runs = world()
+    report = build_report(tables, date(2025, 7, 1), 6, runs, {}, POLICY)
+    assert log_to_mlflow(report, settings) == run.info.run_id
+    history = cli.get_metric_history(run.info.run_id, "monitor.adverse_per_100.D")
+    assert [m.step for m in history] == list(range(6))
+    pooled = cli.get_run(run.info.run_id).data.metrics["monitor.window.adverse_per_100_D"]
+    assert pooled == pytest.approx(report.to_json()["pooled"]["grades"]["D"]["adverse_per_100"])

@@ -701,7 +701,7 @@ def log_to_mlflow(report: MonitorReport, settings: Settings) -> str | None:
                     Metric(f"monitor.adverse_per_100.{g}", float(cell["adverse_per_100"]), now, step)
                 )
     for name, value in metric_values(report.to_json()).items():
-        metrics.append(Metric(name.replace("monitor_", "monitor.", 1), value, now, 0))
+        metrics.append(Metric("monitor.window." + name.removeprefix("monitor_"), value, now, 0))
     if metrics:
         cli.log_batch(run_id, metrics=metrics)
     return str(run_id)
