@@ -95,9 +95,13 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
         label=_label("全部", "all", cjk),
     )
     sectors = sorted({s["sector"] for s in report["psi_by_sector"]})
+    # The five sectors furthest above what chance alone gives at their size (a small sector's PSI is
+    # large by chance, so the raw PSI would always show the smallest sectors).
     worst = sorted(
         sectors,
-        key=lambda s: -max((r["psi_score"] or 0) for r in report["psi_by_sector"] if r["sector"] == s),
+        key=lambda s: -max(
+            (r["psi_score"] or 0) - (r.get("chance_watch") or 0) for r in report["psi_by_sector"] if r["sector"] == s
+        ),
     )[:5]
     for s in worst:
         by_month = {r["month"]: r["psi_score"] for r in report["psi_by_sector"] if r["sector"] == s}
