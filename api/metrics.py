@@ -42,6 +42,23 @@ class Metrics:
                                    registry=self.registry)
         self.audit_pending = Gauge("riskengine_audit_pending", "audit entries waiting to be written",
                                    registry=self.registry)
+        self.cases_open = Gauge("riskengine_cases_open", "open cases by kind and current step",
+                                ["kind", "status"], registry=self.registry)
+        self.cases_overdue = Gauge("riskengine_cases_overdue", "open cases past the due day of their step",
+                                   ["kind"], registry=self.registry)
+        self.cases_median_days = Gauge("riskengine_cases_median_days_to_decision",
+                                       "median calendar days from receipt to decision (NaN: none decided)",
+                                       registry=self.registry)
+
+    def set_cases(self, overview: dict[str, Any]) -> None:
+        """The credit office's case overview (``riskengine.workflows.cases.overview``) as gauges."""
+        for kind, steps in overview["open"].items():
+            for status, n in steps.items():
+                self.cases_open.labels(kind, status).set(n)
+        for kind, n in overview["overdue_by_kind"].items():
+            self.cases_overdue.labels(kind).set(n)
+        median = overview["median_days_to_decision"]
+        self.cases_median_days.set(float("nan") if median is None else float(median))
 
     def set_snapshot(self, model_version: str | None, n_grades: int) -> None:
         self.model_info.clear()
@@ -114,12 +131,19 @@ class ObserveMiddleware:
         status = 500
         audited = False
 
+        replaced = False
+
         async def send_status(message: Message) -> None:
-            nonlocal status, audited
+            nonlocal status, audited, replaced
+            if replaced:
+                return  # the app's answer was replaced by the 503 below
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 audited = True
-                await self._audit(scope, status)
+                if not await self._audit(scope, status):
+                    replaced, status = True, 503
+                    await self._unavailable(scope, send)
+                    return
             await send(message)
 
         try:
@@ -139,12 +163,23 @@ class ObserveMiddleware:
         service.metrics.observe(scope["method"], template, status, seconds)
 
     @staticmethod
-    async def _audit(scope: Scope, status: int) -> None:
-        """Journal the request's audit entry and wait until it is on disk."""
+    async def _unavailable(scope: Scope, send: Send) -> None:
+        body = json.dumps({"type": "https://riskengine.example/problems/unavailable",
+                           "title": "Service unavailable", "status": 503,
+                           "detail": "the request could not be audited, so it is not answered; try again",
+                           "instance": scope["path"]}).encode()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _audit(scope: Scope, status: int) -> bool:
+        """Journal the request's audit entry and wait until it is on disk (False if it cannot be)."""
         service = getattr(scope["app"].state, "service", None)
         path: str = scope["path"]
         if service is None or not path.startswith("/v1/"):
-            return
+            return True
         route = scope.get("route")
         state: dict[str, Any] = scope.get("state") or {}
         principal = state.get("principal")
@@ -161,8 +196,15 @@ class ObserveMiddleware:
         loop = asyncio.get_running_loop()
         durable = loop.create_future()
 
-        def done() -> None:
-            loop.call_soon_threadsafe(lambda: durable.done() or durable.set_result(None))
+        def resolve(error: OSError | None) -> None:
+            if not durable.done():
+                durable.set_result(error is None)
 
-        service.audit.record(entry, on_durable=done)
-        await durable
+        def done(error: OSError | None) -> None:  # from the journal's thread
+            loop.call_soon_threadsafe(resolve, error)
+
+        try:
+            service.audit.record(entry, on_durable=done)
+        except RuntimeError:  # the journal is closed (shutting down)
+            return False
+        return bool(await durable)

@@ -1,8 +1,9 @@
-"""The time rule (shared/CONTRACT.md, section 2), in one place.
+"""The time rule (shared/CONTRACT.md, section 2) for the feature pipeline.
 
 As of a date D the engine may use only records with event date < D and, where present,
 ``recorded_on`` < D. Both conditions together are one comparison: a record becomes *visible* on
-``max(event date, recorded_on)`` and is usable as of D iff that day is < D. Every comparison with
+``max(event date, recorded_on)`` (``riskengine.core.timerule.visible_from``, shared with labels,
+baselines and the plan's mandatory items) and is usable as of D iff that day is < D. Every comparison with
 ``as_of`` in the feature pipeline lives in this module (after Feast's point-in-time join, which keeps
 its as-of rule in one chain of small steps); feature families only aggregate what these helpers hand
 them.
@@ -31,6 +32,9 @@ from datetime import date, datetime
 import polars as pl
 
 from riskengine.core.errors import UsageError
+from riskengine.core.timerule import visible_from
+
+__all__ = ["visible_from"]  # the one as-of rule (riskengine.core.timerule), used by the families too
 
 KEY = "enterprise_id"
 AS_OF = "as_of"
@@ -47,11 +51,6 @@ def as_of_frame(as_of: Sequence[date]) -> pl.LazyFrame:
         if isinstance(d, datetime) or not isinstance(d, date):
             raise UsageError(f"as_of dates must be datetime.date values; got {d!r}.")
     return pl.LazyFrame({AS_OF: sorted(set(dates))}, schema={AS_OF: pl.Date})
-
-
-def visible_from(event_date: str) -> pl.Expr:
-    """The first day after which a record may be used: max(event date, recorded_on) (nulls ignored)."""
-    return pl.max_horizontal(pl.col(event_date), pl.col("recorded_on"))
 
 
 def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
@@ -192,3 +191,27 @@ def running(
         .filter(pl.col(_K).is_not_null())
         .select(by, pl.lit(dates).gather(pl.col(_K)).alias(AS_OF), *sums, *maxes)
     )
+
+
+def void_segments(voids: pl.DataFrame, as_of: Sequence[date]) -> list[tuple[list[date], pl.DataFrame]]:
+    """The sorted as_of dates cut into runs that see the same voided records, each run with those
+    records (``record_table``, ``record_id``).
+
+    A void (an upheld objection, CONTRACT section 5) counts as of D once it is visible before D: its
+    ``voided_on`` and ``recorded_on`` are before D, like any record. As of an earlier D the record
+    still counts: the bureau did not know then that it was void.
+    """
+    dates = sorted(set(as_of))
+    seen = voids.select("record_table", "record_id", visible_from("voided_on").alias("_v")).filter(
+        pl.col("_v").is_not_null()
+    )
+    runs: list[tuple[list[date], pl.DataFrame]] = []
+    last = -1
+    for d in dates:
+        in_force = seen.filter(pl.col("_v") < d)
+        if in_force.height != last:
+            runs.append(([], in_force.select("record_table", "record_id")))
+            last = in_force.height
+        runs[-1][0].append(d)
+    return runs
+

@@ -2,7 +2,6 @@
 
 Score scale (CONTRACT section 3: "score 0–1000, monotone in probability, higher is riskier").
 A log-odds scale as in points-based scorecards ("points to double the odds"):
-
     score = BASE_SCORE + POINTS_TO_DOUBLE_ODDS / ln 2 · ln(odds(p) / BASE_ODDS),  odds(p) = p / (1 − p)
 
 with ``BASE_SCORE = 500`` at ``BASE_ODDS = 1:49`` (p = 2 %, about the yearly rate of adverse
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES
 from riskengine.core.errors import ModelError, UsageError
 
@@ -89,8 +89,6 @@ def check_band_edges(edges: Sequence[float]) -> tuple[float, float, float]:
 
 
 def _default_edges() -> tuple[float, float, float]:
-    from riskengine.core.config import get_settings
-
     return tuple(get_settings().grades.band_edges)  # type: ignore[return-value]
 
 
@@ -144,6 +142,9 @@ F_LICENSE_SUSPENDED = "licenses__suspended"
 F_ORDERED_HIGH_RECALLS = "recalls__ordered_high_hazard_365d"
 F_AGE_DAYS = "profile__age_days"
 F_NEVER_INSPECTED = "inspections__never_inspected"
+F_SERIOUS_LISTED = "lists__serious_now"
+F_ABNORMAL_LISTED = "lists__abnormal_now"
+F_NOTIFICATION_BREACHED = "commitments__notification_breached_365d"
 # "No history": nothing on record in any window that covers a young enterprise's whole life.
 F_EVENTS_TOTAL = ("sampling__tests_1095d", "penalties__count_1095d", "recalls__count_1095d",
                   "complaints__count_365d")
@@ -170,7 +171,33 @@ HARD_RULES: tuple[HardRule, ...] = (
              & _positive(F_NEVER_INSPECTED)
              & ~pl.any_horizontal([_positive(c) for c in F_EVENTS_TOTAL]),
              "成立不足一年且无监管记录", "established less than a year ago with no supervision record"),
+    # Issue 13: an entry on the serious-violation-and-dishonesty list in force → D (SAMR Order 44,
+    # 市场监督管理严重违法失信名单管理办法: the strictest supervision while listed).
+    HardRule("R6_SERIOUS_DISHONEST_LISTED", "D", (F_SERIOUS_LISTED,), _positive(F_SERIOUS_LISTED),
+             "列入严重违法失信名单", "on the serious-violation-and-dishonesty list"),
+    # An entry on the abnormal-operation list in force (经营异常名录) → at least C.
+    HardRule("R7_ABNORMAL_OPERATION_LISTED", "C", (F_ABNORMAL_LISTED,), _positive(F_ABNORMAL_LISTED),
+             "列入经营异常名录", "on the abnormal-operation list"),
+    # A notification commitment (告知承诺) found breached in the last year → at least C: the licence
+    # was granted on a promise that did not hold.
+    HardRule("R8_NOTIFICATION_COMMITMENT_BREACHED", "C", (F_NOTIFICATION_BREACHED,),
+             _positive(F_NOTIFICATION_BREACHED),
+             "近一年违背告知承诺", "breached a notification commitment (告知承诺) in the last year"),
 )
+
+
+# Issue 18: the policy may cap how far the baseline of similar enterprises alone moves a grade. An
+# enterprise whose grade rests mainly on the baseline (it outweighs every own-record reason), with no
+# adverse record on file (models.reasons.ADVERSE_RECORD) and no hard rule firing, gets at most the
+# cap (e.g. never D for being young, small or in a risky sector).
+BASELINE_CAP_RULE = "BASELINE_CAP"
+
+
+def baseline_cap_texts(cap: str) -> tuple[str, str]:
+    """The reason shown where the policy's baseline cap lowered the grade."""
+    return (f"无不良记录且未触发硬性规则，仅凭同类企业基准风险不评为高于{cap}级（政策上限）",
+            f"no adverse record and no hard rule: the baseline of similar enterprises alone cannot grade "
+            f"it above {cap} (policy cap)")
 
 
 def rule_flags(features: pl.DataFrame, rules: Sequence[HardRule] = HARD_RULES) -> pl.DataFrame:
@@ -219,6 +246,8 @@ def apply_grading(
     edges: Sequence[float] | None = None,
     hysteresis: float | None = None,
     rules: Sequence[HardRule] = HARD_RULES,
+    baseline_cap: str | None = None,
+    cap_eligible: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Grades for scored rows: ``model_grade`` (bands + hysteresis), ``grade`` (after hard rules), ``rule``.
 
@@ -227,8 +256,11 @@ def apply_grading(
     linger. Hard rules always apply at once. ``rule`` names the rule that raised the grade (the first
     in ``rules`` order among those with the highest floor), null if the model grade stood. Also
     returns ``fired`` — the ids of every rule that fires, for the reasons.
+
+    ``baseline_cap`` (a grade) lowers to it the grade of rows where ``cap_eligible`` is True (the
+    baseline drives the grade and there is no adverse record on file) and no hard rule fires; ``rule``
+    is then ``BASELINE_CAP`` (and it joins ``fired``).
     """
-    from riskengine.core.config import get_settings
 
     settings = get_settings()
     edges = tuple(settings.grades.band_edges) if edges is None else tuple(edges)
@@ -265,11 +297,23 @@ def apply_grading(
         raises = fires & (floor > final_idx)
         final_idx = np.where(raises, floor, final_idx)
         rule_id = np.where(raises, rule.id, rule_id)
+    capped = np.zeros(n, dtype=bool)
+    if baseline_cap is not None:
+        if baseline_cap not in _GRADE_RANK:
+            raise UsageError(f"baseline_cap must be one of {', '.join(GRADES)}; got {baseline_cap!r}")
+        any_rule = flags.to_numpy().any(axis=1) if rules else np.zeros(n, dtype=bool)
+        eligible = np.asarray(cap_eligible, dtype=bool) if cap_eligible is not None else np.zeros(n, bool)
+        capped = eligible & ~any_rule & (final_idx > _GRADE_RANK[baseline_cap])
+        final_idx = np.where(capped, _GRADE_RANK[baseline_cap], final_idx)
+        rule_id = np.where(capped, BASELINE_CAP_RULE, rule_id)
     letters = np.asarray(GRADES, dtype=object)
     fired = flags.select(
         pl.concat_list([pl.when(pl.col(r.id)).then(pl.lit(r.id)) for r in rules]).list.drop_nulls()
         .alias("fired")
     ) if rules else pl.DataFrame({"fired": [[] for _ in range(n)]}, schema={"fired": pl.List(pl.String)})
+    if capped.any():
+        fired = fired.with_columns(pl.when(pl.Series(capped)).then(pl.lit([BASELINE_CAP_RULE]))
+                                   .otherwise(pl.col("fired")).alias("fired"))
     return pl.DataFrame({
         "model_grade": pl.Series(letters[model_idx].tolist(), dtype=pl.String),
         "grade": pl.Series(letters[final_idx].tolist(), dtype=pl.String),

@@ -4,7 +4,6 @@
 whole path for a lake at one as_of (every active enterprise, the champion model by default, the
 previous grades from the serving store when there are any). Both return the *grades frame* of
 CONTRACT section 3:
-
     enterprise_id, as_of, name, district, sector, probability, score, grade, model_grade, rule,
     reasons, model_version
 
@@ -16,15 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
-from models.reasons import build_reasons, check_contributions
-from riskengine.core.contract import GRADES_SCHEMA
+from features import asof, compute_features
+from features.build import severity_parts
+from models.grading import (
+    BASELINE_CAP_RULE,
+    F_ABNORMAL_LISTED,
+    F_NOTIFICATION_BREACHED,
+    F_ORDERED_HIGH_RECALLS,
+    F_SERIOUS_LISTED,
+    HARD_RULES,
+    apply_grading,
+    baseline_cap_texts,
+    score_from_probability,
+)
+from models.reasons import _catalog, build_reasons, cap_eligible, check_contributions, group_contributions
+from riskengine.core.config import get_settings
+from riskengine.core.contract import GRADES, GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.progress import progress
+from riskengine.supervision.policy import load_policy
 
 if TYPE_CHECKING:
     from models.artifact import CreditModel
@@ -37,13 +50,15 @@ NO_CHAMPION = "no champion model: run `riskengine train` then `riskengine promot
 def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
-    from riskengine.core.config import get_settings
 
     return get_settings()
 
 
-def _rule_texts() -> dict[str, tuple[str, str]]:
-    return {r.id: (r.text_zh, r.text_en) for r in HARD_RULES}
+def _rule_texts(baseline_cap: str | None = None) -> dict[str, tuple[str, str]]:
+    texts = {r.id: (r.text_zh, r.text_en) for r in HARD_RULES}
+    if baseline_cap is not None:
+        texts[BASELINE_CAP_RULE] = baseline_cap_texts(baseline_cap)
+    return texts
 
 
 def _profile_columns(features: pl.DataFrame, enterprises: pl.DataFrame | None) -> pl.DataFrame:
@@ -75,11 +90,13 @@ def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[
     this computes it for feature frames made without it. The time rule comes from
     ``features.asof`` like every feature.
     """
-    from features import asof
 
     pairs = asof.window(tables["recalls"], "announced_on", as_of, 365)
     return (pairs.filter((pl.col("mode") == "ordered") & (pl.col("hazard") == "high"))
             .group_by(asof.KEY, asof.AS_OF).agg(pl.len().cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS)))
+
+
+CREDIT_RULE_COLUMNS = (F_SERIOUS_LISTED, F_ABNORMAL_LISTED, F_NOTIFICATION_BREACHED)
 
 
 def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None = None
@@ -90,6 +107,11 @@ def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] 
     bare feature frame) it is ``min(ordered recalls, high-hazard recalls)`` over 365 days, which can
     only err towards applying R4 (an ordered low-hazard and a voluntary high-hazard recall).
     """
+    # A feature frame built before the credit lists existed has no list or commitment columns: its
+    # source had none, so none is in force.
+    missing = [c for c in CREDIT_RULE_COLUMNS if c not in features.columns]
+    if missing:
+        features = features.with_columns(pl.lit(0, dtype=pl.Int64).alias(c) for c in missing)
     if F_ORDERED_HIGH_RECALLS in features.columns:
         return features
     if tables is not None:
@@ -106,19 +128,38 @@ def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] 
         pl.min_horizontal(parts).fill_null(0).cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS))
 
 
+def severity_parts_for(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None
+                       ) -> pl.DataFrame | None:
+    """The severity index's parts by table on ``features``' rows (zeros where nothing is on record), for
+    explanations to word the index by its records; None without the event tables."""
+    if tables is None or features.height == 0:
+        return None
+    parts = severity_parts(tables, features["as_of"].unique().to_list())
+    cols = [c for c in parts.columns if c not in ("enterprise_id", "as_of")]
+    return (features.select(pl.col("enterprise_id").cast(pl.String), pl.col("as_of").cast(pl.Date))
+            .join(parts.with_columns(pl.col("enterprise_id").cast(pl.String)), on=["enterprise_id", "as_of"],
+                  how="left", maintain_order="left")
+            .select([pl.col(c).fill_null(0.0) for c in cols]))
+
+
 def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | None,
-           settings: Settings, catalog: Mapping[str, Any] | None) -> pl.DataFrame:
+           settings: Settings, catalog: Mapping[str, Any] | None,
+           parts: pl.DataFrame | None = None, baseline_cap: str | None = None) -> pl.DataFrame:
     raw = model.predict_raw(features)
     calibrator = getattr(model, "calibrator", None)
     prob = calibrator(raw) if callable(calibrator) else model.predict_proba(features)
     contrib = model.contributions(features)
     check_contributions(contrib, raw)
     score = score_from_probability(prob)
+    nuisance = getattr(model, "nuisance", ())
+    groups = group_contributions(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
+                                 severity_parts=parts)
     graded = apply_grading(features["enterprise_id"], score, features, previous,
-                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis)
-    reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog,
-                            nuisance=getattr(model, "nuisance", ()), fired=graded["fired"],
-                            rule_texts=_rule_texts())
+                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis,
+                           baseline_cap=baseline_cap,
+                           cap_eligible=cap_eligible(features, groups) if baseline_cap is not None else None)
+    reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
+                            fired=graded["fired"], rule_texts=_rule_texts(baseline_cap), groups=groups)
     return pl.DataFrame({
         "probability": pl.Series(prob, dtype=pl.Float64),
         "score": pl.Series(score, dtype=pl.Int64),
@@ -139,12 +180,15 @@ def score_features(
     tables: Mapping[str, pl.LazyFrame] | None = None,
     catalog: Mapping[str, Any] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    baseline_cap: str | None | Literal["policy"] = "policy",
 ) -> pl.DataFrame:
     """Grade every row of a feature frame (``enterprise_id``, ``as_of`` + feature columns).
 
     ``previous`` (an earlier grades frame) switches on stable regrading; ``enterprises`` supplies
     name/district/sector (else they come from the feature frame's profile columns, if any);
-    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``).
+    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``) and
+    split the severity index by table for the reasons. ``baseline_cap`` is the policy's cap on grades
+    the baseline alone sets (``"policy"``: from the policy file; None: no cap).
     """
     settings = _settings(settings)
     if isinstance(features, pl.LazyFrame):
@@ -158,16 +202,18 @@ def score_features(
     if chunk_rows <= 0:
         raise UsageError(f"chunk_rows must be a positive integer; got {chunk_rows}")
     if catalog is None:
-        from models.reasons import _catalog
-
         catalog = _catalog()
     features = add_rule_columns(features, tables)
+    if baseline_cap == "policy":
+        baseline_cap = load_policy(settings.policy_path).baseline_cap
+    sev = severity_parts_for(features, tables)
     starts = range(0, features.height, chunk_rows)
     parts = []
     with progress("scoring and explaining", total=features.height) as advance:
         for start in starts:
             part = features.slice(start, chunk_rows)
-            parts.append(_chunk(model, part, previous, settings, catalog))
+            parts.append(_chunk(model, part, previous, settings, catalog,
+                                None if sev is None else sev.slice(start, chunk_rows), baseline_cap))
             advance(part.height)
     scored = pl.concat(parts) if parts else pl.DataFrame(schema={
         k: GRADES_SCHEMA[k] for k in ("probability", "score", "grade", "model_grade", "rule", "reasons")})
@@ -194,7 +240,6 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
                         ids: pl.Series | None = None) -> pl.DataFrame:
     """The feature rows at as_of, for ``ids`` only when given (all other enterprises still feed the
     features that look across enterprises, e.g. associations and inspector strictness)."""
-    from features import compute_features
 
     frame = compute_features(tables, [as_of])
     if ids is not None:
@@ -204,7 +249,6 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
 
 def grade_distribution(grades: pl.DataFrame) -> pl.DataFrame:
     """Count and share of enterprises per grade (all four grades, zeros included)."""
-    from riskengine.core.contract import GRADES
 
     counts = grades.group_by("grade").len()
     total = max(grades.height, 1)

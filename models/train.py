@@ -2,7 +2,6 @@
 evaluated out of time against two baselines in the same run (issue 4).
 
 Time layout for a decision date D (CONTRACT section 2, nothing at or after D is used)::
-
     fit snapshots (train | valid | calib)   purge gap = horizon    test snapshots (latest)
     ... t_1 ... t_k ..................... t_k + h <= s_1 ... s_m,   s_m + h <= D
 
@@ -27,17 +26,21 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features import catalog, compute_features
 from models.artifact import Calibrator, CreditModel
+from models.baselines import LogisticScorecard, PointsScorecard
 from models.evaluate import score_metrics, spearman
+from models.grading import grade_from_score, score_from_probability
 from models.labels import build_labels, latest_snapshot, monthly_snapshots
 from riskengine.core.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 KEYS = ("enterprise_id", "as_of")
 SELECTIONS = ("ipw", "none")
@@ -201,8 +204,6 @@ def schema_hash(schema: list[dict[str, Any]]) -> str:
 
 
 def _catalog() -> tuple[Mapping[str, Any], list[str]]:
-    from features import catalog
-
     return catalog.FEATURES, list(catalog.MODEL_FEATURES)
 
 
@@ -240,6 +241,7 @@ def _propensity(
     X_all: list[np.ndarray],
 ) -> list[np.ndarray]:
     """P(observed | features) by a small LightGBM, clipped; returned for each matrix in ``X_all``."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     if observed.all() or not observed.any():
         return [np.ones(x.shape[0]) for x in X_all]
     if X_train.shape[0] > cfg.max_train_rows:  # a seeded sample is plenty for a propensity
@@ -274,6 +276,7 @@ def _fit_booster(
     cfg: TrainConfig, selection: str, frames: dict[str, pl.DataFrame], proto: CreditModel, monotone: list[int]
 ) -> tuple[lgb.Booster, dict[str, Any]]:
     """One booster with early stopping on the validation slice; ``selection`` picks rows and weights."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     names, cats = proto.feature_names, proto.categorical
     if cfg.validation == "enterprises":
         frames = _split_enterprises(frames, cfg.valid_share, cfg.seed)
@@ -348,16 +351,15 @@ def _fit_booster(
 
 def _calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibrator:
     """Fit the raw-margin → probability map on the calibration slice (scikit-learn)."""
+    from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415 - heavy
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - heavy
     if len(np.unique(y)) < 2:
         raise ModelError("the calibration slice has only one class of outcome; use more snapshots")
     if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
         iso = IsotonicRegression(out_of_bounds="clip", increasing=True, y_min=1e-6, y_max=1 - 1e-6).fit(
             raw, y
         )
         return Calibrator("isotonic", x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
-    from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=1e6, random_state=seed).fit(raw.reshape(-1, 1), y)
     slope, intercept = float(lr.coef_[0, 0]), float(lr.intercept_[0])
@@ -387,8 +389,6 @@ def _truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: i
 
 
 def _grades(probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from models.grading import grade_from_score, score_from_probability
-
     score = np.asarray(score_from_probability(probability))
     return score, np.asarray(grade_from_score(score), dtype=str)
 
@@ -414,8 +414,6 @@ def train_model(
     catalog, model_features = _catalog()
     snaps = [*plan.fit, *plan.test]
     if features is None:
-        from features import compute_features
-
         features = compute_features(tables, snaps)
     timings["features_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -491,9 +489,6 @@ def train_model(
         sc, gc = _grades(pc)
         scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = (sc.astype(float), pc, gc)
     if cfg.baselines:
-        from models.baselines import LogisticScorecard, PointsScorecard
-        from models.grading import grade_from_score
-
         points = PointsScorecard().fit().score(tables, test)
         scorers["points_scorecard"] = (points, None, np.asarray(grade_from_score(points), dtype=str))
         plain = [n for n in names if not catalog[n].nuisance and n not in categorical]
@@ -567,20 +562,3 @@ def train_model(
             "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames.items()},  # type: ignore[arg-type]
         },
     )
-
-
-def load_truth(path: Path) -> pl.DataFrame:
-    """Read a synthetic city's ground truth (``enterprise_id``, ``month``, ``p_fail``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "_truth" / "risk.parquet" if (path / "_truth").is_dir() else path / "risk.parquet"
-    if not path.is_file():
-        raise UsageError(f"{path}: no ground-truth file (expected SOURCE/_truth/risk.parquet)")
-    try:
-        truth = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise UsageError(f"{path}: unreadable ground truth ({exc})") from exc
-    missing = {"enterprise_id", "month", "p_fail"} - set(truth.columns)
-    if missing:
-        raise UsageError(f"{path}: ground truth lacks column(s) {', '.join(sorted(missing))}")
-    return truth

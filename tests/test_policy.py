@@ -123,6 +123,15 @@ def test_built_in_policy_text_validates():
     assert parse_policy(default_policy_text()).version == "2025.1-default"
 
 
+def test_default_policy_caps_what_the_baseline_alone_may_do_at_c():
+    assert load_policy().baseline_cap == "C"
+    assert parse_policy(DEFAULT_SECTION).baseline_cap is None  # no section: no cap
+
+
+def test_baseline_cap_must_name_a_grade():
+    assert "baseline_cap.max_grade" in _error(DEFAULT_SECTION + '\n[baseline_cap]\nmax_grade = "E"\n')
+
+
 def test_default_policy_defines_every_warning_rule_and_the_monitor_thresholds():
     policy = load_policy(None)
     assert set(policy.warnings.rules) == {"licence_expiring", "complaint_surge", "serious_penalty_or_recall",

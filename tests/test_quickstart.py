@@ -43,6 +43,9 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     simulation = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
     assert "uniform" in json.dumps(simulation) and "graded" in json.dumps(simulation)
     assert (work / "riskengine.duckdb").is_file() and (work / "mlruns").is_dir()
+    assert (out / "published" / "index.html").is_file()
+    manifest = json.loads((out / "credit-exchange" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["records"] > 0 and manifest["batches"][0]["file"] == "batch-000001.jsonl"
     report = json.loads((out / "monitor_2025.json").read_text(encoding="utf-8"))
     assert [m["month"] for m in report["months"]] == [f"2025-{m:02d}" for m in range(1, 13)]
     assert sum(c["random_inspections"] for c in report["pooled"]["grades"].values()) > 0

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import EnterpriseId, ExplanationReader, GradeReader, Now, Overrider, ServiceDep, SnapshotDep
 from api.problems import Problem, not_found, problem_docs
 from api.schemas import (
+    CreditRecordRead,
     EnterpriseGrade,
     Explanation,
     Frequency,
@@ -20,20 +21,24 @@ from api.schemas import (
     OverrideIn,
     OverrideOut,
     OverrideRecord,
-    Reason,
     WithdrawIn,
 )
 from api.state import Snapshot
+from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
+from riskengine.core.store.authorizations import credit_record_reads
+from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
 LANGUAGES = ("zh", "en")
 
 
-def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot) -> EnterpriseGrade:
-    """The served grade: the override's grade while one is in force, the engine's grades beside it."""
+def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot,
+               disputed: bool = False) -> EnterpriseGrade:
+    """The served grade: the override's grade while one is in force, the engine's grades beside it;
+    ``disputed`` while an objection against the enterprise is open."""
     grade: Any = override.grade if override else row["grade"]
     ratio, minimum = snapshot.frequency(row["sector"], grade)
     return EnterpriseGrade(
@@ -43,6 +48,7 @@ def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapsho
         frequency=Frequency(ratio=ratio, min_per_year=minimum), model_version=row["model_version"],
         override=(OverrideOut(**{k: getattr(override, k) for k in OverrideOut.model_fields})
                   if override else None),
+        disputed=disputed,
     )
 
 
@@ -81,7 +87,8 @@ async def get_enterprise(
 ) -> EnterpriseGrade:
     """Grade, score, probability, supervision frequency, as_of, model version and any override in force."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     service.metrics.grades_served.labels("enterprise").inc()
     request.state.audit_detail = f"grade={view.grade}"
     return view
@@ -92,34 +99,30 @@ async def get_enterprise(
             summary="Why an enterprise has its grade", responses=problem_docs(401, 403, 404, 422))
 async def get_explanation(
     request: Request, response: Response, principal: ExplanationReader, enterprise_id: EnterpriseId,
-    snapshot: SnapshotDep,
+    snapshot: SnapshotDep, service: ServiceDep,
     accept_language: Annotated[str | None, Header(description="zh (default) or en")] = None,
 ) -> Explanation:
-    """The top reasons (signed contributions and texts in the requested language) and the hard rule."""
+    """Own-record reasons first, each with the lake records behind it (when the service knows the
+    lake), then hard rules and the baseline of similar enterprises; texts in both languages and in the
+    requested one (CONTRACT §3, the same structure as ``riskengine explain --format json``)."""
     row = scoped_row(snapshot, principal, enterprise_id)
     lang = pick_language(accept_language)
-    reasons = [
-        Reason(code=r["code"], contribution=r["contribution"], text=r[f"text_{lang}"] or r["text_zh"] or "")
-        for r in (row["reasons"] or [])
-    ]
+    lake = service.settings.service.lake_path
+    reasons = list(row["reasons"] or [])
+    found = await run_in_threadpool(lake_evidence, lake, row["as_of"], [enterprise_id]) if lake else None
+    body = assemble(row, reasons, found if found is not None else empty_evidence())
+    for reason in body["reasons"]:
+        reason["text"] = reason[f"text_{lang}"] or reason["text_zh"] or ""
     rule_text = None
     if row["rule"]:
-        rule_text = (next((r.text for r in reasons if r.code == row["rule"]), None)
+        rule_text = (next((r["text"] for r in body["reasons"] if r["code"] == row["rule"]), None)
                      or _rule_text(row["rule"], lang))
     response.headers["Content-Language"] = lang
     request.state.audit_detail = f"grade={row['grade']} lang={lang}"
-    return Explanation(
-        enterprise_id=enterprise_id, as_of=row["as_of"], language=lang, grade=row["grade"],  # type: ignore[arg-type]
-        model_grade=row["model_grade"], rule=row["rule"], rule_text=rule_text, reasons=reasons,
-        model_version=row["model_version"],
-    )
+    return Explanation.model_validate({**body, "language": lang, "rule_text": rule_text})
 
 
 def _rule_text(rule: str, lang: str) -> str | None:
-    try:
-        from models.grading import HARD_RULES
-    except ImportError:
-        return None
     for r in HARD_RULES:
         if r.id == rule:
             return r.text_zh if lang == "zh" else r.text_en
@@ -133,24 +136,28 @@ async def get_history(
     request: Request, principal: GradeReader, enterprise_id: EnterpriseId, snapshot: SnapshotDep,
     service: ServiceDep,
 ) -> History:
-    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
-    credit-office override with its withdrawal, if any."""
-    history = await run_in_threadpool(service.store.grade_history, enterprise_id)
-    latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
-    if latest is None or not principal.sees(latest["district"], latest["sector"]):
+    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), every
+    credit-office override with its withdrawal, if any, and which finance partner read its credit
+    record and when (an enterprise has a right to know who looked)."""
+    scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
+    if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
+    history = await run_in_threadpool(snapshot.history, service.store, enterprise_id)
     service.metrics.grades_served.labels("history").inc(history.height)
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
                  for o in service.overrides.of(enterprise_id)]
+    await run_in_threadpool(service.audit.flush)  # reads audited a moment ago are listed too
+    reads = await run_in_threadpool(credit_record_reads, service.store, enterprise_id)
     return History(enterprise_id=enterprise_id, items=[HistoryItem(**r) for r in history.select(
-        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides)
+        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides,
+        credit_record_reads=[CreditRecordRead(**r) for r in reads])
 
 
 @router.post("/{enterprise_id}/override", name="override_grade",
              response_model=EnterpriseGrade, status_code=201,
              summary="Override an enterprise's grade (credit office)",
-             responses=problem_docs(401, 403, 404, 422, 503))
+             responses=problem_docs(401, 403, 404, 413, 422, 503))
 def post_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId, body: OverrideIn,
     snapshot: SnapshotDep, service: ServiceDep, now: Now,
@@ -168,13 +175,13 @@ def post_override(
     override = service.overrides.add(enterprise_id, body.grade, reason, body.expires_on, principal.actor, now)
     request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
                                   f"{reason}")
-    return grade_view(row, override, snapshot)
+    return grade_view(row, override, snapshot, enterprise_id in service.disputed)
 
 
 @router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
              response_model=EnterpriseGrade,
              summary="Withdraw a grade override before it expires (credit office)",
-             responses=problem_docs(401, 403, 404, 409, 422, 503))
+             responses=problem_docs(401, 403, 404, 409, 413, 422, 503))
 def withdraw_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId,
     override_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the override's id, as returned "
@@ -199,7 +206,8 @@ def withdraw_override(
         withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
     except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
         raise not_found("override") from None
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
                                   f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
     return view

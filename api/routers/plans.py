@@ -12,7 +12,7 @@ from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
 from riskengine.core import exports
 from riskengine.core.errors import NotFoundError
-from riskengine.supervision.planning import meta_in_scope
+from riskengine.supervision.plan import meta_in_scope
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.cli.ingest_view import render_ingest_report
+from riskengine.core.config import get_settings
+from riskengine.core.errors import UsageError
+from riskengine.lake.ingest import export_quarantine
+from riskengine.lake.ingest import ingest as run_ingest
+from riskengine.synth import Drift, generate_city
 
 # --- ingest -------------------------------------------------------------------------------------------
 
@@ -29,13 +38,7 @@ def ingest(
         help="lay a new lake out in this many buckets of enterprise_id, for --cluster (CONTRACT §8)")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
-    from rich.console import Console
 
-    from riskengine.cli.ingest_view import render_ingest_report
-    from riskengine.core.config import get_settings
-    from riskengine.core.errors import UsageError
-    from riskengine.lake.ingest import export_quarantine
-    from riskengine.lake.ingest import ingest as run_ingest
 
     if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
         raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")
@@ -75,13 +78,6 @@ def generate(
              "from that day (e.g. catering:2025-06-01:1.5), for monitoring to catch")] = None,
 ) -> None:
     """Write a synthetic city (Wuhan) as a source folder OUT, with its ground truth in OUT/_truth/."""
-    import time
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from riskengine.synth import Drift, generate_city
-
     began = time.perf_counter()
     injected_drift = Drift.parse(drift) if drift is not None else None
     summary = generate_city(out, enterprises, seed, start=start, end=end, fmt=format, dirty=dirty,

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import sys as _sys
+from datetime import date
 from pathlib import Path as _Path
 from typing import Annotated as _Annotated
 
 import typer as _typer
 
+from features import compute_features
 from riskengine.cli import app
+from riskengine.cli.score_cmds import _print_cluster_memory, _say_dashboard
+from riskengine.core import exports
+from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.progress import progress
+from riskengine.lake.layout import load_tables
+from riskengine.workflows.cluster import ClusterSpec, features_lake_on_cluster
 
 
 def parse_as_of(values: list[str]) -> list:
     """The --as-of values as dates; a clear UsageError naming the bad value otherwise."""
-    from datetime import date
 
-    from riskengine.core.errors import UsageError
 
     if not values:
         raise UsageError("--as-of is required (a date YYYY-MM-DD; repeat it for several dates)")
@@ -44,19 +51,11 @@ def features(
         "--memory-limit", help="with --cluster local: memory per worker, e.g. 8GiB")] = None,
 ) -> None:
     """Write one row per enterprise and as_of date (every enterprise established before it)."""
-    from features import compute_features
-    from riskengine.core.errors import UsageError
-    from riskengine.core.files import atomic_write
-    from riskengine.core.progress import progress
-    from riskengine.lake.layout import load_tables
 
     dates = parse_as_of(as_of)
     if out.suffix.lower() not in (".parquet", ".csv", ".pq"):
         raise UsageError(f"--out must end in .parquet or .csv; got {out.name!r}")
     if cluster is not None:
-        from riskengine.cli.score_cmds import _print_cluster_memory, _say_dashboard
-        from riskengine.workflows.cluster import ClusterSpec, features_lake_on_cluster
-
         report = features_lake_on_cluster(ClusterSpec.parse(cluster), lake, dates, out, partitions=partitions,
                                           half_life_days=half_life_days, memory_limit=memory_limit,
                                           on_connect=_say_dashboard)
@@ -70,7 +69,8 @@ def features(
         advance(description="building features")
         frame = compute_features(tables, dates, half_life_days=half_life_days)
         advance(description=f"writing {out.name}")
-        atomic_write(out, frame.write_csv if out.suffix.lower() == ".csv" else frame.write_parquet)
+        atomic_write(out, (lambda tmp: exports.write_csv(frame, tmp, bom=False))
+                     if out.suffix.lower() == ".csv" else frame.write_parquet)
         advance()
     present = set(frame.get_column("as_of").unique().to_list()) if frame.height else set()
     n = len(set(dates))

@@ -2,14 +2,16 @@
 
 It runs the same commands a user would, in order, so what it shows is what they get:
 generate → ingest → train (backtest year) → promote → score (and regrade each quarter of the
-backtest year) → simulate-policy → train (now) → promote → score → plan → monitor (the grades over
-the backtest year) → warnings (raised, routed, acknowledged, pushed to a local webhook receiver).
+backtest year) → simulate-policy → train (now) → promote → score → plan → a credit repair worked end
+to end (grade before, the case, grade after) → publish and share → monitor (the grades over the
+backtest year) → warnings (raised, routed, acknowledged, pushed to a local webhook receiver).
 Everything lands in one working folder; MLflow's store and the serving store live there too, so a
 quickstart never touches another project's models.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -17,10 +19,17 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from riskengine.cli import app
+from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
+from riskengine.core.store import Store
+from riskengine.lake.layout import scan_table
+from riskengine.workflows.cases import case_store
+from riskengine.workflows.scoring import read_grades, write_grades
+from riskengine.workflows.webhook_receiver import LocalReceiver
 
 # The generated city covers 2019-01-01..2025-12-31. The backtest model is trained on what was known
 # before 2025 and judged on 2025 (out of time); the production model uses everything before 2026.
@@ -51,6 +60,8 @@ def _run(args: list[str]) -> None:
 
 
 @app.command()
+
+
 def quickstart(
     enterprises: Annotated[int, typer.Option(help="enterprises in the generated city")] = 20000,
     dir: Annotated[Path, typer.Option("--dir", help="working folder for the city, lake, models and outputs")]
@@ -74,13 +85,12 @@ def quickstart(
     work.mkdir(parents=True, exist_ok=True)
     # Models, runs and the serving store belong to this working folder.
     os.environ["RISKENGINE_HOME"] = str(work)
-    from riskengine.core.config import get_settings
 
     get_settings.cache_clear()
     city, lake, out = work / "city", work / "lake", work / "outputs"
     out.mkdir(exist_ok=True)
     started = time.perf_counter()
-    total = 12
+    total = 14
 
     _step(1, total, f"generating a city of {enterprises:,} enterprises ({CITY_START}..{CITY_END}) → {city}")
     _run(["generate", "--enterprises", str(enterprises), "--seed", str(seed), "--out", str(city),
@@ -112,7 +122,6 @@ def quickstart(
     now_grades = out / f"grades_{NOW_AS_OF}.parquet"
     _step(9, total, f"grading every active enterprise as of {NOW_AS_OF}")
     _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(now_grades)])
-    from riskengine.workflows.scoring import read_grades, write_grades
 
     write_grades(read_grades(now_grades), grades)  # the officers' Excel copy of the same grades
     plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"
@@ -122,12 +131,21 @@ def quickstart(
     _run(["plan", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--capacity", plan_capacity,
           "--seed", str(seed), "--grades", str(now_grades), "--out", str(plan)])
 
+    _step(11, total, "a credit repair (信用修复) worked end to end: grade before, the case, grade after")
+    repair = _credit_repair(lake, now_grades)
+
+    site, exchange = out / "published", out / "credit-exchange"
+    _step(12, total, f"the credit record leaves the engine: what may be published as of {NOW_AS_OF}, and a "
+          "push to the credit platform's file exchange")
+    _run(["publish", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(site)])
+    _run(["share", "--lake", str(lake), "--to", str(exchange)])
+
     report = out / f"monitor_{BACKTEST_AS_OF.year}.html"
-    _step(11, total, f"monitoring the grades served in {BACKTEST_AS_OF.year}: findings by grade, drift")
+    _step(13, total, f"monitoring the grades served in {BACKTEST_AS_OF.year}: findings by grade, drift")
     _run(["monitor", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--months", "12",
           "--out", str(report), "--no-fail-on-alert"])
     warnings_file = out / f"warnings_{NOW_AS_OF}.json"
-    _step(12, total, f"early warnings as of {NOW_AS_OF}, pushed to a local webhook receiver")
+    _step(14, total, f"early warnings as of {NOW_AS_OF}, pushed to a local webhook receiver")
     demo = _warnings_demo(lake, warnings_file)
 
     elapsed = time.perf_counter() - started
@@ -141,6 +159,10 @@ def quickstart(
     print(f"  grades (Excel)          {grades}")
     print(f"  inspection plan (Excel) {plan}")
     print(f"  policy simulation       {out / 'simulation.json'}")
+    if repair:
+        print(f"  credit repair           {repair}")
+    print(f"  published records       {site / 'index.html'}   (+ records.csv, records.json)")
+    print(f"  credit platform push    {exchange / 'manifest.json'}   (riskengine share --status)")
     print(f"  monitoring report       {report}   (and {report.with_suffix('.json').name})")
     print(f"  early warnings          {warnings_file}")
     _print_monitor(report.with_suffix(".json"))
@@ -150,15 +172,43 @@ def quickstart(
     print(f"  cd {work} && riskengine serve --lake {lake}")
 
 
+REPAIR_RECEIVED, REPAIR_ACCEPTED, REPAIR_APPROVED = date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 8)
+
+
+def _credit_repair(lake: Path, now_grades: Path) -> str | None:
+    """Pick an enterprise graded up by its abnormal-operation listing, work its repair application
+    through the same commands an officer uses, and show its grade before and after."""
+    grades = pl.read_parquet(now_grades)
+    listed = (scan_table(lake, "list_entries")
+              .filter((pl.col("list") == "abnormal_operation") & pl.col("removed_on").is_null()
+                      & (pl.col("listed_on") < NOW_AS_OF)).collect())
+    candidates = grades.join(listed.select("enterprise_id", "entry_id"), on="enterprise_id")
+    if candidates.height == 0:
+        print("  no enterprise on the abnormal-operation list to repair in this city", file=sys.stderr)
+        return None
+    ruled = candidates.filter(pl.col("rule") == "R7_ABNORMAL_OPERATION_LISTED")
+    pick = (ruled if ruled.height else candidates).sort("enterprise_id").row(0, named=True)
+    eid, entry = pick["enterprise_id"], pick["entry_id"]
+    print(f"  before: {eid} {pick['name']} grade {pick['grade']} (model {pick['model_grade']}, "
+          f"rule {pick['rule']}), on the abnormal-operation list ({entry})", file=sys.stderr)
+    _run(["cases", "open", "repair", eid, "--lake", str(lake), "--received-on", REPAIR_RECEIVED.isoformat(),
+          "--list-entry", entry, "--document", "rectification_proof", "--document", "credit_pledge",
+          "--officer", "quickstart 信用科", "--statement", "已更正登记住所并补报年报"])
+    case_id = case_store(get_settings()).all(kind="repair", enterprise_id=eid)[-1].case_id
+    _run(["cases", "step", case_id, "accept", "--lake", str(lake), "--on", REPAIR_ACCEPTED.isoformat(),
+          "--reason", "材料齐全，予以受理 (application complete)", "--officer", "quickstart 信用科"])
+    _run(["cases", "step", case_id, "approve", "--lake", str(lake), "--on", REPAIR_APPROVED.isoformat(),
+          "--reason", "已整改，符合修复条件 (rectified and eligible)", "--officer", "quickstart 信用科"])
+    after = Store(get_settings().store_file).latest_grades().filter(pl.col("enterprise_id") == eid)
+    row = after.row(0, named=True)
+    print(f"  after:  {eid} grade {row['grade']} as of {row['as_of']} (model {row['model_grade']}, "
+          f"rule {row['rule']}); the entry left the list on {REPAIR_APPROVED}", file=sys.stderr)
+    return f"{eid}: {pick['grade']} → case {case_id} approved {REPAIR_APPROVED} → {row['grade']}"
+
+
 def _warnings_demo(lake: Path, out: Path) -> str:
     """Subscribe a local receiver, raise the warnings, acknowledge one as its district's inspector
     would (POST /v1/warnings/{id}/acknowledge), and say what happened."""
-    import json
-
-    from riskengine.core.config import get_settings
-    from riskengine.core.store import Store
-    from riskengine.workflows.webhook_receiver import LocalReceiver
-
     store = Store(get_settings().store_file)
     with LocalReceiver() as receiver:
         sub = store.add_webhook(receiver.url, created_by="quickstart")
@@ -187,7 +237,6 @@ def _warnings_demo(lake: Path, out: Path) -> str:
 
 def _print_monitor(report_json: Path) -> None:
     """The monitoring report's headline: adverse findings per 100 random inspections by grade."""
-    import json
 
     report = json.loads(report_json.read_text(encoding="utf-8"))
     print(f"\n每百次随机检查不良结果 adverse outcomes per 100 random (双随机) inspections, "

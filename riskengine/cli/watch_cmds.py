@@ -11,8 +11,14 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.core.errors import UsageError
+from riskengine.core.config import get_settings
+from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.files import atomic_write_text
+from riskengine.supervision.policy import load_policy
+from riskengine.workflows.monitor import log_to_mlflow, run_monitor, save_latest
+from riskengine.workflows.reports.monitor_html import render_html
+from riskengine.workflows.scoring import load_champion
+from riskengine.workflows.warnings import run_warnings
 
 
 def _day(text: str, option: str = "--as-of") -> date:
@@ -31,9 +37,6 @@ def warnings(
     push: Annotated[bool, typer.Option(help="deliver new warnings to webhook subscribers")] = True,
 ) -> None:
     """Evaluate the early-warning rules, store the new warnings and route each to its district."""
-    from riskengine.core.config import get_settings
-    from riskengine.supervision.policy import load_policy
-    from riskengine.workflows.warnings import run_warnings
 
     if out is not None and out.suffix.lower() != ".json":
         raise UsageError(f"--out must end .json; got {out}")
@@ -71,10 +74,6 @@ def monitor(
     fail_on_alert: Annotated[bool, typer.Option(help="exit 1 when the report raises alerts")] = True,
 ) -> None:
     """The grade-performance report: rates by grade with intervals, monotonicity, drift, migration."""
-    from riskengine.core.config import get_settings
-    from riskengine.core.errors import ModelError
-    from riskengine.supervision.policy import load_policy
-    from riskengine.workflows.monitor import log_to_mlflow, run_monitor, save_latest
 
     if out.suffix.lower() not in (".html", ".json"):
         raise UsageError(f"--out must end .html or .json; got {out}")
@@ -83,8 +82,6 @@ def monitor(
     chosen = load_policy(policy)
     model = None
     try:
-        from riskengine.workflows.scoring import load_champion
-
         model = load_champion(settings)
     except ModelError as exc:
         print(f"monitor: no champion ({exc}); the report has no PSI", file=sys.stderr)
@@ -94,8 +91,6 @@ def monitor(
     if out.suffix.lower() == ".json":
         atomic_write_text(out, text)
     else:
-        from riskengine.workflows.reports.monitor_html import render_html
-
         atomic_write_text(out, render_html(data, chosen.monitor.min_inspections))
         atomic_write_text(out.with_suffix(".json"), text)  # the same figures for a scheduler
     save_latest(report, settings)

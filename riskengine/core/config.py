@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,10 @@ class ServiceSettings(BaseModel):
     max_batch: int = Field(default=1000, gt=0, description="rows per POST /v1/score; more answers 413")
     page_size: int = Field(default=100, gt=0, description="default page size of listings")
     max_page_size: int = Field(default=10_000, gt=0)
+    failed_auth_per_address: str = Field(
+        default="20/minute", description="failed keys a client address may send (limits notation); then 429")
+    failed_auth_per_key: str = Field(
+        default="10/minute", description="failed attempts on one key id before further failures get 429")
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, gt=0,
         description="largest request body (a full what-if batch is ~2 MB); more answers 413")
@@ -56,6 +60,19 @@ class ServiceSettings(BaseModel):
     reload_check_seconds: float = Field(
         default=30.0, ge=0,
         description="how often the server checks the store for new grades or plans and reloads (0: never)")
+
+
+class ShareSettings(BaseModel):
+    """Pushing credit records to the credit platform (`riskengine share`, CONTRACT §9)."""
+
+    batch_size: int = Field(default=500, gt=0, description="records per batch file or POST")
+    max_attempts: int = Field(default=4, gt=0, description="tries per batch in one run")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="first wait between tries (doubles)")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0, description="one HTTP request")
+    dead_after_runs: int = Field(default=3, gt=0, description="failed runs before a batch is a dead letter")
+    # HMAC-SHA256 key shared with the platform (RISKENGINE_SHARE__SECRET); required for HTTP targets.
+    secret: SecretStr | None = None
 
 
 class WebhookSettings(BaseModel):
@@ -80,6 +97,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     grades: GradeSettings = GradeSettings()
     service: ServiceSettings = ServiceSettings()
+    share: ShareSettings = ShareSettings()
     webhooks: WebhookSettings = WebhookSettings()
 
     @property

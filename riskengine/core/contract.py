@@ -120,6 +120,17 @@ class Table:
         return {c.name: POLARS_TYPES[c.type] for c in self.columns}
 
 
+# The two credit lists of CONTRACT section 1 and why an entry leaves its list.
+LISTS: tuple[str, ...] = ("abnormal_operation", "serious_dishonest")
+REMOVAL_REASONS: tuple[str, ...] = ("rectified", "credit_repair", "expired", "moved_to_serious",
+                                    "error_corrected")
+COMMITMENT_KINDS: tuple[str, ...] = ("notification", "repair", "sector")
+COMMITMENT_STATUSES: tuple[str, ...] = ("open", "kept", "breached")
+# Event tables whose records an upheld objection can void (their key column is the record id).
+VOIDABLE_TABLES: tuple[str, ...] = ("inspections", "sampling_tests", "penalties", "recalls", "complaints",
+                                    "licenses", "list_entries", "commitments")
+
+
 def _ent() -> Column:
     return Column("enterprise_id", "str", references=("enterprises", "enterprise_id"))
 
@@ -249,6 +260,71 @@ TABLES: dict[str, Table] = {
                 _recorded_on(),
             ),
         ),
+        # 经营异常名录 and 严重违法失信名单 entries, each dated on and (when it ends) off the list.
+        Table(
+            "list_entries",
+            key="entry_id",
+            event_date="listed_on",
+            extra_dates=("removed_on",),
+            columns=(
+                Column("entry_id", "str"),
+                _ent(),
+                Column("list", "enum", enum=LISTS),
+                Column("reason", "str", required=False),
+                Column("listed_on", "date"),
+                Column("removed_on", "date", required=False),
+                Column("removal_reason", "enum", required=False, enum=REMOVAL_REASONS),
+                _recorded_on(),
+            ),
+        ),
+        # A list entry taken off its list after it was recorded (an approved credit repair, a correction):
+        # the lake never rewrites a row, so the removal is a record of its own.
+        Table(
+            "list_removals",
+            key="removal_id",
+            event_date="removed_on",
+            columns=(
+                Column("removal_id", "str"),
+                Column("entry_id", "str", references=("list_entries", "entry_id")),
+                Column("removed_on", "date"),
+                Column("removal_reason", "enum", enum=REMOVAL_REASONS),
+                _recorded_on(),
+            ),
+        ),
+        # Credit commitments (信用承诺): notification (告知承诺), repair (守信承诺), sector pledges.
+        Table(
+            "commitments",
+            key="commitment_id",
+            event_date="made_on",
+            extra_dates=("due_on", "status_changed_on"),
+            columns=(
+                Column("commitment_id", "str"),
+                _ent(),
+                Column("made_on", "date"),
+                Column("kind", "enum", enum=COMMITMENT_KINDS),
+                Column("due_on", "date", required=False),
+                Column("status", "enum", enum=COMMITMENT_STATUSES),
+                Column("status_changed_on", "date", required=False),
+                _recorded_on(),
+            ),
+        ),
+        # A record declared void (an upheld objection, CONTRACT section 5): the record stays in the
+        # lake; features as of D ignore it once the void is visible before D.
+        Table(
+            "record_voids",
+            key="void_id",
+            event_date="voided_on",
+            columns=(
+                Column("void_id", "str"),
+                _ent(),
+                Column("record_table", "enum", enum=VOIDABLE_TABLES),
+                Column("record_id", "str"),
+                Column("voided_on", "date"),
+                Column("case_id", "str", required=False),
+                Column("reason", "str", required=False),
+                _recorded_on(),
+            ),
+        ),
     )
 }
 
@@ -262,6 +338,10 @@ TABLE_ORDER: tuple[str, ...] = (
     "complaints",
     "licenses",
     "credit_repairs",
+    "list_entries",
+    "list_removals",
+    "commitments",
+    "record_voids",
 )
 
 # --- Grades (shared/CONTRACT.md section 3) --------------------------------------------------------
@@ -288,35 +368,27 @@ GRADES_SCHEMA: dict[str, pl.DataType] = {
     "model_version": pl.String(),
 }
 
-# --- Unified Social Credit Code (GB 32100-2015) ---------------------------------------------------
+# The monthly inspection plan's rows (``riskengine plan``, the store's plans, ``GET /v1/plans``).
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "district": pl.String(),
+    "district_name": pl.String(),
+    "rank": pl.Int64(),
+    "enterprise_id": pl.String(),
+    "name": pl.String(),
+    "sector": pl.String(),
+    "grade": pl.String(),
+    "score": pl.Int64(),
+    "disputed": pl.Boolean(),  # an objection (异议) against its record or grade is open (CONTRACT §5)
+    "stratum": pl.String(),  # mandatory | random
+    "why": pl.String(),
+    "top_reasons": pl.String(),
+    "inspector": pl.String(),
+    "due_on": pl.Date(),
+    "status": pl.String(),  # scheduled | over_capacity
+    "inclusion_probability": pl.Float64(),
+}
+STATUS_SCHEDULED = "scheduled"
+STATUS_OVER = "over_capacity"
 
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
-
-
-def uscc_check_char(first17: str) -> str:
-    """The GB 32100-2015 check character for the first 17 characters of a code."""
-    total = sum(_USCC_VALUE[ch] * w for ch, w in zip(first17, USCC_WEIGHTS, strict=True))
-    check = 31 - total % 31
-    return USCC_ALPHABET[0 if check == 31 else check]
-
-
-def uscc_problem(code: str) -> str | None:
-    """Why ``code`` is not a valid USCC (length, alphabet or check character), or None if it is."""
-    if len(code) != 18:
-        return f"USCC must be 18 characters; got {len(code)}"
-    bad = sorted({ch for ch in code if ch not in _USCC_VALUE})
-    if bad:
-        return f"USCC contains characters outside GB 32100-2015's alphabet: {''.join(bad)!r}"
-    expected = uscc_check_char(code[:17])
-    if code[17] != expected:
-        return f"USCC check character is {code[17]!r}; expected {expected!r}"
-    return None
-
-
-def is_valid_uscc(code: str) -> bool:
-    return uscc_problem(code) is None
-
-
+# Identifiers: the USCC rule lives in riskengine.core.ids (names kept here for the contract's readers).
 ID_SCHEMES = ("uscc", "any")

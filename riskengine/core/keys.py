@@ -18,19 +18,23 @@ from riskengine.core.contract import PILOT_SECTORS
 from riskengine.core.errors import UsageError
 from riskengine.core.store import KeyRecord, utcnow
 
-ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
+ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin", "finance")
 
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    # (and their districts' early warnings, which they acknowledge)
-    "inspector": frozenset({"grades", "explanations", "plans", "warnings"}),
-    # everything, plus overrides and what-if scoring
-    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "warnings"}),
+    # (and that a case exists on one of them, never its documents; their districts' early warnings)
+    "inspector": frozenset({"grades", "explanations", "plans", "case_existence", "warnings"}),
+    # everything, plus overrides, what-if scoring, the case work (objections, credit repairs), the
+    # credit record and finance partners' authorizations, and every early warning
+    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
+                                "case_existence", "credit_record", "authorizations", "warnings"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
-    "sector": frozenset({"grades"}),
+    "sector": frozenset({"grades", "case_existence"}),
     # keys, reload and webhook subscriptions; no enterprise data
     "admin": frozenset({"admin"}),
+    # a bank or guarantor (质量信用金融+): an enterprise's credit record, only under its authorization
+    "finance": frozenset({"credit_record"}),
 }
 
 _TOKEN = re.compile(r"^rk_([0-9a-f]{8})_([A-Za-z0-9_-]{20,})$")
@@ -72,6 +76,10 @@ def validate_scope(
             )
         if cleaned:
             raise UsageError("a sector key is scoped by sector; --district is not allowed")
+    elif role == "finance":
+        if cleaned or sector:
+            raise UsageError(
+                "a finance key is scoped by the enterprises' authorizations; drop --district/--sector")
     elif cleaned or sector:
         raise UsageError(f"a {role} key has no scope; drop --district/--sector")
     return cleaned, sector
@@ -82,6 +90,9 @@ def new_key(
 ) -> tuple[KeyRecord, str]:
     """A new key record (to store) and its token (to show once)."""
     districts, sector = validate_scope(role, districts, sector)
+    if role == "finance" and not (name and name.strip()):
+        raise UsageError(
+            "a finance key needs --name: the partner, as the enterprises' authorizations name it")
     key_id = secrets.token_hex(4)
     token = f"rk_{key_id}_{secrets.token_urlsafe(32)}"
     record = KeyRecord(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -121,6 +121,12 @@ def scan_quarantine(lake: Path) -> pl.LazyFrame:
 def empty_table(table: str) -> pl.LazyFrame:
     """An empty frame with the table's contract schema (for tables a source did not have)."""
     return pl.LazyFrame(schema=TABLES[table].schema)
+
+
+def table_of(tables: Mapping[str, pl.LazyFrame], name: str) -> pl.LazyFrame:
+    """``tables[name]``, or an empty frame with the contract schema when the lake has no such table."""
+    frame = tables.get(name)
+    return frame if frame is not None else empty_table(name)
 
 
 def scan_table(lake: Path, table: str) -> pl.LazyFrame:

@@ -15,7 +15,8 @@ from datetime import date
 
 import polars as pl
 
-from riskengine.core.contract import EARLIEST_EVENT, USCC_ALPHABET, USCC_WEIGHTS, Column, Table
+from riskengine.core.contract import EARLIEST_EVENT, Column, Table
+from riskengine.core.ids import uscc_reason, uscc_valid
 
 ROW = "__row"
 """Name of the 1-based data-row number column (the header is not counted)."""
@@ -36,7 +37,7 @@ _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 EARLIEST_FOUNDING = date(1900, 1, 1)
 
 # Columns that may legitimately lie in the future (a licence's expiry date).
-FUTURE_ALLOWED = frozenset({"expires_on"})
+FUTURE_ALLOWED = frozenset({"expires_on", "due_on"})
 
 # Spellings accepted for booleans (lower-cased before lookup); Chinese forms are common in exports.
 BOOL_VALUES: dict[str, bool] = {
@@ -60,6 +61,7 @@ RULES: dict[str, tuple[str, str]] = {
     "unknown_reference": ("引用的记录不存在", "refers to a record that does not exist"),
     "duplicate_id": ("同一来源内编号重复且内容不同", "id repeated in this source with different content"),
     "conflict": ("编号已在数据湖中且内容不同", "id already in the lake with different content"),
+    "inconsistent": ("字段之间相互矛盾", "values contradict each other"),
 }
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
@@ -142,59 +144,6 @@ def shown(value: pl.Expr) -> pl.Expr:
             .otherwise(text))
 
 
-def _quote(expr: pl.Expr) -> pl.Expr:
-    return pl.concat_str([pl.lit("'"), expr, pl.lit("'")])
-
-
-# USCC value of a character from its base-36 value: the alphabet skips I, O, S, V and Z.
-_USCC_FROM_BASE36 = pl.Series(
-    [v - (v > 18) - (v > 24) - (v > 28) - (v > 31) for v in range(36)], dtype=pl.Int64
-)
-
-
-def _uscc_value(char: pl.Expr) -> pl.Expr:
-    return pl.lit(_USCC_FROM_BASE36).gather(char.str.to_integer(base=36, strict=False))
-
-
-def uscc_valid(code: pl.Expr) -> pl.Expr:
-    """Vectorised ``contract.is_valid_uscc`` in integer arithmetic (cheap enough for millions of codes)."""
-    total = pl.sum_horizontal(
-        _uscc_value(code.str.slice(i, 1)) * weight for i, weight in enumerate(USCC_WEIGHTS)
-    )
-    check = (31 - total % 31) % 31  # GB 32100-2015: 31 - (sum mod 31), and 31 maps to 0
-    return code.str.contains(f"^[{USCC_ALPHABET}]{{18}}$") & (check == _uscc_value(code.str.slice(17, 1)))
-
-
-def uscc_reason(code: pl.Expr) -> pl.Expr:
-    """Vectorised ``contract.uscc_problem``: why each code is not a valid USCC, or null if it is."""
-    value = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
-    length = code.str.len_chars()
-    outside = code.str.replace_all(f"[{USCC_ALPHABET}]", "")
-    total = pl.sum_horizontal(
-        code.str.slice(i, 1).replace_strict(value, default=0, return_dtype=pl.Int64) * weight
-        for i, weight in enumerate(USCC_WEIGHTS)
-    )
-    check = 31 - total % 31
-    expected = (
-        pl.when(check == 31).then(0).otherwise(check)
-        .replace_strict(dict(enumerate(USCC_ALPHABET)), return_dtype=pl.String)
-    )
-    actual = code.str.slice(17, 1)
-    return (
-        pl.when(length != 18)
-        .then(pl.format("USCC must be 18 characters; got {}", length))
-        .when(outside.str.len_chars() > 0)
-        .then(pl.concat_str([
-            pl.lit("USCC contains characters outside GB 32100-2015's alphabet: "),
-            _quote(outside.str.split("").list.unique().list.sort().list.join("")),
-        ]))
-        .when(actual != expected)
-        .then(pl.concat_str([
-            pl.lit("USCC check character is "), _quote(actual), pl.lit("; expected "), _quote(expected),
-        ]))
-    )
-
-
 def _date_floor(table: Table, column: Column) -> date:
     founding = (table.name, column.name) == ("enterprises", "established_on")
     return EARLIEST_FOUNDING if founding else EARLIEST_EVENT
@@ -253,6 +202,26 @@ def row_checks(table: Table) -> list[Check]:
     if table.name == "licenses":
         checks.append(_after("expires_on", "issued_on"))
         checks.append(_after("status_changed_on", "issued_on"))
+    if table.name == "list_entries":
+        # Removal before listing; a removal reason without a removal day; only an abnormal-operation
+        # entry can move to the serious list (after 3 years, 市场主体登记管理条例实施细则).
+        checks.append(_after("removed_on", "listed_on"))
+        checks.append(Check(
+            "removal_reason", "inconsistent",
+            pl.col("removal_reason").is_not_null() & pl.col("removed_on").is_null(),
+            pl.lit("removal_reason is given but removed_on is empty")))
+        checks.append(Check(
+            "removal_reason", "inconsistent",
+            (pl.col("removal_reason") == "moved_to_serious") & (pl.col("list") != "abnormal_operation"),
+            pl.lit("only an abnormal_operation entry can be moved_to_serious")))
+    if table.name == "commitments":
+        checks.append(_after("due_on", "made_on"))
+        checks.append(_after("status_changed_on", "made_on"))
+        # A kept or breached commitment without the day it happened could never count as of any D.
+        checks.append(Check(
+            "status_changed_on", "missing_value",
+            pl.col("status").is_in(["kept", "breached"]) & pl.col("status_changed_on").is_null(),
+            pl.lit("status_changed_on is required when status is kept or breached")))
     return checks
 
 

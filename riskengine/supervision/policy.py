@@ -15,11 +15,12 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, PILOT_SECTORS
 from riskengine.core.errors import ConfigError, UsageError
 
@@ -156,6 +157,58 @@ class MonitorPolicy(BaseModel):
         return value
 
 
+class _BaselineCap(BaseModel):
+    """How far the baseline of similar enterprises alone may move a grade (issue 18)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_grade: Literal["A", "B", "C", "D"]
+
+
+class SharingRules(BaseModel):
+    """What leaves the engine (issue 17, CONTRACT §9): risk grades are internal unless enabled here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Some provinces push risk classes to their provincial credit platform; the default keeps them in.
+    grades_to_platform: bool = False
+    # Whether a finance partner's credit record (质量信用金融+) carries the served grade.
+    grade_to_finance: bool = False
+
+
+class PublicationRules(BaseModel):
+    """How long a record stays published on the bureau's website (事后: 违法行为记录及发布)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Months a penalty stays published from its decision, by severity.
+    minor_months: int = Field(default=3, ge=0, le=120)
+    moderate_months: int = Field(default=12, ge=0, le=120)
+    serious_months: int = Field(default=36, ge=0, le=120)
+    # A minor penalty with no fine (a warning) or a fine up to this amount was decided by the simple
+    # procedure (Administrative Penalty Law art. 51: legal persons up to 3,000 CNY) and is not published.
+    simple_procedure_max_fine_cny: float = Field(default=3000.0, ge=0)
+
+    def months(self, severity: str) -> int:
+        return int(getattr(self, f"{severity}_months"))
+
+
+class CaseDeadlines(BaseModel):
+    """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
+    calendar, and the minimum listing period before a list entry may be repaired."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objection_accept_days: int = Field(default=2, ge=0, description="accept or refuse an objection")
+    objection_decide_days: int = Field(default=10, ge=0, description="decide, from acceptance")
+    repair_accept_days: int = Field(default=3, ge=0, description="accept or refuse a repair application")
+    repair_decide_days: int = Field(default=5, ge=0, description="decide, from a complete application")
+    # Months a list entry must have been listed before its repair (SAMR Order 44 art. 16: one year on
+    # the serious list; an abnormal-operation entry leaves as soon as it is rectified).
+    list_min_months: dict[str, int] = Field(
+        default_factory=lambda: {"abnormal_operation": 0, "serious_dishonest": 12})
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -164,6 +217,10 @@ class _PolicyFile(BaseModel):
     sectors: dict[str, _PartialGradeTable] = {}
     warnings: WarningPolicy | None = None
     monitor: MonitorPolicy | None = None
+    baseline_cap: _BaselineCap | None = None
+    sharing: SharingRules = SharingRules()
+    publication: PublicationRules = PublicationRules()
+    cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -181,6 +238,11 @@ class Policy:
     digest: str
     source: str
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
+    sharing: SharingRules = field(default_factory=SharingRules)
+    publication: PublicationRules = field(default_factory=PublicationRules)
+    cases: CaseDeadlines = field(default_factory=CaseDeadlines)
+    # The highest grade an enterprise without an adverse record or a hard rule may get (None: no cap).
+    baseline_cap: str | None = None
     warnings: WarningPolicy = field(default_factory=WarningPolicy, repr=False)
     monitor: MonitorPolicy = field(default_factory=MonitorPolicy, repr=False)
 
@@ -314,8 +376,6 @@ def default_policy_text() -> str:
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
     if path is None:
-        from riskengine.core.config import get_settings
-
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), _BUILT_IN)

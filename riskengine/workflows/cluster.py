@@ -95,7 +95,7 @@ class ClusterSpec:
 @contextmanager
 def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[Any]:
     """A ``dask.distributed.Client`` for ``spec``; a local cluster is started here and closed after."""
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster  # noqa: PLC0415 - heavy
 
     if spec.address is not None:
         try:
@@ -108,7 +108,7 @@ def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[A
             client.close()
         return
     try:
-        import bokeh  # noqa: F401  (the dashboard needs it)
+        import bokeh  # noqa: F401, PLC0415 - the dashboard needs it; heavy
 
         dashboard: str | None = "127.0.0.1:8787"
     except ImportError:
@@ -250,7 +250,7 @@ def _peak_rss() -> int:
 
 def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence[Any],
          description: str) -> ClusterReport:
-    from dask.distributed import as_completed
+    from dask.distributed import as_completed  # noqa: PLC0415 - heavy
 
     token = uuid.uuid4().hex[:8]
     strict = client.submit(_strictness_task, job, key=f"strictness-{token}", retries=3)

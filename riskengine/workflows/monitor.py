@@ -14,7 +14,9 @@ calibration per grade. Alerts name what broke; the JSON is what a scheduler read
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from features import compute_features
 from features.asof import visible_from
 from models.grading import score_from_probability
 from models.labels import add_months, month_start
@@ -30,6 +33,7 @@ from models.monitoring import (
     migration,
     monotone,
     n_bins,
+    one_sided_p,
     psi,
     psi_bins,
     psi_chance,
@@ -37,9 +41,13 @@ from models.monitoring import (
     reversals,
     trend_test,
 )
+from models.registry import CHAMPION, client
 from riskengine.core.config import Settings
 from riskengine.core.contract import GRADES, PILOT_SECTORS
 from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write_text
+from riskengine.core.store import Store
+from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import MonitorPolicy
 
 ADVERSE = (pl.col("outcome") == "fail") | (pl.col("findings_critical").fill_null(0) > 0)
@@ -221,7 +229,6 @@ def sector_shift(
     """Per sector and month M: the adverse rate of all inspections in [M − 1 month, M + 1 month)
     against the sector's rate in the 12 months before the window; one-sided test, Bonferroni over
     every sector and month tested."""
-    from models.monitoring import one_sided_p
 
     start = add_months(months[0], -12)
     insp = (
@@ -341,8 +348,6 @@ def build_report(
     psi_features: dict[str, dict[str, float]] = {}
     psi_sector: list[dict[str, Any]] = []
     if model is not None:
-        from features import compute_features
-
         snaps = [date.fromisoformat(d) for d in (model.metadata.get("snapshots") or {}).get("train", [])]
         if snaps:
             active = (
@@ -595,7 +600,6 @@ def load_inputs(
     settings: Settings, window: list[date]
 ) -> tuple[dict[date, pl.DataFrame], dict[str, pl.DataFrame]]:
     """Stored grade runs (those in force during the window) and the plans' random draws of its months."""
-    from riskengine.core.store import Store
 
     grade_runs: dict[date, pl.DataFrame] = {}
     plans: dict[str, pl.DataFrame] = {}
@@ -624,7 +628,6 @@ def run_monitor(
     lake: Path, as_of: date, months: int, settings: Settings, policy: MonitorPolicy, model: Any = None
 ) -> MonitorReport:
     """The report for a lake as of D with the stored grades and plans (and the champion, if given)."""
-    from riskengine.lake.layout import load_tables
 
     window = monitored_months(as_of, months)
     tables = load_tables(Path(lake))
@@ -647,9 +650,6 @@ def latest_path(settings: Settings) -> Path:
 
 def save_latest(report: MonitorReport, settings: Settings) -> Path:
     """Keep the report where the service's ``/metrics`` reads it."""
-    import json
-
-    from riskengine.core.files import atomic_write_text
 
     return atomic_write_text(latest_path(settings), json.dumps(report.to_json(), ensure_ascii=False))
 
@@ -676,7 +676,6 @@ def metric_values(report: dict[str, Any]) -> dict[str, float]:
 def log_to_mlflow(report: MonitorReport, settings: Settings) -> str | None:
     """Log the figures as metrics of the champion version's run (one step per month); returns the
     run id, or None when the champion's run is unknown."""
-    from models.registry import CHAMPION, client
 
     cli = client(settings)
     try:
@@ -686,9 +685,8 @@ def log_to_mlflow(report: MonitorReport, settings: Settings) -> str | None:
     run_id = getattr(version, "run_id", None)
     if not run_id:
         return None
-    import time
 
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # noqa: PLC0415 - heavy
 
     now = int(time.time() * 1000)
     metrics = []

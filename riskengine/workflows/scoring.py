@@ -17,22 +17,24 @@ import numpy as np
 import polars as pl
 
 from models.artifact import CreditModel
-from models.reasons import _catalog, _spec_texts, check_contributions, format_fact
+from models.reasons import check_contributions, explain_groups
 from models.registry import load_model
-from models.scoring import NO_CHAMPION, _settings, active_enterprises, enterprise_features, score_features
+from models.scoring import (
+    NO_CHAMPION,
+    _settings,
+    active_enterprises,
+    add_rule_columns,
+    enterprise_features,
+    score_features,
+    severity_parts_for,
+)
 from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.store import Store
 from riskengine.lake.layout import load_tables
-
-# Column headers of the officers' Excel list.
-HEADERS_ZH = {
-    "enterprise_id": "统一社会信用代码", "as_of": "评价基准日", "name": "企业名称", "district": "行政区划",
-    "sector": "行业", "probability": "不良结果概率", "score": "风险分值", "grade": "信用风险等级",
-    "model_grade": "模型等级", "rule": "适用规则", "reasons": "主要原因", "model_version": "模型版本",
-}
+from riskengine.workflows.reports.excel import write_grades_excel
 
 
 def load_champion(settings: Settings | None = None) -> CreditModel:
@@ -74,8 +76,10 @@ class Explanation:
     """One enterprise's grade and the full SHAP decomposition of its raw margin.
 
     ``row`` is its grades-frame row; ``contributions[i]`` belongs to ``feature_names[i]`` (whose
-    value is ``values[i]``, stated by ``texts_zh[i]``/``texts_en[i]``); ``base_value`` (the bias) plus
-    all contributions equals ``raw``.
+    value is ``values[i]``); ``base_value`` (the bias) plus all contributions equals ``raw``.
+    ``groups`` sums them into reasons (``models.reasons.explain_groups``: ``code``, ``kind``,
+    ``contribution``, ``text_zh``, ``text_en``), which with the bias add up to ``raw`` too;
+    ``baseline_driven`` says whether the baseline outweighs the own record.
     """
 
     row: dict[str, Any]
@@ -84,8 +88,8 @@ class Explanation:
     contributions: np.ndarray
     base_value: float
     raw: float
-    texts_zh: list[str]
-    texts_en: list[str]
+    groups: pl.DataFrame
+    baseline_driven: bool
 
 
 def explain_enterprise(
@@ -122,20 +126,18 @@ def explain_enterprise(
     if previous is None:
         previous = previous_from_store(settings, as_of)
     graded = score_features(model, features, previous, settings, enterprises=found, tables=tables)
-    contrib = model.contributions(features)[0]
+    contrib = model.contributions(features)
     raw = float(model.predict_raw(features)[0])
-    check_contributions(contrib[None, :], np.array([raw]))
-    catalog = _catalog()
+    check_contributions(contrib, np.array([raw]))
     names = list(model.feature_names)
+    features = add_rule_columns(features, tables)
+    groups, base, driven = explain_groups(features, names, contrib, nuisance=getattr(model, "nuisance", ()),
+                                          severity_parts=severity_parts_for(features, tables))
     values = [features[c][0] if c in features.columns else None for c in names]
-    texts_zh, texts_en = [], []
-    for code, value in zip(names, values, strict=True):
-        tzh, ten = _spec_texts(catalog, code)
-        texts_zh.append(format_fact(tzh, code, value, "zh"))
-        texts_en.append(format_fact(ten, code, value, "en"))
     return Explanation(row=graded.row(0, named=True), feature_names=names, values=values,
-                       contributions=np.asarray(contrib[:-1], dtype=np.float64),
-                       base_value=float(contrib[-1]), raw=raw, texts_zh=texts_zh, texts_en=texts_en)
+                       contributions=np.asarray(contrib[0, :-1], dtype=np.float64),
+                       base_value=float(base[0]), raw=raw, groups=groups.drop("_row"),
+                       baseline_driven=bool(driven[0]))
 
 
 # --- previous grades ------------------------------------------------------------------------------
@@ -206,7 +208,7 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
         elif suffix == ".csv":
             exports.write_csv(_flat(grades, json_reasons=True), tmp, bom=False)
         else:
-            _write_excel(grades, tmp)
+            write_grades_excel(_flat(grades, json_reasons=False), tmp)
 
     return atomic_write(out, write)
 
@@ -221,11 +223,3 @@ def _flat(grades: pl.DataFrame, *, json_reasons: bool) -> pl.DataFrame:
             pl.format("{} / {}", pl.element().struct.field("text_zh"), pl.element().struct.field("text_en"))
         ).list.join("；\n")
     return grades.with_columns(text.alias("reasons"))
-
-
-def _write_excel(grades: pl.DataFrame, path: Path) -> None:
-    flat = _flat(grades, json_reasons=False).rename(HEADERS_ZH, strict=False)
-    exports.write_xlsx(flat, path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
-                       autofit=True)
-
-

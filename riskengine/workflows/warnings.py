@@ -24,13 +24,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import polars as pl
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from features.asof import visible_from
 from riskengine.core.config import Settings
 from riskengine.core.contract import GRADES
 from riskengine.core.store import Store
 from riskengine.core.store.warnings import Subscription
+from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import Policy, WarningPolicy, WarningRule
 
 LICENCE_KINDS = {
@@ -412,8 +415,6 @@ def deliver(store: Store, settings: Settings, *, client: Any = None) -> Delivery
     retries and exponential back-off; each attempt is logged. A subscriber still unreachable after a
     warning's last retry gets nothing more this run (its other warnings wait for the next run, instead
     of each paying the whole back-off)."""
-    import httpx
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
     cfg = settings.webhooks
     report = DeliveryReport()
@@ -463,7 +464,6 @@ def _post_once(
     http: Any, store: Store, sub: Subscription, warning_id: str, body: bytes, attempt: int
 ) -> None:
     """One POST; logs it; raises ``_Retry`` on a network error, 429 or 5xx, ``_Final`` on other 4xx."""
-    import httpx
 
     headers = {
         "Content-Type": "application/json",
@@ -543,7 +543,6 @@ def run_warnings(
     http_client: Any = None,
 ) -> WarningRun:
     """Evaluate the rules on the lake as of D, store the new warnings and push them to subscribers."""
-    from riskengine.lake.layout import load_tables
 
     tables = load_tables(Path(lake))
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)

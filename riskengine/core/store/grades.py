@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from riskengine.core.contract import GRADES, GRADES_SCHEMA
@@ -27,6 +28,25 @@ CREATE TABLE IF NOT EXISTS grades (
     rule VARCHAR,
     reasons STRUCT(code VARCHAR, contribution DOUBLE, text_zh VARCHAR, text_en VARCHAR)[],
     model_version VARCHAR
+);
+-- One enterprise regraded at once after a decided case (an upheld objection, an approved repair):
+-- served over the run it follows until the next full run; the run's row stays in the history.
+-- Not in TABLES: a store written before regrades existed still reads.
+CREATE TABLE IF NOT EXISTS regrades (
+    enterprise_id VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    name VARCHAR,
+    district VARCHAR,
+    sector VARCHAR,
+    probability DOUBLE,
+    score BIGINT,
+    grade VARCHAR,
+    model_grade VARCHAR,
+    rule VARCHAR,
+    reasons STRUCT(code VARCHAR, contribution DOUBLE, text_zh VARCHAR, text_en VARCHAR)[],
+    model_version VARCHAR,
+    case_id VARCHAR,
+    saved_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS grade_runs (
     as_of DATE PRIMARY KEY,
@@ -74,12 +94,18 @@ CREATE TABLE IF NOT EXISTS grade_runs (
         with self._read() as con:
             if con is None:
                 return ()
-            row = _first(con, "SELECT (SELECT max(saved_at) FROM grade_runs), "
-                              "(SELECT count(*) FROM grade_runs), (SELECT max(plan_id) FROM plans)")
+            regrades = ", (SELECT max(saved_at) FROM regrades)" if _has_table(con, "regrades") else ""
+            row = _first(con, "SELECT (SELECT max(saved_at) FROM grade_runs), (SELECT count(*) FROM "
+                              f"grade_runs), (SELECT max(plan_id) FROM plans){regrades}")
         return tuple(row) if row is not None else ()
 
     def latest_grades(self, as_of: date | None = None) -> pl.DataFrame:
-        """The grades of ``as_of`` (default: the latest stored as_of), sorted by enterprise_id."""
+        """The grades of ``as_of`` (default: the latest stored as_of), sorted by enterprise_id.
+
+        The latest grades include enterprises regraded after a decided case since that run was saved
+        (``save_regrade``): the served grades. An explicit ``as_of`` gives that run as it was saved.
+        """
+        explicit = as_of
         with self._read() as con:
             if con is None:
                 raise NotFoundError(f"{self.path}: no grades stored yet; run `riskengine score` first")
@@ -92,9 +118,23 @@ CREATE TABLE IF NOT EXISTS grade_runs (
                 con, f"SELECT {', '.join(GRADES_SCHEMA)} FROM grades WHERE as_of = ? ORDER BY enterprise_id",
                 [as_of],
             )
+            if explicit is None:
+                frame = _overlay_regrades(con, frame, as_of)
         if frame.height == 0:
             raise NotFoundError(f"{self.path}: no grades stored for as_of {as_of}")
         return frame.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
+
+    def former_enterprises(self, latest: date | None) -> dict[str, tuple[str | None, str | None]]:
+        """Enterprises graded before but not in the grades of ``latest``: id -> (district, sector) of
+        their last grade (so a server can check scope without asking the store per request)."""
+        with self._read() as con:
+            if con is None:
+                return {}
+            rows = con.execute(
+                "SELECT enterprise_id, arg_max(district, as_of), arg_max(sector, as_of) FROM grades "
+                "WHERE enterprise_id NOT IN (SELECT enterprise_id FROM grades WHERE as_of = ?) "
+                "GROUP BY enterprise_id", [latest]).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def grade_history(self, enterprise_id: str) -> pl.DataFrame:
         """Every stored grade of one enterprise, oldest as_of first (empty if none)."""
@@ -106,9 +146,49 @@ CREATE TABLE IF NOT EXISTS grade_runs (
                 f"SELECT {', '.join(GRADES_SCHEMA)} FROM grades WHERE enterprise_id = ? ORDER BY as_of",
                 [enterprise_id],
             )
+            if _has_table(con, "regrades"):
+                again = _arrow(con, f"SELECT {', '.join(GRADES_SCHEMA)} FROM regrades "
+                                    "WHERE enterprise_id = ? ORDER BY saved_at", [enterprise_id])
+                both = [frame.cast(GRADES_SCHEMA), again.cast(GRADES_SCHEMA)]  # type: ignore[arg-type]
+                frame = pl.concat(both)
         if frame.height == 0:
             return pl.DataFrame(schema=GRADES_SCHEMA)
-        return frame.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
+        return frame.cast(GRADES_SCHEMA).sort("as_of", maintain_order=True)  # type: ignore[arg-type]
+
+    def save_regrade(self, grades: pl.DataFrame, case_id: str | None) -> int:
+        """Store enterprises regraded at once after a decided case (grades-frame rows); the latest grades
+        serve them until the next full run at or after their as_of. Returns the rows stored."""
+        frame = _validate_grades(grades)
+        with self._write() as con:
+            con.register("_incoming", frame.to_arrow())
+            con.execute(f"INSERT INTO regrades SELECT {', '.join(GRADES_SCHEMA)}, ?, ? FROM _incoming",
+                        [case_id, utcnow()])
+            con.unregister("_incoming")
+        return frame.height
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(_first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])[0])
+
+
+def _overlay_regrades(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """``frame`` (the run of ``as_of``) with the newest regrade of each enterprise saved after that run
+    and dated on or after it in place of the run's row."""
+    if not _has_table(con, "regrades"):
+        return frame
+    newer = _arrow(
+        con,
+        f"SELECT {', '.join(GRADES_SCHEMA)} FROM regrades r WHERE r.as_of >= ? AND r.saved_at > "
+        "(SELECT saved_at FROM grade_runs WHERE as_of = ?) "
+        "QUALIFY row_number() OVER (PARTITION BY enterprise_id ORDER BY saved_at DESC) = 1",
+        [as_of, as_of],
+    )
+    if newer.height == 0:
+        return frame
+    newer = newer.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
+    kept = frame.cast(GRADES_SCHEMA).join(newer.select("enterprise_id"), on="enterprise_id",  # type: ignore[arg-type]
+                                          how="anti")
+    return pl.concat([kept, newer]).sort("enterprise_id")
 
 
 def _validate_grades(grades: pl.DataFrame) -> pl.DataFrame:

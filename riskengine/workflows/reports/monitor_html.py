@@ -8,7 +8,9 @@ import io
 import math
 from typing import Any
 
+import numpy as np
 from jinja2 import Environment
+from markupsafe import Markup
 
 from riskengine.core.contract import GRADES, district_label, sector_label
 
@@ -18,10 +20,10 @@ GRADE_COLOURS = {"A": "#2e7d32", "B": "#9e9d24", "C": "#ef6c00", "D": "#c62828"}
 
 def _font() -> str | None:
     """A font that draws Chinese (the bundled Noto Sans CJK if present), else None (English labels)."""
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # noqa: PLC0415 - heavy
 
     try:
-        import noto_cjk_sans_otc
+        import noto_cjk_sans_otc  # noqa: PLC0415 - heavy
 
         path = str(noto_cjk_sans_otc.FONT_PATH)
         if not any(f.fname == path for f in font_manager.fontManager.ttflist):
@@ -35,7 +37,7 @@ def _font() -> str | None:
 def _png(fig: Any) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -47,10 +49,10 @@ def _label(zh: str, en: str, cjk: bool) -> str:
 
 def figures(report: dict[str, Any]) -> dict[str, str]:
     """The report's plots as base64 PNG, by name."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     font = _font()
     cjk = font is not None
@@ -99,8 +101,12 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
     # large by chance, so the raw PSI would always show the smallest sectors).
     worst = sorted(
         sectors,
-        key=lambda s: -max(
-            (r["psi_score"] or 0) - (r.get("chance_watch") or 0) for r in report["psi_by_sector"] if r["sector"] == s
+        key=lambda s: (
+            -max(
+                (r["psi_score"] or 0) - (r.get("chance_watch") or 0)
+                for r in report["psi_by_sector"]
+                if r["sector"] == s
+            )
         ),
     )[:5]
     for s in worst:
@@ -124,8 +130,6 @@ def figures(report: dict[str, Any]) -> dict[str, str]:
     # 3. Migration over the window.
     window = report["migration"].get("window")
     if window:
-        import numpy as np
-
         matrix = np.array([[row[g] for g in GRADES] for row in window["matrix"]], dtype=float)
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
         shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -245,7 +249,6 @@ def render_html(report: dict[str, Any], min_n: int) -> str:
     cells_tpl = env.from_string(_CELLS)
 
     def cells(rows: list[dict], key: str) -> Any:
-        from markupsafe import Markup
 
         def label(value: str) -> str:
             if key == "district":
