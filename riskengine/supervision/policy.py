@@ -344,6 +344,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
         built_in = parse_policy(default_policy_text(), _BUILT_IN)
         warnings, monitor = warnings or built_in.warnings, monitor or built_in.monitor
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
+                  sharing=parsed.sharing, publication=parsed.publication, cases=parsed.cases,
+                  baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None,
                   warnings=warnings or WarningPolicy(), monitor=monitor or MonitorPolicy())
 
 
