@@ -407,7 +407,7 @@ class WarningOut(BaseModel):
     raised_on: date
     text_zh: str | None
     text_en: str | None
-    acknowledged_at: datetime | None = None
+    acknowledged_at: UtcDateTime | None = None
     acknowledged_by: str | None = None
     action: str | None = None
     planned_period: str | None = Field(None, description="the plan it became a mandatory item of, if any")
@@ -429,8 +429,8 @@ class WebhookOut(BaseModel):
     subscription_id: str
     url: str
     created_by: str | None
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
     active: bool
 
 
@@ -443,7 +443,7 @@ class DeliveryOut(BaseModel):
     subscription_id: str
     warning_id: str
     attempt: int
-    sent_at: datetime
+    sent_at: UtcDateTime
     status_code: int | None
     ok: bool
     error: str | None
