@@ -135,8 +135,8 @@ def _segmented_cum_max(col: str, dtype: pl.DataType, start: pl.Expr) -> pl.Expr:
     """Running max of an integer or date ``col`` (nulls ignored) that restarts where ``start`` is true.
 
     Each group's values are lifted into their own band of 128-bit integers (group number x 2**65), so
-    one global ``cum_max`` never carries a value across groups: about 10x faster than a window ``over``
-    per group. Every 64-bit value v lifts to v + 2**63 + 1 >= 1, and nulls to 0.
+    one global ``cum_max`` never carries a value across groups, instead of a window ``over`` per
+    group (much slower). Every 64-bit value v lifts to v + 2**63 + 1 >= 1, and nulls to 0.
     """
     band = start.cast(pl.Int128).cum_sum() * pl.lit(_SEGMENT, pl.Int128)
     value = pl.col(col).cast(pl.Int128) + pl.lit(_SHIFT, pl.Int128)

@@ -34,8 +34,14 @@ import polars as pl
 from features import catalog, compute_features
 from models.artifact import Calibrator, CreditModel
 from models.baselines import LogisticScorecard, PointsScorecard
-from models.evaluate import score_metrics, spearman
-from models.grading import grade_from_score, score_from_probability
+from models.evaluate import (
+    Scorer,
+    grades_of,
+    latest_grade_distribution,
+    out_of_time_metrics,
+    truth_over_horizon,
+)
+from models.grading import grade_from_score
 from models.labels import build_labels, latest_snapshot, monthly_snapshots
 from riskengine.core.errors import ModelError, UsageError
 
@@ -370,27 +376,30 @@ def _calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibr
     return Calibrator("platt", slope=slope, intercept=intercept)
 
 
-def _truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: int) -> np.ndarray:
-    """Mean latent p_fail over each row's horizon months [t, t + horizon) (NaN where unknown)."""
-    snaps = (
-        rows.select(pl.col("as_of").unique())
-        .with_columns((pl.col("as_of") + pl.duration(days=horizon_days)).alias("end"))
-        .lazy()
-    )
-    mean = (
-        truth.lazy()
-        .select("enterprise_id", pl.col("month").cast(pl.Date), pl.col("p_fail").cast(pl.Float64))
-        .join_where(snaps, pl.col("month") >= pl.col("as_of"), pl.col("month") < pl.col("end"))
-        .group_by("enterprise_id", "as_of")
-        .agg(pl.col("p_fail").mean().alias("truth"))
-    )
-    out = rows.select(*KEYS).lazy().join(mean, on=list(KEYS), how="left", maintain_order="left").collect()
-    return out["truth"].fill_null(np.nan).to_numpy().astype(np.float64)
-
-
-def _grades(probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    score = np.asarray(score_from_probability(probability))
-    return score, np.asarray(grade_from_score(score), dtype=str)
+def _scorers(cfg: TrainConfig, tables: Mapping[str, pl.LazyFrame], frames: dict[str, pl.DataFrame],
+             model: CreditModel, comparison: CreditModel | None, names: list[str],
+             catalog: Mapping[str, Any], categorical: list[str]) -> dict[str, Scorer]:
+    """The test snapshots scored by the model, its selection comparison and the two baselines."""
+    test = frames["test"]
+    scorers: dict[str, Scorer] = {}
+    p = model.predict_proba(test)
+    score, grades = grades_of(p)
+    scorers["lightgbm"] = (score.astype(float), p, grades)
+    if comparison is not None:
+        pc = comparison.predict_proba(test)
+        sc, gc = grades_of(pc)
+        scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = (sc.astype(float), pc, gc)
+    if cfg.baselines:
+        points = PointsScorecard().fit().score(tables, test)
+        scorers["points_scorecard"] = (points, None, np.asarray(grade_from_score(points), dtype=str))
+        plain = [n for n in names if not catalog[n].nuisance and n not in categorical]
+        logit = LogisticScorecard(random_state=cfg.seed).fit(
+            frames["train"], frames["train"]["label"].to_numpy(), plain
+        )
+        pl_ = logit.predict_proba(test)
+        sl, glog = grades_of(pl_)
+        scorers["logistic_scorecard"] = (sl.astype(float), pl_, glog)
+    return scorers
 
 
 def train_model(
@@ -480,59 +489,11 @@ def train_model(
     # --- out-of-time evaluation on the test snapshots --------------------------------------------
     clock = time.perf_counter()
     test = frames["test"]
-    scorers: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
-    p = model.predict_proba(test)
-    score, grades = _grades(p)
-    scorers["lightgbm"] = (score.astype(float), p, grades)
-    if comparison is not None:
-        pc = comparison.predict_proba(test)
-        sc, gc = _grades(pc)
-        scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = (sc.astype(float), pc, gc)
-    if cfg.baselines:
-        points = PointsScorecard().fit().score(tables, test)
-        scorers["points_scorecard"] = (points, None, np.asarray(grade_from_score(points), dtype=str))
-        plain = [n for n in names if not catalog[n].nuisance and n not in categorical]
-        logit = LogisticScorecard(random_state=cfg.seed).fit(
-            frames["train"], frames["train"]["label"].to_numpy(), plain
-        )
-        pl_ = logit.predict_proba(test)
-        sl, glog = _grades(pl_)
-        scorers["logistic_scorecard"] = (sl.astype(float), pl_, glog)
+    scorers = _scorers(cfg, tables, frames, model, comparison, names, catalog, categorical)
     timings["baselines_s"] = time.perf_counter() - clock
-    truth_values = None
-    if truth is not None:
-        truth_values = _truth_over_horizon(truth, test, cfg.horizon_days)
-        if np.isfinite(truth_values).any():
-            known = np.isfinite(truth_values)
-            scorers["oracle"] = (np.where(known, truth_values, np.nanmedian(truth_values)), None, None)
-
-    populations = {
-        "random": (test["observed_random"].to_numpy(), test["random_fail"].to_numpy()),
-        "all": (np.ones(test.height, dtype=bool), test["label"].to_numpy()),
-    }
-    rows = []
-    for scorer, (s, prob, g) in scorers.items():
-        for population, (mask, y) in populations.items():
-            m = score_metrics(
-                y[mask].astype(int),
-                s[mask],
-                None if prob is None else prob[mask],
-                grades=None if g is None else g[mask],
-            )
-            if population == "all" and truth_values is not None and scorer != "oracle":
-                known = np.isfinite(truth_values)
-                m["spearman_truth"] = spearman(s[known], truth_values[known])
-            rows.append({"scorer": scorer, "population": population, **m})
-    metrics = pl.DataFrame(rows, infer_schema_length=None)
-    latest = test["as_of"] == test["as_of"].max()
-    dist = (
-        pl.DataFrame({"grade": grades[latest.to_numpy()]})
-        .group_by("grade")
-        .len("n")
-        .join(pl.DataFrame({"grade": ["A", "B", "C", "D"]}), on="grade", how="right")
-        .select("grade", pl.col("n").fill_null(0))
-        .with_columns((pl.col("n") / pl.col("n").sum()).alias("share"))
-    )
+    truth_values = None if truth is None else truth_over_horizon(truth, test, cfg.horizon_days)
+    metrics = out_of_time_metrics(test, scorers, truth_values)
+    dist = latest_grade_distribution(test, scorers["lightgbm"][2])
     timings["evaluate_s"] = time.perf_counter() - clock
     schema = feature_schema(data, names, catalog)
     model.metadata = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from riskengine.cli import app
 from riskengine.cli.ingest_view import render_ingest_report
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
 from riskengine.lake.ingest import export_quarantine
@@ -42,12 +42,7 @@ def ingest(
 
     if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
         raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")
-    day = None
-    if ingest_day is not None:
-        try:
-            day = date.fromisoformat(ingest_day)
-        except ValueError as exc:
-            raise UsageError(f"--ingest-day must be a date YYYY-MM-DD; got {ingest_day!r}") from exc
+    day = None if ingest_day is None else parse_day(ingest_day, "--ingest-day")
     report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day,
                         n_buckets=buckets).to_dict()
     render_ingest_report(report, Console())

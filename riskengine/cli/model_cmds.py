@@ -6,7 +6,6 @@ Heavy modules (features, models, lightgbm, mlflow) are imported inside the comma
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,14 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.registry import log_training, quiet
 from models.registry import promote as do_promote
+from models.registry import quiet
 from models.train import TrainConfig, train_model
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
-from riskengine.core.errors import UsageError
 from riskengine.lake.layout import load_tables
 from riskengine.synth.truth import load_truth
+from riskengine.workflows.training import register as register_training
 
 if TYPE_CHECKING:
     import polars as pl
@@ -109,10 +109,7 @@ def train(
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
 
     quiet()
-    try:
-        day = date.fromisoformat(as_of)
-    except ValueError as exc:
-        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {as_of!r}") from exc
+    day = parse_day(as_of)
     settings = get_settings()
     config = TrainConfig(
         horizon_days=settings.model.horizon_days,
@@ -141,7 +138,7 @@ def train(
     )
     _err(f"grade distribution on {plan.test[-1]}: {dist}")
     if register:
-        run = log_training(result, settings)
+        run = register_training(result, settings)
         _err(f"registered {run.model_name} version {run.version} (alias challenger), MLflow run {run.run_id}")
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import FatalInputError, ModelError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write
@@ -38,6 +39,7 @@ from riskengine.supervision.simulate import (
 )
 from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.planning import previous_carry_over, write_plan, write_plan_files
+from riskengine.workflows.reports.plots import simulation_png
 from riskengine.workflows.scoring import read_grades, score_enterprises
 from riskengine.workflows.warnings import mark_planned, overdue_plan_items
 
@@ -47,10 +49,7 @@ def _err(message: str) -> None:
 
 
 def _day(text: str, option: str = "--as-of") -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{option} must be a date YYYY-MM-DD; got {text!r}") from None
+    return parse_day(text, option)
 
 
 def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:
@@ -268,7 +267,7 @@ def simulate_policy(
         text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str)
         atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
         png = out.with_suffix(".png")
-        atomic_write(png, lambda tmp: _simulation_png(result, tmp))
+        atomic_write(png, lambda tmp: simulation_png(result, tmp))
         _err(f"wrote {out} and {png}")
     else:
         print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
@@ -310,24 +309,3 @@ def _print_simulation(result: Any) -> None:
         shares = dict(zip(part["grade"].to_list(), part["inspected_share"].to_list(), strict=True))
         coverage.add_row(str(policy), *(f"{shares.get(g, 0.0):.1%}" for g in ("A", "B", "C", "D")))
     Console().print(coverage)
-
-
-def _simulation_png(result: Any, path: Path) -> None:
-    """Bar chart: expected findings per 100 inspections and share from random draws, per policy."""
-    import matplotlib  # noqa: PLC0415 - heavy
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
-
-    rows = result.policies.to_dicts()
-    names = [r["policy"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    left.bar(names, [r["expected_findings_per_100"] for r in rows], color=["#999999", "#2F6EBA", "#C0504D"])
-    left.set_title("Adverse findings per 100 inspections")
-    right.bar(names, [100 * r["random_share"] for r in rows], color=["#999999", "#2F6EBA", "#C0504D"])
-    right.set_title("Outcomes from random draws (%)")
-    right.set_ylim(0, 105)
-    fig.suptitle(f"{result.meta['year']}, {result.meta['capacity_per_month']} inspections a month")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,10 @@ class ServiceSettings(BaseModel):
         default="20/minute", description="failed keys a client address may send (limits notation); then 429")
     failed_auth_per_key: str = Field(
         default="10/minute", description="failed attempts on one key id before further failures get 429")
+    audit_sync: Literal["fdatasync", "write"] = Field(
+        default="fdatasync",
+        description="before answering, each audit row is flushed to disk (fdatasync: survives a power "
+                    "loss) or only written to the kernel (write: survives kill -9 of the server)")
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, gt=0,
         description="largest request body (a full what-if batch is ~2 MB); more answers 413")

@@ -207,6 +207,10 @@ class CaseDeadlines(BaseModel):
     # the serious list; an abnormal-operation entry leaves as soon as it is rectified).
     list_min_months: dict[str, int] = Field(
         default_factory=lambda: {"abnormal_operation": 0, "serious_dishonest": 12})
+    # The credit office's attention list: an abnormal listing reaching three years (when it moves to
+    # the serious list) within this many days; an open commitment falling due within this many days.
+    attention_abnormal_days: int = Field(default=60, ge=0)
+    attention_commitment_days: int = Field(default=30, ge=0)
 
 
 class _PolicyFile(BaseModel):
