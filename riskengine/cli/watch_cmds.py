@@ -11,10 +11,12 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
+from riskengine.cli.score_cmds import _say_dashboard
 from riskengine.core.config import get_settings
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.files import atomic_write_text
 from riskengine.supervision.policy import load_policy
+from riskengine.workflows.cluster import ClusterSpec, warnings_evaluator
 from riskengine.workflows.monitor import log_to_mlflow, run_monitor, save_latest
 from riskengine.workflows.reports.monitor_html import render_html
 from riskengine.workflows.scoring import load_champion
@@ -35,12 +37,24 @@ def warnings(
     out: Annotated[Path | None, typer.Option(help="write the new warnings as a JSON list")] = None,
     policy: Annotated[Path | None, typer.Option(help="policy TOML (default: the built-in policy)")] = None,
     push: Annotated[bool, typer.Option(help="deliver new warnings to webhook subscribers")] = True,
+    cluster: Annotated[str | None, typer.Option(
+        help="evaluate on Dask: local, local:WORKERS or tcp://HOST:PORT (the same warnings)")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="with --cluster: parts of the enterprises (default: the lake's buckets, else by size)")] = None,
 ) -> None:
     """Evaluate the early-warning rules, store the new warnings and route each to its district."""
 
     if out is not None and out.suffix.lower() != ".json":
         raise UsageError(f"--out must end .json; got {out}")
-    run = run_warnings(lake, _day(as_of), get_settings(), load_policy(policy), deliver_webhooks=push)
+    day, settings, rules = _day(as_of), get_settings(), load_policy(policy)
+    if cluster is None:
+        if partitions is not None:
+            raise UsageError("--partitions goes with --cluster")
+        run = run_warnings(lake, day, settings, rules, deliver_webhooks=push)
+    else:
+        with warnings_evaluator(ClusterSpec.parse(cluster), partitions=partitions,
+                                on_connect=_say_dashboard) as evaluate:
+            run = run_warnings(lake, day, settings, rules, deliver_webhooks=push, evaluate=evaluate)
     print(
         f"预警 warnings as of {run.as_of}: {run.evaluated.height} raised by the rules, "
         f"{run.new.height} new (stored), {run.evaluated.height - run.new.height} already known",

@@ -525,6 +525,10 @@ class WarningRun:
         ]
 
 
+Evaluator = Callable[[Path, date, WarningPolicy, "pl.DataFrame | None"], pl.DataFrame]
+"""(lake, as_of, warning policy, stored grade runs) -> the raised warnings (``RAISED_SCHEMA``)."""
+
+
 def stored_grade_runs(store: Store, as_of: date, runs: int = 2) -> pl.DataFrame | None:
     """enterprise_id, as_of, grade of the latest ``runs`` grade runs on or before D (None: no store)."""
     dates = [d for d in store.grade_dates() if d <= as_of][-runs:]
@@ -541,13 +545,19 @@ def run_warnings(
     *,
     deliver_webhooks: bool = True,
     http_client: Any = None,
+    evaluate: Evaluator | None = None,
 ) -> WarningRun:
-    """Evaluate the rules on the lake as of D, store the new warnings and push them to subscribers."""
+    """Evaluate the rules on the lake as of D, store the new warnings and push them to subscribers.
 
-    tables = load_tables(Path(lake))
+    ``evaluate`` (default: ``evaluate_warnings`` on the whole lake) is how the rules are evaluated,
+    e.g. part by part on a cluster (``riskengine.workflows.cluster.warnings_evaluator``)."""
+
     store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
     grades = stored_grade_runs(store, as_of)
-    evaluated = evaluate_warnings(tables, as_of, policy.warnings, grades)
+    if evaluate is None:
+        evaluated = evaluate_warnings(load_tables(Path(lake)), as_of, policy.warnings, grades)
+    else:
+        evaluated = evaluate(Path(lake), as_of, policy.warnings, grades)
     new = store.add_warnings(evaluated)
     delivery = deliver(store, settings, client=http_client) if deliver_webhooks else None
     return WarningRun(as_of, evaluated, new, delivery)
