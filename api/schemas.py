@@ -144,7 +144,7 @@ class HistoryItem(BaseModel):
 
 
 class CreditRecordRead(BaseModel):
-    read_at: datetime
+    read_at: UtcDateTime
     partner: str | None
     key_id: str | None
     authorization_id: str | None
@@ -300,8 +300,8 @@ class AuthorizationOut(BaseModel):
     expires_on: date
     consent_reference: str
     recorded_by: str
-    recorded_at: datetime
-    revoked_at: datetime | None = None
+    recorded_at: UtcDateTime
+    revoked_at: UtcDateTime | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
     in_force: bool
