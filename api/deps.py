@@ -68,6 +68,14 @@ class AuthPrincipal:
     def has(self, right: str) -> bool:
         return right in RIGHTS.get(self.role, frozenset())
 
+    def district_scope(self) -> list[str] | None:
+        """The districts whose district-routed items (early warnings) this caller sees; None: all."""
+        if self.role == "credit_office":
+            return None
+        if self.role == "inspector":
+            return sorted(self.districts)
+        return []
+
     def sees(self, district: str | None, sector: str | None) -> bool:
         """Whether an enterprise in ``district`` / ``sector`` is in this caller's scope."""
         if self.role == "credit_office":
@@ -157,6 +165,7 @@ WhatIf = Annotated[AuthPrincipal, Depends(requires("whatif"))]
 Admin = Annotated[AuthPrincipal, Depends(requires("admin"))]
 CaseOfficer = Annotated[AuthPrincipal, Depends(requires("cases"))]
 CaseViewer = Annotated[AuthPrincipal, Depends(requires("case_existence"))]
+WarningReader = Annotated[AuthPrincipal, Depends(requires("warnings"))]
 
 
 def check_enterprise_id(service: Service, enterprise_id: str) -> str | None:

@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from api import problems
 from api.guard import AuthBeforeBodyMiddleware
 from api.metrics import ObserveMiddleware
-from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors
+from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors, warnings
 from api.schemas import ProblemDetails
 from api.state import Service
 from riskengine.core.config import Settings
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     problems.install(app)
     app.add_middleware(AuthBeforeBodyMiddleware, max_body_bytes=service.settings.service.max_body_bytes)
     app.add_middleware(ObserveMiddleware)  # added last: outermost, so it sees and audits every answer
-    for module in (enterprises, credit_record, plans, sectors, scoring, cases, admin, health):
+    for module in (enterprises, credit_record, plans, sectors, scoring, cases, warnings, admin, health):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

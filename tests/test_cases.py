@@ -198,3 +198,21 @@ def test_overview_counts_open_cases_overdue_and_days_to_decision(office) -> None
     overdue = cases.list_cases(settings, cases.CaseFilter(overdue=True), TODAY)
     assert [x.case_id for x in overdue] == [c.case_id]
     assert cases.case_view(overdue[0], TODAY)["overdue"] is True
+
+
+def test_attention_lists_listings_near_three_years_and_commitments_falling_due(office) -> None:
+    settings, lake = office
+    rules = cases.deadlines(settings)
+    soon = cases.attention(lake, date(2028, 1, 15), rules)
+    assert [(a["enterprise_id"], a["rule"], a["record_id"], a["due_on"], a["days_left"]) for a in soon] == [
+        (E2, "ABNORMAL_LISTING_NEAR_3_YEARS", "LST-2", "2028-03-01", 46)]
+    assert cases.attention(lake, date(2027, 12, 31), rules) == []  # 61 days ahead: not yet
+    case = cases.open_repair(settings, lake, E2, received_on=date(2025, 9, 2), penalty=None,
+                             list_entry="LST-2", documents=["rectification_proof", "credit_pledge"],
+                             officer="李", today=TODAY)
+    step(settings, lake, case.case_id, "accept", date(2025, 9, 2))
+    step(settings, lake, case.case_id, "approve", date(2025, 9, 3))
+    due = cases.attention(lake, date(2026, 8, 20), rules)
+    assert [(a["rule"], a["record_id"], a["days_left"]) for a in due] == [
+        ("COMMITMENT_DUE", f"CMT-{case.case_id}", 14)]
+    assert cases.attention(lake, date(2028, 1, 15), rules) == []  # off the list since the repair

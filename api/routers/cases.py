@@ -66,6 +66,16 @@ def case_overview(principal: CaseOfficer, service: ServiceDep, now: Now) -> dict
     return view
 
 
+@router.get("/attention", name="case_attention",
+            summary="Abnormal listings reaching 3 years and commitments falling due soon",
+            responses=problem_docs(401, 403, 503))
+def case_attention(principal: CaseOfficer, service: ServiceDep, now: Now,
+                   request: Request) -> list[dict[str, Any]]:
+    items = cases.attention(_lake(service), now.date(), cases.deadlines(service.settings))
+    request.state.audit_detail = f"items={len(items)}"
+    return items
+
+
 @router.get("/{case_id}", name="read_case", summary="One case: its clock; its papers for the credit office",
             responses=problem_docs(401, 403, 404))
 def read_case(case_id: str, principal: CaseViewer, service: ServiceDep, now: Now) -> dict[str, Any]:

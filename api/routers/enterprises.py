@@ -26,6 +26,7 @@ from api.schemas import (
 from api.state import Snapshot
 from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
+from riskengine.core.records import served_grade
 from riskengine.core.store import Override
 from riskengine.core.store.authorizations import credit_record_reads
 from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
@@ -39,7 +40,7 @@ def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapsho
                disputed: bool = False) -> EnterpriseGrade:
     """The served grade: the override's grade while one is in force, the engine's grades beside it;
     ``disputed`` while an objection against the enterprise is open."""
-    grade: Any = override.grade if override else row["grade"]
+    grade: Any = served_grade(row["grade"], override)
     ratio, minimum = snapshot.frequency(row["sector"], grade)
     return EnterpriseGrade(
         enterprise_id=row["enterprise_id"], name=row["name"], district=row["district"], sector=row["sector"],

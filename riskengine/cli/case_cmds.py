@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import UsageError
 from riskengine.workflows import cases
@@ -42,12 +43,7 @@ def _officer(name: str | None) -> str:
 
 
 def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{option} must be a date YYYY-MM-DD; got {value!r}") from None
+    return None if value is None else parse_day(value, option)
 
 
 def _settings() -> Settings:
@@ -220,3 +216,23 @@ def overview(
                    + f"; overdue {view['overdue_by_kind'][kind]}")
     typer.echo(f"decided {view['decided']}; median days to decision {view['median_days_to_decision']} "
                f"({view['median_working_days_to_decision']} working days)")
+
+
+@cases_app.command("attention")
+def attention(
+    lake: Annotated[Path, typer.Option(help="the lake folder")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the day to look ahead from")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text, or json on stdout")] = Format.text,
+) -> None:
+    """Abnormal listings about to reach 3 years and commitments about to fall due (policy [cases])."""
+    settings = _settings()
+    today = _day(as_of, "--as-of") or date.today()
+    items = cases.attention(_lake(lake), today, cases.deadlines(settings))
+    if fmt is Format.json:
+        typer.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    if not items:
+        typer.echo("nothing due 无待办")
+    for item in items:
+        typer.echo(f"{item['due_on']}  {item['days_left']:>3} d  {item['enterprise_id']}  {item['rule']:<30} "
+                   f"{item['text_zh']} / {item['text_en']}")

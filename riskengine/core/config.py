@@ -80,6 +80,15 @@ class ShareSettings(BaseModel):
     secret: SecretStr | None = None
 
 
+class WebhookSettings(BaseModel):
+    """Pushing warnings to subscribed bureau systems (issue 14)."""
+
+    attempts: int = Field(default=4, ge=1, description="tries per warning and subscription")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry waits this long, then doubles")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Paths and defaults of the engine; every command reads this once."""
 
@@ -94,6 +103,7 @@ class Settings(BaseSettings):
     grades: GradeSettings = GradeSettings()
     service: ServiceSettings = ServiceSettings()
     share: ShareSettings = ShareSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def store_file(self) -> Path:

@@ -474,3 +474,50 @@ def mark_disputed(grades: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """``grades`` with a ``disputed`` column: true where an objection is open (plans, Excel)."""
     ids = disputed(settings) if Path(settings.store_file).exists() else set()
     return grades.with_columns(pl.col("enterprise_id").is_in(sorted(ids)).alias("disputed"))
+
+
+# --- the credit office's attention list ----------------------------------------------------------
+
+
+def attention(lake: Path, today: date, rules: CaseDeadlines) -> list[dict[str, Any]]:
+    """What the credit office must act on soon, as of ``today`` (records known before it): abnormal-
+    operation listings reaching three years (when they move to the serious list) within
+    ``rules.attention_abnormal_days``, and open commitments due within ``rules.attention_commitment_days``.
+    Soonest first."""
+    tables = load_tables(lake)
+    firms = tables["enterprises"].select("enterprise_id", "name", "district")
+    removed = known_before(tables["list_removals"], "removed_on", today).select("entry_id")
+    three = pl.col("listed_on").dt.offset_by("3y")
+    listings = (
+        known_before(tables["list_entries"], "listed_on", today)
+        .filter((pl.col("list") == "abnormal_operation")
+                & (pl.col("removed_on").is_null() | (pl.col("removed_on") >= today)))
+        .join(removed, on="entry_id", how="anti")
+        .with_columns(three.alias("due_on"))
+        .filter(pl.col("due_on").is_between(today, today + timedelta(days=rules.attention_abnormal_days)))
+        .select("enterprise_id", pl.lit("list_entries").alias("table"), pl.col("entry_id").alias("record_id"),
+                "due_on", pl.lit("ABNORMAL_LISTING_NEAR_3_YEARS").alias("rule"))
+    )
+    open_now = (pl.col("status") == "open") | (pl.col("status_changed_on") >= today)
+    pledges = (
+        known_before(tables["commitments"], "made_on", today)
+        .filter(open_now & pl.col("due_on").is_between(
+            today, today + timedelta(days=rules.attention_commitment_days)))
+        .select("enterprise_id", pl.lit("commitments").alias("table"),
+                pl.col("commitment_id").alias("record_id"), "due_on", pl.lit("COMMITMENT_DUE").alias("rule"))
+    )
+    rows = (pl.concat([listings, pledges]).join(firms, on="enterprise_id", how="left")
+            .sort("due_on", "enterprise_id").collect())
+    texts = {
+        "ABNORMAL_LISTING_NEAR_3_YEARS": ("列入经营异常名录将满3年（{}），届时列入严重违法失信名单",
+                                          "abnormal-operation listing reaches 3 years on {}: it then moves "
+                                          "to the serious-dishonesty list"),
+        "COMMITMENT_DUE": ("信用承诺将于{}到期，请核查履约情况",
+                           "credit commitment falls due on {}: check it is kept"),
+    }
+    out = []
+    for row in rows.iter_rows(named=True):
+        zh, en = texts[row["rule"]]
+        out.append({**row, "due_on": row["due_on"].isoformat(), "days_left": (row["due_on"] - today).days,
+                    "text_zh": zh.format(row["due_on"]), "text_en": en.format(row["due_on"])})
+    return out

@@ -268,7 +268,8 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
         for fut in as_completed(outs):
             rows += int(fut.result())
             advance()
-    peaks = {str(k): int(v) for k, v in client.run(_peak_rss).items()}
+    # A worker that is just being restarted (after a crash) has no figure to give: left out.
+    peaks = {str(k): int(v) for k, v in client.run(_peak_rss, on_error="ignore").items()}
     return ClusterReport(parts=job.parts, rows=rows, peak_rss_per_worker=peaks,
                          dashboard=getattr(client, "dashboard_link", None))
 
@@ -309,8 +310,7 @@ def features_on_cluster(
         report = _run(client, job, _features_task, (), "features on the cluster")
         if report.rows == 0:
             raise NotFoundError(f"{lake}: no enterprise established before {min(dates)}; no features")
-        _sink(_collect(job, [AS_OF, _ROW]).sort(AS_OF, maintain_order=True) if job.bucketed
-              else _collect(job, [AS_OF, _ROW]), out)
+        _write_output(job, out, [AS_OF, _ROW], job.dates)
     return report
 
 
@@ -339,7 +339,7 @@ def score_on_cluster(
             raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to grade")
         grades = _collect(job, [_ROW])
         if out.suffix.lower() == ".parquet" or write is None:
-            _sink(grades, out)
+            _write_output(job, out, [_ROW], job.dates)
         else:
             write(grades.collect(), out)
         counts = grades.group_by("grade").agg(pl.len()).collect()
@@ -380,14 +380,39 @@ def features_lake_on_cluster(
                                    half_life_days=half_life_days)
 
 
-def _sink(frame: pl.LazyFrame, out: Path) -> None:
-    suffix = out.suffix.lower()
+def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) -> None:
+    """The parts' files as one output file (Parquet, or CSV for features), in the single process's
+    row order, written atomically.
 
-    def put(tmp: Path) -> None:
-        if suffix == ".csv":
-            exports.csv_safe_lazy(frame).sink_csv(tmp, quote_style="non_numeric")
+    A bucketed lake's parts are already in that order, date by date: they are copied row group by
+    row group, so the client holds one part's rows of one date at a time, whatever the city's size.
+    A lake in plain files is sorted by the enterprises' rows in memory (such lakes are small).
+    """
+    files = sorted(job.work.glob("out-*.parquet"))
+    if not job.bucketed or out.suffix.lower() == ".csv":
+        frame = _collect(job, order)
+        if out.suffix.lower() == ".csv":
+            safe = exports.csv_safe_lazy(frame)
+            atomic_write(out, lambda tmp: safe.sink_csv(tmp, quote_style="non_numeric"))
         else:
-            frame.sink_parquet(tmp)
+            atomic_write(out, frame.sink_parquet)
+        return
+    import pyarrow.parquet as pq  # noqa: PLC0415 - only the streaming copy needs it
 
-    atomic_write(out, put)
+    def copy(tmp: Path) -> None:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for day in sorted(dates):
+                for path in files:
+                    table = pq.read_table(path, filters=[(AS_OF, "=", day)]) if len(dates) > 1 \
+                        else pq.read_table(path)
+                    if table.num_rows == 0:
+                        continue
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
+    atomic_write(out, copy)
