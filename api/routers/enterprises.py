@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request, Response
@@ -23,7 +23,7 @@ from api.schemas import (
     Reason,
     WithdrawIn,
 )
-from api.state import Snapshot
+from api.state import Service, Snapshot
 from riskengine.errors import NotFoundError
 from riskengine.store import Override
 
@@ -52,6 +52,42 @@ def scoped_row(snapshot: Snapshot, principal: Any, enterprise_id: str) -> dict[s
     if row is None or not principal.sees(row["district"], row["sector"]):
         raise not_found("graded enterprise")
     return row
+
+
+def record_override(service: Service, principal: Any, row: dict[str, Any], grade: str, reason: str,
+                    expires_on: date, now: datetime) -> tuple[Override, str]:
+    """Record a credit-office override of a scoped enterprise's grade; returns it and the audit
+    detail. 422 without a reason or with an expiry not in (today, today + max_override_days]. The
+    API and the pages both call this."""
+    today = now.date()
+    reason = reason.strip()
+    if not reason:
+        raise Problem(422, "reason: an override needs a reason")
+    longest = service.settings.service.max_override_days
+    if not today < expires_on <= today + timedelta(days=longest):
+        raise Problem(422, f"expires_on must be after today ({today}) and at most {longest} days ahead; "
+                           f"got {expires_on}")
+    override = service.overrides.add(row["enterprise_id"], grade, reason, expires_on, principal.actor, now)
+    return override, f"override {row['grade']}->{grade} until {expires_on}: {reason}"
+
+
+def withdraw_override_of(service: Service, principal: Any, row: dict[str, Any], override_id: int,
+                         reason: str, now: datetime) -> str:
+    """End one override of a scoped enterprise now; returns the audit detail. 422 without a reason,
+    404 for an override unknown or of another enterprise, 409 (ConflictError) if no longer in force.
+    The API and the pages both call this."""
+    reason = reason.strip()
+    if not reason:
+        raise Problem(422, "reason: a withdrawal needs a reason")
+    enterprise_id = row["enterprise_id"]
+    before = service.overrides.active(enterprise_id, now)
+    try:
+        withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
+    except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
+        raise not_found("override") from None
+    after = service.overrides.active(enterprise_id, now)
+    return (f"withdraw override {override_id} ({withdrawn.grade}): served "
+            f"{before.grade if before else row['grade']}->{after.grade if after else row['grade']}: {reason}")
 
 
 def pick_language(accept_language: str | None) -> str:
@@ -157,17 +193,8 @@ def post_override(
 ) -> EnterpriseGrade:
     """Set the served grade until ``expires_on`` (reason required); the engine's grades stay visible."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    today = now.date()
-    reason = body.reason.strip()
-    if not reason:
-        raise Problem(422, "reason: an override needs a reason")
-    longest = service.settings.service.max_override_days
-    if not today < body.expires_on <= today + timedelta(days=longest):
-        raise Problem(422, f"expires_on must be after today ({today}) and at most {longest} days ahead; "
-                           f"got {body.expires_on}")
-    override = service.overrides.add(enterprise_id, body.grade, reason, body.expires_on, principal.actor, now)
-    request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
-                                  f"{reason}")
+    override, request.state.audit_detail = record_override(service, principal, row, body.grade, body.reason,
+                                                           body.expires_on, now)
     return grade_view(row, override, snapshot)
 
 
@@ -190,16 +217,8 @@ def withdraw_override(
     body has no defined semantics (RFC 9110 §9.3.5) and clients and proxies may drop it (httpx's
     ``delete()`` takes none), yet the reason is required; and nothing is deleted — the override is
     kept with its withdrawal."""
-    reason = body.reason.strip()
-    if not reason:
+    if not body.reason.strip():
         raise Problem(422, "reason: a withdrawal needs a reason")
     row = scoped_row(snapshot, principal, enterprise_id)
-    before = service.overrides.active(enterprise_id, now)
-    try:
-        withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
-    except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
-        raise not_found("override") from None
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
-    request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
-                                  f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
-    return view
+    request.state.audit_detail = withdraw_override_of(service, principal, row, override_id, body.reason, now)
+    return grade_view(row, service.overrides.active(enterprise_id, now), snapshot)

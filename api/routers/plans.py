@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import polars as pl
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from api.deps import PlanReader, ServiceDep, SnapshotDep
+from api.deps import AuthPrincipal, PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
 from riskengine.errors import NotFoundError
@@ -44,6 +44,21 @@ def _json_safe(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dicts()
 
 
+def scoped_plan_rows(rows: pl.DataFrame, principal: AuthPrincipal, district: str | None) -> pl.DataFrame:
+    """The plan rows the caller may see, of one district or of all theirs (404 for a district out of
+    scope). The API and the pages both call this."""
+    if "district" in rows.columns:
+        if district is not None:
+            if not principal.sees(district, None):
+                raise Problem(404, "no plan for this district is available to you")
+            rows = rows.filter(pl.col("district") == district)
+        elif principal.role == "inspector":
+            rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
+    elif principal.role != "credit_office":
+        rows = rows.clear()  # a plan without districts cannot be scoped
+    return rows
+
+
 @router.get(
     "/inspection-plan",
     name="read_plan",
@@ -75,16 +90,7 @@ def get_inspection_plan(
         plan = snapshot.plan(service.store, period)
     except NotFoundError:
         raise Problem(404, "no plan for this period is available to you") from None
-    rows = plan.rows
-    if "district" in rows.columns:
-        if district is not None:
-            if not principal.sees(district, None):
-                raise Problem(404, "no plan for this district is available to you")
-            rows = rows.filter(pl.col("district") == district)
-        elif principal.role == "inspector":
-            rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
-    elif principal.role != "credit_office":
-        rows = rows.clear()  # a plan without districts cannot be scoped
+    rows = scoped_plan_rows(plan.rows, principal, district)
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
         buffer = io.BytesIO()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Literal
 
 import polars as pl
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from api.deps import GradeReader, Now, ServiceDep, SnapshotDep
 from api.problems import Problem, not_found, problem_docs
 from api.schemas import EnterpriseSummary, Frequency, SectorPage
+from api.state import Service
 
 router = APIRouter(prefix="/v1/sectors", tags=["sectors"])
 
@@ -28,6 +30,23 @@ def decode_cursor(cursor: str) -> str:
     if not value or encode_cursor(value) != cursor:
         raise Problem(422, "cursor: not a cursor returned by this endpoint")
     return value
+
+
+def served_grades(rows: pl.DataFrame, service: Service, now: datetime) -> pl.DataFrame:
+    """``rows`` with ``grade`` as served: an override in force replaces the scored grade (few, so
+    applied row by row). The API and the pages both call this."""
+    overridden = {}
+    for eid in service.overrides.enterprise_ids():
+        active = service.overrides.active(eid, now)
+        if active is not None:
+            overridden[eid] = active.grade
+    if overridden:
+        ids = pl.Series(list(overridden), dtype=pl.String)
+        grades = pl.Series(list(overridden.values()), dtype=pl.String)
+        rows = rows.with_columns(
+            pl.col("enterprise_id").replace_strict(ids, grades, default=pl.col("grade")).alias("grade")
+        )
+    return rows
 
 
 @router.get("/{sector}/enterprises", name="list_sector",
@@ -55,18 +74,7 @@ def list_sector(
         rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
     if cursor is not None:
         rows = rows.filter(pl.col("enterprise_id") > decode_cursor(cursor))
-    # The served grade: overrides in force replace the scored grade (few, so applied row by row).
-    overridden = {}
-    for eid in service.overrides.enterprise_ids():
-        active = service.overrides.active(eid, now)
-        if active is not None:
-            overridden[eid] = active.grade
-    if overridden:
-        ids = pl.Series(list(overridden), dtype=pl.String)
-        grades = pl.Series(list(overridden.values()), dtype=pl.String)
-        rows = rows.with_columns(
-            pl.col("enterprise_id").replace_strict(ids, grades, default=pl.col("grade")).alias("grade")
-        )
+    rows = served_grades(rows, service, now)
     if grade is not None:
         rows = rows.filter(pl.col("grade") == grade)
     page = rows.head(limit + 1)
