@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
-from api import problems
+from api import problems, ui
 from api.metrics import ObserveMiddleware
 from api.routers import admin, enterprises, health, plans, scoring, sectors
 from api.schemas import ProblemDetails
@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     )
     app.state.service = service
     problems.install(app)
-    app.add_middleware(ObserveMiddleware)
+    ui.install(app, service)
+    app.add_middleware(ui.CsrfMiddleware, service=service)
+    app.add_middleware(ObserveMiddleware)  # outermost: refused form posts are audited too
     for module in (enterprises, plans, sectors, scoring, admin, health):
         app.include_router(module.router)
 

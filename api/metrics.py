@@ -2,8 +2,9 @@
 
 The observer is a plain ASGI middleware (no per-request task or body buffering): it notes the
 response status, then records the request's count and latency by route template, and for every
-``/v1`` request an audit entry — who (the key that authenticated, or the key id a refused request
-claimed), what (the route's action and the path), when, and the status, refused requests included.
+``/v1`` request and page view under ``/ui`` (not its static files) an audit entry — who (the key
+that authenticated, or the key id a refused request claimed), what (the route's action and the
+path), when, and the status, refused requests included.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class Metrics:
 
 
 class ObserveMiddleware:
-    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request."""
+    """Records metrics for every HTTP request and an audit entry for every ``/v1`` and ``/ui`` request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -87,7 +88,7 @@ class ObserveMiddleware:
         template = getattr(route, "path", None) or "unmatched"
         service.metrics.observe(scope["method"], template, status, seconds)
         path: str = scope["path"]
-        if not path.startswith("/v1/"):
+        if not path.startswith(("/v1/", "/ui/")) or path.startswith("/ui/static/"):
             return
         state: dict[str, Any] = scope.get("state") or {}
         principal = state.get("principal")

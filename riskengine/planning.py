@@ -40,6 +40,7 @@ import hashlib
 import io
 import json
 import math
+import tempfile
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -948,3 +949,18 @@ def plan_csv_bytes(plan: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     plan.write_csv(buffer, include_bom=True)
     return buffer.getvalue()
+
+
+def plan_excel_bytes(rows: pl.DataFrame, meta: Mapping[str, Any]) -> bytes:
+    """Plan rows (any subset, e.g. one inspector's filtered view) as the officers' workbook bytes,
+    e.g. for an HTTP download. Columns the rows lack are left empty."""
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in PLAN_SCHEMA.items()
+               if name not in rows.columns]
+    if "top_reasons" not in rows.columns and "reasons" in rows.columns:
+        missing = [m for m in missing if m.meta.output_name() != "top_reasons"]
+        rows = rows.with_columns(_top_reasons_expr(rows).alias("top_reasons"))
+    rows = rows.with_columns(missing) if missing else rows
+    with tempfile.TemporaryDirectory(prefix="riskengine-plan-") as folder:
+        path = Path(folder) / "plan.xlsx"
+        write_excel(PlanResult(rows, dict(meta)), path)
+        return path.read_bytes()
