@@ -29,6 +29,7 @@ from api.ui.render import language, render
 from riskengine.errors import RiskEngineError
 
 PREFIX = "/ui/"
+_OUTER = "riskengine.outer_scope"
 MESSAGES = {
     401: ("请先登录。", "Please sign in."),
     403: ("您的角色无权查看此页面。", "Your role may not open this page."),
@@ -45,14 +46,25 @@ class CsrfMiddleware:
 
     def __init__(self, app: ASGIApp, service: Service) -> None:
         ui = service.settings.ui
+
+        async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:  # asgi-csrf hands a copy of the scope on: give the matched route back to the observer
+                outer = scope.get(_OUTER)
+                if outer is not None and "route" in scope:
+                    outer["route"] = scope["route"]
+
         self.app = asgi_csrf(
-            app, signing_secret=ui.csrf_secret, cookie_secure=ui.cookie_secure, cookie_samesite="Strict",
+            inner, signing_secret=ui.csrf_secret, cookie_secure=ui.cookie_secure, cookie_samesite="Strict",
             cookie_path="/ui", always_protect={"/ui/login", "/ui/logout"},
             skip_if_scope=lambda scope: not scope["path"].startswith(PREFIX),
             send_csrf_failed=_csrf_failed,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[_OUTER] = scope
         await self.app(scope, receive, send)
 
 
