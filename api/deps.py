@@ -16,9 +16,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import Problem
 from api.state import Service, Snapshot
-from riskengine.contract import uscc_problem
-from riskengine.keys import RIGHTS, key_id_of, token_matches
-from riskengine.store import KeyRecord, utcnow
+from riskengine.core.contract import uscc_problem
+from riskengine.core.keys import RIGHTS, key_id_of, token_matches
+from riskengine.core.store import KeyRecord, utcnow
 
 _bearer = HTTPBearer(auto_error=False, description="an API key from `riskengine keys create`")
 

@@ -20,7 +20,7 @@ from api.metrics import ObserveMiddleware
 from api.routers import admin, enterprises, health, plans, scoring, sectors
 from api.schemas import ProblemDetails
 from api.state import Service
-from riskengine.config import Settings
+from riskengine.core.config import Settings
 
 DESCRIPTION = """Credit-risk grades (A low … D high risk), their reasons, supervision frequencies and the
 monthly 双随机 inspection plan, for inspectors, the credit office and pilot-sector partners.

@@ -1,6 +1,6 @@
 """Every error as ``application/problem+json`` (RFC 9457), mapped in one place.
 
-Routers raise :class:`Problem` (or a ``riskengine.errors`` exception); FastAPI's own validation and
+Routers raise :class:`Problem` (or a ``riskengine.core.errors`` exception); FastAPI's own validation and
 HTTP errors are converted too, and anything unexpected becomes a 500 problem without internals.
 """
 
@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from riskengine.errors import RiskEngineError
+from riskengine.core.errors import RiskEngineError
 
 log = logging.getLogger(__name__)
 

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from riskengine.audit import AuditWriter
-from riskengine.config import Settings
-from riskengine.errors import NotFoundError, RiskEngineError
-from riskengine.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.core.audit import AuditWriter
+from riskengine.core.config import Settings
+from riskengine.core.errors import NotFoundError, RiskEngineError
+from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
     from models.artifact import CreditModel
-    from riskengine.policy import Policy
+    from riskengine.supervision.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
 
 
 def load_default_policy(settings: Settings) -> Policy:
-    from riskengine.policy import load_policy
+    from riskengine.supervision.policy import load_policy
 
     return load_policy(settings.policy_path)
 

@@ -38,8 +38,8 @@ import json, resource, sys, time
 from datetime import date
 from pathlib import Path
 import polars as pl
-from riskengine.lake import load_tables, scan_table
-from riskengine.contract import TABLES
+from riskengine.lake.layout import load_tables, scan_table
+from riskengine.core.contract import TABLES
 
 kind, lake, dates = sys.argv[1], Path(sys.argv[2]), [date.fromisoformat(d) for d in sys.argv[3].split(",")]
 def cpu_now():

@@ -31,9 +31,9 @@ import httpx
 import numpy as np
 import polars as pl
 
-from riskengine.contract import USCC_ALPHABET, USCC_WEIGHTS
-from riskengine.keys import new_key
-from riskengine.store import GRADES_SCHEMA, Store
+from riskengine.core.contract import USCC_ALPHABET, USCC_WEIGHTS
+from riskengine.core.keys import new_key
+from riskengine.core.store import GRADES_SCHEMA, Store
 
 DISTRICTS = ["420102", "420103", "420104", "420105", "420106", "420107", "420111", "420112", "420113",
              "420114", "420115", "420116", "420117"]

@@ -33,7 +33,7 @@ print(json.dumps(summary))
 INGEST = """
 import json, sys
 from pathlib import Path
-from riskengine.ingest import ingest
+from riskengine.lake.ingest import ingest
 report = ingest(Path(sys.argv[1]), Path(sys.argv[2]))
 print(json.dumps({"tables": report.tables}))
 """
@@ -85,9 +85,9 @@ def main() -> None:
             gen_times.append(seconds)
             gen_rss.append(rss)
             try:
-                import riskengine.ingest  # noqa: F401
+                import riskengine.lake.ingest  # noqa: F401
             except ImportError:
-                result["ingest"] = "riskengine.ingest not available: generate measured only"
+                result["ingest"] = "riskengine.lake.ingest not available: generate measured only"
             else:
                 seconds, rss, report = run_measured(INGEST, str(source), str(lake))
                 ing_times.append(seconds)

@@ -24,7 +24,7 @@ from pathlib import Path
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from riskengine.ingest import ingest
+from riskengine.lake.ingest import ingest
 t0 = time.perf_counter()
 report = ingest(Path(sys.argv[1]), Path(sys.argv[2]))
 seconds = time.perf_counter() - t0

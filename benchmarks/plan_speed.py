@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from riskengine.contract import TABLES
-from riskengine.planning import DISTRICT_NAMES, make_plan, write_plan_files
-from riskengine.policy import load_policy
+from riskengine.core.contract import TABLES
+from riskengine.supervision.planning import DISTRICT_NAMES, make_plan, write_plan_files
+from riskengine.supervision.policy import load_policy
 
 AS_OF = date(2025, 6, 1)
 SECTORS = ["retail", "catering", "services", "wholesale", "manufacturing", "wire_cable", "fire_products",

@@ -37,8 +37,9 @@ import json, resource, sys, time
 from pathlib import Path
 import polars as pl
 from models.artifact import CreditModel
-from models.scoring import score_features, write_grades
-from riskengine.config import Settings
+from models.scoring import score_features
+from riskengine.workflows.scoring import write_grades
+from riskengine.core.config import Settings
 features = pl.read_parquet(sys.argv[1])
 enterprises = pl.read_parquet(sys.argv[2])
 model = CreditModel.load(Path(sys.argv[3]))

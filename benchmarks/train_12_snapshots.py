@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.registry import log_training, quiet
     from models.train import TrainConfig, train_model
-    from riskengine.config import Settings
-    from riskengine.ingest import ingest
-    from riskengine.lake import load_tables
+    from riskengine.core.config import Settings
+    from riskengine.lake.ingest import ingest
+    from riskengine.lake.layout import load_tables
     from riskengine.synth import generate_city
 
     quiet()

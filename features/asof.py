@@ -30,7 +30,7 @@ from datetime import date, datetime
 
 import polars as pl
 
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 KEY = "enterprise_id"
 AS_OF = "as_of"

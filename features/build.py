@@ -21,8 +21,8 @@ from features import (
 )
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
-from riskengine.contract import TABLES
-from riskengine.errors import UsageError
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import UsageError
 
 _PROFILE = ("established_on", "registered_capital", "sector", "district", "status", associations.REP)
 _CODE = "_code"
@@ -142,7 +142,7 @@ def build_features(
 ) -> pl.LazyFrame:
     """One row per enterprise established before each as_of date, with every feature of ``FEATURES``.
 
-    ``tables`` are lazy frames with the contract schema (``riskengine.lake.load_tables``); missing or
+    ``tables`` are lazy frames with the contract schema (``riskengine.lake.layout.load_tables``); missing or
     empty tables are fine. Every feature uses only records visible before its as_of (``features.asof``).
     The tables are read (and their enterprise ids encoded) when this is called; the features are a lazy
     query over them, sorted by as_of and then the enterprises table's order: collect it once.

@@ -20,7 +20,7 @@ import polars as pl
 
 from features import asof
 from features.asof import AS_OF, KEY
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 _T = "_event_on"
 _W = "_weight"

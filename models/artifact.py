@@ -21,8 +21,8 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
-from riskengine.errors import ModelError
-from riskengine.files import atomic_write_text
+from riskengine.core.errors import ModelError
+from riskengine.core.files import atomic_write_text
 
 ARTIFACT_FORMAT = 1
 BOOSTER_FILE = "booster.txt"

@@ -18,7 +18,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from riskengine.errors import ModelError, UsageError
+from riskengine.core.errors import ModelError, UsageError
 
 # Points per event in the look-back window, after the provincial schemes' deduction tables (e.g.
 # penalties weigh by severity, a place on the dishonesty list outweighs everything else).

@@ -14,8 +14,8 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from riskengine.contract import GRADES
-from riskengine.errors import UsageError
+from riskengine.core.contract import GRADES
+from riskengine.core.errors import UsageError
 
 
 def _arrays(y: Sequence[float] | np.ndarray, score: Sequence[float] | np.ndarray,

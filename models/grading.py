@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from riskengine.contract import GRADES
-from riskengine.errors import ModelError, UsageError
+from riskengine.core.contract import GRADES
+from riskengine.core.errors import ModelError, UsageError
 
 BASE_SCORE = 500.0
 BASE_ODDS = 1.0 / 49.0  # p = 2 %
@@ -89,7 +89,7 @@ def check_band_edges(edges: Sequence[float]) -> tuple[float, float, float]:
 
 
 def _default_edges() -> tuple[float, float, float]:
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     return tuple(get_settings().grades.band_edges)  # type: ignore[return-value]
 
@@ -228,7 +228,7 @@ def apply_grading(
     in ``rules`` order among those with the highest floor), null if the model grade stood. Also
     returns ``fired`` — the ids of every rule that fires, for the reasons.
     """
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     settings = get_settings()
     edges = tuple(settings.grades.band_edges) if edges is None else tuple(edges)

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 LABEL_COLUMNS = ("label", "observed", "observed_random", "random_fail", "observed_kinds", "adverse_events")
 

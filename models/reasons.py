@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import REASONS_DTYPE, district_label, sector_label
-from riskengine.errors import ModelError
+from riskengine.core.contract import REASONS_DTYPE, district_label, sector_label
+from riskengine.core.errors import ModelError
 
 TOP_K = 3
 REASON_DTYPE = REASONS_DTYPE  # the contract's reasons column type

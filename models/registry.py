@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from models.artifact import META_FILE, CreditModel
-from riskengine.config import Settings, get_settings
-from riskengine.errors import ModelError, NotFoundError, UsageError
+from riskengine.core.config import Settings, get_settings
+from riskengine.core.errors import ModelError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

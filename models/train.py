@@ -37,7 +37,7 @@ import polars as pl
 from models.artifact import Calibrator, CreditModel
 from models.evaluate import score_metrics, spearman
 from models.labels import build_labels, latest_snapshot, monthly_snapshots
-from riskengine.errors import ModelError, UsageError
+from riskengine.core.errors import ModelError, UsageError
 
 KEYS = ("enterprise_id", "as_of")
 SELECTIONS = ("ipw", "none")

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.state import Service
-from riskengine.config import ServiceSettings, Settings
-from riskengine.contract import uscc_check_char
-from riskengine.keys import new_key
-from riskengine.store import GRADES_SCHEMA, Store
+from riskengine.core.config import ServiceSettings, Settings
+from riskengine.core.contract import uscc_check_char
+from riskengine.core.keys import new_key
+from riskengine.core.store import GRADES_SCHEMA, Store
 
 WUCHANG, JIANGAN = "420106", "420102"
 AS_OF_OLD, AS_OF = date(2025, 1, 1), date(2025, 7, 1)

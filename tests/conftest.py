@@ -27,7 +27,7 @@ def small_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_lake(small_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small city ingested into a lake."""
-    from riskengine.ingest import ingest
+    from riskengine.lake.ingest import ingest
 
     lake = tmp_path_factory.mktemp("lake") / "lake"
     ingest(small_city, lake)

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 from hypothesis import strategies as st
 
-from riskengine.contract import TABLES
+from riskengine.core.contract import TABLES
 from tests.feature_oracle import add_months
 
 AS_OF = [date(2023, 3, 1), date(2024, 2, 29), date(2024, 3, 31)]
@@ -201,7 +201,7 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
 
 
 def to_lazy(tables: dict[str, list[dict]]) -> dict[str, pl.LazyFrame]:
-    """The rows as lazy frames with exactly the contract schema (as ``riskengine.lake`` gives them)."""
+    """The rows as lazy frames with exactly the contract schema (as ``riskengine.lake.layout`` gives them)."""
     out = {}
     for name, spec in TABLES.items():
         rows = [{c: r.get(c) for c in spec.schema} for r in tables.get(name, [])]

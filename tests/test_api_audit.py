@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from riskengine.audit import AuditWriter, export_audit, make_entry, spill_path
 from riskengine.cli import app as cli
-from riskengine.config import get_settings
-from riskengine.store import Store
+from riskengine.core.audit import AuditWriter, export_audit, make_entry, spill_path
+from riskengine.core.config import get_settings
+from riskengine.core.store import Store
 from tests.api_helpers import E_WIRE_JIANGAN, E_WIRE_WUCHANG, NOBODY, make_world, serve
 
 
@@ -174,7 +174,7 @@ def test_the_cli_exports_the_audit_log_since_a_day(
 
 
 def test_an_export_to_an_unknown_format_is_refused_and_writes_nothing(tmp_path: Path) -> None:
-    from riskengine.errors import UsageError
+    from riskengine.core.errors import UsageError
 
     with pytest.raises(UsageError, match=r"\.csv, \.parquet, \.xlsx"):
         export_audit(Store(tmp_path / "s.duckdb"), None, tmp_path / "audit.txt")

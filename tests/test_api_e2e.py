@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.state import Service
-from riskengine.config import ServiceSettings, Settings
-from riskengine.keys import new_key
-from riskengine.store import Store
+from riskengine.core.config import ServiceSettings, Settings
+from riskengine.core.keys import new_key
+from riskengine.core.store import Store
 from tests.api_helpers import tiny_model
 
 AS_OF = date(2025, 7, 1)
@@ -25,10 +25,10 @@ AS_OF = date(2025, 7, 1)
 def served_city(
     small_lake: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, dict]]:
-    from models.scoring import score_enterprises
-    from riskengine.lake import load_tables
-    from riskengine.planning import make_plan
-    from riskengine.policy import load_policy
+    from riskengine.lake.layout import load_tables
+    from riskengine.supervision.planning import make_plan
+    from riskengine.supervision.policy import load_policy
+    from riskengine.workflows.scoring import score_enterprises
 
     home = tmp_path_factory.mktemp("e2e")
     settings = Settings(home=home, service=ServiceSettings(lake_path=small_lake, audit_flush_seconds=3600))

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.routers.enterprises import pick_language
-from riskengine.policy import load_policy
+from riskengine.supervision.policy import load_policy
 from tests.api_helpers import (
     AS_OF,
     AS_OF_OLD,

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from riskengine.cli import app as cli
-from riskengine.config import get_settings
-from riskengine.store import Store
+from riskengine.core.config import get_settings
+from riskengine.core.store import Store
 from tests.api_helpers import E_WIRE_WUCHANG, World, make_world, serve
 
 
@@ -90,7 +90,7 @@ def test_revoking_an_unknown_key_names_it(cli_store: Path) -> None:
 def test_a_key_created_by_the_cli_while_the_server_runs_works_at_once(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     with serve(world) as client:
-        from riskengine.keys import new_key
+        from riskengine.core.keys import new_key
 
         record, token = new_key("credit_office")
         world.store.add_key(record)  # what `riskengine keys create` does, from another process

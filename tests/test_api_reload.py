@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-from riskengine.config import Settings
+from riskengine.core.config import Settings
 from tests.api_helpers import E_WIRE_WUCHANG, grades_frame, make_world, serve, tiny_model
 
 NEW_AS_OF = date(2025, 10, 1)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from riskengine.contract import TABLES, is_valid_uscc, uscc_check_char, uscc_problem
+from riskengine.core.contract import TABLES, is_valid_uscc, uscc_check_char, uscc_problem
 
 
 @pytest.mark.parametrize("code", ["91350100M000100Y43", "91110000600037341L"])

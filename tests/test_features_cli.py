@@ -10,7 +10,7 @@ import pytest
 
 from features import FEATURES
 from riskengine.cli import main
-from riskengine.lake import scan_table
+from riskengine.lake.layout import scan_table
 
 
 def run(argv: list[str]) -> int:
@@ -94,7 +94,7 @@ def test_both_polars_engines_give_the_same_features(small_lake: Path, monkeypatc
     in different orders)."""
     import features.build as build
     from features import build_features, compute_features
-    from riskengine.lake import load_tables
+    from riskengine.lake.layout import load_tables
 
     dates = [date(2024, 7, 1), date(2025, 1, 1)]
     small = compute_features(load_tables(small_lake), dates)

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from features import FEATURES, MODEL_FEATURES, build_features
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 from tests.feature_histories import to_lazy
 
 D = date(2024, 6, 1)

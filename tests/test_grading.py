@@ -20,8 +20,8 @@ from models.grading import (
     score_float,
     score_from_probability,
 )
-from riskengine.config import get_settings
-from riskengine.errors import ModelError, UsageError
+from riskengine.core.config import get_settings
+from riskengine.core.errors import ModelError, UsageError
 
 EDGES = (400, 650, 850)
 

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from riskengine import ingest as ingest_module
-from riskengine import lake as lakes
 from riskengine.cli import main
-from riskengine.contract import uscc_check_char, uscc_problem
-from riskengine.errors import FatalInputError
-from riskengine.ingest import ingest
-from riskengine.lake import scan_quarantine, scan_table
-from riskengine.validate import uscc_reason, uscc_valid
+from riskengine.core.contract import uscc_check_char, uscc_problem
+from riskengine.core.errors import FatalInputError
+from riskengine.lake import ingest as ingest_module
+from riskengine.lake import layout as lakes
+from riskengine.lake.ingest import ingest
+from riskengine.lake.layout import scan_quarantine, scan_table
+from riskengine.lake.validate import uscc_reason, uscc_valid
 
 DAY = date(2025, 6, 30)  # the ingest day of every test: no date may lie after it
 
@@ -767,7 +767,7 @@ def test_a_clean_generated_city_is_accepted_whole(small_city: Path, small_lake: 
     assert report["absent_tables"] == []
 
 
-# Which quarantine rule catches each kind of bad row the generator injects (riskengine.synth_dirty).
+# Which quarantine rule catches each kind of bad row the generator injects (riskengine.synth.dirty).
 DIRTY_KIND_RULE = {
     "bad_check_char": "bad_uscc",
     "unknown_enterprise": "unknown_reference",
@@ -800,7 +800,7 @@ def test_every_kind_of_injected_bad_row_is_caught(tmp_path: Path) -> None:
 def test_a_second_ingest_while_one_is_writing_is_refused(tmp_path: Path) -> None:
     import fcntl
 
-    from riskengine.errors import RiskEngineError
+    from riskengine.core.errors import RiskEngineError
 
     lake = tmp_path / "lake"
     run(source(tmp_path, "first"), lake)

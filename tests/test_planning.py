@@ -10,9 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.contract import TABLES
-from riskengine.errors import UsageError
-from riskengine.planning import (
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import UsageError
+from riskengine.supervision.planning import (
     STATUS_OVER,
     STATUS_SCHEDULED,
     assign_inspectors,
@@ -24,7 +24,7 @@ from riskengine.planning import (
     stratified_draw,
     write_plan_files,
 )
-from riskengine.policy import load_policy
+from riskengine.supervision.policy import load_policy
 
 AS_OF = date(2025, 6, 1)
 POLICY = load_policy(None)
@@ -342,8 +342,8 @@ def _run(argv: list[str]) -> int:
 
 def test_plan_command_writes_excel_meta_and_replays_identically(small_city: Path, small_lake: Path,
                                                                  tmp_path: Path, monkeypatch, capsys):
-    from riskengine.config import get_settings
-    from riskengine.simulate import grades_from_truth, read_source_table, read_truth
+    from riskengine.core.config import get_settings
+    from riskengine.supervision.simulate import grades_from_truth, read_source_table, read_truth
 
     monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -378,7 +378,7 @@ def test_plan_command_rejects_a_bad_capacity_file_with_exit_2(small_lake: Path, 
 
 
 def test_period_is_the_month_from_as_of_clipped_at_month_end():
-    from riskengine.planning import add_months, period_label, period_of
+    from riskengine.supervision.planning import add_months, period_label, period_of
 
     assert period_of(date(2025, 6, 1)) == (date(2025, 6, 1), date(2025, 7, 1))
     assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
@@ -387,7 +387,7 @@ def test_period_is_the_month_from_as_of_clipped_at_month_end():
 
 
 def test_plan_records_the_version_of_the_policy_it_used():
-    from riskengine.policy import parse_policy
+    from riskengine.supervision.policy import parse_policy
 
     custom = parse_policy('version = "bureau-2026"\n' + "[default]\n" + "".join(
         f"{g} = {{ ratio = 0.2 }}\n" for g in "ABCD"))
@@ -408,7 +408,7 @@ def test_capacity_too_small_for_the_yearly_floor_is_warned():
 
 
 def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
-    from riskengine.planning import CarryOver
+    from riskengine.supervision.planning import CarryOver
 
     grades = grades_frame(60, districts=("420106",), sectors=("retail",))
     failing = grades.sort("score", descending=True)["enterprise_id"].to_list()[10:15]
@@ -436,7 +436,7 @@ def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
 
 
 def test_a_carried_item_of_an_enterprise_no_longer_active_is_not_planned():
-    from riskengine.planning import CarryOver
+    from riskengine.supervision.planning import CarryOver
 
     grades = grades_frame(30, districts=("420106",), sectors=("retail",))
     gone = "E99999"  # not among the graded active enterprises any more
@@ -449,9 +449,9 @@ def test_a_carried_item_of_an_enterprise_no_longer_active_is_not_planned():
 
 def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
         small_city: Path, small_lake: Path, tmp_path: Path, monkeypatch, capsys):
-    from riskengine.config import get_settings
-    from riskengine.lake import scan_table
-    from riskengine.simulate import grades_from_truth, read_source_table, read_truth
+    from riskengine.core.config import get_settings
+    from riskengine.lake.layout import scan_table
+    from riskengine.supervision.simulate import grades_from_truth, read_source_table, read_truth
 
     monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -494,7 +494,7 @@ def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
 
 
 def test_policy_capacity_schedules_every_mandatory_item_and_the_draw_the_ratios_ask_for():
-    from riskengine.planning import POLICY_CAPACITY
+    from riskengine.supervision.planning import POLICY_CAPACITY
 
     grades = grades_frame(900, districts=("420106", "420102", "420111"), sectors=("retail", "wire_cable"))
     failing = grades["enterprise_id"].to_list()[:40:3]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from riskengine.contract import GRADES, PILOT_SECTORS
-from riskengine.errors import ConfigError
-from riskengine.policy import default_policy_text, load_policy, parse_policy
+from riskengine.core.contract import GRADES, PILOT_SECTORS
+from riskengine.core.errors import ConfigError
+from riskengine.supervision.policy import default_policy_text, load_policy, parse_policy
 
 DEFAULT_SECTION = """
 [default]
@@ -107,7 +107,7 @@ def test_load_policy_reads_a_file_and_names_it_in_errors(tmp_path: Path):
 
 
 def test_settings_policy_path_overrides_the_built_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     path = tmp_path / "env.toml"
     path.write_text('version = "from-settings"\n' + DEFAULT_SECTION, encoding="utf-8")

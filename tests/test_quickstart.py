@@ -9,14 +9,14 @@ import polars as pl
 import pytest
 from openpyxl import load_workbook
 
-from riskengine.contract import GRADES
+from riskengine.core.contract import GRADES
 
 
 def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from riskengine.cli import main
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     monkeypatch.chdir(tmp_path)
     work = tmp_path / "qs"

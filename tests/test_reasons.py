@@ -9,7 +9,7 @@ import pytest
 
 from models.artifact import CreditModel
 from models.reasons import build_reasons, check_contributions, format_fact, top_positive
-from riskengine.errors import ModelError
+from riskengine.core.errors import ModelError
 
 CATALOG = {
     "fails": {"text_zh": "近365天抽检不合格{value:.0f}次",

@@ -15,9 +15,9 @@ import pytest
 from models.artifact import CreditModel
 from models.registry import CHALLENGER, CHAMPION, client, load_model, log_training, promote
 from models.train import TrainConfig, TrainResult, train_model
-from riskengine.config import Settings
-from riskengine.errors import ModelError, NotFoundError, UsageError
-from riskengine.lake import load_tables
+from riskengine.core.config import Settings
+from riskengine.core.errors import ModelError, NotFoundError, UsageError
+from riskengine.lake.layout import load_tables
 
 D = date(2026, 1, 1)
 NAME = "riskengine-credit"
@@ -197,7 +197,7 @@ def test_promote_without_challenger_says_run_train_first(settings: Settings) -> 
 def _cli(argv: list[str], home: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     """Run the console script's ``main`` with ``home`` as ``Settings.home``; return the exit status."""
     from riskengine.cli import main
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     monkeypatch.setenv("RISKENGINE_HOME", str(home))
     get_settings.cache_clear()

@@ -13,17 +13,10 @@ import pytest
 
 from models.artifact import CreditModel
 from models.grading import F_DISHONEST, F_ORDERED_HIGH_RECALLS, HARD_RULES, score_from_probability
-from models.scoring import (
-    GRADES_SCHEMA,
-    HEADERS_ZH,
-    NO_CHAMPION,
-    read_grades,
-    score_enterprises,
-    score_features,
-    write_grades,
-)
-from riskengine.config import Settings
-from riskengine.errors import ModelError, UsageError
+from models.scoring import GRADES_SCHEMA, NO_CHAMPION, score_features
+from riskengine.core.config import Settings
+from riskengine.core.errors import ModelError, UsageError
+from riskengine.workflows.scoring import HEADERS_ZH, read_grades, score_enterprises, write_grades
 
 AS_OF = date(2025, 7, 1)
 RULE_COLUMNS = sorted({c for r in HARD_RULES for c in r.columns})
@@ -106,7 +99,7 @@ def test_more_than_one_row_per_enterprise_is_refused(tiny_model):
 
 def test_ordered_high_hazard_recall_needs_both_on_the_same_recall_before_as_of():
     from models.scoring import add_rule_columns
-    from riskengine.lake import empty_table
+    from riskengine.lake.layout import empty_table
 
     recalls = pl.DataFrame({
         "recall_id": ["r1", "r2", "r3", "r4", "r5"],
@@ -173,8 +166,8 @@ def test_previous_file_without_grades_is_refused(tmp_path):
 
 
 def test_previous_grades_come_from_the_store_before_the_as_of(tiny_model, tmp_path):
-    from models.scoring import previous_from_store
-    from riskengine.store import Store
+    from riskengine.core.store import Store
+    from riskengine.workflows.scoring import previous_from_store
 
     settings = Settings(home=tmp_path)
     assert previous_from_store(settings, AS_OF) is None  # no store yet
@@ -192,7 +185,7 @@ def test_previous_grades_come_from_the_store_before_the_as_of(tiny_model, tmp_pa
 def city_training(small_lake: Path):
     """A quick training run on the small city (few rounds; quality is not the point here)."""
     from models.train import TrainConfig, train_model
-    from riskengine.lake import load_tables
+    from riskengine.lake.layout import load_tables
 
     config = TrainConfig(snapshots=6, test_snapshots=1, max_rounds=60, baselines=False,
                          compare_selection=False, num_threads=2)
@@ -266,7 +259,7 @@ def registered_home(city_training, tmp_path_factory) -> Path:
 def champion(monkeypatch, registered_home):
     """Run commands in the registered home (``RISKENGINE_HOME``)."""
     monkeypatch.setenv("RISKENGINE_HOME", str(registered_home))
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     get_settings.cache_clear()
     yield registered_home
@@ -274,7 +267,7 @@ def champion(monkeypatch, registered_home):
 
 
 def test_score_command_writes_grades_store_and_prints_distribution(champion, small_lake, tmp_path, capsys):
-    from riskengine.store import Store
+    from riskengine.core.store import Store
 
     store = Store(champion / "riskengine.duckdb")
     out = tmp_path / "grades.parquet"
@@ -358,7 +351,7 @@ def test_score_before_any_enterprise_existed_exits_1(champion, small_lake, tmp_p
 
 def test_score_without_champion_says_how_to_get_one(monkeypatch, small_lake, tmp_path, capsys):
     monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path))
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     get_settings.cache_clear()
     try:

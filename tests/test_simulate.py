@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.policy import load_policy
-from riskengine.simulate import (
+from riskengine.supervision.policy import load_policy
+from riskengine.supervision.simulate import (
     POLICIES,
     default_year,
     grades_from_truth,

@@ -12,8 +12,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from riskengine.errors import ConflictError, FatalInputError, NotFoundError
-from riskengine.store import GRADES_SCHEMA, Store, StoreBusyError
+from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
+from riskengine.core.store import GRADES_SCHEMA, Store, StoreBusyError
 
 IDS = ["91350100M000100Y43", "91110000600037341L", "91420106MA4K00000X"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.contract import PILOT_SECTORS, TABLE_ORDER, TABLES, is_valid_uscc, uscc_check_char
-from riskengine.errors import UsageError
+from riskengine.core.contract import PILOT_SECTORS, TABLE_ORDER, TABLES, is_valid_uscc, uscc_check_char
+from riskengine.core.errors import UsageError
 from riskengine.synth import (
     DISTRICTS,
     SyntheticCity,
@@ -20,7 +20,7 @@ from riskengine.synth import (
     generate_tables,
     make_usccs,
 )
-from riskengine.synth_dirty import KINDS
+from riskengine.synth.dirty import KINDS
 
 START, END = date(2019, 1, 1), date(2025, 12, 31)
 

@@ -9,8 +9,8 @@ import pytest
 
 from models.labels import build_labels
 from models.train import plan_snapshots
-from riskengine.contract import TABLES
-from riskengine.errors import UsageError
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import UsageError
 
 T = date(2024, 1, 1)
 D = date(2025, 6, 1)

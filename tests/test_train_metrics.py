@@ -7,7 +7,7 @@ import math
 import pytest
 
 from models.evaluate import auc, brier, capture_at, ks, pr_auc, rate_by_grade, rates_rise_strictly, spearman
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 Y = [0, 0, 1, 1]
 S = [0.1, 0.4, 0.35, 0.8]

@@ -14,7 +14,7 @@ import pytest
 from features import FEATURES
 from models.artifact import CreditModel
 from models.train import TrainConfig, TrainResult, load_truth, train_model
-from riskengine.lake import load_tables
+from riskengine.lake.layout import load_tables
 
 D = date(2026, 1, 1)
 # min_data_in_leaf scaled to the 1,500-enterprise city (the default 200 suits 20,000 and more).
@@ -150,7 +150,7 @@ def test_large_training_slices_sample_clean_rows_and_keep_every_adverse_one(smal
 
 
 def test_bad_training_parameter_is_named_with_what_was_expected() -> None:
-    from riskengine.errors import UsageError
+    from riskengine.core.errors import UsageError
 
     with pytest.raises(UsageError, match="selection must be one of ipw, none; got 'foo'"):
         TrainConfig(selection="foo").validate()
@@ -191,7 +191,7 @@ def test_early_stopping_stops_before_the_round_limit(small_lake: Path) -> None:
 
 
 def test_unknown_validation_scheme_is_rejected() -> None:
-    from riskengine.errors import UsageError
+    from riskengine.core.errors import UsageError
 
     with pytest.raises(UsageError, match="validation must be one of enterprises, months; got 'time'"):
         TrainConfig(validation="time").validate()

@@ -17,10 +17,10 @@ import polars as pl
 import uvicorn
 
 from api.main import create_app
-from riskengine.config import ServiceSettings, Settings, UiSettings
-from riskengine.ingest import ingest
-from riskengine.planning import PLAN_SCHEMA
-from riskengine.store import GRADES_SCHEMA, Store
+from riskengine.core.config import ServiceSettings, Settings, UiSettings
+from riskengine.core.store import GRADES_SCHEMA, Store
+from riskengine.lake.ingest import ingest
+from riskengine.supervision.planning import PLAN_SCHEMA
 from tests.api_helpers import (
     AS_OF,
     E_FOOD_WUCHANG,

@@ -8,8 +8,8 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import Admin, ServiceDep
 from api.problems import Problem, problem_docs
 from api.schemas import KeyCreated, KeyIn, KeyOut, ReloadOut
-from riskengine.errors import NotFoundError, UsageError
-from riskengine.keys import new_key, public_view
+from riskengine.core.errors import NotFoundError, UsageError
+from riskengine.core.keys import new_key, public_view
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

@@ -24,8 +24,8 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Service, Snapshot
-from riskengine.errors import NotFoundError
-from riskengine.store import Override
+from riskengine.core.errors import NotFoundError
+from riskengine.core.store import Override
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 

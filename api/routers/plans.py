@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.deps import AuthPrincipal, PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
-from riskengine.errors import NotFoundError
+from riskengine.core.errors import NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from api.deps import Now, ServiceDep, SnapshotDep, WhatIf, check_enterprise_id
 from api.problems import Problem, problem_docs
 from api.schemas import ScoredItem, ScoreRequest, ScoreResponse
-from riskengine.errors import FatalInputError, ModelError, UsageError
+from riskengine.core.errors import FatalInputError, ModelError, UsageError
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -64,7 +64,7 @@ def _by_ids(ids: list[str], as_of: date, lake: Path | None) -> tuple[pl.DataFram
         raise Problem(503, "scoring by enterprise id needs the lake: start the service with "
                            "`riskengine serve --lake LAKE`")
     from models.scoring import enterprise_features
-    from riskengine.lake import load_tables
+    from riskengine.lake.layout import load_tables
 
     tables = load_tables(lake)
     wanted = pl.Series(ids, dtype=pl.String)

@@ -26,7 +26,7 @@ from api.state import Service
 from api.ui.auth import LoginRequired, PageForbidden, SessionBook
 from api.ui.pages import router
 from api.ui.render import language, render
-from riskengine.errors import RiskEngineError
+from riskengine.core.errors import RiskEngineError
 
 PREFIX = "/ui/"
 _OUTER = "riskengine.outer_scope"

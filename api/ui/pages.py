@@ -25,9 +25,10 @@ from api.routers.sectors import served_grades
 from api.state import Service, Snapshot
 from api.ui.auth import COOKIE, COOKIE_PATH, PageUser, page_requires, safe_next, sessions_of
 from api.ui.render import LANG_COOKIE, LANGS, history_svg, language, render, waterfall_svg
-from riskengine.contract import PILOT_SECTORS
-from riskengine.errors import ConflictError, NotFoundError
-from riskengine.planning import plan_excel_bytes
+from riskengine.core.contract import PILOT_SECTORS
+from riskengine.core.errors import ConflictError, NotFoundError
+from riskengine.lake.layout import scan_table
+from riskengine.supervision.planning import plan_excel_bytes
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -207,8 +208,6 @@ def _lake_events(service: Service, enterprise_id: str) -> list[dict[str, Any]]:
     lake = service.settings.service.lake_path
     if lake is None or not (lake / "enterprises").is_dir():
         return []
-    from riskengine.lake import scan_table
-
     events: list[dict[str, Any]] = []
     inspections = (scan_table(lake, "inspections").filter(pl.col("enterprise_id") == enterprise_id)
                    .select("inspection_id", "inspected_on", "kind", "outcome", "findings_critical").collect())

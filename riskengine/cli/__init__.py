@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from riskengine.errors import RiskEngineError
+from riskengine.core.errors import RiskEngineError
 
 app = typer.Typer(
     name="riskengine",

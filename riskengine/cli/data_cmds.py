@@ -30,10 +30,10 @@ def ingest(
     from rich.console import Console
 
     from riskengine.cli.ingest_view import render_ingest_report
-    from riskengine.config import get_settings
-    from riskengine.errors import UsageError
-    from riskengine.ingest import export_quarantine
-    from riskengine.ingest import ingest as run_ingest
+    from riskengine.core.config import get_settings
+    from riskengine.core.errors import UsageError
+    from riskengine.lake.ingest import export_quarantine
+    from riskengine.lake.ingest import ingest as run_ingest
 
     if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
         raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")

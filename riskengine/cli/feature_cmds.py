@@ -15,7 +15,7 @@ def parse_as_of(values: list[str]) -> list:
     """The --as-of values as dates; a clear UsageError naming the bad value otherwise."""
     from datetime import date
 
-    from riskengine.errors import UsageError
+    from riskengine.core.errors import UsageError
 
     if not values:
         raise UsageError("--as-of is required (a date YYYY-MM-DD; repeat it for several dates)")
@@ -39,10 +39,10 @@ def features(
 ) -> None:
     """Write one row per enterprise and as_of date (every enterprise established before it)."""
     from features import compute_features
-    from riskengine.errors import UsageError
-    from riskengine.files import atomic_write
-    from riskengine.lake import load_tables
-    from riskengine.progress import progress
+    from riskengine.core.errors import UsageError
+    from riskengine.core.files import atomic_write
+    from riskengine.core.progress import progress
+    from riskengine.lake.layout import load_tables
 
     dates = parse_as_of(as_of)
     if out.suffix.lower() not in (".parquet", ".csv", ".pq"):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -103,8 +103,8 @@ def train(
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
     from models.registry import log_training, quiet
     from models.train import TrainConfig, load_truth, train_model
-    from riskengine.config import get_settings
-    from riskengine.lake import load_tables
+    from riskengine.core.config import get_settings
+    from riskengine.lake.layout import load_tables
 
     quiet()
     try:

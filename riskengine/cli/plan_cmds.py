@@ -1,7 +1,7 @@
 """``riskengine plan`` (the monthly 双随机 inspection list) and ``riskengine simulate-policy``.
 
 Grades for a plan come from ``--grades FILE`` (a ``riskengine score`` output), else from the serving
-store for that as_of, else by scoring now with the champion (``models.scoring``, imported lazily).
+store for that as_of, else by scoring now with the champion (``riskengine.workflows.scoring``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.core.errors import FatalInputError, RiskEngineError, UsageError
 
 
 def _err(message: str) -> None:
@@ -33,7 +33,7 @@ def _day(text: str, option: str = "--as-of") -> date:
 def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:
     """``--capacity``: a whole number for every district, a CSV/TOML file district -> inspections, or
     ``policy`` (in each district, what the policy asks for this month)."""
-    from riskengine.planning import POLICY_CAPACITY, read_capacity
+    from riskengine.supervision.planning import POLICY_CAPACITY, read_capacity
 
     stripped = text.strip()
     if stripped.isdigit():
@@ -52,7 +52,7 @@ def read_grades_file(path: Path) -> Any:
     if not Path(path).is_file():
         raise UsageError(f"{path}: grades file not found")
     try:
-        from models.scoring import read_grades
+        from riskengine.workflows.scoring import read_grades
     except ImportError:  # the grading engineer's reader; plain Parquet/CSV without it
         import polars as pl
 
@@ -63,7 +63,7 @@ def read_grades_file(path: Path) -> Any:
 def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: Any) -> tuple[Any, dict]:
     """The grades to plan with and where they came from (file, store, or scored now)."""
     if grades_file is not None:
-        from riskengine.planning import grades_digest
+        from riskengine.supervision.planning import grades_digest
 
         grades = read_grades_file(grades_file)
         return grades, {"kind": "file", "path": str(Path(grades_file).resolve()),
@@ -71,15 +71,15 @@ def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: 
     store_file = Path(settings.store_file)
     if store_file.exists():
         try:
-            from riskengine.store import Store
+            from riskengine.core.store import Store
 
             grades = Store(store_file).latest_grades(as_of)
             _err(f"grades: from the serving store {store_file} (as_of {as_of})")
             return grades, {"kind": "store", "store": str(store_file), "as_of": as_of.isoformat()}
         except (ImportError, RiskEngineError) as exc:
             _err(f"grades: none in the serving store for {as_of} ({exc}); scoring now with the champion")
-    from models.scoring import score_enterprises
-    from riskengine.errors import ModelError
+    from riskengine.core.errors import ModelError
+    from riskengine.workflows.scoring import score_enterprises
 
     try:
         grades = score_enterprises(lake, as_of, settings=settings)
@@ -132,9 +132,9 @@ def plan(
              "unless the enterprise has been inspected since")] = True,
 ) -> None:
     """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
-    from riskengine.config import get_settings
-    from riskengine.planning import previous_carry_over, read_inspectors, write_plan
-    from riskengine.policy import load_policy
+    from riskengine.core.config import get_settings
+    from riskengine.supervision.planning import previous_carry_over, read_inspectors, write_plan
+    from riskengine.supervision.policy import load_policy
 
     settings = get_settings()
     if replay is not None:
@@ -173,9 +173,15 @@ def _replay(meta_file: Path, out: Path | None) -> None:
     """Redo a plan from its meta file and compare the list with the recorded digest."""
     import polars as pl
 
-    from riskengine.lake import load_tables
-    from riskengine.planning import CarryOver, grades_digest, make_plan, plan_digest, write_plan_files
-    from riskengine.policy import load_policy, parse_policy
+    from riskengine.lake.layout import load_tables
+    from riskengine.supervision.planning import (
+        CarryOver,
+        grades_digest,
+        make_plan,
+        plan_digest,
+        write_plan_files,
+    )
+    from riskengine.supervision.policy import load_policy, parse_policy
 
     try:
         meta = json.loads(Path(meta_file).read_text(encoding="utf-8"))
@@ -229,8 +235,8 @@ def simulate_policy(
     """Compare uniform random, grade-differentiated and top-k supervision at equal capacity."""
     import polars as pl
 
-    from riskengine.policy import load_policy
-    from riskengine.simulate import (
+    from riskengine.supervision.policy import load_policy
+    from riskengine.supervision.simulate import (
         default_year,
         grades_from_truth,
         read_source_table,
@@ -261,7 +267,7 @@ def simulate_policy(
     result.meta["city"] = str(Path(city).resolve())
     _print_simulation(result)
     if out is not None:
-        from riskengine.files import atomic_write
+        from riskengine.core.files import atomic_write
 
         text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str)
         atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 # The generated city covers 2019-01-01..2025-12-31. The backtest model is trained on what was known
 # before 2025 and judged on 2025 (out of time); the production model uses everything before 2026.
@@ -70,7 +70,7 @@ def quickstart(
     work.mkdir(parents=True, exist_ok=True)
     # Models, runs and the serving store belong to this working folder.
     os.environ["RISKENGINE_HOME"] = str(work)
-    from riskengine.config import get_settings
+    from riskengine.core.config import get_settings
 
     get_settings.cache_clear()
     city, lake, out = work / "city", work / "lake", work / "outputs"
@@ -103,7 +103,7 @@ def quickstart(
     now_grades = out / f"grades_{NOW_AS_OF}.parquet"
     _step(9, total, f"grading every active enterprise as of {NOW_AS_OF}")
     _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(now_grades)])
-    from models.scoring import read_grades, write_grades
+    from riskengine.workflows.scoring import read_grades, write_grades
 
     write_grades(read_grades(now_grades), grades)  # the officers' Excel copy of the same grades
     plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"

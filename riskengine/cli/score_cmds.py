@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import NotFoundError, UsageError
+from riskengine.core.errors import NotFoundError, UsageError
 
 
 def _as_of(text: str) -> date:
@@ -38,8 +38,9 @@ def score(
     store: Annotated[bool, typer.Option(help="also save the grades into the serving store")] = True,
 ) -> None:
     """Grade every active enterprise with the champion model and write the grades file."""
-    from models.scoring import grade_distribution, read_grades, score_enterprises, write_grades
-    from riskengine.config import get_settings
+    from models.scoring import grade_distribution
+    from riskengine.core.config import get_settings
+    from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
 
     day = _as_of(as_of)
     if out.suffix.lower() not in (".parquet", ".csv", ".xlsx"):
@@ -52,7 +53,7 @@ def score(
     write_grades(grades, out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
-        from riskengine.store import Store
+        from riskengine.core.store import Store
 
         Store(settings.store_file).save_grades(grades)
         _err(f"saved the grades into the serving store {settings.store_file}")
@@ -85,9 +86,9 @@ def explain(
     top: Annotated[int, typer.Option(help="features shown in the waterfall plot")] = 10,
 ) -> None:
     """Print one enterprise's grade, score, probability, hard rule and reasons (Chinese and English)."""
-    from models.scoring import explain_enterprise
-    from riskengine.config import get_settings
-    from riskengine.contract import uscc_problem
+    from riskengine.core.config import get_settings
+    from riskengine.core.contract import uscc_problem
+    from riskengine.workflows.scoring import explain_enterprise
 
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
@@ -181,7 +182,7 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
     """
     import matplotlib
 
-    from riskengine.files import atomic_write
+    from riskengine.core.files import atomic_write
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -12,15 +12,15 @@ from typing import Annotated
 import typer
 
 from riskengine.cli import app
-from riskengine.errors import UsageError
+from riskengine.core.errors import UsageError
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from riskengine.config import get_settings
-    from riskengine.store import Store
+    from riskengine.core.config import get_settings
+    from riskengine.core.store import Store
 
     settings = get_settings()
     return Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
@@ -34,7 +34,7 @@ def _cli_actor() -> str:
 
 
 def _audit_key_change(action: str, key_id: str, detail: str) -> None:
-    from riskengine.audit import make_entry
+    from riskengine.core.audit import make_entry
 
     _store().append_audit([make_entry(action, resource=f"keys/{key_id}", status=200, key_name=_cli_actor(),
                                       role="cli", detail=detail)])
@@ -70,7 +70,7 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="who holds the key")] = None,
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
-    from riskengine.keys import new_key
+    from riskengine.core.keys import new_key
 
     record, token = new_key(role, district or (), sector, name)
     _store().add_key(record)
@@ -110,7 +110,7 @@ def audit(
     out: Annotated[Path, typer.Option(help="FILE.csv, FILE.parquet or FILE.xlsx")],
 ) -> None:
     """Export the audit log (one row per access) from a day on."""
-    from riskengine.audit import export_audit
+    from riskengine.core.audit import export_audit
 
     try:
         day = date.fromisoformat(since)

@@ -15,7 +15,7 @@ from datetime import date
 
 import polars as pl
 
-from riskengine.contract import EARLIEST_EVENT, USCC_ALPHABET, USCC_WEIGHTS, Column, Table
+from riskengine.core.contract import EARLIEST_EVENT, USCC_ALPHABET, USCC_WEIGHTS, Column, Table
 
 ROW = "__row"
 """Name of the 1-based data-row number column (the header is not counted)."""

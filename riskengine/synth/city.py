@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
-from riskengine.errors import UsageError
-from riskengine.files import atomic_write
+from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
+from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write
 
 DEFAULT_START = date(2019, 1, 1)
 DEFAULT_END = date(2025, 12, 31)
@@ -783,7 +783,7 @@ def generate_city_frames(
     tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
     if dirty > 0:
-        from riskengine.synth_dirty import inject_dirty
+        from riskengine.synth.dirty import inject_dirty
 
         tables, injected = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["injected"] = injected
@@ -869,7 +869,7 @@ def generate_city(
     Returns the summary (rows per table, event counts, injected bad rows by kind); the same summary
     is written to ``out/_truth/summary.json``.
     """
-    from riskengine.progress import progress
+    from riskengine.core.progress import progress
 
     start_d, end_d = check_parameters(n_enterprises, seed, start, end, fmt, dirty)
     out = Path(out)
@@ -880,7 +880,7 @@ def generate_city(
         tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, progress=advance)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
     if dirty > 0:
-        from riskengine.synth_dirty import inject_dirty
+        from riskengine.synth.dirty import inject_dirty
 
         tables, summary["injected"] = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["rows"] = {name: frame.height for name, frame in tables.items()}

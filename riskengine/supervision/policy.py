@@ -20,8 +20,8 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from riskengine.contract import GRADES, PILOT_SECTORS
-from riskengine.errors import ConfigError, UsageError
+from riskengine.core.contract import GRADES, PILOT_SECTORS
+from riskengine.core.errors import ConfigError, UsageError
 
 DEFAULT_SECTOR = "default"
 # The planning period is one calendar month, so a stratum cannot require more than 12 a year.
@@ -202,7 +202,7 @@ def default_policy_text() -> str:
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
     if path is None:
-        from riskengine.config import get_settings
+        from riskengine.core.config import get_settings
 
         path = get_settings().policy_path
     if path is None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import polars as pl
 
-from riskengine.errors import UsageError
-from riskengine.files import atomic_write
-from riskengine.store import AUDIT_SCHEMA, Store, utcnow
+from riskengine.core.errors import UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.store import AUDIT_SCHEMA, Store, utcnow
 
 log = logging.getLogger(__name__)
 

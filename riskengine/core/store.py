@@ -7,12 +7,12 @@ concurrency rule (one read-write *process* at a time, or many read-only ones):
   transaction and closes it, so the API server and CLI commands take turns on the file lock.
 * A call that meets another process's lock retries with back-off for ``lock_timeout`` seconds
   before raising :class:`StoreBusyError`; a long ``riskengine score`` therefore delays the
-  server's audit flush (which retries later, see ``riskengine.audit``) instead of crashing either.
+  server's audit flush (which retries later, see ``riskengine.core.audit``) instead of crashing either.
 * Inside one process, calls on the same file are serialised by a lock, because DuckDB refuses a
   read-only and a read-write connection to the same file in one process.
 * Writes are transactions: ``save_grades`` replaces an as_of (delete + insert) atomically, so a
   reader sees the old grades or the new ones, never a mix.
-* Keys are stored as SHA-256 hashes of high-entropy tokens only (``riskengine.keys``); the audit log
+* Keys are stored as SHA-256 hashes of high-entropy tokens only (``riskengine.core.keys``); the audit log
   has no update or delete method.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from riskengine.contract import GRADES, GRADES_SCHEMA
-from riskengine.errors import ConflictError, FatalInputError, NotFoundError, RiskEngineError
+from riskengine.core.contract import GRADES, GRADES_SCHEMA
+from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError, RiskEngineError
 
 AUDIT_SCHEMA: dict[str, pl.DataType] = {
     "entry_id": pl.String(),

@@ -14,9 +14,9 @@ import re
 import secrets
 from collections.abc import Sequence
 
-from riskengine.contract import PILOT_SECTORS
-from riskengine.errors import UsageError
-from riskengine.store import KeyRecord, utcnow
+from riskengine.core.contract import PILOT_SECTORS
+from riskengine.core.errors import UsageError
+from riskengine.core.store import KeyRecord, utcnow
 
 ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
 

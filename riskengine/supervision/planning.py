@@ -51,10 +51,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import DISTRICT_NAMES, GRADES, TABLES
-from riskengine.errors import FatalInputError, UsageError
-from riskengine.files import atomic_write
-from riskengine.policy import Policy
+from riskengine.core.contract import DISTRICT_NAMES, GRADES, TABLES
+from riskengine.core.errors import FatalInputError, UsageError
+from riskengine.core.files import atomic_write
+from riskengine.supervision.policy import Policy
 
 # Urgent mandatory items (follow-ups, complaint leads) are due within two weeks of the period start;
 # everything else by the period's last day.
@@ -392,7 +392,7 @@ def previous_carry_over(store_file: Path, as_of: date) -> CarryOver | None:
     (None when there is no store or no such plan)."""
     if not Path(store_file).exists():
         return None
-    from riskengine.store import Store
+    from riskengine.core.store import Store
 
     store = Store(Path(store_file))
     earlier = [(period_start_of(p), p) for p in store.plan_periods() if period_start_of(p) < as_of]
@@ -605,7 +605,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
     """The period's inspection list per district (rules in the module docstring).
 
     ``grades`` is a grades frame (at least enterprise_id, district, sector, grade, score);
-    ``tables`` the lake (``riskengine.lake.load_tables``); ``capacity`` one number per district, a
+    ``tables`` the lake (``riskengine.lake.layout.load_tables``); ``capacity`` one number per district, a
     mapping district -> inspections, or ``POLICY_CAPACITY`` (what the policy asks for in each
     district); ``inspectors`` an optional pool (district, inspector_id).
     """
@@ -885,9 +885,9 @@ def write_plan_files(result: PlanResult, out: Path) -> list[Path]:
 def save_to_store(result: PlanResult, store_file: Path) -> str | None:
     """Save the plan into the serving store; returns a warning instead of failing the plan."""
     try:
-        from riskengine.store import Store
+        from riskengine.core.store import Store
     except ImportError:
-        return "serving store not available (riskengine.store missing); plan written to files only"
+        return "serving store not available (riskengine.core.store missing); plan written to files only"
     # The service shows the meta to its users: keep the replay details (paths, policy text) out.
     meta = {k: v for k, v in result.meta.items() if k not in ("policy_toml", "inspectors", "lake")}
     meta["grades_source"] = {"kind": result.meta.get("grades_source", {}).get("kind")}
@@ -905,12 +905,13 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | st
                carry_over: CarryOver | None = None) -> PlanResult:
     """Plan for the lake's enterprises and write the files (and the store, if ``store_file``).
 
-    The entry point for ``riskengine quickstart``: grades from ``models.scoring.score_enterprises``,
+    The entry point for ``riskengine quickstart``: grades from
+    ``riskengine.workflows.scoring.score_enterprises``,
     e.g. ``write_plan(grades, lake, as_of, 20, Path("plan.xlsx"), seed=1, store_file=settings.store_file)``.
     Grades not read from a file are saved beside the plan (``<out>.grades.parquet``) for replay.
     """
-    from riskengine.lake import load_tables
-    from riskengine.policy import load_policy
+    from riskengine.lake.layout import load_tables
+    from riskengine.supervision.policy import load_policy
 
     policy = policy or load_policy()
     tables = load_tables(Path(lake))
@@ -936,7 +937,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | st
 
 def _policy_text(policy: Policy) -> str | None:
     """The policy file's text, kept in the meta so a replay uses exactly the same policy."""
-    from riskengine.policy import default_policy_text
+    from riskengine.supervision.policy import default_policy_text
 
     if policy.source == "built-in":
         return default_policy_text()

@@ -3,7 +3,7 @@
 Over one test year, month by month, with the same ``capacity`` inspections a month:
 
 - ``uniform``: a simple random sample of the active enterprises (today's practice);
-- ``graded``: the plan's own rules (``riskengine.planning``): enterprises whose minimum frequency
+- ``graded``: the plan's own rules (``riskengine.supervision.planning``): enterprises whose minimum frequency
   falls due first (ranked by score), then the stratified 双随机 draw at the policy ratios;
 - ``top_k``: pure ranking: each month the highest-scored enterprises not yet inspected this year.
 
@@ -25,10 +25,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.contract import GRADES
-from riskengine.errors import FatalInputError, UsageError
-from riskengine.planning import add_months, inclusion_probabilities, scale_probabilities, stratified_draw
-from riskengine.policy import Policy
+from riskengine.core.contract import GRADES
+from riskengine.core.errors import FatalInputError, UsageError
+from riskengine.supervision.planning import (
+    add_months,
+    inclusion_probabilities,
+    scale_probabilities,
+    stratified_draw,
+)
+from riskengine.supervision.policy import Policy
 
 POLICIES = ("uniform", "graded", "top_k")
 # Target of issue 5: graded finds >= 2x uniform per inspection; every enterprise >= 1% a year.

@@ -12,7 +12,7 @@ Layout (shared/CONTRACT.md, section 1), plain Parquet that DuckDB, Spark or Pola
 A run id sorts by time (``20251231T235959123456Z``), so files read in name order are in run order.
 Readers never see a half-committed run: files named in a journal whose run has no report yet are
 skipped here and removed by the next ingest (``recover``).
-Writing belongs to ``riskengine.ingest``; everything else reads through this module.
+Writing belongs to ``riskengine.lake.ingest``; everything else reads through this module.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from riskengine.contract import TABLES
-from riskengine.errors import FatalInputError
+from riskengine.core.contract import TABLES
+from riskengine.core.errors import FatalInputError
 
 QUARANTINE_DIR = "_quarantine"
 REPORTS_DIR = "_reports"

@@ -5,7 +5,7 @@ Three phases, so that bad input never harms the lake:
 1. *Look* (nothing written): the source is a folder, ``enterprises`` is there, every present table
    has its required columns. Anything missing is a ``FatalInputError`` (exit 2) naming it.
 2. *Stage* (under the lake's lock): read each table as text, validate it column-wise
-   (``riskengine.validate``), drop exact duplicates, compare ids with the lake (same content →
+   (``riskengine.lake.validate``), drop exact duplicates, compare ids with the lake (same content →
    duplicate, different content → ``conflict``), and write accepted rows, the quarantine and the
    report into ``LAKE/_staging/<run_id>/``.
 3. *Commit*: write a journal naming the files, rename them into place, then rename the report into
@@ -31,12 +31,12 @@ from typing import Any
 
 import polars as pl
 
-from riskengine import lake as lakes
-from riskengine.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
-from riskengine.errors import FatalInputError, RiskEngineError, UsageError
-from riskengine.files import atomic_write
-from riskengine.progress import progress
-from riskengine.validate import EXTRA, ROW, RULES, empty_quarantine, validate_table
+from riskengine.core.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
+from riskengine.core.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.progress import progress
+from riskengine.lake import layout as lakes
+from riskengine.lake.validate import EXTRA, ROW, RULES, empty_quarantine, validate_table
 
 SOURCE_FORMATS = ("csv", "parquet")
 

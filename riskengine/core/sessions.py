@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
-from riskengine.store import Store
+from riskengine.core.store import Store
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS ui_sessions (

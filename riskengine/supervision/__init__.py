@@ -1,0 +1,1 @@
+"""Supervision: the inspection policy, the monthly plan and the policy simulation."""

@@ -1,0 +1,27 @@
+"""The synthetic city: a developer tool that generates source folders and their ground truth.
+
+It uses only the core (``riskengine.core``); workflows, the CLI and tests use it.
+"""
+
+from riskengine.synth.city import (
+    DEFAULT_END,
+    DEFAULT_START,
+    DISTRICTS,
+    FORMATS,
+    SECTOR_KEYS,
+    SECTORS,
+    SyntheticCity,
+    check_parameters,
+    generate_city,
+    generate_city_frames,
+    generate_tables,
+    make_usccs,
+    simulate_city,
+    truth_frame,
+)
+
+__all__ = [
+    "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "FORMATS", "SECTORS", "SECTOR_KEYS", "SyntheticCity",
+    "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "make_usccs",
+    "simulate_city", "truth_frame",
+]

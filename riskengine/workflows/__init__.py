@@ -1,0 +1,1 @@
+"""Workflows: what both faces (CLI and API) call — load, compute, save."""
