@@ -121,3 +121,24 @@ def test_settings_policy_path_overrides_the_built_in(tmp_path: Path, monkeypatch
 
 def test_built_in_policy_text_validates():
     assert parse_policy(default_policy_text()).version == "2025.1-default"
+
+
+def test_default_policy_defines_every_warning_rule_and_the_monitor_thresholds():
+    policy = load_policy(None)
+    assert set(policy.warnings.rules) == {"licence_expiring", "complaint_surge", "serious_penalty_or_recall",
+                                          "grade_jump", "abnormal_listing_3y", "commitment_due_or_breached"}
+    assert policy.warnings.rules["licence_expiring"].threshold == 30
+    assert (policy.monitor.psi_watch, policy.monitor.psi_act) == (0.1, 0.25)
+
+
+def test_unknown_warning_rule_and_bad_template_field_are_named():
+    text = DEFAULT_SECTION + (
+        "[warnings.rules.moon_phase]\nthreshold = 1\ntext_zh = 'x'\ntext_en = 'x'\n"
+        "[warnings.rules.grade_jump]\nthreshold = 2\ntext_zh = '{old}→{nope}'\ntext_en = '{old}'\n")
+    message = _error(text)
+    assert "warnings.rules.moon_phase is not a known rule" in message
+    assert "warnings.rules.grade_jump.text_zh uses 'nope'" in message
+
+
+def test_a_policy_without_warning_rules_keeps_the_built_in_ones():
+    assert "grade_jump" in parse_policy(DEFAULT_SECTION).warnings.rules

@@ -35,6 +35,7 @@ def _register() -> None:
         quickstart_cmd,
         score_cmds,
         serve_cmds,
+        watch_cmds,
     )
 
 

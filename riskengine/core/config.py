@@ -68,6 +68,15 @@ class UiSettings(BaseModel):
     page_size: int = Field(default=50, gt=0, description="rows per page of a listing")
 
 
+class WebhookSettings(BaseModel):
+    """Pushing warnings to subscribed bureau systems (issue 14)."""
+
+    attempts: int = Field(default=4, ge=1, description="tries per warning and subscription")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry waits this long, then doubles")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Paths and defaults of the engine; every command reads this once."""
 
@@ -82,6 +91,7 @@ class Settings(BaseSettings):
     grades: GradeSettings = GradeSettings()
     service: ServiceSettings = ServiceSettings()
     ui: UiSettings = UiSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def store_file(self) -> Path:

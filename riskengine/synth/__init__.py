@@ -10,6 +10,7 @@ from riskengine.synth.city import (
     FORMATS,
     SECTOR_KEYS,
     SECTORS,
+    Drift,
     SyntheticCity,
     check_parameters,
     generate_city,
@@ -21,7 +22,8 @@ from riskengine.synth.city import (
 )
 
 __all__ = [
-    "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "FORMATS", "SECTORS", "SECTOR_KEYS", "SyntheticCity",
+    "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "Drift", "FORMATS", "SECTORS", "SECTOR_KEYS",
+    "SyntheticCity",
     "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "make_usccs",
     "simulate_city", "truth_frame",
 ]

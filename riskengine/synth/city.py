@@ -102,6 +102,35 @@ _LICENSE_YEARS = 5  # production licences and CCC certificates run five years
 _DAY = np.timedelta64(1, "D")
 
 
+@dataclass(frozen=True)
+class Drift:
+    """A change injected on purpose: from ``start`` on, the latent risk logit of every enterprise of
+    ``sector`` moves by ``shift`` (e.g. +1.5: a sector going bad), so monitoring can be shown to catch it."""
+
+    sector: str
+    start: date
+    shift: float
+
+    @classmethod
+    def parse(cls, text: str) -> Drift:
+        """``SECTOR:YYYY-MM-DD:SHIFT``, e.g. ``catering:2025-06-01:1.5``."""
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UsageError("--drift must be SECTOR:YYYY-MM-DD:SHIFT (e.g. catering:2025-06-01:1.5); "
+                             f"got {text!r}")
+        sector, day, shift = parts
+        if sector not in SECTOR_KEYS:
+            raise UsageError(f"--drift sector must be one of {', '.join(SECTOR_KEYS)}; got {sector!r}")
+        try:
+            start, value = date.fromisoformat(day), float(shift)
+        except ValueError:
+            raise UsageError(f"--drift needs a date YYYY-MM-DD and a number; got {text!r}") from None
+        return cls(sector, start, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sector": self.sector, "start": self.start.isoformat(), "shift": self.shift}
+
+
 @dataclass
 class SyntheticCity:
     """A generated city in memory: the contract tables, the ground truth and what was injected."""
@@ -268,6 +297,7 @@ def simulate_city(
     end: date | str = DEFAULT_END,
     *,
     progress: Callable[[float], None] | None = None,
+    drift: Drift | None = None,
 ) -> tuple[dict[str, pl.DataFrame], np.ndarray, np.ndarray, pl.DataFrame]:
     """Run the monthly simulation. Returns (clean tables, ids, truth matrix n x months, inspectors).
 
@@ -275,6 +305,7 @@ def simulate_city(
     did not exist; ``truth_frame`` turns it into the contract's long format.
     """
     start_d, end_d = _as_date(start, "start"), _as_date(end, "end")
+    injected = drift  # the name ``drift`` is the enterprises' random-walk drift below
     rng = np.random.default_rng(seed)
     w = _make_world(n_enterprises, rng, end_d)
     n = w.n
@@ -420,6 +451,10 @@ def simulate_city(
     product_rate = sec_sampling[products].astype(np.float32)
     random_p = np.float32(_RANDOM_RATIO / 12)
     revoke_rate = np.float32(0.0003) * scale
+    # An injected drift: the month it starts (months since the start) and the enterprises it moves.
+    drift_month = (int((np.datetime64(injected.start, "M") - month0).astype(int)) if injected is not None
+                   else n_months + 1)
+    drifting = sector_of == SECTOR_KEYS.index(injected.sector) if injected is not None else None
     logit = np.empty(n, dtype=np.float32)
     ex = np.empty(n, dtype=np.float32)
 
@@ -432,6 +467,8 @@ def simulate_city(
         logit += drift
         logit += shock
         logit -= deter
+        if drifting is not None and t >= drift_month:
+            logit[drifting] += np.float32(injected.shift)  # type: ignore[union-attr]
         np.exp(logit, out=ex)
         np.divide(ex, ex + 1.0, out=row)
         exists = (est_month <= t) & (exit_month >= t)
@@ -777,11 +814,13 @@ def generate_city_frames(
     *,
     dirty: float = 0.0,
     fmt: str = "csv",
+    drift: Drift | None = None,
 ) -> SyntheticCity:
     """The whole city in memory: tables, truth (long format), inspectors and a summary."""
     start_d, end_d = check_parameters(n_enterprises, seed, start, end, fmt, dirty)
-    tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d)
+    tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, drift=drift)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
+    summary["drift"] = drift.to_dict() if drift is not None else None
     if dirty > 0:
         from riskengine.synth.dirty import inject_dirty
 
@@ -863,6 +902,7 @@ def generate_city(
     end: date | str = DEFAULT_END,
     fmt: str = "csv",
     dirty: float = 0.0,
+    drift: Drift | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic city as a source folder: ``out/<table>.<fmt>`` and ``out/_truth/``.
 
@@ -877,8 +917,10 @@ def generate_city(
     (out / "_truth").mkdir(exist_ok=True)
     n_months = (end_d.year - start_d.year) * 12 + end_d.month - start_d.month + 1
     with progress("simulating months", total=n_months) as advance:
-        tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, progress=advance)
+        tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, progress=advance,
+                                                       drift=drift)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
+    summary["drift"] = drift.to_dict() if drift is not None else None
     if dirty > 0:
         from riskengine.synth.dirty import inject_dirty
 
