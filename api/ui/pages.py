@@ -25,8 +25,10 @@ from api.routers.sectors import served_grades
 from api.state import Service, Snapshot
 from api.ui.auth import COOKIE, COOKIE_PATH, PageUser, page_requires, safe_next, sessions_of
 from api.ui.render import LANG_COOKIE, LANGS, history_svg, language, render, waterfall_svg
+from api.ui.watch_pages import open_warnings_of
 from riskengine.core.contract import PILOT_SECTORS
 from riskengine.core.errors import ConflictError, NotFoundError
+from riskengine.core.warnings_store import WarningStore
 from riskengine.lake.layout import scan_table
 from riskengine.supervision.planning import plan_excel_bytes
 
@@ -240,6 +242,8 @@ def _enterprise_context(request: Request, row: dict[str, Any], user: AuthPrincip
             overrides=list(reversed(service.overrides.of(enterprise_id))),
             longest=service.settings.service.max_override_days,
         )
+    if user.has("warnings"):
+        context["warnings"] = open_warnings_of(WarningStore(service.store), user, enterprise_id)
     return context
 
 

@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from riskengine.core.contract import district_label, sector_label
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 LANG_COOKIE = "rk_lang"
 LANGS = ("zh", "en")
@@ -22,6 +24,12 @@ GRADE_NAMES = {"A": ("低风险", "low risk"), "B": ("一般风险", "general ri
 ROLE_NAMES = {"inspector": ("检查人员", "inspector"), "credit_office": ("信用科", "credit office"),
               "sector": ("行业伙伴", "sector partner"), "admin": ("管理员", "administrator")}
 STRATUM_NAMES = {"mandatory": ("必查", "mandatory"), "random": ("双随机", "random")}
+EVENT_NAMES = {
+    "random": ("双随机检查", "random"), "targeted": ("重点检查", "targeted"), "complaint": ("投诉核查", "complaint"),
+    "follow_up": ("复查", "follow-up"), "license": ("许可检查", "licence"), "pass": ("合格", "pass"),
+    "conditional": ("责令整改", "conditional"), "fail": ("不合格", "fail"), "minor": ("轻微", "minor"),
+    "moderate": ("较重", "moderate"), "serious": ("严重", "serious"),
+}
 STATUS_NAMES = {"scheduled": ("已排期", "scheduled"), "over_capacity": ("超出能力未排期", "over capacity")}
 
 
@@ -161,6 +169,9 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
         "role_name": lambda r: pair(ROLE_NAMES, r, lang),
         "stratum_name": lambda s: pair(STRATUM_NAMES, s, lang),
         "status_name": lambda s: pair(STATUS_NAMES, s, lang),
+        "event_name": lambda e: pair(EVENT_NAMES, e, lang),
+        "district_name": lambda d: district_label(d, lang) if d else "—",
+        "sector_name": lambda s: sector_label(s, lang) if s else "—",
         "path": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     }
     response = TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)

@@ -23,9 +23,11 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    "inspector": frozenset({"grades", "explanations", "plans"}),
-    # everything, plus overrides and what-if scoring
-    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif"}),
+    # and the early warnings of their districts (issue 14), acknowledged in the pages
+    "inspector": frozenset({"grades", "explanations", "plans", "warnings"}),
+    # everything, plus overrides, what-if scoring and the monthly monitoring report
+    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "warnings",
+                                "monitoring"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
     "sector": frozenset({"grades"}),
     # keys and reload; no enterprise data
