@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from riskengine.core.warnings_store import WarningStore
 from tests.api_helpers import E_FOOD_WUCHANG, E_WIRE_JIANGAN, E_WIRE_WUCHANG
 from tests.ui_helpers import E_HOSTILE, HOSTILE_NAME, UiWorld, live_server, make_ui_world, override_until
 
@@ -120,6 +121,34 @@ def test_an_inspector_filters_the_plan_downloads_it_and_opens_an_enterprise(page
     page.goto("/ui/plan")
     expect(page.get_by_role("button", name="Filter")).to_be_visible()  # the language is remembered
     shot(page, "plan-en")
+
+
+def test_an_inspector_acknowledges_a_warning_of_their_district(page: Page, world: UiWorld) -> None:
+    sign_in(page, world, "inspector")
+    page.get_by_role("link", name="预警").click()
+    rows = page.locator("table.data tbody tr")
+    expect(rows).to_have_count(2)  # Wuchang's two; Jiang'an's is another inspector's
+    expect(page.get_by_text(HOSTILE_NAME)).to_be_visible()  # the hostile text, shown as text
+    shot(page, "warnings-zh")
+    row = rows.filter(has_text="生产许可证将于30日内到期")
+    row.get_by_label("采取的措施").fill("已通知企业办理延续")
+    row.get_by_role("button", name="确认处理").click()
+    expect(rows).to_have_count(1)
+    acknowledged = WarningStore(world.store).warnings(enterprise_id=E_WIRE_WUCHANG).row(0, named=True)
+    assert acknowledged["action"] == "已通知企业办理延续"
+    assert acknowledged["acknowledged_by"].startswith(world.key_ids["inspector"])
+
+
+def test_the_credit_office_reads_the_monitoring_report(page: Page, world: UiWorld) -> None:
+    sign_in(page, world, "credit_office")
+    page.get_by_role("link", name="监测报告").click()
+    expect(page.get_by_role("heading", name="告警")).to_be_visible()
+    expect(page.get_by_text("D below C")).to_be_visible()
+    expect(page.locator("table.data tbody tr")).to_have_count(3)
+    shot(page, "monitoring-zh", full_page=True)
+    to_english(page)
+    expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
+    shot(page, "monitoring-en", full_page=True)
 
 
 def test_the_plan_is_usable_on_a_tablet(browser: Browser, base_url: str, world: UiWorld) -> None:

@@ -4,6 +4,7 @@ tiny lake with inspections and penalties for the enterprise pages' timeline."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -19,8 +20,10 @@ import uvicorn
 from api.main import create_app
 from riskengine.core.config import ServiceSettings, Settings, UiSettings
 from riskengine.core.store import GRADES_SCHEMA, Store
+from riskengine.core.warnings_store import WarningStore
 from riskengine.lake.ingest import ingest
 from riskengine.supervision.planning import PLAN_SCHEMA
+from riskengine.workflows.monitor import latest_path
 from tests.api_helpers import (
     AS_OF,
     E_FOOD_WUCHANG,
@@ -118,7 +121,37 @@ def make_ui_world(folder: Path, **ui: object) -> UiWorld:
     grades = pl.concat([store.latest_grades(AS_OF), hostile_grades()])
     store.save_grades(grades)
     store.save_plan(plan_rows(grades), {"period": PERIOD, "as_of": AS_OF, "seed": 11})
+    WarningStore(store).add_warnings(warning_rows())
+    write_monitor_report(settings)
     return UiWorld(store, settings, template.tokens, template.key_ids, lake)
+
+
+def warning_rows() -> pl.DataFrame:
+    """Two warnings in Wuchang (one on the hostile enterprise) and one in Jiang'an."""
+    return pl.DataFrame({
+        "enterprise_id": [E_WIRE_WUCHANG, E_HOSTILE, E_WIRE_JIANGAN],
+        "district": [WUCHANG, WUCHANG, JIANGAN], "sector": ["wire_cable"] * 3,
+        "rule": ["licence_expiring", "complaint_surge", "licence_expiring"],
+        "subject": ["L1", "2025-06", "L2"], "raised_on": [date(2025, 6, 28)] * 3,
+        "text_zh": ["生产许可证将于30日内到期", HOSTILE_NAME, "生产许可证将于30日内到期"],
+        "text_en": ["production licence expires within 30 days", HOSTILE_NAME,
+                    "production licence expires within 30 days"],
+    })
+
+
+def write_monitor_report(settings: Settings) -> None:
+    """A saved monitoring report in the CONTRACT §6 shape, where `riskengine monitor` keeps the latest."""
+    def cell(n: int, rate: float) -> dict[str, float | int]:
+        return {"random_inspections": n, "adverse_per_100": rate, "ci_low": rate * 0.6, "ci_high": rate * 1.5}
+
+    months = [{"month": m, "grades": {"A": cell(120, 2.5), "B": cell(80, 6.0), "C": cell(40, 12.5),
+                                      "D": cell(12, d)}, "monotone": d > 12.5, "psi_score": 0.04}
+              for m, d in (("2025-04", 33.3), ("2025-05", 30.0), ("2025-06", 8.3))]
+    report = {"as_of": "2025-07-01", "model_version": "1", "months": months,
+              "alerts": [{"rule": "monotone", "detail": "2025-06: D below C (8.3 < 12.5 per 100)"}]}
+    path = latest_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report), encoding="utf-8")
 
 
 def free_port() -> int:

@@ -25,7 +25,8 @@ ROLE_NAMES = {"inspector": ("检查人员", "inspector"), "credit_office": ("信
               "sector": ("行业伙伴", "sector partner"), "admin": ("管理员", "administrator")}
 STRATUM_NAMES = {"mandatory": ("必查", "mandatory"), "random": ("双随机", "random")}
 EVENT_NAMES = {
-    "random": ("双随机检查", "random"), "targeted": ("重点检查", "targeted"), "complaint": ("投诉核查", "complaint"),
+    "random": ("双随机检查", "random"), "targeted": ("重点检查", "targeted"),
+    "complaint": ("投诉核查", "complaint"),
     "follow_up": ("复查", "follow-up"), "license": ("许可检查", "licence"), "pass": ("合格", "pass"),
     "conditional": ("责令整改", "conditional"), "fail": ("不合格", "fail"), "minor": ("轻微", "minor"),
     "moderate": ("较重", "moderate"), "serious": ("严重", "serious"),
