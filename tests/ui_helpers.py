@@ -4,8 +4,12 @@ tiny lake with inspections and penalties for the enterprise pages' timeline."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -109,21 +113,41 @@ class UiWorld(World):
     lake: Path | None = None
 
 
-def make_ui_world(folder: Path, **ui: object) -> UiWorld:
-    """A fresh copy of the API tests' store with the hostile enterprise and the planner-shaped plan."""
+@functools.cache
+def _lake() -> Path:
+    """Ingested once per test process; read-only for the tests."""
+    folder = Path(tempfile.mkdtemp(prefix="riskengine-ui-lake-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return write_lake(folder)
+
+
+@functools.cache
+def _ui_store() -> Path:
+    """The page tests' store, built once per test process (tests get copies)."""
     template = _template()
-    lake = write_lake(folder)
-    settings = Settings(home=folder, service=ServiceSettings(audit_flush_seconds=0.2, lake_path=lake,
-                                                             reload_check_seconds=0),
-                        ui=UiSettings(**ui))  # type: ignore[arg-type]
+    folder = Path(tempfile.mkdtemp(prefix="riskengine-ui-store-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    settings = Settings(home=folder)
     settings.store_file.write_bytes(template.store.path.read_bytes())
     store = Store(settings.store_file, lock_timeout=5)
     grades = pl.concat([store.latest_grades(AS_OF), hostile_grades()])
     store.save_grades(grades)
     store.save_plan(plan_rows(grades), {"period": PERIOD, "as_of": AS_OF, "seed": 11})
     WarningStore(store).add_warnings(warning_rows())
+    return settings.store_file
+
+
+def make_ui_world(folder: Path, **ui: object) -> UiWorld:
+    """A fresh copy of the API tests' store with the hostile enterprise, the planner-shaped plan and
+    warnings; a saved monitoring report; the shared tiny lake."""
+    template = _template()
+    settings = Settings(home=folder, service=ServiceSettings(audit_flush_seconds=0.2, lake_path=_lake(),
+                                                             reload_check_seconds=0),
+                        ui=UiSettings(**ui))  # type: ignore[arg-type]
+    shutil.copyfile(_ui_store(), settings.store_file)
     write_monitor_report(settings)
-    return UiWorld(store, settings, template.tokens, template.key_ids, lake)
+    return UiWorld(Store(settings.store_file, lock_timeout=5), settings, template.tokens, template.key_ids,
+                   _lake())
 
 
 def warning_rows() -> pl.DataFrame:
