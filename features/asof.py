@@ -192,3 +192,27 @@ def running(
         .filter(pl.col(_K).is_not_null())
         .select(by, pl.lit(dates).gather(pl.col(_K)).alias(AS_OF), *sums, *maxes)
     )
+
+
+def void_segments(voids: pl.DataFrame, as_of: Sequence[date]) -> list[tuple[list[date], pl.DataFrame]]:
+    """The sorted as_of dates cut into runs that see the same voided records, each run with those
+    records (``record_table``, ``record_id``).
+
+    A void (an upheld objection, CONTRACT section 5) counts as of D once it is visible before D: its
+    ``voided_on`` and ``recorded_on`` are before D, like any record. As of an earlier D the record
+    still counts: the bureau did not know then that it was void.
+    """
+    dates = sorted(set(as_of))
+    seen = voids.select("record_table", "record_id", visible_from("voided_on").alias("_v")).filter(
+        pl.col("_v").is_not_null()
+    )
+    runs: list[tuple[list[date], pl.DataFrame]] = []
+    last = -1
+    for d in dates:
+        in_force = seen.filter(pl.col("_v") < d)
+        if in_force.height != last:
+            runs.append(([], in_force.select("record_table", "record_id")))
+            last = in_force.height
+        runs[-1][0].append(d)
+    return runs
+

@@ -10,9 +10,11 @@ import polars as pl
 from features import (
     asof,
     associations,
+    commitments,
     complaints,
     inspections,
     licenses,
+    lists,
     penalties,
     profile,
     recalls,
@@ -43,6 +45,10 @@ _UNREAD: dict[str, tuple[str, ...]] = {
     "complaints": ("complaint_id", "category"),
     "licenses": ("license_id",),
     "credit_repairs": ("repair_id",),
+    "list_entries": ("reason", "removal_reason"),
+    "list_removals": ("removal_id", "removal_reason"),
+    "commitments": ("commitment_id",),
+    "record_voids": ("void_id", "record_table", "record_id", "case_id", "reason"),
 }
 
 
@@ -153,10 +159,41 @@ def build_features(
 def _build(
     tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
 ) -> tuple[pl.LazyFrame, int]:
-    """The lazy feature frame, and at most how many rows it has (enterprises x as_of dates)."""
-    dates = asof.as_of_frame(as_of)  # validates
+    """The lazy feature frame, and at most how many rows it has (enterprises x as_of dates).
+
+    Records voided by an upheld objection drop out from the as_of dates that see the void
+    (``asof.void_segments``): the dates are built in runs that see the same voids (one run when
+    there are none), each on the tables without the records void for it.
+    """
+    asof.as_of_frame(as_of)  # validates
+    severity.check_half_life(half_life_days, sorted(set(as_of)))
+    voids = tables.get("record_voids")
+    void_frame = (voids.collect() if voids is not None
+                  else pl.DataFrame(schema=TABLES["record_voids"].schema))
+    runs = asof.void_segments(void_frame, as_of)
+    built = [_build_run(_without(tables, void), dates, half_life_days) for dates, void in runs]
+    if len(built) == 1:
+        return built[0]
+    return pl.concat([frame for frame, _ in built]), sum(rows for _, rows in built)
+
+
+def _without(tables: Mapping[str, pl.LazyFrame], void: pl.DataFrame) -> Mapping[str, pl.LazyFrame]:
+    """``tables`` without the records named in ``void`` (record_table, record_id)."""
+    if void.height == 0:
+        return tables
+    out = dict(tables)
+    for name, ids in void.group_by("record_table").agg("record_id").iter_rows():
+        if name in out:
+            out[name] = out[name].filter(~pl.col(TABLES[name].key).is_in(ids))
+    return out
+
+
+def _build_run(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
+) -> tuple[pl.LazyFrame, int]:
+    """``_build`` for as_of dates that all see the same records."""
+    dates = asof.as_of_frame(as_of)
     dates_list = sorted(set(as_of))
-    severity.check_half_life(half_life_days, dates_list)
     t = _encode(_conform(tables))
     ids = [KEY, AS_OF]
     population = asof.population(t["enterprises"].select(KEY, _ID, *_PROFILE), dates)
@@ -175,6 +212,8 @@ def _build(
             complaints.build(t, keys, dates_list),
             licenses.build(t, keys, dates_list),
             severity.build(t, dates_list, half_life_days),
+            lists.build(t, keys, dates_list),
+            commitments.build(t, keys, dates_list),
         )
     ]
     family_cols = [n for n, s in FEATURES.items() if s.family not in ("associations", "profile")]

@@ -421,6 +421,68 @@ _add(
     "time-decayed severity index {value:.1f}",
 )
 
+# --- credit lists (CONTRACT section 1: list_entries) ------------------------------------------------
+_add("lists__abnormal_now", "int", 1, "列入经营异常名录", "on the abnormal-operation list")
+_add("lists__serious_now", "int", 1, "列入严重违法失信名单", "on the serious-dishonesty list")
+_add("lists__listed_now", "int", 1, "当前在列名录{value:.0f}条", "{value:.0f} list entries in force")
+_add("lists__days_listed", "int", 0, "已在名录中{value:.0f}天", "listed for {value:.0f} days", fill=None)
+_add(
+    "lists__abnormal_days_listed",
+    "int",
+    0,
+    "列入经营异常名录已{value:.0f}天",
+    "on the abnormal-operation list for {value:.0f} days",
+    fill=None,
+)
+_add(
+    "lists__listings_1095d",
+    "int",
+    1,
+    "近1095天被列入名录{value:.0f}次",
+    "listed {value:.0f} times in the last 1095 days",
+)
+_add(
+    "lists__serious_1095d",
+    "int",
+    1,
+    "近1095天被列入严重违法失信名单{value:.0f}次",
+    "put on the serious-dishonesty list {value:.0f} times in the last 1095 days",
+)
+
+# --- credit commitments (CONTRACT section 1: commitments) -------------------------------------------
+_add("commitments__open", "int", 0, "未到期的信用承诺{value:.0f}项", "{value:.0f} open credit commitments")
+_add(
+    "commitments__open_overdue",
+    "int",
+    1,
+    "已过履约期限仍未确认履约的承诺{value:.0f}项",
+    "{value:.0f} commitments past their due day and not confirmed kept",
+)
+_add("commitments__breached", "int", 1, "违背信用承诺{value:.0f}项",
+     "{value:.0f} credit commitments breached")
+_add(
+    "commitments__breached_365d",
+    "int",
+    1,
+    "近365天违背信用承诺{value:.0f}项",
+    "{value:.0f} credit commitments breached in the last 365 days",
+)
+_add(
+    "commitments__notification_breached_365d",
+    "int",
+    1,
+    "近365天违背告知承诺{value:.0f}项",
+    "{value:.0f} notification commitments (告知承诺) breached in the last 365 days",
+)
+_add(
+    "commitments__days_to_due",
+    "int",
+    0,
+    "信用承诺{value:.0f}天后到期",
+    "a credit commitment falls due in {value:.0f} days",
+    fill=None,
+)
+
 
 FEATURES: dict[str, FeatureSpec] = {s.name: s for s in _SPECS}
 """Every feature column, in output order."""

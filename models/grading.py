@@ -144,6 +144,9 @@ F_LICENSE_SUSPENDED = "licenses__suspended"
 F_ORDERED_HIGH_RECALLS = "recalls__ordered_high_hazard_365d"
 F_AGE_DAYS = "profile__age_days"
 F_NEVER_INSPECTED = "inspections__never_inspected"
+F_SERIOUS_LISTED = "lists__serious_now"
+F_ABNORMAL_LISTED = "lists__abnormal_now"
+F_NOTIFICATION_BREACHED = "commitments__notification_breached_365d"
 # "No history": nothing on record in any window that covers a young enterprise's whole life.
 F_EVENTS_TOTAL = ("sampling__tests_1095d", "penalties__count_1095d", "recalls__count_1095d",
                   "complaints__count_365d")
@@ -170,6 +173,18 @@ HARD_RULES: tuple[HardRule, ...] = (
              & _positive(F_NEVER_INSPECTED)
              & ~pl.any_horizontal([_positive(c) for c in F_EVENTS_TOTAL]),
              "成立不足一年且无监管记录", "established less than a year ago with no supervision record"),
+    # Issue 13: an entry on the serious-violation-and-dishonesty list in force → D (SAMR Order 44,
+    # 市场监督管理严重违法失信名单管理办法: the strictest supervision while listed).
+    HardRule("R6_SERIOUS_DISHONEST_LISTED", "D", (F_SERIOUS_LISTED,), _positive(F_SERIOUS_LISTED),
+             "列入严重违法失信名单", "on the serious-violation-and-dishonesty list"),
+    # An entry on the abnormal-operation list in force (经营异常名录) → at least C.
+    HardRule("R7_ABNORMAL_OPERATION_LISTED", "C", (F_ABNORMAL_LISTED,), _positive(F_ABNORMAL_LISTED),
+             "列入经营异常名录", "on the abnormal-operation list"),
+    # A notification commitment (告知承诺) found breached in the last year → at least C: the licence
+    # was granted on a promise that did not hold.
+    HardRule("R8_NOTIFICATION_COMMITMENT_BREACHED", "C", (F_NOTIFICATION_BREACHED,),
+             _positive(F_NOTIFICATION_BREACHED),
+             "近一年违背告知承诺", "breached a notification commitment (告知承诺) in the last year"),
 )
 
 

@@ -1,7 +1,9 @@
 """Training labels: an adverse outcome in [t, t + horizon) for monthly snapshots t (CONTRACT section 2).
 
 An *adverse outcome* is a failed inspection, a failed sampling test, a ``moderate`` or ``serious``
-penalty, a recall, or a licence revoked (status ``revoked`` with ``status_changed_on`` in the window).
+penalty, a recall, a licence revoked (status ``revoked`` with ``status_changed_on`` in the window), a
+serious-dishonest listing (``listed_on`` in the window) or a breached commitment (status ``breached``
+with ``status_changed_on`` in the window).
 
 The time rule binds labels too: a label is computed "as known at D", so every window must end by D
 (t + horizon <= D) and an event counts only if both its date and its ``recorded_on`` (where present)
@@ -92,6 +94,20 @@ def outcome_events(tables: Mapping[str, pl.LazyFrame], known_before: date) -> pl
                      .filter(pl.col("status") == "revoked").select(
             "enterprise_id", pl.col("status_changed_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("licence").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
+            pl.lit(False).alias("random_fail")))
+    if "list_entries" in tables:
+        # CONTRACT section 2: a serious-dishonest listing is an adverse outcome (dated by its listing).
+        parts.append(_known(tables["list_entries"], "listed_on", known_before)
+                     .filter(pl.col("list") == "serious_dishonest").select(
+            "enterprise_id", pl.col("listed_on").alias("day"), pl.lit(True).alias("adverse"),
+            pl.lit("listing").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
+            pl.lit(False).alias("random_fail")))
+    if "commitments" in tables:
+        # ... and so is a breached commitment, dated by the day the breach took effect.
+        parts.append(_known(tables["commitments"], "status_changed_on", known_before)
+                     .filter(pl.col("status") == "breached").select(
+            "enterprise_id", pl.col("status_changed_on").alias("day"), pl.lit(True).alias("adverse"),
+            pl.lit("commitment").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
             pl.lit(False).alias("random_fail")))
     schema = {"enterprise_id": pl.String, "day": pl.Date, "adverse": pl.Boolean, "kind": pl.String,
               "looked": pl.Boolean, "random": pl.Boolean, "random_fail": pl.Boolean}

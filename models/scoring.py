@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from models.grading import F_ORDERED_HIGH_RECALLS, HARD_RULES, apply_grading, score_from_probability
+from models.grading import (
+    F_ABNORMAL_LISTED,
+    F_NOTIFICATION_BREACHED,
+    F_ORDERED_HIGH_RECALLS,
+    F_SERIOUS_LISTED,
+    HARD_RULES,
+    apply_grading,
+    score_from_probability,
+)
 from models.reasons import build_reasons, check_contributions
 from riskengine.core.contract import GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
@@ -82,6 +90,9 @@ def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[
             .group_by(asof.KEY, asof.AS_OF).agg(pl.len().cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS)))
 
 
+CREDIT_RULE_COLUMNS = (F_SERIOUS_LISTED, F_ABNORMAL_LISTED, F_NOTIFICATION_BREACHED)
+
+
 def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None = None
                      ) -> pl.DataFrame:
     """Add the hard rules' inputs that the feature pipeline does not produce itself.
@@ -90,6 +101,11 @@ def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] 
     bare feature frame) it is ``min(ordered recalls, high-hazard recalls)`` over 365 days, which can
     only err towards applying R4 (an ordered low-hazard and a voluntary high-hazard recall).
     """
+    # A feature frame built before the credit lists existed has no list or commitment columns: its
+    # source had none, so none is in force.
+    missing = [c for c in CREDIT_RULE_COLUMNS if c not in features.columns]
+    if missing:
+        features = features.with_columns(pl.lit(0, dtype=pl.Int64).alias(c) for c in missing)
     if F_ORDERED_HIGH_RECALLS in features.columns:
         return features
     if tables is not None:

@@ -188,8 +188,58 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
         row["expires_on"] = draw(maybe(day))
         row["status_changed_on"] = draw(day)
         licenses.append(row)
+    list_entries = []
+    for i in range(draw(st.integers(0, 4))):
+        row = dated(
+            {
+                "entry_id": f"N{i}",
+                "enterprise_id": draw(eid),
+                "list": draw(st.sampled_from(["abnormal_operation", "serious_dishonest"])),
+                "reason": None,
+                "removal_reason": None,
+            },
+            "listed_on",
+        )
+        removed = draw(maybe(day))
+        row["removed_on"] = None if removed is None else max(removed, row["listed_on"])
+        list_entries.append(row)
+    # Some entries are taken off their list later by a removal record of their own.
+    removals = [
+        dated({"removal_id": f"R{row['entry_id']}-{k}", "entry_id": row["entry_id"],
+               "removal_reason": "credit_repair"}, "removed_on")
+        for row in list_entries
+        for k in range(draw(st.sampled_from([0, 0, 1, 2])))
+    ]
+    commitments = []
+    for i in range(draw(st.integers(0, 4))):
+        row = dated(
+            {
+                "commitment_id": f"K{i}",
+                "enterprise_id": draw(eid),
+                "kind": draw(st.sampled_from(["notification", "repair", "sector"])),
+                "status": draw(st.sampled_from(["open", "kept", "breached"])),
+            },
+            "made_on",
+        )
+        row["due_on"] = draw(maybe(day))
+        row["status_changed_on"] = None if row["status"] == "open" else draw(day)
+        commitments.append(row)
+    # Upheld objections void a few records (any voidable table), on boundary days too.
+    voidable = [(name, row[key]) for name, key, rows in (
+        ("inspections", "inspection_id", inspections), ("penalties", "case_id", penalties),
+        ("list_entries", "entry_id", list_entries), ("commitments", "commitment_id", commitments),
+        ("complaints", "complaint_id", complaints)) for row in rows]
+    voids = []
+    for i in range(draw(st.integers(0, 2)) if voidable else 0):
+        table, record = draw(st.sampled_from(voidable))
+        voids.append(dated({"void_id": f"V{i}", "enterprise_id": EIDS[0], "record_table": table,
+                            "record_id": record, "case_id": None, "reason": None}, "voided_on"))
     return {
         "enterprises": enterprises,
+        "record_voids": voids,
+        "list_entries": list_entries,
+        "list_removals": removals,
+        "commitments": commitments,
         "inspections": inspections,
         "sampling_tests": sampling,
         "penalties": penalties,

@@ -242,15 +242,71 @@ def severity_index(t: Tables, eid: str, d: date, half_life: float) -> float:
     return total
 
 
+def lists(rows: list[Row], removals: list[Row], d: date) -> Row:
+    """On a list as of D: listed (and recorded) before D, not removed before D, and no removal record
+    of it known before D."""
+    seen = [r for r in rows if known(r, "listed_on", d)]
+    gone = {x["entry_id"] for x in removals if known(x, "removed_on", d)}
+    now = [r for r in seen if (r["removed_on"] is None or r["removed_on"] >= d) and r["entry_id"] not in gone]
+    abnormal = [r for r in now if r["list"] == "abnormal_operation"]
+    return {
+        "lists__abnormal_now": int(bool(abnormal)),
+        "lists__serious_now": int(any(r["list"] == "serious_dishonest" for r in now)),
+        "lists__listed_now": len(now),
+        "lists__days_listed": max((age(r, "listed_on", d) for r in now), default=None),
+        "lists__abnormal_days_listed": max((age(r, "listed_on", d) for r in abnormal), default=None),
+        "lists__listings_1095d": sum(age(r, "listed_on", d) <= 1095 for r in seen),
+        "lists__serious_1095d": sum(age(r, "listed_on", d) <= 1095 and r["list"] == "serious_dishonest"
+                                    for r in seen),
+    }
+
+
+def commitments(rows: list[Row], d: date) -> Row:
+    """A visible commitment's status as of D is its status if that took effect before D, else open."""
+    seen = [r for r in rows if known(r, "made_on", d)]
+
+    def status(r: Row) -> str:
+        changed = r["status_changed_on"]
+        return r["status"] if changed is not None and changed < d else "open"
+
+    opened = [r for r in seen if status(r) == "open"]
+    breached = [r for r in seen if status(r) == "breached"]
+    recent = [r for r in breached if (d - r["status_changed_on"]).days <= 365]
+    ahead = [(r["due_on"] - d).days for r in opened if r["due_on"] is not None and r["due_on"] >= d]
+    return {
+        "commitments__open": len(opened),
+        "commitments__open_overdue": sum(r["due_on"] is not None and r["due_on"] < d for r in opened),
+        "commitments__breached": len(breached),
+        "commitments__breached_365d": len(recent),
+        "commitments__notification_breached_365d": sum(r["kind"] == "notification" for r in recent),
+        "commitments__days_to_due": min(ahead, default=None),
+    }
+
+
+def voided(t: Tables, d: date) -> set[tuple[str, str]]:
+    """(table, record id) of the records whose void the bureau knew before D."""
+    voids = t.get("record_voids", [])
+    return {(v["record_table"], v["record_id"]) for v in voids if known(v, "voided_on", d)}
+
+
+KEYS = {"inspections": "inspection_id", "sampling_tests": "test_id", "penalties": "case_id",
+        "recalls": "recall_id", "complaints": "complaint_id", "licenses": "license_id",
+        "list_entries": "entry_id", "commitments": "commitment_id"}
+
+
 def oracle_features(t: Tables, as_of: list[date], half_life: float = 180.0) -> dict[tuple[str, date], Row]:
     """{(enterprise_id, as_of): {feature: value}} for every enterprise established before each as_of."""
     out: dict[tuple[str, date], Row] = {}
+    everything = t
     for d in sorted(set(as_of)):
+        void = voided(everything, d)
+        t = {name: [r for r in rows if (name, r.get(KEYS.get(name, ""))) not in void]
+             for name, rows in everything.items()}
         alive = [e for e in t["enterprises"] if e["established_on"] < d]
         for e in alive:
             eid = e["enterprise_id"]
 
-            def mine(table: str, eid: str = eid) -> list[Row]:
+            def mine(table: str, eid: str = eid, t: Tables = t) -> list[Row]:
                 return [r for r in t[table] if r["enterprise_id"] == eid]
 
             f: Row = {}
@@ -260,6 +316,8 @@ def oracle_features(t: Tables, as_of: list[date], half_life: float = 180.0) -> d
             f.update(recalls(mine("recalls"), d))
             f.update(complaints(mine("complaints"), d))
             f.update(licenses(mine("licenses"), e["sector"], d))
+            f.update(lists(mine("list_entries"), t.get("list_removals", []), d))
+            f.update(commitments(mine("commitments"), d))
             f["profile__age_days"] = (d - e["established_on"]).days
             f["profile__registered_capital"] = e["registered_capital"]
             f["profile__sector"] = e["sector"]

@@ -22,6 +22,10 @@ EVENT_DATES = {
     "complaints": "received_on",
     "licenses": "issued_on",
     "credit_repairs": "repaired_on",
+    "list_entries": "listed_on",
+    "list_removals": "removed_on",
+    "commitments": "made_on",
+    "record_voids": "voided_on",
 }
 
 
@@ -79,6 +83,11 @@ def future_of(tables: dict, d: date, data: st.DataObject) -> tuple[dict, dict]:
             elif table == "licenses" and row["status_changed_on"] >= d:
                 # The licence is known, but its current status took effect on or after D.
                 row["status"] = data.draw(st.sampled_from(["valid", "suspended", "revoked", "expired"]))
+            elif table == "commitments" and (row["status_changed_on"] or date.min) >= d:
+                row["status"] = data.draw(st.sampled_from(["kept", "breached"]))
+            elif table == "list_entries" and row["removed_on"] is not None and row["removed_on"] >= d:
+                # Removed on or after D: still listed as of D, whatever the day.
+                row["removed_on"] = d + timedelta(days=data.draw(st.integers(0, 400)))
         if data.draw(st.booleans()):  # a brand-new record dated on D
             extra = copy.deepcopy(data.draw(st.sampled_from(tables[table]))) if tables[table] else None
             if extra is not None:

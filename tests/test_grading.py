@@ -7,13 +7,16 @@ import polars as pl
 import pytest
 
 from models.grading import (
+    F_ABNORMAL_LISTED,
     F_AGE_DAYS,
     F_DISHONEST,
     F_EVENTS_TOTAL,
     F_LICENSE_REVOKED,
     F_LICENSE_SUSPENDED,
     F_NEVER_INSPECTED,
+    F_NOTIFICATION_BREACHED,
     F_ORDERED_HIGH_RECALLS,
+    F_SERIOUS_LISTED,
     apply_grading,
     grade_from_score,
     probability_from_score,
@@ -29,7 +32,8 @@ EDGES = (400, 650, 850)
 def clean_features(n: int = 1, **overrides: float) -> pl.DataFrame:
     """Feature rows of an established enterprise with a clean record; ``overrides`` set columns."""
     base = {F_DISHONEST: 0, F_LICENSE_REVOKED: 0, F_LICENSE_SUSPENDED: 0, F_ORDERED_HIGH_RECALLS: 0,
-            F_AGE_DAYS: 2000, F_NEVER_INSPECTED: 0, **dict.fromkeys(F_EVENTS_TOTAL, 0)}
+            F_AGE_DAYS: 2000, F_NEVER_INSPECTED: 0, **dict.fromkeys(F_EVENTS_TOTAL, 0),
+            F_SERIOUS_LISTED: 0, F_ABNORMAL_LISTED: 0, F_NOTIFICATION_BREACHED: 0}
     base.update(overrides)
     return pl.DataFrame({k: [v] * n for k, v in base.items()})
 
@@ -132,6 +136,24 @@ def test_ordered_high_hazard_recall_makes_grade_at_least_c():
 def test_young_enterprise_without_history_cannot_be_a():
     out = grade(100, **{F_AGE_DAYS: 200, F_NEVER_INSPECTED: 1})
     assert (out["model_grade"], out["grade"], out["rule"]) == ("A", "B", "R5_NEW_NO_HISTORY")
+
+
+def test_serious_dishonesty_listing_makes_grade_d():
+    out = grade(500, **{F_SERIOUS_LISTED: 1, F_ABNORMAL_LISTED: 1})
+    assert (out["model_grade"], out["grade"], out["rule"]) == ("B", "D", "R6_SERIOUS_DISHONEST_LISTED")
+    assert out["fired"] == ["R6_SERIOUS_DISHONEST_LISTED", "R7_ABNORMAL_OPERATION_LISTED"]
+
+
+def test_abnormal_operation_listing_makes_grade_at_least_c():
+    out = grade(100, **{F_ABNORMAL_LISTED: 1})
+    assert (out["model_grade"], out["grade"], out["rule"]) == ("A", "C", "R7_ABNORMAL_OPERATION_LISTED")
+    assert grade(900, **{F_ABNORMAL_LISTED: 1})["grade"] == "D"  # a floor, never a ceiling
+
+
+def test_breached_notification_commitment_makes_grade_at_least_c():
+    out = grade(500, **{F_NOTIFICATION_BREACHED: 1})
+    assert (out["model_grade"], out["grade"]) == ("B", "C")
+    assert out["rule"] == "R8_NOTIFICATION_COMMITMENT_BREACHED"
 
 
 def test_young_enterprise_with_a_record_can_be_a():

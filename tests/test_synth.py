@@ -10,9 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.core.contract import PILOT_SECTORS, TABLE_ORDER, TABLES, is_valid_uscc, uscc_check_char
+from riskengine.core.contract import PILOT_SECTORS, TABLES, is_valid_uscc, uscc_check_char
 from riskengine.core.errors import UsageError
 from riskengine.synth import (
+    CITY_TABLES,
     DISTRICTS,
     SyntheticCity,
     generate_city,
@@ -47,7 +48,7 @@ def _event_years(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 def test_same_seed_gives_identical_tables() -> None:
     first, second = generate_tables(300, seed=3), generate_tables(300, seed=3)
-    for name in TABLE_ORDER:
+    for name in CITY_TABLES:
         assert first[name].equals(second[name]), name
 
 
@@ -60,7 +61,7 @@ def test_different_seeds_give_different_cities() -> None:
 def test_written_city_is_byte_identical_for_a_seed(tmp_path: Path) -> None:
     generate_city(tmp_path / "a", 200, seed=9)
     generate_city(tmp_path / "b", 200, seed=9)
-    for name in TABLE_ORDER:
+    for name in CITY_TABLES:
         assert (tmp_path / "a" / f"{name}.csv").read_bytes() == (tmp_path / "b" / f"{name}.csv").read_bytes()
     assert pl.read_parquet(tmp_path / "a/_truth/risk.parquet").equals(
         pl.read_parquet(tmp_path / "b/_truth/risk.parquet"))
@@ -92,12 +93,12 @@ def test_corrupted_codes_fail_the_check() -> None:
 # --- the contract --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", TABLE_ORDER)
+@pytest.mark.parametrize("name", CITY_TABLES)
 def test_tables_have_the_contract_columns_and_types(city: SyntheticCity, name: str) -> None:
     assert dict(city.tables[name].schema) == TABLES[name].schema
 
 
-@pytest.mark.parametrize("name", TABLE_ORDER)
+@pytest.mark.parametrize("name", CITY_TABLES)
 def test_rows_obey_every_column_rule(city: SyntheticCity, name: str) -> None:
     frame, spec = city.tables[name], TABLES[name]
     assert frame.height > 0
@@ -115,7 +116,7 @@ def test_rows_obey_every_column_rule(city: SyntheticCity, name: str) -> None:
             assert values.is_in(city.tables[target_table][target_column].implode()).all(), column.name
 
 
-@pytest.mark.parametrize("name", [n for n in TABLE_ORDER if TABLES[n].event_date])
+@pytest.mark.parametrize("name", [n for n in CITY_TABLES if TABLES[n].event_date])
 def test_events_lie_in_the_period_and_are_recorded_on_or_after_them(city: SyntheticCity, name: str) -> None:
     frame, event = city.tables[name], TABLES[name].event_date
     earliest = date(1990, 1, 1) if name == "licenses" else START  # licences may predate the period
@@ -144,7 +145,7 @@ def test_every_enterprise_has_a_finite_truth_for_every_month_it_existed() -> Non
 
 def test_a_custom_period_bounds_events_and_truth() -> None:
     city = generate_city_frames(400, seed=2, start="2020-03-15", end="2021-06-10")
-    for name in TABLE_ORDER:
+    for name in CITY_TABLES:
         event = TABLES[name].event_date
         if event and name != "licenses":
             dates = city.tables[name][event]
@@ -294,7 +295,7 @@ def test_dirty_mode_injects_every_kind(dirty_city: SyntheticCity) -> None:
 def test_dirty_rows_are_added_and_clean_rows_kept(dirty_city: SyntheticCity) -> None:
     clean = generate_city_frames(800, seed=5)
     by_table = dirty_city.summary["injected"]["by_table"]
-    for name in TABLE_ORDER:
+    for name in CITY_TABLES:
         added = sum(by_table.get(name, {}).values())
         assert dirty_city.tables[name].height == clean.tables[name].height + added, name
     ent = clean.tables["enterprises"]
@@ -369,7 +370,7 @@ def test_parquet_dirty_city_keeps_typed_dates() -> None:
 def test_generate_city_writes_every_table_and_the_truth(tmp_path: Path) -> None:
     out = tmp_path / "city"
     summary = generate_city(out, 400, seed=1)
-    for name in TABLE_ORDER:
+    for name in CITY_TABLES:
         frame = pl.read_csv(out / f"{name}.csv", schema_overrides=TABLES[name].schema)
         assert frame.height == summary["rows"][name]
     truth = pl.read_parquet(out / "_truth" / "risk.parquet")
@@ -381,7 +382,7 @@ def test_generate_city_writes_every_table_and_the_truth(tmp_path: Path) -> None:
 def test_parquet_format_replaces_an_earlier_csv_city(tmp_path: Path) -> None:
     generate_city(tmp_path, 100, seed=1)
     generate_city(tmp_path, 100, seed=1, fmt="parquet")
-    assert sorted(p.name for p in tmp_path.glob("*.*")) == sorted(f"{n}.parquet" for n in TABLE_ORDER)
+    assert sorted(p.name for p in tmp_path.glob("*.*")) == sorted(f"{n}.parquet" for n in CITY_TABLES)
     assert dict(pl.read_parquet(tmp_path / "penalties.parquet").schema) == TABLES["penalties"].schema
 
 
@@ -424,7 +425,7 @@ def test_cli_generate_writes_the_city_and_prints_rows_per_table(
                      "--dirty", "0.01"])
     out = capsys.readouterr().out
     assert code == 0
-    assert all((tmp_path / "c" / f"{name}.csv").is_file() for name in TABLE_ORDER)
+    assert all((tmp_path / "c" / f"{name}.csv").is_file() for name in CITY_TABLES)
     assert "enterprises" in out and "credit_repairs" in out
 
 

@@ -120,6 +120,17 @@ class Table:
         return {c.name: POLARS_TYPES[c.type] for c in self.columns}
 
 
+# The two credit lists of CONTRACT section 1 and why an entry leaves its list.
+LISTS: tuple[str, ...] = ("abnormal_operation", "serious_dishonest")
+REMOVAL_REASONS: tuple[str, ...] = ("rectified", "credit_repair", "expired", "moved_to_serious",
+                                    "error_corrected")
+COMMITMENT_KINDS: tuple[str, ...] = ("notification", "repair", "sector")
+COMMITMENT_STATUSES: tuple[str, ...] = ("open", "kept", "breached")
+# Event tables whose records an upheld objection can void (their key column is the record id).
+VOIDABLE_TABLES: tuple[str, ...] = ("inspections", "sampling_tests", "penalties", "recalls", "complaints",
+                                    "licenses", "list_entries", "commitments")
+
+
 def _ent() -> Column:
     return Column("enterprise_id", "str", references=("enterprises", "enterprise_id"))
 
@@ -249,6 +260,71 @@ TABLES: dict[str, Table] = {
                 _recorded_on(),
             ),
         ),
+        # 经营异常名录 and 严重违法失信名单 entries, each dated on and (when it ends) off the list.
+        Table(
+            "list_entries",
+            key="entry_id",
+            event_date="listed_on",
+            extra_dates=("removed_on",),
+            columns=(
+                Column("entry_id", "str"),
+                _ent(),
+                Column("list", "enum", enum=LISTS),
+                Column("reason", "str", required=False),
+                Column("listed_on", "date"),
+                Column("removed_on", "date", required=False),
+                Column("removal_reason", "enum", required=False, enum=REMOVAL_REASONS),
+                _recorded_on(),
+            ),
+        ),
+        # A list entry taken off its list after it was recorded (an approved credit repair, a correction):
+        # the lake never rewrites a row, so the removal is a record of its own.
+        Table(
+            "list_removals",
+            key="removal_id",
+            event_date="removed_on",
+            columns=(
+                Column("removal_id", "str"),
+                Column("entry_id", "str", references=("list_entries", "entry_id")),
+                Column("removed_on", "date"),
+                Column("removal_reason", "enum", enum=REMOVAL_REASONS),
+                _recorded_on(),
+            ),
+        ),
+        # Credit commitments (信用承诺): notification (告知承诺), repair (守信承诺), sector pledges.
+        Table(
+            "commitments",
+            key="commitment_id",
+            event_date="made_on",
+            extra_dates=("due_on", "status_changed_on"),
+            columns=(
+                Column("commitment_id", "str"),
+                _ent(),
+                Column("made_on", "date"),
+                Column("kind", "enum", enum=COMMITMENT_KINDS),
+                Column("due_on", "date", required=False),
+                Column("status", "enum", enum=COMMITMENT_STATUSES),
+                Column("status_changed_on", "date", required=False),
+                _recorded_on(),
+            ),
+        ),
+        # A record declared void (an upheld objection, CONTRACT section 5): the record stays in the
+        # lake; features as of D ignore it once the void is visible before D.
+        Table(
+            "record_voids",
+            key="void_id",
+            event_date="voided_on",
+            columns=(
+                Column("void_id", "str"),
+                _ent(),
+                Column("record_table", "enum", enum=VOIDABLE_TABLES),
+                Column("record_id", "str"),
+                Column("voided_on", "date"),
+                Column("case_id", "str", required=False),
+                Column("reason", "str", required=False),
+                _recorded_on(),
+            ),
+        ),
     )
 }
 
@@ -262,6 +338,10 @@ TABLE_ORDER: tuple[str, ...] = (
     "complaints",
     "licenses",
     "credit_repairs",
+    "list_entries",
+    "list_removals",
+    "commitments",
+    "record_voids",
 )
 
 # --- Grades (shared/CONTRACT.md section 3) --------------------------------------------------------

@@ -57,3 +57,11 @@ class ModelError(RiskEngineError):
     exit_code = 1
     http_status = 503
     title = "Model unavailable"
+
+
+class CaseStateError(ConflictError):
+    """A case step that its current status does not allow (out of order, or the case is decided)."""
+
+    def __init__(self, message: str, current_status: str) -> None:
+        super().__init__(message)
+        self.current_status = current_status

@@ -61,6 +61,24 @@ CREATE TABLE IF NOT EXISTS grades (
     reasons STRUCT(code VARCHAR, contribution DOUBLE, text_zh VARCHAR, text_en VARCHAR)[],
     model_version VARCHAR
 );
+-- One enterprise regraded at once after a decided case (an upheld objection, an approved repair):
+-- served over the run it follows until the next full run; the run's row stays in the history.
+CREATE TABLE IF NOT EXISTS regrades (
+    enterprise_id VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    name VARCHAR,
+    district VARCHAR,
+    sector VARCHAR,
+    probability DOUBLE,
+    score BIGINT,
+    grade VARCHAR,
+    model_grade VARCHAR,
+    rule VARCHAR,
+    reasons STRUCT(code VARCHAR, contribution DOUBLE, text_zh VARCHAR, text_en VARCHAR)[],
+    model_version VARCHAR,
+    case_id VARCHAR,
+    saved_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS grade_runs (
     as_of DATE PRIMARY KEY,
     saved_at TIMESTAMP NOT NULL,
@@ -247,6 +265,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return _first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])[0] > 0
+
+
+def _overlay_regrades(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """``frame`` (the run of ``as_of``) with the newest regrade of each enterprise saved after that run
+    and dated on or after it in place of the run's row."""
+    if not _has_table(con, "regrades"):
+        return frame
+    newer = _arrow(
+        con,
+        f"SELECT {', '.join(GRADES_SCHEMA)} FROM regrades r WHERE r.as_of >= ? AND r.saved_at > "
+        "(SELECT saved_at FROM grade_runs WHERE as_of = ?) "
+        "QUALIFY row_number() OVER (PARTITION BY enterprise_id ORDER BY saved_at DESC) = 1",
+        [as_of, as_of],
+    )
+    if newer.height == 0:
+        return frame
+    newer = newer.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
+    kept = frame.cast(GRADES_SCHEMA).join(newer.select("enterprise_id"), on="enterprise_id",  # type: ignore[arg-type]
+                                          how="anti")
+    return pl.concat([kept, newer]).sort("enterprise_id")
+
+
 def _validate_grades(grades: pl.DataFrame) -> pl.DataFrame:
     """Check a grades frame against the contract and return it with exactly the stored columns."""
     missing = [c for c in GRADES_SCHEMA if c not in grades.columns]
@@ -392,12 +434,18 @@ class Store:
         with self._read() as con:
             if con is None:
                 return ()
-            row = _first(con, "SELECT (SELECT max(saved_at) FROM grade_runs), "
-                              "(SELECT count(*) FROM grade_runs), (SELECT max(plan_id) FROM plans)")
+            regrades = ", (SELECT max(saved_at) FROM regrades)" if _has_table(con, "regrades") else ""
+            row = _first(con, "SELECT (SELECT max(saved_at) FROM grade_runs), (SELECT count(*) FROM "
+                              f"grade_runs), (SELECT max(plan_id) FROM plans){regrades}")
         return tuple(row) if row is not None else ()
 
     def latest_grades(self, as_of: date | None = None) -> pl.DataFrame:
-        """The grades of ``as_of`` (default: the latest stored as_of), sorted by enterprise_id."""
+        """The grades of ``as_of`` (default: the latest stored as_of), sorted by enterprise_id.
+
+        The latest grades include enterprises regraded after a decided case since that run was saved
+        (``save_regrade``): the served grades. An explicit ``as_of`` gives that run as it was saved.
+        """
+        explicit = as_of
         with self._read() as con:
             if con is None:
                 raise NotFoundError(f"{self.path}: no grades stored yet; run `riskengine score` first")
@@ -410,6 +458,8 @@ class Store:
                 con, f"SELECT {', '.join(GRADES_SCHEMA)} FROM grades WHERE as_of = ? ORDER BY enterprise_id",
                 [as_of],
             )
+            if explicit is None:
+                frame = _overlay_regrades(con, frame, as_of)
         if frame.height == 0:
             raise NotFoundError(f"{self.path}: no grades stored for as_of {as_of}")
         return frame.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
@@ -424,9 +474,25 @@ class Store:
                 f"SELECT {', '.join(GRADES_SCHEMA)} FROM grades WHERE enterprise_id = ? ORDER BY as_of",
                 [enterprise_id],
             )
+            if _has_table(con, "regrades"):
+                again = _arrow(con, f"SELECT {', '.join(GRADES_SCHEMA)} FROM regrades "
+                                    "WHERE enterprise_id = ? ORDER BY saved_at", [enterprise_id])
+                both = [frame.cast(GRADES_SCHEMA), again.cast(GRADES_SCHEMA)]  # type: ignore[arg-type]
+                frame = pl.concat(both)
         if frame.height == 0:
             return pl.DataFrame(schema=GRADES_SCHEMA)
-        return frame.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
+        return frame.cast(GRADES_SCHEMA).sort("as_of", maintain_order=True)  # type: ignore[arg-type]
+
+    def save_regrade(self, grades: pl.DataFrame, case_id: str | None) -> int:
+        """Store enterprises regraded at once after a decided case (grades-frame rows); the latest grades
+        serve them until the next full run at or after their as_of. Returns the rows stored."""
+        frame = _validate_grades(grades)
+        with self._write() as con:
+            con.register("_incoming", frame.to_arrow())
+            con.execute(f"INSERT INTO regrades SELECT {', '.join(GRADES_SCHEMA)}, ?, ? FROM _incoming",
+                        [case_id, utcnow()])
+            con.unregister("_incoming")
+        return frame.height
 
     # --- plans ------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ EXTRA = "__extra_fields"
 EARLIEST_FOUNDING = date(1900, 1, 1)
 
 # Columns that may legitimately lie in the future (a licence's expiry date).
-FUTURE_ALLOWED = frozenset({"expires_on"})
+FUTURE_ALLOWED = frozenset({"expires_on", "due_on"})
 
 # Spellings accepted for booleans (lower-cased before lookup); Chinese forms are common in exports.
 BOOL_VALUES: dict[str, bool] = {
@@ -49,6 +49,7 @@ RULES: dict[str, tuple[str, str]] = {
     "unknown_reference": ("引用的记录不存在", "refers to a record that does not exist"),
     "duplicate_id": ("同一来源内编号重复且内容不同", "id repeated in this source with different content"),
     "conflict": ("编号已在数据湖中且内容不同", "id already in the lake with different content"),
+    "inconsistent": ("字段之间相互矛盾", "values contradict each other"),
 }
 
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
@@ -228,6 +229,26 @@ def row_checks(table: Table) -> list[Check]:
     if table.name == "licenses":
         checks.append(_after("expires_on", "issued_on"))
         checks.append(_after("status_changed_on", "issued_on"))
+    if table.name == "list_entries":
+        # Removal before listing; a removal reason without a removal day; only an abnormal-operation
+        # entry can move to the serious list (after 3 years, 市场主体登记管理条例实施细则).
+        checks.append(_after("removed_on", "listed_on"))
+        checks.append(Check(
+            "removal_reason", "inconsistent",
+            pl.col("removal_reason").is_not_null() & pl.col("removed_on").is_null(),
+            pl.lit("removal_reason is given but removed_on is empty")))
+        checks.append(Check(
+            "removal_reason", "inconsistent",
+            (pl.col("removal_reason") == "moved_to_serious") & (pl.col("list") != "abnormal_operation"),
+            pl.lit("only an abnormal_operation entry can be moved_to_serious")))
+    if table.name == "commitments":
+        checks.append(_after("due_on", "made_on"))
+        checks.append(_after("status_changed_on", "made_on"))
+        # A kept or breached commitment without the day it happened could never count as of any D.
+        checks.append(Check(
+            "status_changed_on", "missing_value",
+            pl.col("status").is_in(["kept", "breached"]) & pl.col("status_changed_on").is_null(),
+            pl.lit("status_changed_on is required when status is kept or breached")))
     return checks
 
 

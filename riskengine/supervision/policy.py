@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from riskengine.core.contract import GRADES, PILOT_SECTORS
 from riskengine.core.errors import ConfigError, UsageError
@@ -156,6 +156,22 @@ class MonitorPolicy(BaseModel):
         return value
 
 
+class CaseDeadlines(BaseModel):
+    """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
+    calendar, and the minimum listing period before a list entry may be repaired."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objection_accept_days: int = Field(default=2, ge=0, description="accept or refuse an objection")
+    objection_decide_days: int = Field(default=10, ge=0, description="decide, from acceptance")
+    repair_accept_days: int = Field(default=3, ge=0, description="accept or refuse a repair application")
+    repair_decide_days: int = Field(default=5, ge=0, description="decide, from a complete application")
+    # Months a list entry must have been listed before its repair (SAMR Order 44 art. 16: one year on
+    # the serious list; an abnormal-operation entry leaves as soon as it is rectified).
+    list_min_months: dict[str, int] = Field(
+        default_factory=lambda: {"abnormal_operation": 0, "serious_dishonest": 12})
+
+
 class _PolicyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -164,6 +180,7 @@ class _PolicyFile(BaseModel):
     sectors: dict[str, _PartialGradeTable] = {}
     warnings: WarningPolicy | None = None
     monitor: MonitorPolicy | None = None
+    cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
     @classmethod
@@ -183,6 +200,7 @@ class Policy:
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
     warnings: WarningPolicy = field(default_factory=WarningPolicy, repr=False)
     monitor: MonitorPolicy = field(default_factory=MonitorPolicy, repr=False)
+    cases: CaseDeadlines = field(default_factory=CaseDeadlines)
 
     @property
     def sectors(self) -> list[str]:
@@ -282,7 +300,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
         built_in = parse_policy(default_policy_text(), _BUILT_IN)
         warnings, monitor = warnings or built_in.warnings, monitor or built_in.monitor
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
-                  warnings=warnings or WarningPolicy(), monitor=monitor or MonitorPolicy())
+                  warnings=warnings or WarningPolicy(), monitor=monitor or MonitorPolicy(),
+                  cases=parsed.cases)
 
 
 _BUILT_IN = "policy.toml (built-in)"

@@ -4,6 +4,7 @@ It uses only the core (``riskengine.core``); workflows, the CLI and tests use it
 """
 
 from riskengine.synth.city import (
+    CITY_TABLES,
     DEFAULT_END,
     DEFAULT_START,
     DISTRICTS,
@@ -22,6 +23,7 @@ from riskengine.synth.city import (
 )
 
 __all__ = [
+    "CITY_TABLES",
     "DEFAULT_END", "DEFAULT_START", "DISTRICTS", "Drift", "FORMATS", "SECTORS", "SECTOR_KEYS",
     "SyntheticCity",
     "check_parameters", "generate_city", "generate_city_frames", "generate_tables", "make_usccs",

@@ -29,10 +29,14 @@ import polars as pl
 from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
 from riskengine.core.errors import UsageError
 from riskengine.core.files import atomic_write
+from riskengine.synth.credit import credit_tables
 
 DEFAULT_START = date(2019, 1, 1)
 DEFAULT_END = date(2025, 12, 31)
 FORMATS = ("csv", "parquet")
+# The tables a city writes: every source table except the voids and later list removals, which the
+# credit office's decided cases create (riskengine cases).
+CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t not in ("record_voids", "list_removals"))
 
 # --- The city ------------------------------------------------------------------------------------
 
@@ -565,6 +569,8 @@ def simulate_city(
 
     tables = _assemble(w, rng, first_day, last_day, month0, n_months, insp, samp, pen, rec,
                        comp, lic, insp_ids, exit_month, exit_kind, lic_state, lic_changed)
+    credit = credit_tables(tables, w.ids, truth, start_d, end_d, seed)
+    tables.update({name: _conform(name, frame, first_day, last_day) for name, frame in credit.items()})
     inspectors = pl.DataFrame({"inspector_id": insp_ids.astype(str),
                                "district": insp_codes.astype(str), "strictness": strictness})
     return tables, w.ids, truth, inspectors
@@ -832,7 +838,7 @@ def generate_city_frames(
 
 def _summary(n: int, seed: int, start: date, end: date, fmt: str, dirty: float,
              tables: dict[str, pl.DataFrame]) -> dict[str, Any]:
-    counts = {name: tables[name].height for name in TABLE_ORDER}
+    counts = {name: tables[name].height for name in CITY_TABLES}
     return {
         "enterprises": n, "seed": seed, "start": start.isoformat(), "end": end.isoformat(),
         "format": fmt, "dirty": dirty,
@@ -927,7 +933,7 @@ def generate_city(
         tables, summary["injected"] = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["rows"] = {name: frame.height for name, frame in tables.items()}
     with progress("writing tables", total=len(tables)) as advance:
-        for name in TABLE_ORDER:
+        for name in CITY_TABLES:
             _write_table(tables[name], out, name, fmt)
             advance(1)
     del tables

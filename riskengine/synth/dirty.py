@@ -26,6 +26,7 @@ KINDS: tuple[str, ...] = (
     "conflicting_duplicate",  # an id already used, with different content
     "exact_duplicate",  # the same row twice
     "missing_required",  # an empty required cell
+    "removed_before_listed",  # a list entry whose removal day precedes its listing day
 )
 
 # Columns where a negative number breaks the contract's minimum.
@@ -43,6 +44,8 @@ _BAD_ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "penalties": {"severity": ("severe", "较重")},
     "recalls": {"mode": ("forced", "主动召回"), "hazard": ("extreme",)},
     "licenses": {"status": ("cancelled", "有效")},
+    "list_entries": {"list": ("经营异常名录", "blacklist")},
+    "commitments": {"kind": ("承诺", "promise"), "status": ("violated", "履约")},
 }
 _BAD_DATES = ("{y}-02-30", "{y}-13-01", "{y}-04-31", "{y}/06/15")
 # Other Hubei cities' division codes: valid USCCs of enterprises that are not in this city's register.
@@ -65,12 +68,15 @@ def _mutations() -> dict[str, Callable[[pl.DataFrame], pl.DataFrame]]:
         "licenses": lambda f: f.with_columns(pl.col("expires_on").fill_null(pl.col("issued_on"))
                                              .dt.offset_by("1y")),
         "credit_repairs": lambda f: f.with_columns(pl.col("repaired_on").dt.offset_by("-1d")),
+        "list_entries": lambda f: f.with_columns(pl.col("listed_on").dt.offset_by("-1d")),
+        "commitments": lambda f: f.with_columns(pl.col("made_on").dt.offset_by("-1d")),
+        "record_voids": lambda f: f.with_columns(pl.col("voided_on").dt.offset_by("-1d")),
     }
 
 
 def _applicable(kind: str, tables: dict[str, pl.DataFrame], text_dates: bool) -> list[str]:
     """The (non-empty) tables a kind of bad row can be added to."""
-    present = [t for t in TABLE_ORDER if tables[t].height > 0]
+    present = [t for t in TABLE_ORDER if t in tables and tables[t].height > 0]
     events = [t for t in present if "enterprise_id" in TABLES[t].schema and t != "enterprises"]
     match kind:
         case "bad_check_char":
@@ -89,6 +95,8 @@ def _applicable(kind: str, tables: dict[str, pl.DataFrame], text_dates: bool) ->
             return [t for t in present if t in _NEGATIVE]
         case "bad_enum":
             return [t for t in present if t in _BAD_ENUMS]
+        case "removed_before_listed":
+            return [t for t in present if t == "list_entries"]
     return present
 
 
@@ -191,6 +199,13 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
             # date, with recorded_on emptied so the row breaks no order rule besides.
             if table == "licenses":
                 return rows.with_columns(pl.col("status_changed_on").dt.offset_by("200y"))
+            if table == "list_entries":  # a removal two centuries ahead (after its listing, still bad)
+                return rows.with_columns(pl.col("listed_on").dt.offset_by("200y").alias("removed_on"),
+                                         pl.lit("rectified").alias("removal_reason"))
+            if table == "commitments":  # an open commitment made two centuries ahead
+                rows = rows.with_columns(pl.lit(None, dtype=pl.Date).alias("due_on"),
+                                         pl.lit(None, dtype=pl.Date).alias("status_changed_on"),
+                                         pl.lit("open").alias("status"))
             col = _date_column(table)
             rows = rows.with_columns(pl.col(col).dt.offset_by("200y"))
             if "recorded_on" in rows.columns:
@@ -220,6 +235,9 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
             return rows.with_columns(values.alias(col))
         case "conflicting_duplicate":
             return mutate[table](rows)
+        case "removed_before_listed":
+            before = pl.col("listed_on").dt.offset_by(f"-{1 + int(rng.integers(0, 30))}d")
+            return rows.with_columns(before.alias("removed_on"), pl.lit("rectified").alias("removal_reason"))
         case "missing_required":
             required = [c for c in spec.required_columns if c != spec.key]
             col = required[int(rng.integers(0, len(required)))]
