@@ -175,7 +175,7 @@ def test_hostile_data_is_shown_as_text_and_never_run(page: Page, world: UiWorld)
 def test_the_credit_office_searches_records_and_withdraws_an_override(page: Page, world: UiWorld) -> None:
     page.on("dialog", lambda d: d.accept())
     sign_in(page, world, "credit_office")
-    expect(page).to_have_url(re.compile(r"/ui/search$"))
+    page.get_by_role("link", name="企业查询").click()
     page.get_by_label("统一社会信用代码或企业名称").fill(E_FOOD_WUCHANG[:12])
     page.get_by_role("button", name="查询").click()
     page.get_by_role("link", name="武汉测试企业2").click()
@@ -198,6 +198,33 @@ def test_the_credit_office_searches_records_and_withdraws_an_override(page: Page
     shot(page, "explanation-en", full_page=True)
     overrides = world.store.overrides(E_FOOD_WUCHANG)
     assert [(o.grade, o.withdrawn, o.withdraw_reason) for o in overrides] == [("B", True, "复查结论有误")]
+
+
+def test_the_credit_office_takes_an_objection_through_its_steps(page: Page, world: UiWorld) -> None:
+    sign_in(page, world, "credit_office")
+    expect(page).to_have_url(re.compile(r"/ui/cases$"))  # the queue is the credit office's start page
+    page.goto(f"/ui/enterprises/{E_WIRE_WUCHANG}")
+    page.get_by_text("登记异议或信用修复申请").click()
+    page.get_by_label("企业陈述").fill("企业认为抽检不合格记录有误")
+    page.get_by_role("button", name="登记", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/ui/cases/OBJ-"))
+    case_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".meta strong").first).to_have_text("已收件")
+    page.get_by_label("理由（必填）").fill("材料齐全，予以受理")
+    page.get_by_role("button", name="受理", exact=True).click()
+    expect(page.locator(".meta strong").first).to_have_text("已受理")
+    shot(page, "case-zh", full_page=True)
+    page.get_by_label("理由（必填）").fill("经核查原检验报告无误")
+    page.get_by_role("button", name="异议不成立").click()
+    expect(page.locator(".meta strong").first).to_have_text("异议不成立")
+    expect(page.locator("table.data tbody tr")).to_have_count(3)  # received, accepted, rejected
+    page.get_by_role("link", name="案件").click()
+    expect(page.get_by_role("link", name=case_id)).to_be_visible()
+    shot(page, "cases-zh")
+    to_english(page)
+    shot(page, "cases-en")
+    steps = world.store.audit().filter(pl.col("resource") == f"case:{case_id}")["action"].to_list()
+    assert steps == ["cases.open", "cases.accept", "cases.reject"]
 
 
 def test_a_sector_partner_sees_its_sector_by_grade_and_nothing_more(page: Page, world: UiWorld) -> None:

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import Problem
 from api.state import Service
-from api.ui import watch_pages
+from api.ui import case_pages, watch_pages
 from api.ui.auth import LoginRequired, PageForbidden, SessionBook
 from api.ui.pages import router
 from api.ui.render import language, render
@@ -105,6 +105,7 @@ def install(app: FastAPI, service: Service) -> None:
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"), name="ui_static")
     app.include_router(router)
     app.include_router(watch_pages.router)
+    app.include_router(case_pages.router)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

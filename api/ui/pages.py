@@ -24,6 +24,7 @@ from api.routers.plans import scoped_plan_rows
 from api.routers.sectors import served_grades
 from api.state import Service, Snapshot
 from api.ui.auth import COOKIE, COOKIE_PATH, PageUser, page_requires, safe_next, sessions_of
+from api.ui.case_pages import cases_of
 from api.ui.render import LANG_COOKIE, LANGS, history_svg, language, render, waterfall_svg
 from api.ui.watch_pages import open_warnings_of
 from riskengine.core.contract import PILOT_SECTORS
@@ -39,7 +40,7 @@ Explainer = Annotated[AuthPrincipal, Depends(page_requires("explanations"))]
 PlanViewer = Annotated[AuthPrincipal, Depends(page_requires("plans"))]
 Overrider = Annotated[AuthPrincipal, Depends(page_requires("overrides"))]
 
-HOME = {"inspector": "/ui/plan", "credit_office": "/ui/search", "sector": "/ui/sector"}
+HOME = {"inspector": "/ui/plan", "credit_office": "/ui/cases", "sector": "/ui/sector"}
 GRADE_CHOICES = ("A", "B", "C", "D")
 
 
@@ -244,6 +245,8 @@ def _enterprise_context(request: Request, row: dict[str, Any], user: AuthPrincip
         )
     if user.has("warnings"):
         context["warnings"] = open_warnings_of(WarningStore(service.store), user, enterprise_id)
+    if context["full"]:
+        context["cases"] = cases_of(service, user, enterprise_id, now.date())
     return context
 
 

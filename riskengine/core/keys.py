@@ -27,7 +27,7 @@ RIGHTS: dict[str, frozenset[str]] = {
     "inspector": frozenset({"grades", "explanations", "plans", "warnings"}),
     # everything, plus overrides, what-if scoring and the monthly monitoring report
     "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "warnings",
-                                "monitoring"}),
+                                "monitoring", "cases"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
     "sector": frozenset({"grades"}),
     # keys and reload; no enterprise data
