@@ -94,15 +94,19 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="riskengine"'})
 
 
-async def authenticate(
-    request: Request,
-    service: ServiceDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> AuthPrincipal:
-    """The caller of a request with ``Authorization: Bearer KEY`` (401 without a valid, unrevoked key)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+async def verify_bearer(request: Request, service: Service, authorization: str | None) -> AuthPrincipal:
+    """The caller named by an ``Authorization`` header value (401 without a valid, unrevoked key).
+
+    Runs once per request: ``AuthBeforeBodyMiddleware`` calls it before a request body is read, and
+    the ``authenticate`` dependency reuses its answer.
+    """
+    known = getattr(request.state, "principal", None)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send an API key as 'Authorization: Bearer KEY'")
-    token = credentials.credentials
     key_id = key_id_of(token)
     if key_id is None:
         raise _unauthorized("the API key is malformed")
@@ -115,6 +119,15 @@ async def authenticate(
     principal = AuthPrincipal.from_record(record)
     request.state.principal = principal
     return principal
+
+
+async def authenticate(
+    request: Request,
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> AuthPrincipal:
+    """The caller of a request with ``Authorization: Bearer KEY`` (401 without a valid, unrevoked key)."""
+    return await verify_bearer(request, service, request.headers.get("authorization"))
 
 
 Principal = Annotated[AuthPrincipal, Depends(authenticate)]

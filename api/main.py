@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
 from api import problems, ui
+from api.guard import AuthBeforeBodyMiddleware
 from api.metrics import ObserveMiddleware
 from api.routers import admin, enterprises, health, plans, scoring, sectors
 from api.schemas import ProblemDetails
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     problems.install(app)
     ui.install(app, service)
     app.add_middleware(ui.CsrfMiddleware, service=service)
-    app.add_middleware(ObserveMiddleware)  # outermost: refused form posts are audited too
+    app.add_middleware(AuthBeforeBodyMiddleware, max_body_bytes=service.settings.service.max_body_bytes)
+    app.add_middleware(ObserveMiddleware)  # added last: outermost, so it sees and audits every answer
     for module in (enterprises, plans, sectors, scoring, admin, health):
         app.include_router(module.router)
 

@@ -9,6 +9,7 @@ path), when, and the status, refused requests included.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +57,12 @@ class Metrics:
 
 
 class ObserveMiddleware:
-    """Records metrics for every HTTP request and an audit entry for every ``/v1`` and ``/ui`` request."""
+    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request and page
+    view under ``/ui`` (not its static files).
+
+    The audit entry is journalled and synced to disk *before* the response starts (see
+    ``riskengine.core.audit``): no request is answered without a durable audit row.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,33 +73,44 @@ class ObserveMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        audited = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, audited
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                audited = True
+                await self._audit(scope, status)
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self._record(scope, status, time.perf_counter() - started)
+            if not audited:  # the app raised: the 500 that follows is audited first too
+                await self._audit(scope, status)
+            self._observe(scope, status, time.perf_counter() - started)
 
     @staticmethod
-    def _record(scope: Scope, status: int, seconds: float) -> None:
+    def _observe(scope: Scope, status: int, seconds: float) -> None:
         service = getattr(scope["app"].state, "service", None)
         if service is None:
             return
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         service.metrics.observe(scope["method"], template, status, seconds)
+
+    @staticmethod
+    async def _audit(scope: Scope, status: int) -> None:
+        """Journal the request's audit entry and wait until it is on disk."""
+        service = getattr(scope["app"].state, "service", None)
         path: str = scope["path"]
-        if not path.startswith(("/v1/", "/ui/")) or path.startswith("/ui/static/"):
+        if service is None or not path.startswith(("/v1/", "/ui/")) or path.startswith("/ui/static/"):
             return
+        route = scope.get("route")
         state: dict[str, Any] = scope.get("state") or {}
         principal = state.get("principal")
         query = scope.get("query_string", b"").decode("latin-1")
-        service.audit.record(make_entry(
+        entry = make_entry(
             getattr(route, "name", None) or "unmatched",
             resource=path + (f"?{query}" if query else ""),
             status=status,
@@ -101,4 +118,12 @@ class ObserveMiddleware:
             key_name=principal.name if principal else None,
             role=principal.role if principal else None,
             detail=state.get("audit_detail"),
-        ))
+        )
+        loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+
+        def done() -> None:
+            loop.call_soon_threadsafe(lambda: durable.done() or durable.set_result(None))
+
+        service.audit.record(entry, on_durable=done)
+        await durable

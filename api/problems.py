@@ -29,7 +29,7 @@ TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
-    413: "Batch too large",
+    413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid input",
     500: "Internal error",
@@ -37,7 +37,7 @@ TITLES = {
 }
 SLUGS = {
     400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 406: "not-acceptable", 409: "conflict", 413: "batch-too-large",
+    405: "method-not-allowed", 406: "not-acceptable", 409: "conflict", 413: "content-too-large",
     415: "unsupported-media-type", 422: "invalid-input", 500: "internal-error", 503: "unavailable",
 }
 

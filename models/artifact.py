@@ -11,7 +11,6 @@ It saves to and loads from a plain folder (``booster.txt`` + ``model.json``, no 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from riskengine.core.errors import ModelError
-from riskengine.core.files import atomic_write_text
+from riskengine.core.files import atomic_write_text, jsonable
 
 ARTIFACT_FORMAT = 1
 BOOSTER_FILE = "booster.txt"
@@ -168,7 +167,7 @@ class CreditModel:
             "categories": self.categories,
             "neutral": self.neutral,
             "calibrator": self.calibrator.to_dict(),
-            "metadata": _jsonable(self.metadata),
+            "metadata": jsonable(self.metadata),
         }
 
     def save(self, folder: Path) -> Path:
@@ -204,20 +203,3 @@ class CreditModel:
     def __repr__(self) -> str:
         return (f"CreditModel(version={self.version!r}, features={len(self.feature_names)}, "
                 f"nuisance={self.nuisance}, calibrator={self.calibrator.method!r})")
-
-
-def _jsonable(value: Any) -> Any:
-    """Metadata as plain JSON (dates as ISO text, numpy scalars as numbers, NaN as null)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)

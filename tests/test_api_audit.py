@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from riskengine.cli import app as cli
-from riskengine.core.audit import AuditWriter, export_audit, make_entry, spill_path
+from riskengine.core.audit import AuditWriter, export_audit, journalled_entries, make_entry, merge_journal
 from riskengine.core.config import get_settings
 from riskengine.core.store import Store
 from tests.api_helpers import E_WIRE_JIANGAN, E_WIRE_WUCHANG, NOBODY, make_world, serve
@@ -106,7 +106,9 @@ def _hold_lock(path: Path) -> subprocess.Popen[str]:
     return proc
 
 
-def test_entries_that_cannot_be_written_at_shutdown_are_spilled_and_merged_later(tmp_path: Path) -> None:
+def test_entries_that_cannot_be_written_at_shutdown_stay_journalled_and_are_merged_later(
+    tmp_path: Path,
+) -> None:
     store = Store(tmp_path / "s.duckdb", lock_timeout=0.2)
     store.initialise()
     writer = AuditWriter(store, flush_seconds=3600)
@@ -116,10 +118,19 @@ def test_entries_that_cannot_be_written_at_shutdown_are_spilled_and_merged_later
         writer.close()
     finally:
         holder.communicate("\n")
-    assert spill_path(store).exists()
-    assert AuditWriter(store).flush() == 1
+    assert journalled_entries(store)["key_id"].to_list() == ["k1"]
+    assert merge_journal(store) == 1
     assert store.audit()["key_id"].to_list() == ["k1"]
-    assert not spill_path(store).exists()
+    assert journalled_entries(store).height == 0
+
+
+def test_an_answered_request_is_already_in_the_durable_journal(tmp_path: Path) -> None:
+    world = make_world(tmp_path)  # the store merge runs once an hour here
+    with serve(world) as client:
+        response = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+        assert response.status_code == 200
+        journalled = journalled_entries(world.store)
+        assert journalled.select("action", "status", "role").rows() == [("read_grade", 200, "inspector")]
 
 
 def test_while_another_process_holds_the_store_requests_are_served_and_audit_waits(tmp_path: Path) -> None:

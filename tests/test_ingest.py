@@ -509,33 +509,48 @@ def test_source_that_is_not_a_folder_is_fatal(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
-def test_failure_while_moving_files_into_place_leaves_the_lake_unchanged(
+def test_failure_before_the_commit_point_leaves_the_lake_unchanged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
     lake = tmp_path / "lake"
     run(source(tmp_path, "first", inspections=[inspection("I1")]), lake)
     before = snapshot(lake)
-    moves: list[Path] = []
-    real_move = ingest_module._move
 
     def failing_move(src: Path, dst: Path) -> None:
-        if len(moves) == 2:
-            raise error
+        raise error  # the first move is the report's: the commit point
+
+    monkeypatch.setattr(ingest_module, "_move", failing_move)
+    later = source(tmp_path, "second", enterprises=[enterprise(uscc(3))],
+                   inspections=[inspection("I2", eid=uscc(3))])
+    with pytest.raises(type(error)):
+        run(later, lake)
+    assert snapshot(lake) == before
+
+
+def test_failure_after_the_commit_point_leaves_a_whole_run_that_the_next_ingest_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = tmp_path / "lake"
+    run(source(tmp_path, "first", inspections=[inspection("I1")]), lake)
+    real_move, moves = ingest_module._move, []
+
+    def failing_move(src: Path, dst: Path) -> None:
+        if len(moves) == 2:  # the report and the enterprises moved; the inspections fail
+            raise OSError("disk full")
         moves.append(dst)
         real_move(src, dst)
 
     monkeypatch.setattr(ingest_module, "_move", failing_move)
-    later = source(
-        tmp_path,
-        "second",
-        enterprises=[enterprise(uscc(3))],
-        inspections=[inspection("I2", eid=uscc(3))],
-        complaints=[{"complaint_id": "K1", "enterprise_id": uscc(3), "received_on": "2022-01-01"}],
-    )
-    with pytest.raises(type(error)):
+    later = source(tmp_path, "second", enterprises=[enterprise(uscc(3))],
+                   inspections=[inspection("I2", eid=uscc(3))])
+    with pytest.raises(OSError, match="disk full"):
         run(later, lake)
-    assert len(moves) == 2
-    assert snapshot(lake) == before
+    monkeypatch.undo()
+    assert scan_table(lake, "inspections").collect().height == 2  # read from staging
+    report = run(source(tmp_path, "third", enterprises=[enterprise(uscc(4))]), lake)
+    assert len(report.recovered_runs) == 1
+    assert duckdb.sql(f"select count(*) from '{lake}/inspections/*.parquet'").fetchall() == [(2,)]
+    assert not (lake / lakes.STAGING_DIR).exists()
 
 
 def test_failure_while_validating_a_new_lake_leaves_no_lake(
@@ -550,38 +565,64 @@ def test_failure_while_validating_a_new_lake_leaves_no_lake(
     assert not (tmp_path / "lake").exists()
 
 
-def test_a_run_killed_mid_commit_is_invisible_and_rolled_back_next_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+KILL_SCRIPT = """
+import os, sys
+from datetime import date
+from riskengine.lake import ingest as m
+steps = []
+def step(name):
+    steps.append(name)
+    if len(steps) == int(sys.argv[3]):
+        os._exit(9)
+m._commit_step = step
+m.ingest(sys.argv[1], sys.argv[2], ingest_day=date(2025, 6, 30))
+print(len(steps))
+"""
+
+
+def _plain_ids(lake: Path, table: str, column: str) -> set[str]:
+    """What a plain reader (the README's DuckDB query) sees: every Parquet file in the table folder."""
+    if not any((lake / table).glob("*.parquet")):
+        return set()
+    rows = duckdb.sql(f"select {column} from '{lake}/{table}/*.parquet'").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_a_hard_kill_after_any_commit_step_never_shows_an_uncommitted_row(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
     lake = tmp_path / "lake"
     run(source(tmp_path, "first", inspections=[inspection("I1")]), lake)
-    tables_before = {t: scan_table(lake, t).collect() for t in ("enterprises", "inspections")}
-    # A hard kill: the report never lands and no in-process roll-back runs.
-    monkeypatch.setattr(lakes, "roll_back", lambda lake, journal: None)
-    monkeypatch.setattr(ingest_module, "_move", _fail_on_report(ingest_module._move))
-    killed = source(
-        tmp_path, "second", enterprises=[enterprise(uscc(3))], inspections=[inspection("I2", eid=uscc(3))]
-    )
-    with pytest.raises(SystemExit):
-        run(killed, lake)
-    assert any((lake / "enterprises").glob("*.parquet")) and len(list((lake / "enterprises").iterdir())) == 2
-    for table, frame in tables_before.items():
-        assert scan_table(lake, table).collect().equals(frame)
-    monkeypatch.undo()
-    report = run(killed, lake)
-    assert len(report.recovered_runs) == 1
-    assert report.tables["enterprises"]["accepted"] == 1
-    assert not (lake / lakes.JOURNAL_DIR).exists()
-    assert scan_table(lake, "enterprises").collect().height == 3
-
-
-def _fail_on_report(real_move: Any) -> Any:
-    def move(src: Path, dst: Path) -> None:
-        if dst.parent.name == lakes.REPORTS_DIR:
-            raise SystemExit("killed")
-        real_move(src, dst)
-
-    return move
+    killed = source(tmp_path, "second", enterprises=[enterprise(uscc(3))],
+                    inspections=[inspection("I2", eid=uscc(3))])
+    before = {"enterprises": {E1, E2}, "inspections": {"I1"}}
+    after = {"enterprises": {E1, E2, uscc(3)}, "inspections": {"I1", "I2"}}
+    key = {"enterprises": "enterprise_id", "inspections": "inspection_id"}
+    # A dry run counts the steps (staged, committed, one per file moved, published).
+    dry = shutil.copytree(lake, tmp_path / "dry")
+    done = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(killed), str(dry), "0"],
+                          capture_output=True, text=True, check=True)
+    n_steps = int(done.stdout.split()[-1])
+    assert n_steps == 6
+    for k in range(1, n_steps + 1):
+        trial = tmp_path / f"kill{k}"
+        shutil.copytree(lake, trial)
+        proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(killed), str(trial), str(k)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 9, proc.stderr
+        committed = len(list((trial / lakes.REPORTS_DIR).glob("*.json"))) == 2
+        expected = after if committed else before
+        for table, column in key.items():
+            plain = _plain_ids(trial, table, column)
+            assert before[table] <= plain <= expected[table], (k, table, plain)
+            engine = set(scan_table(trial, table).collect().get_column(column).to_list())
+            assert engine == expected[table], (k, table)
+        run(source(tmp_path, f"later{k}", enterprises=[enterprise(uscc(9))]), trial)
+        for table, column in key.items():
+            assert _plain_ids(trial, table, column) - {uscc(9)} == expected[table], (k, table)
+        assert not (trial / lakes.STAGING_DIR).exists()
 
 
 # --- id schemes, formats, extra columns --------------------------------------------------------------------
@@ -843,3 +884,108 @@ def test_cli_writes_the_runs_quarantine_as_an_excel_list_in_chinese(tmp_path: Pa
         "取值不在允许范围",
     )
     assert len(rows) == 2
+
+
+# --- concurrent ingests ------------------------------------------------------------------------------
+
+
+def _run_paused(src: Path, lake: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, dict[str, Any]]:
+    """Start an ingest in a thread and hold it mid-validation (lock taken, staging in use)."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    real = ingest_module._against_lake
+    outcome: dict[str, Any] = {}
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_against_lake", slow)
+
+    def target() -> None:
+        try:
+            outcome["report"] = run(src, lake)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert inside.wait(10)
+    return thread, release, outcome
+
+
+def test_a_refused_ingest_leaves_the_running_ones_staging_and_lock_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from riskengine.core.errors import RiskEngineError
+
+    lake = tmp_path / "lake"
+    run(source(tmp_path, "first"), lake)
+    thread, release, outcome = _run_paused(
+        source(tmp_path, "second", enterprises=[enterprise(uscc(5))]), lake, monkeypatch)
+    try:
+        staged = sorted(p.relative_to(lake) for p in (lake / lakes.STAGING_DIR).rglob("*"))
+        with pytest.raises(RiskEngineError, match="another ingest is writing"):
+            run(source(tmp_path, "third", enterprises=[enterprise(uscc(6))]), lake)
+        assert (lake / lakes.LOCK_FILE).exists()
+        assert sorted(p.relative_to(lake) for p in (lake / lakes.STAGING_DIR).rglob("*")) == staged
+    finally:
+        release.set()
+        thread.join(20)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].tables["enterprises"]["accepted"] == 1
+
+
+# --- malformed CSV: quarantined, never fatal ----------------------------------------------------------
+
+
+def _inspections_file(src: Path, *lines: str) -> None:
+    header = ",".join(inspection())
+    (src / "inspections.csv").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+
+
+def test_a_row_with_several_extra_fields_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    good = [",".join(inspection(f"I{i}").values()) for i in range(1, 4)]
+    _inspections_file(src, ",".join(inspection("I9").values()) + ",x,y,z", *good)
+    report = run(src, tmp_path / "lake")
+    assert report.tables["inspections"] == {"read": 4, "accepted": 3, "quarantined": 1, "duplicates": 0}
+    assert only_entry(tmp_path / "lake", "bad_shape")["row_number"] == 1
+
+
+def test_an_unbalanced_quote_quarantines_its_row_only(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    good = [",".join(inspection(f"I{i}").values()) for i in range(1, 4)]
+    broken = ",".join(inspection("I9", inspector_id='"P7').values())
+    _inspections_file(src, good[0], broken, *good[1:])
+    report = run(src, tmp_path / "lake")
+    assert report.tables["inspections"] == {"read": 4, "accepted": 3, "quarantined": 1, "duplicates": 0}
+    entry = only_entry(tmp_path / "lake", "bad_shape")
+    assert entry["row_number"] == 2 and "I9" in entry["value"]
+
+
+def test_a_quoted_field_may_span_lines(tmp_path: Path) -> None:
+    src = source(tmp_path)
+    good = [",".join(inspection(f"I{i}").values()) for i in range(1, 3)]
+    multi = ",".join(inspection("I9", inspector_id='"P\n7').values()).replace('"P\n7', '"P\n7"')
+    _inspections_file(src, good[0], multi, good[1], '"unbalanced')
+    report = run(src, tmp_path / "lake")
+    assert report.tables["inspections"]["read"] == 4 and report.tables["inspections"]["accepted"] == 3
+    assert "P\n7" in scan_table(tmp_path / "lake", "inspections").collect()["inspector_id"].to_list()
+
+
+def test_nul_bytes_and_oversized_cells_are_quarantined_and_the_report_stays_small(tmp_path: Path) -> None:
+    from riskengine.lake.validate import MAX_CELL_CHARS
+
+    huge = "长" * 5_000_000
+    src = source(tmp_path, enterprises=[enterprise(E1, name="甲\x00公司"), enterprise(E2, name=huge),
+                                        enterprise(uscc(3))])
+    report = run(src, tmp_path / "lake")
+    assert report.tables["enterprises"]["quarantined"] == 2
+    assert only_entry(tmp_path / "lake", "bad_char")["column"] == "name"
+    long_entry = only_entry(tmp_path / "lake", "too_long")
+    assert len(long_entry["value"]) < 300 and f"{MAX_CELL_CHARS:,}" in long_entry["reason"]
+    report_file = tmp_path / "lake" / lakes.REPORTS_DIR / f"{report.run_id}.json"
+    assert report_file.stat().st_size < 20_000

@@ -520,3 +520,19 @@ def test_plan_command_accepts_policy_as_capacity_and_rejects_other_words():
     assert _capacity(" Policy ") == ("policy", "--capacity policy")
     with pytest.raises(UsageError, match="'policy'"):
         _capacity("plenty")
+
+
+def test_excel_sheet_names_are_valid_for_any_district(tmp_path: Path):
+    import openpyxl
+
+    odd = ("'quoted'", "ends'", "a[b]:c*d?e/f\\g", "长" * 40, "x" * 31 + "1", "x" * 31 + "2", "History",
+           "汇总 SUMMARY")
+    result = plan_for(grades_frame(len(odd) * 4, districts=odd), len(odd) * 2)
+    out = tmp_path / "plan.xlsx"
+    write_plan_files(result, out)
+    names = openpyxl.load_workbook(out).sheetnames
+    assert len(names) == 1 + len(odd)
+    assert len({n.lower() for n in names}) == len(names)
+    for name in names:
+        assert 0 < len(name) <= 31 and not name.startswith("'") and not name.endswith("'")
+        assert not set(name) & set("[]:*?/\\") and name.lower() != "history"

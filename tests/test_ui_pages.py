@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from api.deps import now as now_dependency
 from api.main import create_app
 from api.ui.render import number
-from riskengine.core.sessions import SessionStore
+from riskengine.core.store.sessions import SessionStore
 from tests.api_helpers import E_FOOD_WUCHANG, E_WIRE_JIANGAN, E_WIRE_WUCHANG, NOBODY, make_service
 from tests.ui_helpers import E_HOSTILE, HOSTILE_NAME, UiWorld, make_ui_world, override_until
 

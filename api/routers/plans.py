@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Annotated, Any
 
 import polars as pl
@@ -11,7 +10,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from api.deps import AuthPrincipal, PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
+from api.state import Snapshot
+from riskengine.core import exports
 from riskengine.core.errors import NotFoundError
+from riskengine.supervision.planning import meta_in_scope
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 
@@ -59,6 +61,19 @@ def scoped_plan_rows(rows: pl.DataFrame, principal: AuthPrincipal, district: str
     return rows
 
 
+def scoped_plan_meta(meta: dict[str, Any], principal: AuthPrincipal, rows: pl.DataFrame,
+                     snapshot: Snapshot) -> dict[str, Any]:
+    """A plan's meta as the caller may see it: the credit office all of it, others only their
+    districts' figures and carried-over ids among enterprises they may see. The API and the pages
+    both call this."""
+    if principal.role == "credit_office":
+        return meta
+    visible = snapshot.grades.filter(pl.col("district").is_in(sorted(principal.districts)))
+    listed = rows.get_column("enterprise_id").to_list() if "enterprise_id" in rows.columns else []
+    return meta_in_scope(meta, principal.districts,
+                         {*visible.get_column("enterprise_id").to_list(), *listed})
+
+
 @router.get(
     "/inspection-plan",
     name="read_plan",
@@ -91,16 +106,15 @@ def get_inspection_plan(
     except NotFoundError:
         raise Problem(404, "no plan for this period is available to you") from None
     rows = scoped_plan_rows(plan.rows, principal, district)
+    meta = scoped_plan_meta(plan.meta, principal, rows, snapshot)
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
-        buffer = io.BytesIO()
-        flat_for_csv(rows).write_csv(buffer, include_bom=True)
-        body = buffer.getvalue()
+        body = exports.csv_bytes(flat_for_csv(rows))
         name = f"plan-{plan.period}{'-' + district if district else ''}.csv"
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     start = (page - 1) * size
     return PlanPage(
         period=plan.period, as_of=plan.as_of, district=district, total=rows.height, page=page,
-        page_size=size, items=_json_safe(rows.slice(start, size)), meta=plan.meta,
+        page_size=size, items=_json_safe(rows.slice(start, size)), meta=meta,
     )

@@ -20,8 +20,14 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import AuthPrincipal, Now, ServiceDep
 from api.state import Service
 from riskengine.core.keys import key_id_of, token_matches
-from riskengine.core.sessions import KEY_REVOKED, SIGNED_OUT, SessionRecord, SessionStore, hash_session_token
 from riskengine.core.store import KeyRecord
+from riskengine.core.store.sessions import (
+    KEY_REVOKED,
+    SIGNED_OUT,
+    SessionRecord,
+    SessionStore,
+    hash_session_token,
+)
 
 COOKIE = "rk_session"
 COOKIE_PATH = "/ui"

@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.deps import AuthPrincipal, Now, ServiceDep, SnapshotDep, check_enterprise_id
 from api.problems import Problem, not_found
 from api.routers.enterprises import _rule_text, grade_view, record_override, scoped_row, withdraw_override_of
-from api.routers.plans import scoped_plan_rows
+from api.routers.plans import scoped_plan_meta, scoped_plan_rows
 from api.routers.sectors import served_grades
 from api.state import Service, Snapshot
 from api.ui.auth import COOKIE, COOKIE_PATH, PageUser, page_requires, safe_next, sessions_of
@@ -169,8 +169,8 @@ def plan_excel(
     period: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     """The rows on screen (same filters) as the planner's workbook: a summary sheet, one per district."""
-    plan, _, shown = _plan_view(service, snapshot, user, district, grade, stratum, status, period)
-    body = plan_excel_bytes(shown, plan.meta)
+    plan, rows, shown = _plan_view(service, snapshot, user, district, grade, stratum, status, period)
+    body = plan_excel_bytes(shown, scoped_plan_meta(plan.meta, user, rows, snapshot))
     request.state.audit_detail = f"period={plan.period} rows={shown.height} excel"
     name = f"plan-{plan.period}{'-' + district if district else ''}.xlsx"
     return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -1,16 +1,23 @@
 """The audit log: who read or changed what, when, and with what result.
 
-Entries are appended to the store's ``audit_log`` table (append-only). The API server does not
-write one transaction per request: ``AuditWriter`` buffers entries in memory and a background
-thread writes them in batches every ``flush_seconds``. Nothing is lost when the store is busy
-(another process holds its lock): the batch stays buffered and is retried; at shutdown whatever
-still cannot be written goes to a spill file next to the store (``<store>.audit-pending.jsonl``),
-which the next flush merges. Every entry carries a unique ``entry_id`` and the store skips ids it
-already has, so a batch retried after a partial failure is never written twice.
+Entries end in the store's ``audit_log`` table (append-only), but the API server does not wait for
+one store transaction per request. Each entry is first appended to a journal — JSON lines in
+``<store>.audit-journal/`` — and made durable there (fdatasync) before the request is answered;
+entries arriving while one sync runs share the next one (group commit), so a sync costs each
+request at most about two disk flushes. A background thread merges the journal into the store every
+``flush_seconds``. So a ``kill -9`` loses no audit row of an answered request: the next server start,
+flush or ``riskengine audit`` merges what the dead process journalled.
+
+Journal files: the writer holds an exclusive ``flock`` on its open segment (``*.open.jsonl``) and
+seals it (renames it to ``*.jsonl``) before merging. Anyone may merge sealed segments and open ones
+whose writer is gone (the lock is free); a merged segment is deleted. Every entry carries a unique
+``entry_id`` and the store skips ids it already has, so merging twice never writes a row twice.
+A last line cut short by a crash was never synced, so its request was never answered: it is skipped.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -23,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from riskengine.core import exports
 from riskengine.core.errors import UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.store import AUDIT_SCHEMA, Store, utcnow
@@ -52,80 +60,218 @@ def make_entry(
 
 
 def spill_path(store: Store) -> Path:
-    """Where entries that could not be written at shutdown wait for the next flush."""
+    """Where an earlier version kept entries it could not write at shutdown (still merged)."""
     return store.path.with_name(store.path.name + ".audit-pending.jsonl")
 
 
+def journal_dir(store: Store) -> Path:
+    """The folder of the audit journal's segments, beside the store."""
+    return store.path.with_name(store.path.name + ".audit-journal")
+
+
+def _entry_line(entry: dict[str, Any]) -> bytes:
+    occurred = entry["occurred_at"]
+    row = {**entry, "occurred_at": occurred.isoformat() if isinstance(occurred, datetime) else occurred}
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_segment(path: Path) -> list[dict[str, Any]]:
+    """The entries of one journal segment (a line cut short by a crash is skipped)."""
+    rows = []
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            row["occurred_at"] = datetime.fromisoformat(row["occurred_at"])
+        except (ValueError, KeyError, TypeError):
+            continue  # never synced whole, so never answered
+        rows.append(row)
+    return rows
+
+
+def _is_abandoned(path: Path) -> bool:
+    """Whether an open segment's writer is gone (its lock is free)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def merge_journal(store: Store) -> int:
+    """Write every sealed or abandoned journal segment (and an old spill file) into the store, then
+    delete them. Raises what the store raises (e.g. busy); the segments then stay for the next try.
+    Returns the number of rows added."""
+    folder = journal_dir(store)
+    segments = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    ready = [p for p in segments if not p.name.endswith(".open.jsonl") or _is_abandoned(p)]
+    spill = spill_path(store)
+    sources = ready + ([spill] if spill.exists() else [])
+    rows = [row for path in sources for row in read_segment(path)]
+    written = store.append_audit(pl.DataFrame(rows, schema=AUDIT_SCHEMA)) if rows else 0
+    for path in sources:
+        path.unlink(missing_ok=True)
+    return written
+
+
+def journalled_entries(store: Store) -> pl.DataFrame:
+    """Entries still in the journal (not yet merged), e.g. those of a running server."""
+    folder = journal_dir(store)
+    rows = [row for p in sorted(folder.glob("*.jsonl")) for row in read_segment(p)] if folder.is_dir() else []
+    return pl.DataFrame(rows, schema=AUDIT_SCHEMA)
+
+
+class AuditJournal:
+    """Append-only, fdatasync'ed JSON lines with group commit (see the module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._cond = threading.Condition()
+        self._queue: list[tuple[bytes, Callable[[], None] | None]] = []
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._seq = 0
+        self._rotate_requested = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.synced = 0  # entries made durable (for metrics and tests)
+
+    # --- writer side -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._open_segment()
+        self._thread = threading.Thread(target=self._run, name="riskengine-audit-journal", daemon=True)
+        self._thread.start()
+
+    def _open_segment(self) -> None:
+        self._seq += 1
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+        path = self.folder / f"{stamp}-{os.getpid()}-{self._seq:06d}.open.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd, self._path = fd, path
+
+    def _seal(self) -> None:
+        """Close the open segment under its sealed name (so it can be merged)."""
+        if self._fd is None or self._path is None:
+            return
+        os.fdatasync(self._fd)
+        sealed = self._path.with_name(self._path.name.replace(".open.jsonl", ".jsonl"))
+        os.replace(self._path, sealed)
+        os.close(self._fd)  # releases the lock
+        self._fd = self._path = None
+
+    def append(self, entry: dict[str, Any], on_durable: Callable[[], None] | None = None) -> None:
+        """Queue one entry; ``on_durable`` is called (from the journal's thread) once it is synced."""
+        line = _entry_line(entry)
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("audit journal is closed")
+            self._queue.append((line, on_durable))
+            self._cond.notify()
+
+    def rotate(self) -> None:
+        """Seal the open segment and start a new one (done by the journal's thread, between syncs)."""
+        with self._cond:
+            if self._thread is None:
+                return
+            self._rotate_requested = True
+            self._cond.notify()
+            while self._rotate_requested and self._thread.is_alive():
+                self._cond.wait(1.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._rotate_requested and not self._closed:
+                    self._cond.wait()
+                batch, self._queue = self._queue, []
+                rotate, closing = self._rotate_requested, self._closed
+            if batch:
+                assert self._fd is not None
+                os.write(self._fd, b"".join(line for line, _ in batch))
+                os.fdatasync(self._fd)  # one flush for every entry that arrived meanwhile
+                self.synced += len(batch)
+                for _, done in batch:
+                    if done is not None:
+                        done()
+            if rotate or closing:
+                self._seal()
+                if not closing:
+                    self._open_segment()
+                with self._cond:
+                    self._rotate_requested = False
+                    self._cond.notify_all()
+            if closing and not batch:
+                return
+
+    def close(self) -> None:
+        """Sync what is queued, seal the segment and stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
 class AuditWriter:
-    """Buffers audit entries and writes them to the store in batches (see the module docstring)."""
+    """The server's audit: entries go to the journal at once and reach the store every
+    ``flush_seconds`` (see the module docstring)."""
 
     def __init__(self, store: Store, flush_seconds: float = 1.0,
                  on_tick: Callable[[], None] | None = None) -> None:
         self.store = store
         self.flush_seconds = flush_seconds
         self._on_tick = on_tick
-        self._buffer: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self.journal = AuditJournal(journal_dir(store))
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
+        self._merged_through = 0
 
-    def record(self, entry: dict[str, Any]) -> None:
-        """Queue one entry (cheap; called on every request)."""
-        with self._lock:
-            self._buffer.append(entry)
+    def record(self, entry: dict[str, Any], on_durable: Callable[[], None] | None = None) -> None:
+        """Journal one entry; ``on_durable`` is called once it is on disk (the API answers then)."""
+        if not self._started:
+            with self._flush_lock:
+                if not self._started:
+                    self.journal.start()
+                    self._started = True
+        self.journal.append(entry, on_durable)
 
     @property
     def pending(self) -> int:
-        with self._lock:
-            return len(self._buffer)
+        """Entries journalled but not yet merged into the store."""
+        return max(self.journal.synced - self._merged_through, 0)
 
     def flush(self) -> int:
-        """Write the buffered entries (and any spilled ones); keep them buffered if that fails."""
+        """Seal the journal's segment and merge every finished segment into the store; what cannot
+        be written now (store busy) stays in the journal for the next flush. Returns rows added."""
         with self._flush_lock:
-            with self._lock:
-                batch, self._buffer = self._buffer, []
-            spilled = self._read_spill()
-            if not batch and not spilled:
-                return 0
+            synced = self.journal.synced
+            if self._started:
+                self.journal.rotate()
             try:
-                written = self.store.append_audit(pl.DataFrame(spilled + batch, schema=AUDIT_SCHEMA))
+                written = merge_journal(self.store)
             except Exception:
-                log.warning("audit: store unavailable; %d entries kept for the next flush", len(batch),
-                            exc_info=True)
-                with self._lock:
-                    self._buffer[:0] = batch
+                log.warning("audit: store unavailable; entries stay in the journal %s",
+                            journal_dir(self.store), exc_info=True)
                 return 0
-            if spilled:
-                spill_path(self.store).unlink(missing_ok=True)
+            self._merged_through = synced
             return written
-
-    def _read_spill(self) -> list[dict[str, Any]]:
-        path = spill_path(self.store)
-        if not path.exists():
-            return []
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                row["occurred_at"] = datetime.fromisoformat(row["occurred_at"])
-                rows.append(row)
-        return rows
-
-    def _spill(self) -> None:
-        """Append what is still buffered to the spill file (last resort at shutdown)."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        if not batch:
-            return
-        path = spill_path(self.store)
-        with path.open("a", encoding="utf-8") as fh:
-            for row in batch:
-                fh.write(json.dumps({**row, "occurred_at": row["occurred_at"].isoformat()},
-                                    ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        log.error("audit: store unavailable at shutdown; %d entries saved to %s", len(batch), path)
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_seconds):
@@ -137,21 +283,30 @@ class AuditWriter:
                     log.warning("audit: periodic task failed", exc_info=True)
 
     def start(self) -> None:
-        """Start the background flush thread."""
+        """Open the journal, merge what a previous process left, and start the background thread."""
+        if not self._started:
+            self.journal.start()
+            self._started = True
+        self.flush()
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="riskengine-audit", daemon=True)
             self._thread.start()
 
     def close(self) -> None:
-        """Stop the thread and write everything still buffered (spilling what cannot be written)."""
+        """Stop the thread, seal the journal and merge it (what the store refuses stays journalled)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.flush()
-        if self.pending:
-            self._spill()
+        if self._started:
+            self.journal.close()
+            self._started = False
+            self.journal = AuditJournal(journal_dir(self.store))
+        try:
+            merge_journal(self.store)
+        except Exception:
+            log.error("audit: store unavailable at shutdown; entries kept in %s", journal_dir(self.store))
 
 
 def export_audit(store: Store, since: date | datetime | None, out: Path) -> int:
@@ -161,15 +316,26 @@ def export_audit(store: Store, since: date | datetime | None, out: Path) -> int:
     suffix = out.suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise UsageError(f"--out must end in {', '.join(EXPORT_FORMATS)}; got {out.name!r}")
+    try:
+        merge_journal(store)  # rows of a stopped or killed server (a running one keeps its open segment)
+    except Exception:
+        log.warning("audit: could not merge the journal now; exporting it beside the store", exc_info=True)
     frame = store.audit(since)
+    journalled = journalled_entries(store)
+    if journalled.height:
+        if since is not None:
+            start = since if isinstance(since, datetime) else datetime(since.year, since.month, since.day)
+            journalled = journalled.filter(pl.col("occurred_at") >= start)
+        frame = (pl.concat([frame, journalled.cast(frame.schema)])  # type: ignore[arg-type]
+                 .unique("entry_id", keep="first", maintain_order=True).sort("occurred_at", "entry_id"))
 
     def write(tmp: Path) -> None:
         if suffix == ".csv":
-            frame.write_csv(tmp)
+            exports.write_csv(frame, tmp, bom=False)
         elif suffix == ".parquet":
             frame.write_parquet(tmp)
         else:
-            frame.rename(HEADERS_ZH).write_excel(tmp, worksheet="审计日志", autofit=True)
+            exports.write_xlsx(frame.rename(HEADERS_ZH), tmp, worksheet="审计日志", autofit=True)
 
     atomic_write(out, write)
     return frame.height

@@ -46,6 +46,9 @@ class ServiceSettings(BaseModel):
     max_batch: int = Field(default=1000, gt=0, description="rows per POST /v1/score; more answers 413")
     page_size: int = Field(default=100, gt=0, description="default page size of listings")
     max_page_size: int = Field(default=10_000, gt=0)
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0,
+        description="largest request body (a full what-if batch is ~2 MB); more answers 413")
     max_override_days: int = Field(default=366, gt=0, description="longest allowed override")
     audit_flush_seconds: float = Field(default=1.0, gt=0, description="audit rows are written in batches")
     key_refresh_seconds: float = Field(default=10.0, gt=0, description="CLI key changes reach the server")

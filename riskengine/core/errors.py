@@ -35,6 +35,14 @@ class ConfigError(UsageError):
     """A configuration or policy file that fails validation."""
 
 
+class BusyError(RiskEngineError):
+    """Another process holds the lock this operation needs (e.g. a second ingest into one lake)."""
+
+    exit_code = 1
+    http_status = 409
+    title = "Busy"
+
+
 class NotFoundError(RiskEngineError):
     """Something asked for does not exist (an enterprise, a model alias, a scored as_of)."""
 

@@ -8,9 +8,11 @@ Three phases, so that bad input never harms the lake:
    (``riskengine.lake.validate``), drop exact duplicates, compare ids with the lake (same content →
    duplicate, different content → ``conflict``), and write accepted rows, the quarantine and the
    report into ``LAKE/_staging/<run_id>/``.
-3. *Commit*: write a journal naming the files, rename them into place, then rename the report into
-   ``LAKE/_reports/`` — the commit point. Any error or Ctrl-C before it rolls the renames back; a
-   hard kill leaves a journal that readers honour and the next ingest rolls back (``lake.recover``).
+3. *Commit*: rename the report into ``LAKE/_reports/`` — the commit point — then rename the staged
+   files into place. Any error, Ctrl-C or hard kill before the commit point leaves the lake as it
+   was (the next ingest removes the staging folder); after it, the run is committed: the lake's
+   readers take files not yet moved from staging, and the next ingest finishes moving them
+   (``lake.recover``). Plain readers of ``LAKE/<table>/*.parquet`` never see an uncommitted row.
 
 For every table: rows read = accepted + quarantined (distinct rows) + duplicates.
 Extra source columns are ignored (named in the report); the lake holds the contract's columns only.
@@ -19,9 +21,11 @@ Extra source columns are ignored (named in the report); the lake holds the contr
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,8 +35,9 @@ from typing import Any
 
 import polars as pl
 
+from riskengine.core import exports
 from riskengine.core.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
-from riskengine.core.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.core.errors import BusyError, FatalInputError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.progress import progress
 from riskengine.lake import layout as lakes
@@ -164,17 +169,22 @@ def read_source(src: SourceFile) -> pl.DataFrame:
     """The table's contract columns as text, plus ``__row`` (1-based data row, header not counted).
 
     CSV cells are read as strings so that one bad cell becomes one quarantined row, never a crash;
-    Parquet values are cast to text and go through the same checks.
+    Parquet values are cast to text and go through the same checks. A CSV that Polars' fast reader
+    refuses (an unbalanced quote, rows of odd widths) is read again record by record
+    (``read_csv_records``), so its malformed rows are quarantined and the others still count.
     """
     try:
         if src.fmt == "csv":
             # One spare column catches fields beyond the header, so a ragged row is quarantined
             # (validate.EXTRA) instead of being cut short silently or stopping the whole file.
             names = [*src.header, EXTRA]
-            frame = pl.read_csv(
-                src.path, has_header=False, skip_rows=1, schema=dict.fromkeys(names, pl.String),
-                missing_columns="insert", truncate_ragged_lines=True,
-            )
+            try:
+                frame = pl.read_csv(
+                    src.path, has_header=False, skip_rows=1, schema=dict.fromkeys(names, pl.String),
+                    missing_columns="insert", truncate_ragged_lines=True,
+                )
+            except pl.exceptions.PolarsError:
+                frame = read_csv_records(src)
             return frame.select([*src.columns, EXTRA]).with_row_index(ROW, offset=1)
         else:
             frame = pl.read_parquet(src.path)
@@ -188,6 +198,68 @@ def read_source(src: SourceFile) -> pl.DataFrame:
         hint = " (the contract requires UTF-8)" if "utf" in str(exc).lower() else ""
         raise FatalInputError(f"{src.path}: cannot read {src.fmt.upper()}{hint}: {_first_line(exc)}") from exc
     return frame.select(list(src.columns)).with_row_index(ROW, offset=1)
+
+
+# A quoted field may span lines; an opening quote still unclosed after this many lines (or this many
+# characters) is taken as unbalanced: its first line becomes one bad_shape row and reading resumes
+# on the next line, so one stray quote cannot swallow the rest of the file.
+MAX_RECORD_LINES = 50
+MAX_RECORD_CHARS = 1_000_000
+
+
+def read_csv_records(src: SourceFile) -> pl.DataFrame:
+    """Read a CSV record by record with Python's csv module (the forgiving path of ``read_source``).
+
+    Returns the header's columns plus ``EXTRA``: fields beyond the header, or the raw line of a
+    record whose quotes never balance; both make the row ``bad_shape``. Missing trailing fields are
+    empty, as in the fast path. Blank lines are skipped.
+    """
+    width = len(src.header)
+    rows: list[list[str | None]] = []
+    pending: deque[str] = deque()
+    line_no = 1  # the header's line
+
+    def emit(text: str) -> None:
+        try:
+            fields = next(csv.reader(io.StringIO(text)), [])
+        except csv.Error:  # e.g. a field beyond csv.field_size_limit: the row is malformed
+            rows.append([*([None] * width), text.rstrip("\r\n")])
+            return
+        cells: list[str | None] = [*fields[:width], *([None] * (width - len(fields)))]
+        cells.append(",".join(fields[width:]) if len(fields) > width else None)
+        rows.append(cells)
+
+    try:
+        with open(src.path, encoding="utf-8-sig", newline="") as fh:
+            next(fh, None)  # the header, checked by find_sources
+            source_lines = iter(fh)
+            while True:
+                line = pending.popleft() if pending else next(source_lines, None)
+                if line is None:
+                    break
+                line_no += 1
+                if not line.strip("\r\n"):
+                    continue
+                record, quotes, size = [line], line.count('"'), len(line)
+                while quotes % 2 and len(record) < MAX_RECORD_LINES and size < MAX_RECORD_CHARS:
+                    more = pending.popleft() if pending else next(source_lines, None)
+                    if more is None:
+                        break
+                    record.append(more)
+                    quotes += more.count('"')
+                    size += len(more)
+                if quotes % 2:  # never balanced: the first line alone is the bad row
+                    rows.append([*([None] * width), line.rstrip("\r\n") or '"'])
+                    pending.extendleft(reversed(record[1:]))
+                    continue
+                line_no += len(record) - 1
+                emit("".join(record))
+    except UnicodeDecodeError as exc:
+        raise FatalInputError(
+            f"{src.path}: not UTF-8 near line {line_no + 1} (the contract requires UTF-8): {exc.reason}"
+        ) from exc
+    names = [*src.header, EXTRA]
+    return pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
 
 
 # --- phase 2: validate and compare with the lake ----------------------------------------------------
@@ -395,15 +467,23 @@ def _new_run_id(lake: Path) -> str:
 
 @contextmanager
 def _locked(lake: Path) -> Iterator[None]:
-    """Hold the lake's write lock: one ingest at a time (released by the OS if the process dies)."""
+    """Hold the lake's write lock: one ingest at a time (released by the OS if the process dies).
+
+    A refused run raises ``BusyError`` before it touches anything. After locking, the lock file must
+    still be the one at ``LAKE/.lock``: a run that failed on a new lake removes that file, and a lock
+    taken on the removed file would let two runs write at once.
+    """
     import fcntl
 
-    fh = open(lake / lakes.LOCK_FILE, "a+b")  # noqa: SIM115 - held for the whole block
+    path = lake / lakes.LOCK_FILE
+    fh = open(path, "a+b")  # noqa: SIM115 - held for the whole block
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise RiskEngineError(f"{lake}: another ingest is writing to this lake; try again later") from exc
+            if os.fstat(fh.fileno()).st_ino != os.stat(path).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError) as exc:
+            raise BusyError(f"{lake}: another ingest is writing to this lake; try again later") from exc
         yield
     finally:
         fh.close()
@@ -414,33 +494,39 @@ def _move(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
-def _commit(lake: Path, run_id: str, staged: list[tuple[Path, str]], report: bytes) -> None:
-    """Rename staged files into place under a journal; the report's rename is the commit point."""
-    journal_dir = lake / lakes.JOURNAL_DIR
-    journal = journal_dir / f"{run_id}.json"
-    report_path = lake / lakes.REPORTS_DIR / f"{run_id}.json"
-    rels = [rel for _, rel in staged]
-    dirs = sorted({str(Path(rel).parent) for rel in rels} | {lakes.REPORTS_DIR})
-    created = [d for d in dirs if not (lake / d).exists()]
-    journal_dir.mkdir(exist_ok=True)
-    lakes.atomic_write_bytes(journal, json.dumps({"run_id": run_id, "files": rels, "created_dirs": created},
-                                                 indent=1).encode())
+def _commit_step(step: str) -> None:
+    """Called after each step of a commit; does nothing (the kill tests stop the process here)."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        for d in created:
-            (lake / d).mkdir(parents=True, exist_ok=True)
-        for src, rel in staged:
-            _move(src, lake / rel)
-        staged_report = lake / lakes.STAGING_DIR / run_id / "report.json"
-        staged_report.write_bytes(report)
-        _move(staged_report, report_path)
-    except BaseException:
-        lakes.roll_back(lake, journal)
-        if journal_dir.is_dir() and not any(journal_dir.iterdir()):
-            journal_dir.rmdir()
-        raise
-    journal.unlink()
-    if not any(journal_dir.iterdir()):
-        journal_dir.rmdir()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit(lake: Path, run_id: str, staged: list[tuple[Path, str]], report: bytes) -> None:
+    """Publish a staged run: the report's rename into ``_reports/`` is the commit point.
+
+    Before it, every file is still in ``_staging/<run_id>/`` where no reader looks, so a kill
+    leaves the lake as it was. After it, the files are renamed into place (referenced tables first);
+    a kill in between leaves a committed run that the lake's readers take from staging and the next
+    ingest finishes moving (``lake.recover``). Plain readers of ``LAKE/<table>/*.parquet`` therefore
+    never see a row of an uncommitted run.
+    """
+    for src, _ in staged:
+        _fsync(src)  # the data is on disk before the report says it is committed
+    staged_report = lake / lakes.STAGING_DIR / run_id / lakes.REPORTS_DIR / f"{run_id}.json"
+    staged_report.parent.mkdir(parents=True, exist_ok=True)
+    lakes.atomic_write_bytes(staged_report, report)
+    (lake / lakes.REPORTS_DIR).mkdir(exist_ok=True)
+    _commit_step("staged")
+    _move(staged_report, lake / lakes.REPORTS_DIR / f"{run_id}.json")
+    _fsync(lake / lakes.REPORTS_DIR)
+    _commit_step("committed")
+    lakes.publish_staged(lake, run_id, move=_move, after_each=_commit_step)
+    _commit_step("published")
 
 
 def ingest(
@@ -464,9 +550,11 @@ def ingest(
         raise FatalInputError(f"{lake}: the lake must be a folder")
     new_lake = not lake.exists()
     lake.mkdir(parents=True, exist_ok=True)
-    run_id = ""
-    try:
-        with _locked(lake):
+    # Only the run holding the lock cleans up, and only its own staging folder: a refused run
+    # (BusyError from _locked) leaves the running one's files and lock alone.
+    with _locked(lake):
+        run_id = ""
+        try:
             recovered = lakes.recover(lake)
             run_id = _new_run_id(lake)
             staging = lake / lakes.STAGING_DIR / run_id
@@ -488,19 +576,29 @@ def ingest(
             )
             payload = json.dumps(report.to_dict(), ensure_ascii=False, indent=2).encode("utf-8")
             _commit(lake, run_id, [*staged.files, (q_file, q_rel)], payload)
-            _clean_staging(lake)
-    except BaseException:
-        _clean_staging(lake)
-        if new_lake:
-            (lake / lakes.LOCK_FILE).unlink(missing_ok=True)
-            if not any(lake.iterdir()):
-                lake.rmdir()
-        raise
+            _clean_staging(lake, run_id)
+        except BaseException:
+            if run_id and lakes.is_committed(lake, run_id):
+                raise  # committed: readers see it whole, and the next ingest finishes moving its files
+            if run_id:
+                _clean_staging(lake, run_id)
+            if new_lake:
+                (lake / lakes.LOCK_FILE).unlink(missing_ok=True)
+                _remove_if_empty(lake / lakes.STAGING_DIR)
+                _remove_if_empty(lake)
+            raise
     return report
 
 
-def _clean_staging(lake: Path) -> None:
-    shutil.rmtree(lake / lakes.STAGING_DIR, ignore_errors=True)
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _clean_staging(lake: Path, run_id: str) -> None:
+    """Remove one run's staging folder (never another run's), and ``_staging`` once it is empty."""
+    shutil.rmtree(lake / lakes.STAGING_DIR / run_id, ignore_errors=True)
+    _remove_if_empty(lake / lakes.STAGING_DIR)
 
 
 # Headers of the officer-facing quarantine list (Chinese first: officers read it).
@@ -528,9 +626,9 @@ def export_quarantine(lake: Path, run_id: str, out: Path) -> int:
 
     def write(tmp: Path) -> None:
         if out.suffix.lower() == ".csv":
-            entries.write_csv(tmp, include_bom=True)  # the BOM makes Excel read UTF-8 Chinese correctly
+            exports.write_csv(entries, tmp)  # the BOM makes Excel read UTF-8 Chinese correctly
         else:
-            entries.write_excel(tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
+            exports.write_xlsx(entries, tmp, worksheet="隔离 quarantine", autofit=True, freeze_panes="A2")
 
     atomic_write(out, write)
     return entries.height

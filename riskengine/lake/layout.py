@@ -4,14 +4,15 @@ Layout (shared/CONTRACT.md, section 1), plain Parquet that DuckDB, Spark or Pola
 
     LAKE/<table>/<run_id>.parquet      accepted rows of one ingest run (one file per table and run)
     LAKE/_quarantine/<run_id>.parquet  rejected rows: table, source_file, row_number, column, value, ...
-    LAKE/_reports/<run_id>.json        the run's report; written last, it is the run's commit mark
-    LAKE/_journal/<run_id>.json        exists only while a run moves its files into place
+    LAKE/_reports/<run_id>.json        the run's report; its rename into place commits the run
     LAKE/_staging/<run_id>/            where a run prepares its files (removed afterwards)
     LAKE/.lock                         held (flock) by the one ingest allowed to write at a time
 
 A run id sorts by time (``20251231T235959123456Z``), so files read in name order are in run order.
-Readers never see a half-committed run: files named in a journal whose run has no report yet are
-skipped here and removed by the next ingest (``recover``).
+Nothing of a run reaches ``LAKE/<table>/`` before its report is in ``_reports/``, so even plain
+readers (DuckDB over ``LAKE/<table>/*.parquet``) never see an uncommitted row. A committed run whose
+files a hard kill left in staging is read from there by this module (whole) and moved into place by
+the next ingest (``recover``). ``_journal/`` is only read for lakes written by earlier versions.
 Writing belongs to ``riskengine.lake.ingest``; everything else reads through this module.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -65,26 +67,47 @@ def uncommitted_files(lake: Path) -> set[Path]:
     return hidden
 
 
+def is_committed(lake: Path, run_id: str) -> bool:
+    """Whether the run's report is in ``_reports/`` (the commit point)."""
+    return (Path(lake) / REPORTS_DIR / f"{run_id}.json").is_file()
+
+
+def _staged_committed(lake: Path, folder: str) -> dict[str, Path]:
+    """Files of committed runs that a hard kill left in staging, by their path relative to the lake."""
+    staging = lake / STAGING_DIR
+    if not staging.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for run in staging.iterdir():
+        if run.is_dir() and is_committed(lake, run.name) and (run / folder).is_dir():
+            for p in (run / folder).rglob("*.parquet"):
+                found[str(p.relative_to(run))] = p
+    return found
+
+
+def _committed_files(lake: Path, folder: str, pattern: str) -> list[Path]:
+    """The committed Parquet files under ``LAKE/<folder>/`` (in place or still staged), in run order."""
+    lake = Path(lake)
+    place = lake / folder
+    hidden = uncommitted_files(lake)
+    in_place = {
+        str(p.relative_to(lake)): p
+        for p in (place.glob(pattern) if place.is_dir() else [])
+        if not p.name.startswith((".", "_")) and p not in hidden
+    }
+    # Listed after the folder: a file moved in between is missed for this read, never read twice.
+    staged = {rel: p for rel, p in _staged_committed(lake, folder).items() if rel not in in_place}
+    return [p for _, p in sorted({**in_place, **staged}.items())]
+
+
 def table_files(lake: Path, table: str) -> list[Path]:
     """The committed Parquet files of one table, in run order."""
-    lake = Path(lake)
-    folder = lake / table
-    if not folder.is_dir():
-        return []
-    hidden = uncommitted_files(lake)
-    return sorted(
-        p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_")) and p not in hidden
-    )
+    return _committed_files(lake, table, "**/*.parquet")
 
 
 def quarantine_files(lake: Path) -> list[Path]:
     """The committed quarantine files, in run order."""
-    lake = Path(lake)
-    folder = lake / QUARANTINE_DIR
-    if not folder.is_dir():
-        return []
-    hidden = uncommitted_files(lake)
-    return sorted(p for p in folder.glob("*.parquet") if p not in hidden)
+    return _committed_files(lake, QUARANTINE_DIR, "*.parquet")
 
 
 def scan_quarantine(lake: Path) -> pl.LazyFrame:
@@ -122,7 +145,8 @@ def load_tables(lake: Path) -> dict[str, pl.LazyFrame]:
 
 
 def roll_back(lake: Path, journal: Path) -> None:
-    """Undo a run that moved files into place but never committed: remove them and their journal."""
+    """Undo a run of an earlier version that moved files into place under a journal but never
+    committed: remove them and their journal."""
     try:
         entry = json.loads(journal.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -136,26 +160,50 @@ def roll_back(lake: Path, journal: Path) -> None:
     journal.unlink(missing_ok=True)
 
 
-def recover(lake: Path) -> list[str]:
-    """Finish what interrupted runs left: roll back uncommitted ones, drop stale staging.
+def publish_staged(
+    lake: Path, run_id: str, *, move: Callable[[Path, Path], None] = os.replace,
+    after_each: Callable[[str], None] | None = None,
+) -> None:
+    """Move a committed run's staged files into place: tables in contract order (referenced tables
+    first, so plain readers never meet an event whose enterprise is not there yet), quarantine last."""
+    run = Path(lake) / STAGING_DIR / run_id
+    order = {name: i for i, name in enumerate([*TABLES, QUARANTINE_DIR])}
+    files = [p for p in run.rglob("*.parquet") if p.relative_to(run).parts[0] != REPORTS_DIR]
+    files.sort(key=lambda p: (order.get(p.relative_to(run).parts[0], len(order)), str(p)))
+    for src in files:
+        rel = src.relative_to(run)
+        (lake / rel).parent.mkdir(parents=True, exist_ok=True)
+        move(src, lake / rel)
+        if after_each is not None:
+            after_each(f"moved {rel}")
 
-    Call only while holding the lake's lock. Returns the run ids that were rolled back.
+
+def recover(lake: Path) -> list[str]:
+    """Finish what interrupted runs left: move a committed run's staged files into place, remove an
+    uncommitted run's staging (and roll back an earlier version's journalled runs).
+
+    Call only while holding the lake's lock. Returns the run ids that were recovered either way.
     """
     lake = Path(lake)
-    rolled_back: list[str] = []
+    recovered: list[str] = []
     for journal in _journals(lake):
         if (lake / REPORTS_DIR / journal.name).exists():
             journal.unlink(missing_ok=True)  # committed; only the journal's removal was cut short
         else:
             roll_back(lake, journal)
-            rolled_back.append(journal.stem)
+            recovered.append(journal.stem)
     if (lake / JOURNAL_DIR).is_dir():
         for partial in (lake / JOURNAL_DIR).glob(".*.tmp"):  # a journal whose writing was cut short
             partial.unlink(missing_ok=True)
     if (lake / JOURNAL_DIR).is_dir() and not any((lake / JOURNAL_DIR).iterdir()):
         (lake / JOURNAL_DIR).rmdir()
-    shutil.rmtree(lake / STAGING_DIR, ignore_errors=True)
-    return rolled_back
+    staging = lake / STAGING_DIR
+    for run in sorted(staging.iterdir()) if staging.is_dir() else []:
+        if run.is_dir() and is_committed(lake, run.name):
+            publish_staged(lake, run.name)
+        recovered.append(run.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return recovered
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

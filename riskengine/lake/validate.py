@@ -23,6 +23,15 @@ ROW = "__row"
 EXTRA = "__extra_fields"
 """Name of the column that catches CSV fields beyond the header (a row with an unquoted comma)."""
 
+MAX_CELL_CHARS = 4000
+"""Longest cell accepted (names, addresses and categories are far shorter; a longer one is an error)."""
+
+SHOWN_CHARS = 200
+"""Longest value the quarantine keeps (and so the report's examples): the start, then its length."""
+
+# Control characters other than tab, line feed and carriage return (a NUL byte above all).
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
 # Founding dates are not events: old state enterprises predate 1990, but a year before 1900 is a typo.
 EARLIEST_FOUNDING = date(1900, 1, 1)
 
@@ -44,7 +53,9 @@ RULES: dict[str, tuple[str, str]] = {
     "future_date": ("日期晚于导入日", "date is after the ingest day"),
     "too_early": ("日期早于允许的最早日期", "date is before the earliest allowed date"),
     "date_order": ("日期先后矛盾", "dates are in an impossible order"),
-    "bad_shape": ("字段数多于表头", "row has more fields than the header"),
+    "bad_shape": ("行无法按表头拆分", "row has more fields than the header, or an unbalanced quote"),
+    "bad_char": ("含有不可见控制字符", "value contains a NUL byte or another control character"),
+    "too_long": ("内容超长", "value is longer than a cell may be"),
     "bad_uscc": ("统一社会信用代码无效", "not a valid Unified Social Credit Code"),
     "unknown_reference": ("引用的记录不存在", "refers to a record that does not exist"),
     "duplicate_id": ("同一来源内编号重复且内容不同", "id repeated in this source with different content"),
@@ -124,6 +135,14 @@ def parse(column: Column) -> pl.Expr:
     return text
 
 
+def shown(value: pl.Expr) -> pl.Expr:
+    """A value as the quarantine keeps it: at most ``SHOWN_CHARS`` characters, then its length."""
+    text = value.cast(pl.String)
+    return (pl.when(text.str.len_chars() > SHOWN_CHARS)
+            .then(pl.format("{}… ({} characters)", text.str.slice(0, SHOWN_CHARS), text.str.len_chars()))
+            .otherwise(text))
+
+
 def _quote(expr: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit("'"), expr, pl.lit("'")])
 
@@ -186,7 +205,13 @@ def column_checks(table: Table, column: Column, *, ingest_day: date, id_scheme: 
     """The cell rules of one column: required, type, enum, minimum, date range, id scheme."""
     name = column.name
     text, value = cleaned(name), pl.col(name)
-    checks: list[Check] = []
+    checks: list[Check] = [
+        Check(name, "bad_char", raw(name).str.contains(_CONTROL),
+              pl.lit("contains a NUL byte or another control character")),
+        Check(name, "too_long", raw(name).str.len_chars() > MAX_CELL_CHARS,
+              pl.format(f"{{}} characters; at most {MAX_CELL_CHARS:,} are allowed",
+                        raw(name).str.len_chars())),
+    ]
     if column.required:
         checks.append(Check(name, "missing_value", text.is_null(), pl.lit("required value is empty")))
     if column.type in _TYPE_WORDS:
@@ -312,7 +337,8 @@ def validate_table(
     checks += row_checks(table) + reference_checks(table, known or {}, rejected)
     # The fields of a row with more fields than the header are misaligned: none of them can be trusted.
     checks.append(Check("(row)", "bad_shape", pl.col(EXTRA).is_not_null(),
-                        pl.lit("row has more fields than the header (an unquoted comma?)"),
+                        pl.lit("row has more fields than the header (an unquoted comma?) or a quote "
+                               "that is never closed"),
                         value=pl.col(EXTRA)))
     flags = typed.with_columns(
         check.bad.fill_null(False).alias(f"__bad{i}") for i, check in enumerate(checks)
@@ -325,7 +351,7 @@ def validate_table(
         bad_rows.filter(pl.col(f"__bad{i}")).select(
             pl.col(ROW).cast(pl.Int64).alias("row_number"),
             pl.lit(check.column).alias("column"),
-            (raw(check.column) if check.value is None else check.value).alias("value"),
+            shown(raw(check.column) if check.value is None else check.value).alias("value"),
             pl.lit(check.rule).alias("rule"),
             check.reason.cast(pl.String).alias("reason"),
         )

@@ -37,12 +37,11 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import io
 import json
 import math
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -51,6 +50,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from riskengine.core import exports
 from riskengine.core.contract import DISTRICT_NAMES, GRADES, TABLES
 from riskengine.core.errors import FatalInputError, UsageError
 from riskengine.core.files import atomic_write
@@ -720,6 +720,31 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
     return PlanResult(plan=plan, meta=meta)
 
 
+def meta_in_scope(meta: Mapping[str, Any], districts: Collection[str],
+                  enterprise_ids: Collection[str]) -> dict[str, Any]:
+    """A plan's meta as seen by someone who may see only ``districts``: per-district figures,
+    capacities, shortfalls and warnings of those districts; carried-over ids only among
+    ``enterprise_ids`` (the caller's visible enterprises); no population-wide counts."""
+    own = set(districts)
+    ids = set(enterprise_ids)
+    out = {k: v for k, v in meta.items() if k not in _POPULATION_META}
+    for key in ("capacity", "shortfalls"):
+        if isinstance(meta.get(key), Mapping):
+            out[key] = {d: v for d, v in meta[key].items() if d in own}
+    out["districts"] = [row for row in meta.get("districts") or [] if row.get("district") in own]
+    carried = meta.get("carried_over")
+    if isinstance(carried, Mapping):
+        out["carried_over"] = {**carried, "enterprise_ids": [
+            e for e in carried.get("enterprise_ids") or [] if e in ids]}
+    out["warnings"] = [w for w in meta.get("warnings") or []
+                       if not str(w).startswith("district ") or str(w).split(":")[0][9:] in own]
+    return out
+
+
+# Meta entries that count the whole population (every district): not shown to a scoped caller.
+_POPULATION_META = frozenset({"grades_summary", "grades_rows"})
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 
@@ -759,27 +784,23 @@ SUMMARY_COLUMNS: dict[str, str] = {
 }
 
 
+SUMMARY_SHEET = "汇总 summary"
+
+
 def _sheet_names(districts: list[str]) -> dict[str, str]:
     """Sheet per district: ``code 中文名`` within Excel's 31 characters, unique, no []:*?/\\."""
     names: dict[str, str] = {}
-    used = {"汇总 summary"}
+    used = [SUMMARY_SHEET]
     for district in districts:
         label = f"{district} {DISTRICT_NAMES.get(district, '')}".strip()
-        label = "".join("_" if ch in "[]:*?/\\" else ch for ch in label)[:31]
-        candidate, n = label, 2
-        while candidate.lower() in {u.lower() for u in used}:
-            candidate = f"{label[:27]} ({n})"
-            n += 1
-        used.add(candidate)
-        names[district] = candidate
+        names[district] = exports.sheet_name(label, used)
+        used.append(names[district])
     return names
 
 
 def write_excel(result: PlanResult, path: Path) -> None:
     """The plan as a workbook: a summary sheet, then one sheet per district (frozen header, filters)."""
-    import xlsxwriter
-
-    workbook = xlsxwriter.Workbook(str(path), {"remove_timezone": True})
+    workbook = exports.workbook(path)
     try:
         header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                                       "valign": "top"})
@@ -788,7 +809,7 @@ def write_excel(result: PlanResult, path: Path) -> None:
         warn = workbook.add_format({"font_color": "#C00000", "text_wrap": True})
         over = workbook.add_format({"font_color": "#C00000", "valign": "top"})
         meta = result.meta
-        ws = workbook.add_worksheet("汇总 summary")
+        ws = workbook.add_worksheet(SUMMARY_SHEET)
         cols = list(SUMMARY_COLUMNS)
         ws.write_row(0, 0, [SUMMARY_COLUMNS[c] for c in cols], header)
         rows = meta.get("districts", [])
@@ -873,7 +894,7 @@ def write_plan_files(result: PlanResult, out: Path) -> list[Path]:
     if suffix == ".xlsx":
         atomic_write(out, lambda tmp: write_excel(result, tmp))
     elif suffix == ".csv":
-        atomic_write(out, lambda tmp: result.plan.write_csv(tmp, include_bom=True))
+        atomic_write(out, lambda tmp: exports.write_csv(result.plan, tmp))
     else:
         raise UsageError(f"{out}: the plan must be written as .xlsx or .csv")
     meta_file = meta_path(out)
@@ -947,9 +968,7 @@ def _policy_text(policy: Policy) -> str | None:
 
 def plan_csv_bytes(plan: pl.DataFrame) -> bytes:
     """The plan as CSV bytes (UTF-8 with BOM), e.g. for an HTTP response."""
-    buffer = io.BytesIO()
-    plan.write_csv(buffer, include_bom=True)
-    return buffer.getvalue()
+    return exports.csv_bytes(plan)
 
 
 def plan_excel_bytes(rows: pl.DataFrame, meta: Mapping[str, Any]) -> bytes:

@@ -20,6 +20,7 @@ from models.artifact import CreditModel
 from models.reasons import _catalog, _spec_texts, check_contributions, format_fact
 from models.registry import load_model
 from models.scoring import NO_CHAMPION, _settings, active_enterprises, enterprise_features, score_features
+from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
 from riskengine.core.files import atomic_write
@@ -203,7 +204,7 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
         if suffix == ".parquet":
             grades.write_parquet(tmp)
         elif suffix == ".csv":
-            _flat(grades, json_reasons=True).write_csv(tmp)
+            exports.write_csv(_flat(grades, json_reasons=True), tmp, bom=False)
         else:
             _write_excel(grades, tmp)
 
@@ -224,7 +225,7 @@ def _flat(grades: pl.DataFrame, *, json_reasons: bool) -> pl.DataFrame:
 
 def _write_excel(grades: pl.DataFrame, path: Path) -> None:
     flat = _flat(grades, json_reasons=False).rename(HEADERS_ZH, strict=False)
-    flat.write_excel(path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
-                     autofit=True)
+    exports.write_xlsx(flat, path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
+                       autofit=True)
 
 
