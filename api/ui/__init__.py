@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import Problem
 from api.state import Service
@@ -49,12 +49,16 @@ class CsrfMiddleware:
         ui = service.settings.ui
 
         async def inner(scope: Scope, receive: Receive, send: Send) -> None:
-            try:
-                await app(scope, receive, send)
-            finally:  # asgi-csrf hands a copy of the scope on: give the matched route back to the observer
-                outer = scope.get(_OUTER)
+            # asgi-csrf hands a copy of the scope on: give the matched route back to the observer,
+            # which audits when the response starts.
+            outer = scope.get(_OUTER)
+
+            async def send_route(message: Message) -> None:
                 if outer is not None and "route" in scope:
                     outer["route"] = scope["route"]
+                await send(message)
+
+            await app(scope, receive, send_route)
 
         self.app = asgi_csrf(
             inner, signing_secret=ui.csrf_secret, cookie_secure=ui.cookie_secure, cookie_samesite="Strict",
