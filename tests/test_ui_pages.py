@@ -276,3 +276,11 @@ def test_the_api_is_not_subject_to_the_pages_csrf_check(client: TestClient, worl
     assert unauthenticated.status_code == 401  # the API's own answer, not the pages' CSRF refusal
     answer = client.post(path, json=body, headers={**cookie, **world.headers("credit_office")})
     assert answer.status_code == 201
+
+
+def test_a_form_larger_than_the_limit_is_refused_before_it_is_read(client: TestClient,
+                                                                   world: UiWorld) -> None:
+    answer = client.post("/ui/login", data={"key": "x" * 70_000, "csrftoken": csrf(client)})
+    assert answer.status_code == 413
+    assert client.post("/ui/login", data={"key": world.tokens["inspector"], "csrftoken": csrf(client)},
+                       follow_redirects=False).status_code == 303

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import Problem
@@ -60,6 +61,7 @@ class CsrfMiddleware:
 
             await app(scope, receive, send_route)
 
+        self.max_form_bytes = ui.max_form_bytes
         self.app = asgi_csrf(
             inner, signing_secret=ui.csrf_secret, cookie_secure=ui.cookie_secure, cookie_samesite="Strict",
             cookie_path="/ui", always_protect={"/ui/login", "/ui/logout"},
@@ -67,18 +69,46 @@ class CsrfMiddleware:
             send_csrf_failed=_csrf_failed,
         )
 
+        # Forms are small: asgi-csrf reads a whole form body before checking its token, so a body is
+        # limited first (declared length at once, streamed length as it arrives).
+        self.limited = RequestBodyLimitMiddleware(self.app, max_body_size=self.max_form_bytes)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_OUTER] = scope
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        scope[_OUTER] = scope
+        length = _declared_length(scope)
+        if length is not None and (length < 0 or length > self.max_form_bytes):
+            await _refuse(send, 413, "表单过大。", "The form is too large.")
+            return
+        await self.limited(scope, receive, send)
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The body's declared length: None without one, -1 for a chunked body."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding":
+            return -1
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return None
+
+
+async def _refuse(send: Send, status: int, zh: str, en: str) -> None:
+    body = f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{zh}</p><p>{en}</p>"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store"),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body.encode("utf-8")})
 
 
 async def _csrf_failed(scope: Scope, send: Send, message_id: Any) -> None:
-    body = ("<!doctype html><meta charset=utf-8><title>403</title><p>表单已失效或来源不明，请返回重新提交。"
-            "</p><p>The form expired or did not come from this site; go back and submit it again.</p>")
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-store")]})
-    await send({"type": "http.response.body", "body": body.encode("utf-8")})
+    await _refuse(send, 403, "表单已失效或来源不明，请返回重新提交。",
+                  "The form expired or did not come from this site; go back and submit it again.")
 
 
 def error_page(request: Request, status: int, detail: str | None = None) -> Response:

@@ -69,6 +69,7 @@ class UiSettings(BaseModel):
     touch_seconds: float = Field(
         default=60.0, ge=0, description="how often a session's last use is written to the store")
     page_size: int = Field(default=50, gt=0, description="rows per page of a listing")
+    max_form_bytes: int = Field(default=65_536, gt=0, description="largest form post a page accepts")
 
 
 class WebhookSettings(BaseModel):
