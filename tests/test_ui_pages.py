@@ -284,3 +284,37 @@ def test_a_form_larger_than_the_limit_is_refused_before_it_is_read(client: TestC
     assert answer.status_code == 413
     assert client.post("/ui/login", data={"key": world.tokens["inspector"], "csrftoken": csrf(client)},
                        follow_redirects=False).status_code == 303
+
+
+def test_the_case_queue_puts_overdue_cases_first_and_an_open_objection_shows_on_the_enterprise(
+        client: TestClient, world: UiWorld) -> None:
+    sign_in(client, world, "credit_office")
+    token = csrf(client)
+    opened = []
+    for enterprise, received in ((E_WIRE_WUCHANG, "2026-03-02"), (E_FOOD_WUCHANG, "2026-02-02")):
+        answer = client.post(f"/ui/enterprises/{enterprise}/cases", follow_redirects=False, data={
+            "kind": "objection", "statement": "记录有误", "received_on": received, "csrftoken": token})
+        assert answer.status_code == 303, answer.text
+        opened.append(answer.headers["location"].rsplit("/", 1)[1])
+    queue = client.get("/ui/cases").text
+    order = re.findall(r'<a href="/ui/cases/([\w-]+)">', queue)
+    assert order == [opened[1], opened[0]]  # received a month ago: overdue, so first
+    assert "已超期" in queue
+    assert "异议处理中" in client.get(f"/ui/enterprises/{E_WIRE_WUCHANG}").text
+    for step, reason in (("accept", "受理"), ("reject", "证据不足")):
+        client.post(f"/ui/cases/{opened[0]}/step", data={"step": step, "reason": reason, "csrftoken": token})
+    assert "异议处理中" not in client.get(f"/ui/enterprises/{E_WIRE_WUCHANG}").text
+    refused = client.post(f"/ui/cases/{opened[0]}/step", data={"step": "uphold", "reason": "x",
+                                                             "csrftoken": token})
+    assert refused.status_code == 409 and "rejected" in refused.text  # a decided case takes no step
+
+
+def test_an_inspector_sees_that_a_case_exists_but_not_its_papers(client: TestClient, world: UiWorld) -> None:
+    sign_in(client, world, "credit_office")
+    client.post(f"/ui/enterprises/{E_WIRE_WUCHANG}/cases", data={
+        "kind": "objection", "statement": "机密陈述", "csrftoken": csrf(client)})
+    client.cookies.clear()
+    sign_in(client, world, "inspector")
+    page = client.get(f"/ui/enterprises/{E_WIRE_WUCHANG}").text
+    assert "OBJ-" in page and "机密陈述" not in page
+    assert client.get("/ui/cases").status_code == 403
