@@ -74,10 +74,13 @@ class CsrfMiddleware:
         self.limited = RequestBodyLimitMiddleware(self.app, max_body_size=self.max_form_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         scope[_OUTER] = scope
+        if not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
         length = _declared_length(scope)
         if length is not None and (length < 0 or length > self.max_form_bytes):
             await _refuse(send, 413, "表单过大。", "The form is too large.")
