@@ -318,3 +318,41 @@ def test_an_inspector_sees_that_a_case_exists_but_not_its_papers(client: TestCli
     page = client.get(f"/ui/enterprises/{E_WIRE_WUCHANG}").text
     assert "OBJ-" in page and "机密陈述" not in page
     assert client.get("/ui/cases").status_code == 403
+
+
+def _unlabelled_fields(html: str) -> list[str]:
+    """Visible inputs and selects with neither a <label for=id> nor an enclosing <label>."""
+    labelled = set(re.findall(r'<label for="([^"]+)"', html))
+    bad = []
+    for match in re.finditer(r'<(input|select)\b([^>]*)>', html):
+        attrs = match.group(2)
+        if 'type="hidden"' in attrs:
+            continue
+        field_id = re.search(r'\bid="([^"]+)"', attrs)
+        enclosed = html.rfind("<label", 0, match.start()) > html.rfind("</label>", 0, match.start())
+        if not enclosed and (field_id is None or field_id.group(1) not in labelled):
+            bad.append(match.group(0))
+    return bad
+
+
+def test_every_page_has_an_english_switch_and_labels_on_every_field(client: TestClient,
+                                                                    world: UiWorld) -> None:
+    sign_in(client, world, "credit_office")
+    client.post(f"/ui/enterprises/{E_WIRE_WUCHANG}/cases", data={
+        "kind": "objection", "statement": "x", "csrftoken": csrf(client)})
+    case_id = re.findall(r'/ui/cases/(OBJ-[\w-]+)', client.get("/ui/cases").text)[0]
+    pages = ["/ui/plan", "/ui/search?q=武汉", f"/ui/enterprises/{E_WIRE_WUCHANG}",
+             f"/ui/enterprises/{E_WIRE_WUCHANG}/explanation", "/ui/warnings", "/ui/monitoring",
+             "/ui/sector", "/ui/cases", f"/ui/cases/{case_id}", "/ui/login"]
+    for path in pages:
+        html = client.get(path).text
+        assert 'href="/ui/lang/en?next=' in html, path
+        assert _unlabelled_fields(html) == [], path
+
+
+def test_an_admin_signs_in_to_a_page_without_enterprise_data(client: TestClient, world: UiWorld) -> None:
+    sign_in(client, world, "admin")
+    home = client.get("/ui/")
+    assert home.status_code == 200 and "没有可查看的企业数据页面" in home.text
+    for path in ("/ui/plan", "/ui/search", f"/ui/enterprises/{E_WIRE_WUCHANG}", "/ui/cases", "/ui/warnings"):
+        assert client.get(path).status_code == 403, path
