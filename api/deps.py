@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import Problem
 from api.state import Service, Snapshot
-from riskengine.core.contract import uscc_problem
+from riskengine.core.ids import uscc_problem
 from riskengine.core.keys import RIGHTS, key_id_of, token_matches
 from riskengine.core.store import KeyRecord, utcnow
 
@@ -94,6 +94,17 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="riskengine"'})
 
 
+def _throttled(wait: int) -> Problem:
+    return Problem(429, f"too many failed API keys; try again in {wait} s",
+                   headers={"Retry-After": str(wait)})
+
+
+def _refused(service: Service, address: str | None, key_id: str | None, detail: str) -> Problem:
+    """401 for a failed key, or 429 once the address or key id has failed too often."""
+    wait = service.throttle.failed(address, key_id)
+    return _throttled(wait) if wait is not None else _unauthorized(detail)
+
+
 async def verify_bearer(request: Request, service: Service, authorization: str | None) -> AuthPrincipal:
     """The caller named by an ``Authorization`` header value (401 without a valid, unrevoked key).
 
@@ -103,19 +114,23 @@ async def verify_bearer(request: Request, service: Service, authorization: str |
     known = getattr(request.state, "principal", None)
     if known is not None:
         return known  # type: ignore[no-any-return]
+    address = request.client.host if request.client else None
+    wait = service.throttle.address_wait(address)
+    if wait is not None:
+        raise _throttled(wait)
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("send an API key as 'Authorization: Bearer KEY'")
     key_id = key_id_of(token)
     if key_id is None:
-        raise _unauthorized("the API key is malformed")
+        raise _refused(service, address, None, "the API key is malformed")
     request.state.claimed_key_id = key_id
     record = service.keys.get(key_id)
     if record is None:  # perhaps created by `riskengine keys create` since the last refresh
         record = await run_in_threadpool(service.keys.lookup_missing, key_id)
     if record is None or not token_matches(record, token) or not record.active:
-        raise _unauthorized("the API key is unknown or revoked")
+        raise _refused(service, address, key_id, "the API key is unknown or revoked")
     principal = AuthPrincipal.from_record(record)
     request.state.principal = principal
     return principal
@@ -151,6 +166,8 @@ PlanReader = Annotated[AuthPrincipal, Depends(requires("plans"))]
 Overrider = Annotated[AuthPrincipal, Depends(requires("overrides"))]
 WhatIf = Annotated[AuthPrincipal, Depends(requires("whatif"))]
 Admin = Annotated[AuthPrincipal, Depends(requires("admin"))]
+CaseOfficer = Annotated[AuthPrincipal, Depends(requires("cases"))]
+CaseViewer = Annotated[AuthPrincipal, Depends(requires("case_existence"))]
 
 
 def check_enterprise_id(service: Service, enterprise_id: str) -> str | None:

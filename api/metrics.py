@@ -39,6 +39,23 @@ class Metrics:
                                    registry=self.registry)
         self.audit_pending = Gauge("riskengine_audit_pending", "audit entries waiting to be written",
                                    registry=self.registry)
+        self.cases_open = Gauge("riskengine_cases_open", "open cases by kind and current step",
+                                ["kind", "status"], registry=self.registry)
+        self.cases_overdue = Gauge("riskengine_cases_overdue", "open cases past the due day of their step",
+                                   ["kind"], registry=self.registry)
+        self.cases_median_days = Gauge("riskengine_cases_median_days_to_decision",
+                                       "median calendar days from receipt to decision (NaN: none decided)",
+                                       registry=self.registry)
+
+    def set_cases(self, overview: dict[str, Any]) -> None:
+        """The credit office's case overview (``riskengine.workflows.cases.overview``) as gauges."""
+        for kind, steps in overview["open"].items():
+            for status, n in steps.items():
+                self.cases_open.labels(kind, status).set(n)
+        for kind, n in overview["overdue_by_kind"].items():
+            self.cases_overdue.labels(kind).set(n)
+        median = overview["median_days_to_decision"]
+        self.cases_median_days.set(float("nan") if median is None else float(median))
 
     def set_snapshot(self, model_version: str | None, n_grades: int) -> None:
         self.model_info.clear()

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from riskengine.core.errors import RiskEngineError
 
@@ -32,13 +33,15 @@ TITLES = {
     413: "Content too large",
     415: "Unsupported media type",
     422: "Invalid input",
+    429: "Too many requests",
     500: "Internal error",
     503: "Service unavailable",
 }
 SLUGS = {
     400: "bad-request", 401: "unauthenticated", 403: "forbidden", 404: "not-found",
     405: "method-not-allowed", 406: "not-acceptable", 409: "conflict", 413: "content-too-large",
-    415: "unsupported-media-type", 422: "invalid-input", 500: "internal-error", 503: "unavailable",
+    415: "unsupported-media-type", 422: "invalid-input", 429: "too-many-requests", 500: "internal-error",
+    503: "unavailable",
 }
 
 
@@ -84,6 +87,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route fully answers at the request's path (asked of the routes themselves,
+    so routers included in routers count too)."""
+    scope = {k: v for k, v in request.scope.items() if k not in ("route", "endpoint", "path_params")}
+    return [m for m in METHODS
+            if any(route.matches({**scope, "method": m})[0] == Match.FULL for route in app.router.routes)]
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -102,7 +116,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "Error")
-        return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # RFC 9110 §15.5.6: Allow lists every method of the resource
+            allowed = allowed_methods(app, request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        return problem_response(request, exc.status_code, detail, headers=headers or None)
 
     @app.exception_handler(RiskEngineError)
     async def _engine(request: Request, exc: RiskEngineError) -> JSONResponse:
@@ -120,7 +139,10 @@ def install(app: FastAPI) -> None:
 
 # OpenAPI description of the problem responses each route may give.
 def problem_docs(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries documenting problem+json answers."""
+    """``responses=`` entries documenting problem+json answers (429 wherever a key is checked:
+    failed keys are throttled)."""
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     return {
         s: {
             "description": TITLES.get(s, "Error"),

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Grade = Literal["A", "B", "C", "D"]
 Role = Literal["inspector", "credit_office", "sector", "admin"]
+
+
+def _utc(moment: datetime) -> datetime:
+    """The store keeps naive UTC times; answers carry the offset, as ``format: date-time`` requires."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class ProblemDetails(BaseModel):
@@ -37,13 +45,13 @@ class OverrideOut(BaseModel):
     reason: str
     expires_on: date = Field(description="the override stops applying on this day")
     created_by: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class OverrideRecord(OverrideOut):
     """A credit-office override as stored, in force or not, with its withdrawal if any."""
 
-    withdrawn_at: datetime | None = Field(description="from this moment the override no longer applies")
+    withdrawn_at: UtcDateTime | None = Field(description="from this moment the override no longer applies")
     withdrawn_by: str | None
     withdraw_reason: str | None
 
@@ -65,6 +73,8 @@ class EnterpriseGrade(BaseModel):
     frequency: Frequency | None
     model_version: str | None
     override: OverrideOut | None
+    disputed: bool = Field(default=False, description="an objection (异议) against the enterprise's "
+                                                      "record or grade is open")
 
 
 class Reason(BaseModel):
@@ -196,8 +206,8 @@ class KeyOut(BaseModel):
     role: str
     districts: list[str]
     sector: str | None
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
 
 
 class KeyCreated(KeyOut):
@@ -208,7 +218,7 @@ class ReloadOut(BaseModel):
     as_of: date | None
     grades: int
     model_version: str | None
-    loaded_at: datetime
+    loaded_at: UtcDateTime
 
 
 class Health(BaseModel):
@@ -216,3 +226,36 @@ class Health(BaseModel):
     as_of: date | None
     grades: int
     model_version: str | None
+
+
+class CaseOpenIn(BaseModel):
+    """A case the credit office opens on an enterprise's behalf (CONTRACT section 5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["objection", "repair"]
+    enterprise_id: str = Field(min_length=1, max_length=64)
+    received_on: date
+    statement: str | None = Field(default=None, max_length=4000)
+    record_table: str | None = Field(default=None, description="objection: the disputed record's table")
+    record_id: str | None = Field(default=None, max_length=128)
+    grade: bool = Field(default=False, description="objection: the grade itself is disputed")
+    penalty: str | None = Field(default=None, max_length=128, description="repair: the penalty case id")
+    list_entry: str | None = Field(default=None, max_length=128, description="repair: the list entry id")
+    documents: list[str] = Field(default_factory=list, max_length=10)
+
+
+class CaseStepIn(BaseModel):
+    """One step of a case, with its reason (required)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Literal["accept", "refuse", "uphold", "reject", "approve", "deny"]
+    reason: str = Field(min_length=1, max_length=4000)
+    on: date | None = Field(default=None, description="the day of the step (default today)")
+
+
+class CaseDocumentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[str] = Field(min_length=1, max_length=10)

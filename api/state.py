@@ -24,10 +24,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from api.metrics import Metrics
+from api.throttle import FailedAuthThrottle
+from models.registry import load_model
 from riskengine.core.audit import AuditWriter
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, RiskEngineError
 from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord, Store, utcnow
+from riskengine.core.store.cases import CaseStore
+from riskengine.supervision.policy import load_policy
+from riskengine.workflows.cases import overview
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -48,7 +54,6 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
         log.warning("no MLflow store at %s, so no champion model; POST /v1/score will answer 503",
                     local_store)
         return None
-    from models.registry import load_model
 
     try:
         return load_model("champion", settings=settings)
@@ -58,8 +63,6 @@ def load_champion_or_none(settings: Settings) -> CreditModel | None:
 
 
 def load_default_policy(settings: Settings) -> Policy:
-    from riskengine.supervision.policy import load_policy
-
     return load_policy(settings.policy_path)
 
 
@@ -82,6 +85,9 @@ class Snapshot:
     loaded_at: datetime
     _plans: dict[str, PlanRecord] = field(default_factory=dict, repr=False)
     _sectors: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+    # Enterprises graded before but not now: id -> (district, sector), for scope checks without the store.
+    former: dict[str, tuple[str | None, str | None]] = field(default_factory=dict, repr=False)
+    _history: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -114,6 +120,29 @@ class Snapshot:
 
     def frequency(self, sector: str | None, grade: str) -> tuple[float, int]:
         return self.policy.frequency(sector or "default", grade)
+
+    HISTORY_CACHE = 10_000
+
+    def scope_of(self, enterprise_id: str) -> tuple[str | None, str | None] | None:
+        """(district, sector) of an enterprise graded now or before, or None (never graded): known
+        from memory, so scope is checked before the store is asked anything."""
+        row = self.position(enterprise_id)
+        if row is not None:
+            return self.grades["district"][row], self.grades["sector"][row]
+        return self.former.get(enterprise_id)
+
+    def history(self, store: Store, enterprise_id: str) -> pl.DataFrame:
+        """Every stored grade of one enterprise (cached per snapshot: history changes only with new
+        grades, and new grades make a new snapshot)."""
+        with self._lock:
+            cached = self._history.get(enterprise_id)
+        if cached is None:
+            cached = store.grade_history(enterprise_id)
+            with self._lock:
+                if len(self._history) >= self.HISTORY_CACHE:
+                    self._history.clear()
+                self._history[enterprise_id] = cached
+        return cached
 
     def sector_rows(self, sector: str) -> pl.DataFrame:
         """The grades of one sector (cached per snapshot), sorted by enterprise id."""
@@ -262,8 +291,6 @@ class Service:
         model_loader: ModelLoader = load_champion_or_none,
         policy_loader: PolicyLoader = load_default_policy,
     ) -> None:
-        from api.metrics import Metrics
-
         self.settings = settings
         self.store = store or Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
         self.model_loader = model_loader
@@ -271,6 +298,8 @@ class Service:
         self.keys = KeyRing(self.store)
         self.overrides = OverrideBook(self.store)
         self.metrics: Metrics = Metrics()
+        self.throttle = FailedAuthThrottle(settings.service.failed_auth_per_address,
+                                           settings.service.failed_auth_per_key)
         self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick)
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
@@ -278,6 +307,7 @@ class Service:
         self._last_refresh = time.monotonic()
         self._last_check = time.monotonic()
         self._store_version: tuple[Any, ...] = ()
+        self.disputed: frozenset[str] = frozenset()  # enterprises with an open objection (CONTRACT §5)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -295,6 +325,7 @@ class Service:
         model = self.model_loader(self.settings)
         policy = self.policy_loader(self.settings)
         snap = Snapshot.build(grades, model, policy)
+        snap.former.update(self.store.former_enterprises(snap.as_of))
         try:  # the latest plan is what inspectors ask for: load it now, not on the first request
             snap.plan(self.store, None)
         except NotFoundError:
@@ -322,8 +353,15 @@ class Service:
             snap = self.build_snapshot()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
             self._publish(snap)
             return snap
+
+    def refresh_cases(self) -> None:
+        """The enterprises with an open objection, and the case gauges, from the store."""
+        cases = CaseStore(self.store)
+        self.disputed = frozenset(cases.disputed())
+        self.metrics.set_cases(overview(cases.all(), utcnow().date()))
 
     def _tick(self) -> None:
         """Pick up keys and overrides changed by other processes (CLI), every key_refresh_seconds, and
@@ -333,6 +371,7 @@ class Service:
             self._last_refresh = time.monotonic()
             self.keys.refresh()
             self.overrides.refresh()
+            self.refresh_cases()
         every = self.settings.service.reload_check_seconds
         if every and time.monotonic() - self._last_check >= every:
             self._last_check = time.monotonic()

@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 import polars as pl
 
-from riskengine.core.contract import USCC_ALPHABET, USCC_WEIGHTS
+from riskengine.core.ids import USCC_ALPHABET, USCC_WEIGHTS
 from riskengine.core.keys import new_key
 from riskengine.core.store import GRADES_SCHEMA, Store
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from riskengine.core.contract import TABLES
-from riskengine.supervision.planning import DISTRICT_NAMES, make_plan, write_plan_files
+from riskengine.core.contract import DISTRICT_NAMES, TABLES
+from riskengine.supervision.plan import make_plan
 from riskengine.supervision.policy import load_policy
+from riskengine.workflows.planning import write_plan_files
 
 AS_OF = date(2025, 6, 1)
 SECTORS = ["retail", "catering", "services", "wholesale", "manufacturing", "wire_cable", "fire_products",

@@ -140,7 +140,12 @@ def compute_features(
 ) -> pl.DataFrame:
     """``build_features`` collected, with the Polars engine that suits its size (``IN_MEMORY_BELOW``)."""
     frame, rows = _build(tables, as_of, half_life_days)
-    return frame.collect(engine="in-memory" if rows < IN_MEMORY_BELOW else "streaming")
+    return frame.collect(engine=engine_for(rows))
+
+
+def engine_for(rows: int) -> str:
+    """The Polars engine for a feature query of at most ``rows`` rows (``IN_MEMORY_BELOW``)."""
+    return "in-memory" if rows < IN_MEMORY_BELOW else "streaming"
 
 
 def build_features(
@@ -148,10 +153,11 @@ def build_features(
 ) -> pl.LazyFrame:
     """One row per enterprise established before each as_of date, with every feature of ``FEATURES``.
 
-    ``tables`` are lazy frames with the contract schema (``riskengine.lake.layout.load_tables``); missing or
-    empty tables are fine. Every feature uses only records visible before its as_of (``features.asof``).
-    The tables are read (and their enterprise ids encoded) when this is called; the features are a lazy
-    query over them, sorted by as_of and then the enterprises table's order: collect it once.
+    ``tables`` are lazy frames with the contract schema (``riskengine.lake.layout.load_tables``); missing
+    or empty tables are fine. Every feature uses only records visible before its as_of
+    (``features.asof``). The tables are read (and their enterprise ids encoded) when this is called;
+    the features are a lazy query over them, sorted by as_of and then the enterprises table's order:
+    collect it once.
     """
     return _build(tables, as_of, half_life_days)[0]
 
@@ -159,11 +165,30 @@ def build_features(
 def _build(
     tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
 ) -> tuple[pl.LazyFrame, int]:
-    """The lazy feature frame, and at most how many rows it has (enterprises x as_of dates).
+    """The lazy feature frame, and at most how many rows it has (enterprises x as_of dates)."""
+    frame, rows = assemble(tables, as_of, half_life_days=half_life_days)
+    return finish(frame), rows
+
+
+def assemble(
+    tables: Mapping[str, pl.LazyFrame],
+    as_of: Sequence[date],
+    *,
+    half_life_days: float = 180.0,
+    strictness: pl.LazyFrame | None = None,
+) -> tuple[pl.LazyFrame, int]:
+    """Every feature but the associations, with ``legal_rep_id`` beside them (``finish`` adds those).
+
+    Two features look across enterprises: inspector strictness (an inspector's record over every
+    enterprise) and the associations (a legal representative's other enterprises). A part of the
+    enterprises (``riskengine.workflows.cluster``) passes ``strictness`` computed from every
+    inspection (``inspections.strictness_table``) and finishes with the representatives' totals over
+    every part (``associations.totals``); the whole city needs neither.
 
     Records voided by an upheld objection drop out from the as_of dates that see the void
-    (``asof.void_segments``): the dates are built in runs that see the same voids (one run when
+    (``asof.void_segments``): the dates are assembled in runs that see the same voids (one run when
     there are none), each on the tables without the records void for it.
+    Returns the lazy frame and at most how many rows it has (enterprises x as_of dates).
     """
     asof.as_of_frame(as_of)  # validates
     severity.check_half_life(half_life_days, sorted(set(as_of)))
@@ -171,7 +196,8 @@ def _build(
     void_frame = (voids.collect() if voids is not None
                   else pl.DataFrame(schema=TABLES["record_voids"].schema))
     runs = asof.void_segments(void_frame, as_of)
-    built = [_build_run(_without(tables, void), dates, half_life_days) for dates, void in runs]
+    built = [_assemble_run(_without(tables, void), dates, half_life_days, strictness)
+             for dates, void in runs]
     if len(built) == 1:
         return built[0]
     return pl.concat([frame for frame, _ in built]), sum(rows for _, rows in built)
@@ -188,10 +214,11 @@ def _without(tables: Mapping[str, pl.LazyFrame], void: pl.DataFrame) -> Mapping[
     return out
 
 
-def _build_run(
-    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
+def _assemble_run(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float,
+    strictness: pl.LazyFrame | None,
 ) -> tuple[pl.LazyFrame, int]:
-    """``_build`` for as_of dates that all see the same records."""
+    """``assemble`` for as_of dates that all see the same records."""
     dates = asof.as_of_frame(as_of)
     dates_list = sorted(set(as_of))
     t = _encode(_conform(tables))
@@ -205,7 +232,7 @@ def _build_run(
     parts = [
         _align(slots, part)
         for part in (
-            inspections.build(t, keys, dates_list),
+            inspections.build(t, keys, dates_list, strictness),
             sampling.build(t, keys, dates_list),
             penalties.build(t, keys, dates_list),
             recalls.build(t, keys, dates_list),
@@ -222,9 +249,21 @@ def _build_run(
         pl.concat([profile.build(population), *parts], how="horizontal")
         .with_columns([_finish(FEATURES[n]) for n in family_cols])
         .with_columns(pl.sum_horizontal(severity.ADVERSE_365D).cast(pl.Int64).alias("severity__adverse_365d"))
-        .with_columns(associations.columns())
+        .with_columns(pl.col(_ID).alias(KEY))
     )
-    # Ordered by (as_of, enterprise row) from the population; the enterprise ids came along with it.
-    out = frame.select(pl.col(_ID).alias(KEY), AS_OF, *[_finish(s) for s in FEATURES.values()])
     n_enterprises = t["enterprises"].select(pl.len()).collect().item()
-    return out, n_enterprises * len(dates_list)
+    return frame, n_enterprises * len(dates_list)
+
+
+def finish(frame: pl.LazyFrame, rep_totals: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """``assemble``'s frame with the association features, in the catalog's column order.
+
+    Without ``rep_totals`` the representatives' totals come from ``frame`` itself (the whole city).
+    """
+    if rep_totals is None:
+        frame = frame.with_columns(associations.columns())
+    else:
+        frame = frame.join(rep_totals, on=[associations.REP, AS_OF], how="left",
+                           maintain_order="left").with_columns(associations.from_totals())
+    # Ordered by (as_of, enterprise row) from the population; the enterprise ids came along with it.
+    return frame.select(KEY, AS_OF, *[_finish(s) for s in FEATURES.values()])

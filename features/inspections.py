@@ -33,8 +33,13 @@ def _is(outcome: str) -> pl.Expr:
     return pl.col("outcome") == outcome
 
 
-def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
-    """Inspection features for every (enterprise_id, as_of) of ``keys`` that has any visible inspection."""
+def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date],
+          strictness: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Inspection features for every (enterprise_id, as_of) of ``keys`` that has any visible inspection.
+
+    ``strictness`` (``strictness_table`` of every inspection) replaces the strictness computed from
+    ``tables``: a partition of the enterprises holds only part of each inspector's record.
+    """
     insp = tables["inspections"]
 
     # Windowed counts (up to 1095 days).
@@ -79,7 +84,7 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         },
     )
     last = rows.select(_ROW, "outcome", "inspector_id")
-    strict = _strictness(insp, as_of)
+    strict = strictness if strictness is not None else strictness_table(insp, as_of)
     history = (
         history.with_columns((pl.col("_last_rank") % 2**32).cast(pl.UInt32).alias(_ROW))
         .join(last, on=_ROW, how="left")
@@ -106,7 +111,7 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
     return history.join(windowed, on=[KEY, AS_OF], how="left").join(mean_strict, on=[KEY, AS_OF], how="left")
 
 
-def _strictness(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
+def strictness_table(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """(inspector_id, as_of, _strictness): shrunk fail rate minus the population fail rate, as of D."""
     fails = {"_n": pl.lit(1), "_f": _is("fail").cast(pl.Int64)}
     with_id = insp.filter(pl.col("inspector_id").is_not_null())

@@ -14,18 +14,24 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
 from riskengine.core.errors import ModelError
 from riskengine.core.files import atomic_write_text, jsonable
 
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
 ARTIFACT_FORMAT = 1
 BOOSTER_FILE = "booster.txt"
 META_FILE = "model.json"
+
+
+# The folder name of the saved model inside an MLflow run's artifacts.
+MODEL_ARTIFACT = "credit_model"
 
 
 @dataclass
@@ -181,6 +187,7 @@ class CreditModel:
     @classmethod
     def load(cls, folder: Path, version: str = "local") -> CreditModel:
         """Read a model written by ``save``."""
+        import lightgbm as lgb  # noqa: PLC0415 - heavy
         folder = Path(folder)
         try:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))

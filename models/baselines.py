@@ -130,9 +130,8 @@ class LogisticScorecard:
 
     def fit(self, features: pl.DataFrame, y: Sequence[int] | np.ndarray,
             feature_names: Sequence[str]) -> LogisticScorecard:
-        from optbinning import BinningProcess, Scorecard
-        from sklearn.linear_model import LogisticRegression
-
+        from optbinning import BinningProcess, Scorecard  # noqa: PLC0415 - heavy
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - heavy
         if not isinstance(self.max_n_bins, int) or self.max_n_bins < 2:
             raise UsageError(f"max_n_bins must be an integer >= 2; got {self.max_n_bins!r}.")
         names = [n for n in feature_names if features.schema[n].is_numeric()]

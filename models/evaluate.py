@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from riskengine.core.contract import GRADES
 from riskengine.core.errors import UsageError
@@ -37,12 +36,14 @@ def _both_classes(y: np.ndarray) -> bool:
 
 def auc(y, score, weight=None) -> float:  # noqa: ANN001
     """Area under the ROC curve (NaN when only one class is present)."""
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415 - heavy
     y, s, w = _arrays(y, score, weight)
     return float(roc_auc_score(y, s, sample_weight=w)) if _both_classes(y) else math.nan
 
 
 def pr_auc(y, score, weight=None) -> float:  # noqa: ANN001
     """Average precision (area under the precision-recall curve)."""
+    from sklearn.metrics import average_precision_score  # noqa: PLC0415 - heavy
     y, s, w = _arrays(y, score, weight)
     return float(average_precision_score(y, s, sample_weight=w)) if _both_classes(y) else math.nan
 

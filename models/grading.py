@@ -2,7 +2,6 @@
 
 Score scale (CONTRACT section 3: "score 0–1000, monotone in probability, higher is riskier").
 A log-odds scale as in points-based scorecards ("points to double the odds"):
-
     score = BASE_SCORE + POINTS_TO_DOUBLE_ODDS / ln 2 · ln(odds(p) / BASE_ODDS),  odds(p) = p / (1 − p)
 
 with ``BASE_SCORE = 500`` at ``BASE_ODDS = 1:49`` (p = 2 %, about the yearly rate of adverse
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES
 from riskengine.core.errors import ModelError, UsageError
 
@@ -89,8 +89,6 @@ def check_band_edges(edges: Sequence[float]) -> tuple[float, float, float]:
 
 
 def _default_edges() -> tuple[float, float, float]:
-    from riskengine.core.config import get_settings
-
     return tuple(get_settings().grades.band_edges)  # type: ignore[return-value]
 
 
@@ -243,7 +241,6 @@ def apply_grading(
     in ``rules`` order among those with the highest floor), null if the model grade stood. Also
     returns ``fired`` — the ids of every rule that fires, for the reasons.
     """
-    from riskengine.core.config import get_settings
 
     settings = get_settings()
     edges = tuple(settings.grades.band_edges) if edges is None else tuple(edges)

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from models.artifact import CreditModel
-from models.registry import MODEL_ARTIFACT
+from models.artifact import MODEL_ARTIFACT, CreditModel
 
 
 class CreditModelPyfunc(mlflow.pyfunc.PythonModel):

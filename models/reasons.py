@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from features import FEATURES
 from riskengine.core.contract import REASONS_DTYPE, district_label, sector_label
 from riskengine.core.errors import ModelError
 
@@ -147,7 +149,6 @@ def build_reasons(
     Built in long form (one row per reason, at most n × (k + rules)), sorted by enterprise and
     position, then cut into per-enterprise lists by offsets — no per-row Python work.
     """
-    import pyarrow as pa
 
     names = list(feature_names)
     n = features.height
@@ -203,9 +204,5 @@ def _is_nuisance(catalog: Mapping[str, Any] | None, code: str) -> bool:
 
 
 def _catalog() -> Mapping[str, Any]:
-    """``features.FEATURES`` when the feature package provides it, else an empty catalog."""
-    try:
-        from features import FEATURES
-    except ImportError:
-        return {}
+    """The feature catalog (``features.FEATURES``)."""
     return FEATURES

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from models.artifact import META_FILE, CreditModel
+from models.artifact import META_FILE, MODEL_ARTIFACT, CreditModel
+from models.evaluate import auc, capture_at
 from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 BACKTEST_ARTIFACT = "backtest/test.parquet"
-MODEL_ARTIFACT = "credit_model"
 
 
 def quiet() -> None:
@@ -72,7 +72,7 @@ def tracking_uri(settings: Settings) -> str:
 def client(settings: Settings | None = None) -> MlflowClient:
     """Point MLflow at the configured store and return a client for it."""
     quiet()
-    import mlflow
+    import mlflow  # noqa: PLC0415 - heavy
 
     quiet()  # again: importing mlflow (re)configures its loggers
     settings = settings or get_settings()
@@ -110,10 +110,10 @@ def shap_summary_png(
     to the raw margin, coloured by the feature's value (low blue, high red) — the beeswarm layout of
     ``shap.summary_plot``, drawn with plain matplotlib because shap's version is slow to import and draw.
     """
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     if features.height > max_rows:
         features = features.sample(max_rows, seed=seed)
@@ -148,10 +148,9 @@ def log_training(
     """Log a training run to MLflow, register a model version and point ``challenger`` at it."""
     settings = settings or get_settings()
     cli = client(settings)
-    import mlflow
-    from mlflow.models import infer_signature
+    import mlflow  # noqa: PLC0415 - heavy
+    from mlflow.models import infer_signature  # noqa: PLC0415 - heavy
 
-    from models.pyfunc import CreditModelPyfunc
 
     model = result.model
     experiment = _experiment_id(settings, cli)
@@ -209,6 +208,8 @@ def log_training(
             )
         except Exception as exc:  # noqa: BLE001 - a plot must never lose a trained model
             mlflow.set_tag("riskengine.shap_plot_error", str(exc)[:250])
+        from models.pyfunc import CreditModelPyfunc  # noqa: PLC0415 - it imports mlflow
+
         model_dir = model.save(tmp / MODEL_ARTIFACT)
         sample = result.test_frame.select(model.feature_names).head(200)
         signature = infer_signature(sample.to_pandas(), model.predict_proba(sample))
@@ -234,7 +235,7 @@ def log_training(
 
 
 def _version_by_alias(cli: MlflowClient, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415 - heavy
 
     try:
         return cli.get_model_version_by_alias(name, alias)
@@ -246,7 +247,7 @@ def _version_by_alias(cli: MlflowClient, name: str, alias: str) -> Any | None:
 def _downloaded(
     uri: str | None = None, *, run_id: str | None = None, path: str | None = None
 ) -> Iterator[Path]:
-    import mlflow
+    import mlflow  # noqa: PLC0415 - heavy
 
     tmp = Path(tempfile.mkdtemp(prefix="riskengine-model-"))
     try:
@@ -299,7 +300,6 @@ class Promotion:
 
 def backtest_metrics(model: CreditModel, data: pl.DataFrame) -> dict[str, float]:
     """AUC and capture at 10 % of ``model`` on backtest rows (the contract label, every enterprise)."""
-    from models.evaluate import auc, capture_at
 
     y = data["label"].cast(pl.Int64).to_numpy()
     score = model.predict_raw(data)

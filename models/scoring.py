@@ -4,7 +4,6 @@
 whole path for a lake at one as_of (every active enterprise, the champion model by default, the
 previous grades from the serving store when there are any). Both return the *grades frame* of
 CONTRACT section 3:
-
     enterprise_id, as_of, name, district, sector, probability, score, grade, model_grade, rule,
     reasons, model_version
 
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from features import asof, compute_features
 from models.grading import (
     F_ABNORMAL_LISTED,
     F_NOTIFICATION_BREACHED,
@@ -29,8 +29,9 @@ from models.grading import (
     apply_grading,
     score_from_probability,
 )
-from models.reasons import build_reasons, check_contributions
-from riskengine.core.contract import GRADES_SCHEMA
+from models.reasons import _catalog, build_reasons, check_contributions
+from riskengine.core.config import get_settings
+from riskengine.core.contract import GRADES, GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.progress import progress
 
@@ -45,7 +46,6 @@ NO_CHAMPION = "no champion model: run `riskengine train` then `riskengine promot
 def _settings(settings: Settings | None) -> Settings:
     if settings is not None:
         return settings
-    from riskengine.core.config import get_settings
 
     return get_settings()
 
@@ -83,7 +83,6 @@ def ordered_high_hazard_recalls(tables: Mapping[str, pl.LazyFrame], as_of: list[
     this computes it for feature frames made without it. The time rule comes from
     ``features.asof`` like every feature.
     """
-    from features import asof
 
     pairs = asof.window(tables["recalls"], "announced_on", as_of, 365)
     return (pairs.filter((pl.col("mode") == "ordered") & (pl.col("hazard") == "high"))
@@ -174,8 +173,6 @@ def score_features(
     if chunk_rows <= 0:
         raise UsageError(f"chunk_rows must be a positive integer; got {chunk_rows}")
     if catalog is None:
-        from models.reasons import _catalog
-
         catalog = _catalog()
     features = add_rule_columns(features, tables)
     starts = range(0, features.height, chunk_rows)
@@ -210,7 +207,6 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
                         ids: pl.Series | None = None) -> pl.DataFrame:
     """The feature rows at as_of, for ``ids`` only when given (all other enterprises still feed the
     features that look across enterprises, e.g. associations and inspector strictness)."""
-    from features import compute_features
 
     frame = compute_features(tables, [as_of])
     if ids is not None:
@@ -220,7 +216,6 @@ def enterprise_features(tables: Mapping[str, pl.LazyFrame], as_of: date,
 
 def grade_distribution(grades: pl.DataFrame) -> pl.DataFrame:
     """Count and share of enterprises per grade (all four grades, zeros included)."""
-    from riskengine.core.contract import GRADES
 
     counts = grades.group_by("grade").len()
     total = max(grades.height, 1)

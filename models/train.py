@@ -2,7 +2,6 @@
 evaluated out of time against two baselines in the same run (issue 4).
 
 Time layout for a decision date D (CONTRACT section 2, nothing at or after D is used)::
-
     fit snapshots (train | valid | calib)   purge gap = horizon    test snapshots (latest)
     ... t_1 ... t_k ..................... t_k + h <= s_1 ... s_m,   s_m + h <= D
 
@@ -28,16 +27,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features import catalog, compute_features
 from models.artifact import Calibrator, CreditModel
+from models.baselines import LogisticScorecard, PointsScorecard
 from models.evaluate import score_metrics, spearman
+from models.grading import grade_from_score, score_from_probability
 from models.labels import build_labels, latest_snapshot, monthly_snapshots
 from riskengine.core.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 KEYS = ("enterprise_id", "as_of")
 SELECTIONS = ("ipw", "none")
@@ -201,8 +205,6 @@ def schema_hash(schema: list[dict[str, Any]]) -> str:
 
 
 def _catalog() -> tuple[Mapping[str, Any], list[str]]:
-    from features import catalog
-
     return catalog.FEATURES, list(catalog.MODEL_FEATURES)
 
 
@@ -240,6 +242,7 @@ def _propensity(
     X_all: list[np.ndarray],
 ) -> list[np.ndarray]:
     """P(observed | features) by a small LightGBM, clipped; returned for each matrix in ``X_all``."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     if observed.all() or not observed.any():
         return [np.ones(x.shape[0]) for x in X_all]
     if X_train.shape[0] > cfg.max_train_rows:  # a seeded sample is plenty for a propensity
@@ -274,6 +277,7 @@ def _fit_booster(
     cfg: TrainConfig, selection: str, frames: dict[str, pl.DataFrame], proto: CreditModel, monotone: list[int]
 ) -> tuple[lgb.Booster, dict[str, Any]]:
     """One booster with early stopping on the validation slice; ``selection`` picks rows and weights."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
     names, cats = proto.feature_names, proto.categorical
     if cfg.validation == "enterprises":
         frames = _split_enterprises(frames, cfg.valid_share, cfg.seed)
@@ -348,16 +352,15 @@ def _fit_booster(
 
 def _calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibrator:
     """Fit the raw-margin → probability map on the calibration slice (scikit-learn)."""
+    from sklearn.isotonic import IsotonicRegression  # noqa: PLC0415 - heavy
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - heavy
     if len(np.unique(y)) < 2:
         raise ModelError("the calibration slice has only one class of outcome; use more snapshots")
     if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
         iso = IsotonicRegression(out_of_bounds="clip", increasing=True, y_min=1e-6, y_max=1 - 1e-6).fit(
             raw, y
         )
         return Calibrator("isotonic", x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
-    from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=1e6, random_state=seed).fit(raw.reshape(-1, 1), y)
     slope, intercept = float(lr.coef_[0, 0]), float(lr.intercept_[0])
@@ -387,8 +390,6 @@ def _truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: i
 
 
 def _grades(probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from models.grading import grade_from_score, score_from_probability
-
     score = np.asarray(score_from_probability(probability))
     return score, np.asarray(grade_from_score(score), dtype=str)
 
@@ -414,8 +415,6 @@ def train_model(
     catalog, model_features = _catalog()
     snaps = [*plan.fit, *plan.test]
     if features is None:
-        from features import compute_features
-
         features = compute_features(tables, snaps)
     timings["features_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -491,9 +490,6 @@ def train_model(
         sc, gc = _grades(pc)
         scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = (sc.astype(float), pc, gc)
     if cfg.baselines:
-        from models.baselines import LogisticScorecard, PointsScorecard
-        from models.grading import grade_from_score
-
         points = PointsScorecard().fit().score(tables, test)
         scorers["points_scorecard"] = (points, None, np.asarray(grade_from_score(points), dtype=str))
         plain = [n for n in names if not catalog[n].nuisance and n not in categorical]

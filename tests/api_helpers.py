@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.state import Service
 from riskengine.core.config import ServiceSettings, Settings
-from riskengine.core.contract import uscc_check_char
+from riskengine.core.ids import uscc_check_char
 from riskengine.core.keys import new_key
 from riskengine.core.store import GRADES_SCHEMA, Store
 

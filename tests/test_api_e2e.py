@@ -26,7 +26,7 @@ def served_city(
     small_lake: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, dict]]:
     from riskengine.lake.layout import load_tables
-    from riskengine.supervision.planning import make_plan
+    from riskengine.supervision.plan import make_plan
     from riskengine.supervision.policy import load_policy
     from riskengine.workflows.scoring import score_enterprises
 

@@ -82,3 +82,79 @@ def test_an_oversized_body_gets_413_after_authentication(tmp_path: Path) -> None
     assert anonymous.status_code == 401
     assert streamed.status_code == 413 and streamed.headers["content-type"] == "application/problem+json"
     assert small.status_code == 422
+
+
+def test_history_checks_scope_before_asking_the_store_and_caches_it(tmp_path: Path) -> None:
+    from tests.api_helpers import NOBODY
+
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        calls: list[str] = []
+        real = service.store.grade_history
+        service.store.grade_history = lambda eid: calls.append(eid) or real(eid)
+        headers = world.headers("inspector")
+        other = client.get(f"/v1/enterprises/{E_WIRE_JIANGAN}/history", headers=headers)
+        unknown = client.get(f"/v1/enterprises/{NOBODY}/history", headers=headers)
+        own = [client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}/history", headers=headers) for _ in range(3)]
+    assert other.status_code == unknown.status_code == 404
+    assert other.json()["detail"] == unknown.json()["detail"]
+    assert all(r.status_code == 200 and len(r.json()["items"]) == 2 for r in own)
+    assert calls == [E_WIRE_WUCHANG]
+
+
+def test_an_address_sending_failed_keys_gets_429_with_retry_after(tmp_path: Path) -> None:
+    world = make_world(tmp_path, failed_auth_per_address="3/minute")
+    bad = {"Authorization": "Bearer rk_0000000a_" + "x" * 43}
+    with serve(world) as client:
+        url = f"/v1/enterprises/{E_WIRE_WUCHANG}"
+        statuses = [client.get(url, headers=bad).status_code for _ in range(4)]
+        refused = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert statuses == [401, 401, 401, 429]
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_guessing_one_key_id_is_throttled_but_its_holder_gets_in(tmp_path: Path) -> None:
+    world = make_world(tmp_path, failed_auth_per_key="2/minute")
+    key_id = world.key_ids["inspector"]
+    guess = {"Authorization": f"Bearer rk_{key_id}_" + "y" * 43}
+    with serve(world) as client:
+        statuses = [client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=guess).status_code
+                    for _ in range(3)]
+        holder = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert statuses == [401, 401, 429]
+    assert holder.status_code == 200
+
+
+def test_the_last_admin_key_cannot_be_revoked(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    admin = world.headers("admin")
+    with serve(world) as client:
+        last = client.delete(f"/v1/admin/keys/{world.key_ids['admin']}", headers=admin)
+        second = client.post("/v1/admin/keys", json={"role": "admin", "name": "spare"}, headers=admin).json()
+        now_allowed = client.delete(f"/v1/admin/keys/{world.key_ids['admin']}", headers=admin)
+        spare = {"Authorization": f"Bearer {second['key']}"}
+        again = client.delete(f"/v1/admin/keys/{second['key_id']}", headers=spare)
+    assert last.status_code == 409 and "last active admin key" in last.json()["detail"]
+    assert now_allowed.status_code == 200
+    assert again.status_code == 409
+
+
+def test_key_times_carry_a_time_zone_offset(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        keys = client.get("/v1/admin/keys", headers=world.headers("admin")).json()
+        revoked = client.delete(f"/v1/admin/keys/{world.key_ids['sector']}",
+                                headers=world.headers("admin")).json()
+    for stamp in [k["created_at"] for k in keys] + [revoked["revoked_at"]]:
+        assert datetime.fromisoformat(stamp).utcoffset() is not None, stamp
+
+
+def test_405_names_every_allowed_method(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        response = client.patch("/v1/admin/keys", headers=world.headers("admin"))
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "POST"}

@@ -2,7 +2,8 @@
 
 import pytest
 
-from riskengine.core.contract import TABLES, is_valid_uscc, uscc_check_char, uscc_problem
+from riskengine.core.contract import TABLES
+from riskengine.core.ids import is_valid_uscc, uscc_check_char, uscc_problem
 
 
 @pytest.mark.parametrize("code", ["91350100M000100Y43", "91110000600037341L"])

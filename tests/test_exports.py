@@ -79,7 +79,8 @@ def test_grades_export_is_safe_as_csv_and_xlsx(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_plan_files_from_the_cli_are_safe(tmp_path: Path, suffix: str) -> None:
-    from riskengine.supervision.planning import plan_csv_bytes, write_plan_files
+    from riskengine.supervision.plan import plan_csv_bytes
+    from riskengine.workflows.planning import write_plan_files
     from tests.test_planning import grades_frame, plan_for
 
     grades = grades_frame(len(PAYLOADS) * 8, districts=tuple(PAYLOADS))

@@ -15,13 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskengine.cli import main
-from riskengine.core.contract import uscc_check_char, uscc_problem
 from riskengine.core.errors import FatalInputError
+from riskengine.core.ids import uscc_check_char, uscc_problem, uscc_reason, uscc_valid
 from riskengine.lake import ingest as ingest_module
 from riskengine.lake import layout as lakes
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import scan_quarantine, scan_table
-from riskengine.lake.validate import uscc_reason, uscc_valid
 
 DAY = date(2025, 6, 30)  # the ingest day of every test: no date may lie after it
 

@@ -10,21 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.core.contract import TABLES
+from riskengine.core.contract import STATUS_OVER, STATUS_SCHEDULED, TABLES
 from riskengine.core.errors import UsageError
-from riskengine.supervision.planning import (
-    STATUS_OVER,
-    STATUS_SCHEDULED,
-    assign_inspectors,
-    inclusion_probabilities,
-    make_plan,
-    meta_path,
-    read_capacity,
-    resolve_capacity,
-    stratified_draw,
-    write_plan_files,
-)
+from riskengine.supervision.capacity import read_capacity, resolve_capacity
+from riskengine.supervision.draw import inclusion_probabilities, stratified_draw
+from riskengine.supervision.inspectors import assign_inspectors
+from riskengine.supervision.plan import make_plan
 from riskengine.supervision.policy import load_policy
+from riskengine.workflows.planning import meta_path, write_plan_files
 
 AS_OF = date(2025, 6, 1)
 POLICY = load_policy(None)
@@ -378,7 +371,7 @@ def test_plan_command_rejects_a_bad_capacity_file_with_exit_2(small_lake: Path, 
 
 
 def test_period_is_the_month_from_as_of_clipped_at_month_end():
-    from riskengine.supervision.planning import add_months, period_label, period_of
+    from riskengine.core.timerule import add_months, period_label, period_of
 
     assert period_of(date(2025, 6, 1)) == (date(2025, 6, 1), date(2025, 7, 1))
     assert add_months(date(2025, 1, 31), 1) == date(2025, 2, 28)
@@ -408,7 +401,7 @@ def test_capacity_too_small_for_the_yearly_floor_is_warned():
 
 
 def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
-    from riskengine.supervision.planning import CarryOver
+    from riskengine.supervision.mandatory import CarryOver
 
     grades = grades_frame(60, districts=("420106",), sectors=("retail",))
     failing = grades.sort("score", descending=True)["enterprise_id"].to_list()[10:15]
@@ -436,7 +429,7 @@ def test_over_capacity_items_are_carried_into_the_next_plan_until_visited():
 
 
 def test_a_carried_item_of_an_enterprise_no_longer_active_is_not_planned():
-    from riskengine.supervision.planning import CarryOver
+    from riskengine.supervision.mandatory import CarryOver
 
     grades = grades_frame(30, districts=("420106",), sectors=("retail",))
     gone = "E99999"  # not among the graded active enterprises any more
@@ -494,7 +487,7 @@ def test_plan_command_carries_the_previous_plans_shortfall_from_the_store(
 
 
 def test_policy_capacity_schedules_every_mandatory_item_and_the_draw_the_ratios_ask_for():
-    from riskengine.supervision.planning import POLICY_CAPACITY
+    from riskengine.supervision.capacity import POLICY_CAPACITY
 
     grades = grades_frame(900, districts=("420106", "420102", "420111"), sectors=("retail", "wire_cable"))
     failing = grades["enterprise_id"].to_list()[:40:3]

@@ -16,7 +16,8 @@ from models.grading import F_DISHONEST, F_ORDERED_HIGH_RECALLS, HARD_RULES, scor
 from models.scoring import GRADES_SCHEMA, NO_CHAMPION, score_features
 from riskengine.core.config import Settings
 from riskengine.core.errors import ModelError, UsageError
-from riskengine.workflows.scoring import HEADERS_ZH, read_grades, score_enterprises, write_grades
+from riskengine.workflows.reports.excel import HEADERS_ZH
+from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
 
 AS_OF = date(2025, 7, 1)
 RULE_COLUMNS = sorted({c for r in HARD_RULES for c in r.columns})

@@ -10,8 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from riskengine.core.contract import PILOT_SECTORS, TABLES, is_valid_uscc, uscc_check_char
+from riskengine.core.contract import PILOT_SECTORS, TABLES
 from riskengine.core.errors import UsageError
+from riskengine.core.ids import is_valid_uscc, uscc_check_char
 from riskengine.synth import (
     CITY_TABLES,
     DISTRICTS,

@@ -23,10 +23,10 @@ import uvicorn
 
 from api.main import create_app
 from riskengine.core.config import ServiceSettings, Settings, UiSettings
+from riskengine.core.contract import PLAN_SCHEMA
 from riskengine.core.store import GRADES_SCHEMA, Store
 from riskengine.core.warnings_store import WarningStore
 from riskengine.lake.ingest import ingest
-from riskengine.supervision.planning import PLAN_SCHEMA
 from riskengine.workflows.monitor import latest_path
 from tests.api_helpers import (
     AS_OF,

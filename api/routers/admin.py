@@ -36,7 +36,7 @@ def list_keys(principal: Admin, service: ServiceDep) -> list[KeyOut]:
 
 @router.post("/keys", name="key_create",
              response_model=KeyCreated, status_code=201, summary="Create an API key (shown once)",
-             responses=problem_docs(401, 403, 422))
+             responses=problem_docs(401, 403, 413, 422))
 def create_key(request: Request, principal: Admin, body: KeyIn, service: ServiceDep) -> KeyCreated:
     try:
         record, token = new_key(body.role, body.districts, body.sector, body.name)
@@ -50,7 +50,7 @@ def create_key(request: Request, principal: Admin, body: KeyIn, service: Service
 
 @router.delete("/keys/{key_id}", name="key_revoke",
                response_model=KeyOut, summary="Revoke an API key",
-               responses=problem_docs(401, 403, 404))
+               responses=problem_docs(401, 403, 404, 409))
 def revoke_key(request: Request, principal: Admin, key_id: str, service: ServiceDep) -> KeyOut:
     try:
         record = service.keys.revoke(key_id)

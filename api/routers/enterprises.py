@@ -24,6 +24,7 @@ from api.schemas import (
     WithdrawIn,
 )
 from api.state import Service, Snapshot
+from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
 
@@ -32,8 +33,10 @@ router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 LANGUAGES = ("zh", "en")
 
 
-def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot) -> EnterpriseGrade:
-    """The served grade: the override's grade while one is in force, the engine's grades beside it."""
+def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapshot,
+               disputed: bool = False) -> EnterpriseGrade:
+    """The served grade: the override's grade while one is in force, the engine's grades beside it;
+    ``disputed`` while an objection against the enterprise is open."""
     grade: Any = override.grade if override else row["grade"]
     ratio, minimum = snapshot.frequency(row["sector"], grade)
     return EnterpriseGrade(
@@ -43,6 +46,7 @@ def grade_view(row: dict[str, Any], override: Override | None, snapshot: Snapsho
         frequency=Frequency(ratio=ratio, min_per_year=minimum), model_version=row["model_version"],
         override=(OverrideOut(**{k: getattr(override, k) for k in OverrideOut.model_fields})
                   if override else None),
+        disputed=disputed,
     )
 
 
@@ -117,7 +121,8 @@ async def get_enterprise(
 ) -> EnterpriseGrade:
     """Grade, score, probability, supervision frequency, as_of, model version and any override in force."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)
     service.metrics.grades_served.labels("enterprise").inc()
     request.state.audit_detail = f"grade={view.grade}"
     return view
@@ -152,10 +157,6 @@ async def get_explanation(
 
 
 def _rule_text(rule: str, lang: str) -> str | None:
-    try:
-        from models.grading import HARD_RULES
-    except ImportError:
-        return None
     for r in HARD_RULES:
         if r.id == rule:
             return r.text_zh if lang == "zh" else r.text_en
@@ -171,10 +172,10 @@ async def get_history(
 ) -> History:
     """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
     credit-office override with its withdrawal, if any."""
-    history = await run_in_threadpool(service.store.grade_history, enterprise_id)
-    latest = snapshot.row(enterprise_id) or (history.row(-1, named=True) if history.height else None)
-    if latest is None or not principal.sees(latest["district"], latest["sector"]):
+    scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
+    if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
+    history = await run_in_threadpool(snapshot.history, service.store, enterprise_id)
     service.metrics.grades_served.labels("history").inc(history.height)
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
@@ -186,7 +187,7 @@ async def get_history(
 @router.post("/{enterprise_id}/override", name="override_grade",
              response_model=EnterpriseGrade, status_code=201,
              summary="Override an enterprise's grade (credit office)",
-             responses=problem_docs(401, 403, 404, 422, 503))
+             responses=problem_docs(401, 403, 404, 413, 422, 503))
 def post_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId, body: OverrideIn,
     snapshot: SnapshotDep, service: ServiceDep, now: Now,
@@ -195,13 +196,13 @@ def post_override(
     row = scoped_row(snapshot, principal, enterprise_id)
     override, request.state.audit_detail = record_override(service, principal, row, body.grade, body.reason,
                                                            body.expires_on, now)
-    return grade_view(row, override, snapshot)
+    return grade_view(row, override, snapshot, enterprise_id in service.disputed)
 
 
 @router.post("/{enterprise_id}/override/{override_id}/withdraw", name="withdraw_override",
              response_model=EnterpriseGrade,
              summary="Withdraw a grade override before it expires (credit office)",
-             responses=problem_docs(401, 403, 404, 409, 422, 503))
+             responses=problem_docs(401, 403, 404, 409, 413, 422, 503))
 def withdraw_override(
     request: Request, principal: Overrider, enterprise_id: EnterpriseId,
     override_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the override's id, as returned "
@@ -221,4 +222,5 @@ def withdraw_override(
         raise Problem(422, "reason: a withdrawal needs a reason")
     row = scoped_row(snapshot, principal, enterprise_id)
     request.state.audit_detail = withdraw_override_of(service, principal, row, override_id, body.reason, now)
-    return grade_view(row, service.overrides.active(enterprise_id, now), snapshot)
+    return grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+                      enterprise_id in service.disputed)

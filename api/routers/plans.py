@@ -13,7 +13,7 @@ from api.schemas import PlanPage
 from api.state import Snapshot
 from riskengine.core import exports
 from riskengine.core.errors import NotFoundError
-from riskengine.supervision.planning import meta_in_scope
+from riskengine.supervision.plan import meta_in_scope
 
 router = APIRouter(prefix="/v1", tags=["plans"])
 

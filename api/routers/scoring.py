@@ -12,7 +12,10 @@ from fastapi import APIRouter, Request
 from api.deps import Now, ServiceDep, SnapshotDep, WhatIf, check_enterprise_id
 from api.problems import Problem, problem_docs
 from api.schemas import ScoredItem, ScoreRequest, ScoreResponse
+from features import FEATURES
+from models.scoring import enterprise_features, score_features
 from riskengine.core.errors import FatalInputError, ModelError, UsageError
+from riskengine.lake.layout import load_tables
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -21,7 +24,6 @@ _POLARS = {"int": pl.Float64, "float": pl.Float64, "str": pl.String}
 
 def feature_frame(rows: list[dict[str, Any]], as_of: date) -> pl.DataFrame:
     """Feature rows → a full feature frame: every catalog column, the no-event value where not given."""
-    from features import FEATURES
 
     allowed = set(FEATURES) | {"enterprise_id", "name", "district", "sector"}
     columns: dict[str, list[Any]] = {"enterprise_id": [], "as_of": []}
@@ -63,8 +65,6 @@ def _by_ids(ids: list[str], as_of: date, lake: Path | None) -> tuple[pl.DataFram
     if lake is None:
         raise Problem(503, "scoring by enterprise id needs the lake: start the service with "
                            "`riskengine serve --lake LAKE`")
-    from models.scoring import enterprise_features
-    from riskengine.lake.layout import load_tables
 
     tables = load_tables(lake)
     wanted = pl.Series(ids, dtype=pl.String)
@@ -94,7 +94,6 @@ def post_score(request: Request, principal: WhatIf, body: ScoreRequest, snapshot
     if model is None:
         raise Problem(503, "no champion model is loaded; train and promote one, then POST /v1/admin/reload")
     as_of = body.as_of or snapshot.as_of or now.date()
-    from models.scoring import score_features
 
     try:
         if body.enterprise_ids is not None:

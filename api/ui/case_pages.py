@@ -6,7 +6,6 @@ transitions, deadlines, eligibility, records and audit entries)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -15,12 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.deps import AuthPrincipal, Now, ServiceDep, SnapshotDep
 from api.problems import Problem, not_found
+from api.routers.cases import _after_change, _lake
 from api.routers.enterprises import scoped_row
 from api.state import Service
 from api.ui.auth import page_requires
 from api.ui.render import render
-from riskengine.core.case_store import DECISIONS, KINDS, OPEN_STATUSES, Case
 from riskengine.core.errors import ConflictError, NotFoundError, RiskEngineError, UsageError
+from riskengine.core.store.cases import DECISIONS, KINDS, OPEN_STATUSES, Case
 from riskengine.workflows import cases as workflow
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -34,13 +34,6 @@ STATUS_LABELS = {"received": ("已收件", "received"), "accepted": ("已受理"
                  "refused": ("不予受理", "refused"), "upheld": ("异议成立", "upheld"),
                  "rejected": ("异议不成立", "rejected"), "approved": ("准予修复", "approved"),
                  "denied": ("不予修复", "denied")}
-
-
-def _lake(service: Service) -> Path:
-    lake = service.settings.service.lake_path
-    if lake is None:
-        raise Problem(503, "cases need the lake: start the service with `riskengine serve --lake LAKE`")
-    return lake
 
 
 def queue_order(cases: list[Case], today: date) -> list[Case]:
@@ -115,7 +108,9 @@ async def case_step(request: Request, case_id: str, user: CaseOfficer, service: 
     try:
         done = await run_in_threadpool(
             lambda: workflow.take_step(service.settings, _lake(service), case_id, step, reason=reason,
-                                       officer=user.actor, on=day, today=now.date()))
+                                       officer=user.actor, on=day, today=now.date(),
+                                       regrader=workflow.champion_regrader(service.settings)))
+        await run_in_threadpool(_after_change, service, done)
     except (UsageError, ConflictError) as exc:
         return _refused(request, service, case, now, str(exc), 409 if isinstance(exc, ConflictError) else 422)
     request.state.audit_detail = f"case {case_id} {step}: {case.status}->{done.status}: {reason.strip()}"
@@ -176,6 +171,7 @@ def open_case(request: Request, enterprise_id: str, user: CaseOfficer, service: 
         raise Problem(422, str(exc)) from None
     except RiskEngineError as exc:
         raise Problem(exc.http_status if exc.http_status < 500 else 422, str(exc)) from None
+    _after_change(service, case)
     request.state.audit_detail = f"opened {case.case_id} ({kind}) for {enterprise_id}"
     return RedirectResponse(f"/ui/cases/{case.case_id}", status_code=303)
 

@@ -31,7 +31,7 @@ from riskengine.core.contract import PILOT_SECTORS
 from riskengine.core.errors import ConflictError, NotFoundError
 from riskengine.core.warnings_store import WarningStore
 from riskengine.lake.layout import scan_table
-from riskengine.supervision.planning import plan_excel_bytes
+from riskengine.workflows.reports.excel import plan_excel_bytes
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 

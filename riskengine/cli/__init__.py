@@ -27,7 +27,8 @@ app = typer.Typer(
 
 def _register() -> None:
     # Importing the modules registers their commands on ``app``.
-    from riskengine.cli import (  # noqa: F401
+    from riskengine.cli import (  # noqa: PLC0415, F401
+        case_cmds,
         data_cmds,
         feature_cmds,
         model_cmds,

@@ -10,10 +10,18 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from models.registry import log_training, quiet
+from models.registry import promote as do_promote
+from models.train import TrainConfig, load_truth, train_model
 from riskengine.cli import app
+from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
+from riskengine.lake.layout import load_tables
 
 if TYPE_CHECKING:
     import polars as pl
@@ -49,9 +57,6 @@ def print_metrics(metrics: pl.DataFrame) -> None:
 
     Left: ranking and calibration; right: the realized adverse rate per grade (should rise A < D).
     """
-    import polars as pl
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 120)
     for population, title in _POPULATION_TITLE.items():
@@ -101,10 +106,6 @@ def train(
     register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
-    from models.registry import log_training, quiet
-    from models.train import TrainConfig, load_truth, train_model
-    from riskengine.core.config import get_settings
-    from riskengine.lake.layout import load_tables
 
     quiet()
     try:
@@ -155,8 +156,6 @@ def promote(
     Both are scored on the challenger's test slice; the challenger needs AUC and capture at 10% at
     least as high as the champion's. Without a challenger: exit 1. A refusal exits 0 with the reason.
     """
-    from models.registry import promote as do_promote
-    from models.registry import quiet
 
     quiet()
     result = do_promote(force=force, reason=reason)

@@ -13,10 +13,32 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from riskengine.cli import app
-from riskengine.core.errors import FatalInputError, RiskEngineError, UsageError
+from riskengine.core.config import get_settings
+from riskengine.core.errors import FatalInputError, ModelError, RiskEngineError, UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.store import Store
+from riskengine.lake.layout import load_tables
+from riskengine.supervision.capacity import POLICY_CAPACITY, read_capacity
+from riskengine.supervision.inspectors import read_inspectors
+from riskengine.supervision.mandatory import CarryOver
+from riskengine.supervision.plan import grades_digest, make_plan, plan_digest
+from riskengine.supervision.policy import load_policy, parse_policy
+from riskengine.supervision.simulate import (
+    default_year,
+    grades_from_truth,
+    read_source_table,
+    read_truth,
+    simulate_policies,
+)
+from riskengine.workflows.cases import mark_disputed
+from riskengine.workflows.planning import previous_carry_over, write_plan, write_plan_files
+from riskengine.workflows.scoring import read_grades, score_enterprises
 
 
 def _err(message: str) -> None:
@@ -33,7 +55,6 @@ def _day(text: str, option: str = "--as-of") -> date:
 def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:
     """``--capacity``: a whole number for every district, a CSV/TOML file district -> inspections, or
     ``policy`` (in each district, what the policy asks for this month)."""
-    from riskengine.supervision.planning import POLICY_CAPACITY, read_capacity
 
     stripped = text.strip()
     if stripped.isdigit():
@@ -51,35 +72,23 @@ def read_grades_file(path: Path) -> Any:
     """A grades file written by ``riskengine score`` (.parquet, .csv or .xlsx)."""
     if not Path(path).is_file():
         raise UsageError(f"{path}: grades file not found")
-    try:
-        from riskengine.workflows.scoring import read_grades
-    except ImportError:  # the grading engineer's reader; plain Parquet/CSV without it
-        import polars as pl
-
-        return pl.read_parquet(path) if Path(path).suffix == ".parquet" else pl.read_csv(path)
     return read_grades(Path(path))
 
 
 def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: Any) -> tuple[Any, dict]:
     """The grades to plan with and where they came from (file, store, or scored now)."""
     if grades_file is not None:
-        from riskengine.supervision.planning import grades_digest
-
         grades = read_grades_file(grades_file)
         return grades, {"kind": "file", "path": str(Path(grades_file).resolve()),
                         "digest": grades_digest(grades)}
     store_file = Path(settings.store_file)
     if store_file.exists():
         try:
-            from riskengine.core.store import Store
-
             grades = Store(store_file).latest_grades(as_of)
             _err(f"grades: from the serving store {store_file} (as_of {as_of})")
             return grades, {"kind": "store", "store": str(store_file), "as_of": as_of.isoformat()}
         except (ImportError, RiskEngineError) as exc:
             _err(f"grades: none in the serving store for {as_of} ({exc}); scoring now with the champion")
-    from riskengine.core.errors import ModelError
-    from riskengine.workflows.scoring import score_enterprises
 
     try:
         grades = score_enterprises(lake, as_of, settings=settings)
@@ -90,9 +99,6 @@ def resolve_grades(lake: Path, as_of: date, grades_file: Path | None, settings: 
 
 
 def _print_summary(result: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     meta = result.meta
     table = Table(title=f"检查计划 / inspection plan {meta['period']} · seed {meta['seed']} · "
                         f"policy {meta['policy_version']}")
@@ -132,9 +138,6 @@ def plan(
              "unless the enterprise has been inspected since")] = True,
 ) -> None:
     """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
-    from riskengine.core.config import get_settings
-    from riskengine.supervision.planning import previous_carry_over, read_inspectors, write_plan
-    from riskengine.supervision.policy import load_policy
 
     settings = get_settings()
     if replay is not None:
@@ -156,6 +159,7 @@ def plan(
         seed = secrets.randbelow(2**31)
         _err(f"seed: {seed} (random; recorded in {out.name}.meta.json)")
     grade_frame, source = resolve_grades(lake, day, grades, settings)
+    grade_frame = mark_disputed(grade_frame, settings)  # the plan marks grades under objection
     carried = previous_carry_over(Path(settings.store_file), day) if carry_over else None
     if carried is not None:
         _err(f"carry-over: {len(carried.enterprise_ids)} over-capacity item(s) of plan {carried.period} "
@@ -171,17 +175,7 @@ def plan(
 
 def _replay(meta_file: Path, out: Path | None) -> None:
     """Redo a plan from its meta file and compare the list with the recorded digest."""
-    import polars as pl
 
-    from riskengine.lake.layout import load_tables
-    from riskengine.supervision.planning import (
-        CarryOver,
-        grades_digest,
-        make_plan,
-        plan_digest,
-        write_plan_files,
-    )
-    from riskengine.supervision.policy import load_policy, parse_policy
 
     try:
         meta = json.loads(Path(meta_file).read_text(encoding="utf-8"))
@@ -233,16 +227,7 @@ def simulate_policy(
                                              "beside it, same name .png)")] = None,
 ) -> None:
     """Compare uniform random, grade-differentiated and top-k supervision at equal capacity."""
-    import polars as pl
 
-    from riskengine.supervision.policy import load_policy
-    from riskengine.supervision.simulate import (
-        default_year,
-        grades_from_truth,
-        read_source_table,
-        read_truth,
-        simulate_policies,
-    )
 
     truth = read_truth(city)
     enterprises = read_source_table(city, "enterprises")
@@ -267,8 +252,6 @@ def simulate_policy(
     result.meta["city"] = str(Path(city).resolve())
     _print_simulation(result)
     if out is not None:
-        from riskengine.core.files import atomic_write
-
         text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str)
         atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
         png = out.with_suffix(".png")
@@ -279,9 +262,6 @@ def simulate_policy(
 
 
 def _print_simulation(result: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     meta = result.meta
     table = Table(title=f"supervision policies at equal capacity: {meta['capacity_per_month']} inspections a "
                         f"month, {meta['year']}, {meta['enterprises']} enterprises, mean of "
@@ -321,10 +301,10 @@ def _print_simulation(result: Any) -> None:
 
 def _simulation_png(result: Any, path: Path) -> None:
     """Bar chart: expected findings per 100 inspections and share from random draws, per policy."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     rows = result.policies.to_dicts()
     names = [r["policy"] for r in rows]

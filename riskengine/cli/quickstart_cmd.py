@@ -2,7 +2,8 @@
 
 It runs the same commands a user would, in order, so what it shows is what they get:
 generate → ingest → train (backtest year) → promote → score → simulate-policy → train (now) →
-promote → score → plan. Everything lands in one working folder; MLflow's store and the serving
+promote → score → plan → a credit repair worked end to end (grade before, the case, grade
+after). Everything lands in one working folder; MLflow's store and the serving
 store live there too, so a quickstart never touches another project's models.
 """
 
@@ -15,10 +16,16 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from riskengine.cli import app
+from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
+from riskengine.core.store import Store
+from riskengine.lake.layout import scan_table
+from riskengine.workflows.cases import case_store
+from riskengine.workflows.scoring import read_grades, write_grades
 
 # The generated city covers 2019-01-01..2025-12-31. The backtest model is trained on what was known
 # before 2025 and judged on 2025 (out of time); the production model uses everything before 2026.
@@ -70,13 +77,12 @@ def quickstart(
     work.mkdir(parents=True, exist_ok=True)
     # Models, runs and the serving store belong to this working folder.
     os.environ["RISKENGINE_HOME"] = str(work)
-    from riskengine.core.config import get_settings
 
     get_settings.cache_clear()
     city, lake, out = work / "city", work / "lake", work / "outputs"
     out.mkdir(exist_ok=True)
     started = time.perf_counter()
-    total = 10
+    total = 11
 
     _step(1, total, f"generating a city of {enterprises:,} enterprises ({CITY_START}..{CITY_END}) → {city}")
     _run(["generate", "--enterprises", str(enterprises), "--seed", str(seed), "--out", str(city),
@@ -103,7 +109,6 @@ def quickstart(
     now_grades = out / f"grades_{NOW_AS_OF}.parquet"
     _step(9, total, f"grading every active enterprise as of {NOW_AS_OF}")
     _run(["score", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(now_grades)])
-    from riskengine.workflows.scoring import read_grades, write_grades
 
     write_grades(read_grades(now_grades), grades)  # the officers' Excel copy of the same grades
     plan = out / f"plan_{NOW_AS_OF:%Y-%m}.xlsx"
@@ -112,6 +117,9 @@ def quickstart(
     _step(10, total, f"planning {NOW_AS_OF:%Y-%m}'s 双随机 inspections, {per_district}")
     _run(["plan", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--capacity", plan_capacity,
           "--seed", str(seed), "--grades", str(now_grades), "--out", str(plan)])
+
+    _step(11, total, "a credit repair (信用修复) worked end to end: grade before, the case, grade after")
+    repair = _credit_repair(lake, now_grades)
 
     elapsed = time.perf_counter() - started
     settings = get_settings()
@@ -124,6 +132,42 @@ def quickstart(
     print(f"  grades (Excel)          {grades}")
     print(f"  inspection plan (Excel) {plan}")
     print(f"  policy simulation       {out / 'simulation.json'}")
+    if repair:
+        print(f"  credit repair           {repair}")
     print("\nNext: serve the grades to inspectors (from this folder):")
     print(f"  cd {work} && riskengine keys create --role inspector --district 420106 --name 武昌检查员")
     print(f"  cd {work} && riskengine serve --lake {lake}")
+
+
+REPAIR_RECEIVED, REPAIR_ACCEPTED, REPAIR_APPROVED = date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 8)
+
+
+def _credit_repair(lake: Path, now_grades: Path) -> str | None:
+    """Pick an enterprise graded up by its abnormal-operation listing, work its repair application
+    through the same commands an officer uses, and show its grade before and after."""
+    grades = pl.read_parquet(now_grades)
+    listed = (scan_table(lake, "list_entries")
+              .filter((pl.col("list") == "abnormal_operation") & pl.col("removed_on").is_null()
+                      & (pl.col("listed_on") < NOW_AS_OF)).collect())
+    candidates = grades.join(listed.select("enterprise_id", "entry_id"), on="enterprise_id")
+    if candidates.height == 0:
+        print("  no enterprise on the abnormal-operation list to repair in this city", file=sys.stderr)
+        return None
+    ruled = candidates.filter(pl.col("rule") == "R7_ABNORMAL_OPERATION_LISTED")
+    pick = (ruled if ruled.height else candidates).sort("enterprise_id").row(0, named=True)
+    eid, entry = pick["enterprise_id"], pick["entry_id"]
+    print(f"  before: {eid} {pick['name']} grade {pick['grade']} (model {pick['model_grade']}, "
+          f"rule {pick['rule']}), on the abnormal-operation list ({entry})", file=sys.stderr)
+    _run(["cases", "open", "repair", eid, "--lake", str(lake), "--received-on", REPAIR_RECEIVED.isoformat(),
+          "--list-entry", entry, "--document", "rectification_proof", "--document", "credit_pledge",
+          "--officer", "quickstart 信用科", "--statement", "已更正登记住所并补报年报"])
+    case_id = case_store(get_settings()).all(kind="repair", enterprise_id=eid)[-1].case_id
+    _run(["cases", "step", case_id, "accept", "--lake", str(lake), "--on", REPAIR_ACCEPTED.isoformat(),
+          "--reason", "材料齐全，予以受理 (application complete)", "--officer", "quickstart 信用科"])
+    _run(["cases", "step", case_id, "approve", "--lake", str(lake), "--on", REPAIR_APPROVED.isoformat(),
+          "--reason", "已整改，符合修复条件 (rectified and eligible)", "--officer", "quickstart 信用科"])
+    after = Store(get_settings().store_file).latest_grades().filter(pl.col("enterprise_id") == eid)
+    row = after.row(0, named=True)
+    print(f"  after:  {eid} grade {row['grade']} as of {row['as_of']} (model {row['model_grade']}, "
+          f"rule {row['rule']}); the entry left the list on {REPAIR_APPROVED}", file=sys.stderr)
+    return f"{eid}: {pick['grade']} → case {case_id} approved {REPAIR_APPROVED} → {row['grade']}"

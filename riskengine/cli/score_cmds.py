@@ -10,10 +10,22 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
+import noto_cjk_sans_otc
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from models.scoring import grade_distribution
 from riskengine.cli import app
+from riskengine.core.config import get_settings
 from riskengine.core.errors import NotFoundError, UsageError
+from riskengine.core.files import atomic_write
+from riskengine.core.ids import uscc_problem
+from riskengine.core.store import Store
+from riskengine.workflows.cases import mark_disputed
+from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
+from riskengine.workflows.scoring import explain_enterprise, read_grades, score_enterprises, write_grades
 
 
 def _as_of(text: str) -> date:
@@ -36,34 +48,60 @@ def score(
         help="previous grades file for stable regrading (default: the latest earlier grades in the store)")
     ] = None,
     store: Annotated[bool, typer.Option(help="also save the grades into the serving store")] = True,
+    cluster: Annotated[str | None, typer.Option(
+        help="run on Dask: local, local:WORKERS or tcp://HOST:PORT (same grades as without it)")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="with --cluster: parts of the enterprises (default: the lake's buckets, else by size)")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        "--memory-limit", help="with --cluster local: memory per worker, e.g. 8GiB")] = None,
 ) -> None:
     """Grade every active enterprise with the champion model and write the grades file."""
-    from models.scoring import grade_distribution
-    from riskengine.core.config import get_settings
-    from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
 
     day = _as_of(as_of)
     if out.suffix.lower() not in (".parquet", ".csv", ".xlsx"):
         raise UsageError(f"--out must end .parquet, .csv or .xlsx; got {out}")
     settings = get_settings()
     prev = read_grades(previous) if previous is not None else None
+    if cluster is not None:
+        _score_on_cluster(cluster, lake, day, out, prev, settings, partitions, store, memory_limit)
+        return
+    if partitions is not None or memory_limit is not None:
+        raise UsageError("--partitions and --memory-limit go with --cluster")
     grades = score_enterprises(lake, day, previous=prev, settings=settings)
     if grades.height == 0:
         raise NotFoundError(f"{lake}: no active enterprise established before {day}; nothing to grade")
-    write_grades(grades, out)
+    # The file officers read says which grades are disputed (an open objection); the store does not.
+    write_grades(grades if out.suffix.lower() == ".parquet" else mark_disputed(grades, settings), out)
     _err(f"wrote {grades.height} grades as of {day} to {out}")
     if store:
-        from riskengine.core.store import Store
-
         Store(settings.store_file).save_grades(grades)
         _err(f"saved the grades into the serving store {settings.store_file}")
     _print_distribution(grade_distribution(grades), grades)
 
 
-def _print_distribution(dist, grades) -> None:  # noqa: ANN001
-    from rich.console import Console
-    from rich.table import Table
+def _score_on_cluster(spec_text, lake, day, out, prev, settings, partitions, store, memory_limit) -> None:  # noqa: ANN001
+    spec = ClusterSpec.parse(spec_text)
+    report = score_lake_on_cluster(spec, lake, day, out, settings, previous=prev, partitions=partitions,
+                                   save=store, memory_limit=memory_limit, on_connect=_say_dashboard)
+    _err(f"wrote {report.rows} grades as of {day} to {out} ({report.parts} parts on the cluster)")
+    if store:
+        _err(f"saved the grades into the serving store {settings.store_file}")
+    _print_cluster_memory(report)
+    total = sum(report.grade_counts.values()) or 1
+    _err("grades: " + ", ".join(f"{g} {report.grade_counts.get(g, 0)} "
+                                f"({report.grade_counts.get(g, 0) / total:.1%})" for g in "ABCD"))
 
+
+def _say_dashboard(link: str | None) -> None:
+    _err(f"Dask dashboard: {link}" if link else "Dask cluster connected (no dashboard: install bokeh)")
+
+
+def _print_cluster_memory(report) -> None:  # noqa: ANN001
+    for worker, peak in sorted(report.peak_rss_per_worker.items()):
+        _err(f"peak memory of worker {worker}: {peak / 2**30:.2f} GiB")
+
+
+def _print_distribution(dist, grades) -> None:  # noqa: ANN001
     version = grades["model_version"][0] if grades.height else "-"
     table = Table(title=f"等级分布 / grades · model {version}")
     table.add_column("grade")
@@ -86,9 +124,6 @@ def explain(
     top: Annotated[int, typer.Option(help="features shown in the waterfall plot")] = 10,
 ) -> None:
     """Print one enterprise's grade, score, probability, hard rule and reasons (Chinese and English)."""
-    from riskengine.core.config import get_settings
-    from riskengine.core.contract import uscc_problem
-    from riskengine.workflows.scoring import explain_enterprise
 
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
@@ -111,9 +146,6 @@ def explain(
 
 
 def _print_explanation(result, lang: str) -> None:  # noqa: ANN001
-    from rich.console import Console
-    from rich.table import Table
-
     row = result.row
     zh = lang == "zh"
     console = Console()
@@ -152,7 +184,7 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
 def cjk_font() -> str | None:
     """The first font that can draw Chinese, or None: Noto Sans CJK SC as the ``noto-cjk-sans-otc``
     dependency ships it (registered with matplotlib on first use), else one installed on the system."""
-    from matplotlib import font_manager
+    from matplotlib import font_manager  # noqa: PLC0415 - heavy
 
     _register_bundled_cjk_font(font_manager)
     installed = {f.name for f in font_manager.fontManager.ttflist}
@@ -161,10 +193,6 @@ def cjk_font() -> str | None:
 
 def _register_bundled_cjk_font(font_manager) -> None:  # noqa: ANN001
     """Add the bundled Noto Sans CJK collection to matplotlib's fonts (once; quietly absent)."""
-    try:
-        import noto_cjk_sans_otc
-    except ImportError:
-        return
     path = str(noto_cjk_sans_otc.FONT_PATH)
     if any(f.fname == path for f in font_manager.fontManager.ttflist):
         return
@@ -180,13 +208,11 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
     From the model's base value (the bias) each bar adds one feature's contribution, largest |value|
     first, the rest summed in one bar, ending at the enterprise's raw margin (log-odds).
     """
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - heavy
 
-    from riskengine.core.files import atomic_write
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
 
     font = cjk_font() if lang == "zh" else None
     used = "zh" if font else "en"

@@ -10,18 +10,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.core.audit import export_audit, make_entry
+from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
+from riskengine.core.keys import new_key
+from riskengine.core.store import Store
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 def _store():  # type: ignore[no-untyped-def]
-    from riskengine.core.config import get_settings
-    from riskengine.core.store import Store
-
     settings = get_settings()
     return Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
 
@@ -34,8 +38,6 @@ def _cli_actor() -> str:
 
 
 def _audit_key_change(action: str, key_id: str, detail: str) -> None:
-    from riskengine.core.audit import make_entry
-
     _store().append_audit([make_entry(action, resource=f"keys/{key_id}", status=200, key_name=_cli_actor(),
                                       role="cli", detail=detail)])
 
@@ -49,7 +51,6 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="uvicorn access log on stderr")] = False,
 ) -> None:
     """Serve grades, explanations, plans and frequencies over HTTP (Authorization: Bearer KEY)."""
-    import uvicorn
 
     if not 0 < port < 65536:
         raise UsageError(f"--port must be in 1..65535; got {port}")
@@ -70,7 +71,6 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="who holds the key")] = None,
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
-    from riskengine.core.keys import new_key
 
     record, token = new_key(role, district or (), sector, name)
     _store().add_key(record)
@@ -85,8 +85,6 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (ids, holders, roles, scopes; never the keys themselves)."""
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table("key id", "name", "role", "scope", "created (UTC)", "revoked (UTC)")
     for key in _store().keys():
@@ -110,7 +108,6 @@ def audit(
     out: Annotated[Path, typer.Option(help="FILE.csv, FILE.parquet or FILE.xlsx")],
 ) -> None:
     """Export the audit log (one row per access) from a day on."""
-    from riskengine.core.audit import export_audit
 
     try:
         day = date.fromisoformat(since)

@@ -46,6 +46,10 @@ class ServiceSettings(BaseModel):
     max_batch: int = Field(default=1000, gt=0, description="rows per POST /v1/score; more answers 413")
     page_size: int = Field(default=100, gt=0, description="default page size of listings")
     max_page_size: int = Field(default=10_000, gt=0)
+    failed_auth_per_address: str = Field(
+        default="20/minute", description="failed keys a client address may send (limits notation); then 429")
+    failed_auth_per_key: str = Field(
+        default="10/minute", description="failed attempts on one key id before further failures get 429")
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, gt=0,
         description="largest request body (a full what-if batch is ~2 MB); more answers 413")

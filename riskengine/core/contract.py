@@ -368,35 +368,27 @@ GRADES_SCHEMA: dict[str, pl.DataType] = {
     "model_version": pl.String(),
 }
 
-# --- Unified Social Credit Code (GB 32100-2015) ---------------------------------------------------
+# The monthly inspection plan's rows (``riskengine plan``, the store's plans, ``GET /v1/plans``).
+PLAN_SCHEMA: dict[str, pl.DataType] = {
+    "district": pl.String(),
+    "district_name": pl.String(),
+    "rank": pl.Int64(),
+    "enterprise_id": pl.String(),
+    "name": pl.String(),
+    "sector": pl.String(),
+    "grade": pl.String(),
+    "score": pl.Int64(),
+    "disputed": pl.Boolean(),  # an objection (异议) against its record or grade is open (CONTRACT §5)
+    "stratum": pl.String(),  # mandatory | random
+    "why": pl.String(),
+    "top_reasons": pl.String(),
+    "inspector": pl.String(),
+    "due_on": pl.Date(),
+    "status": pl.String(),  # scheduled | over_capacity
+    "inclusion_probability": pl.Float64(),
+}
+STATUS_SCHEDULED = "scheduled"
+STATUS_OVER = "over_capacity"
 
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
-
-
-def uscc_check_char(first17: str) -> str:
-    """The GB 32100-2015 check character for the first 17 characters of a code."""
-    total = sum(_USCC_VALUE[ch] * w for ch, w in zip(first17, USCC_WEIGHTS, strict=True))
-    check = 31 - total % 31
-    return USCC_ALPHABET[0 if check == 31 else check]
-
-
-def uscc_problem(code: str) -> str | None:
-    """Why ``code`` is not a valid USCC (length, alphabet or check character), or None if it is."""
-    if len(code) != 18:
-        return f"USCC must be 18 characters; got {len(code)}"
-    bad = sorted({ch for ch in code if ch not in _USCC_VALUE})
-    if bad:
-        return f"USCC contains characters outside GB 32100-2015's alphabet: {''.join(bad)!r}"
-    expected = uscc_check_char(code[:17])
-    if code[17] != expected:
-        return f"USCC check character is {code[17]!r}; expected {expected!r}"
-    return None
-
-
-def is_valid_uscc(code: str) -> bool:
-    return uscc_problem(code) is None
-
-
+# Identifiers: the USCC rule lives in riskengine.core.ids (names kept here for the contract's readers).
 ID_SCHEMES = ("uscc", "any")

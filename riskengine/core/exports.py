@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import polars as pl
+import xlsxwriter
 
 # OWASP: cells beginning with these are interpreted as formulas by spreadsheet programs.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -84,7 +85,6 @@ def csv_bytes(frame: pl.DataFrame, *, bom: bool = True) -> bytes:
 
 def workbook(path: Path | str) -> Any:
     """An xlsxwriter workbook that writes every string as text (never a formula, link or number)."""
-    import xlsxwriter
 
     return xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
 

@@ -23,13 +23,15 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    # and the early warnings of their districts (issue 14), acknowledged in the pages
-    "inspector": frozenset({"grades", "explanations", "plans", "warnings"}),
-    # everything, plus overrides, what-if scoring and the monthly monitoring report
-    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "warnings",
-                                "monitoring", "cases"}),
+    # (and that a case exists on one of them, never its documents), and the early warnings of their
+    # districts (issue 14), acknowledged in the pages
+    "inspector": frozenset({"grades", "explanations", "plans", "case_existence", "warnings"}),
+    # everything, plus overrides, what-if scoring, the case work (objections, credit repairs), the
+    # warnings and the monthly monitoring report
+    "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
+                                "case_existence", "warnings", "monitoring"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
-    "sector": frozenset({"grades"}),
+    "sector": frozenset({"grades", "case_existence"}),
     # keys and reload; no enterprise data
     "admin": frozenset({"admin"}),
 }

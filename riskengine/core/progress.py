@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
 
 class Advance(Protocol):
     def __call__(self, steps: float = 1, description: str | None = None) -> None: ...
@@ -21,8 +24,6 @@ def progress(description: str, total: float | None = None) -> Iterator[Advance]:
 
         yield _quiet
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total}"),

@@ -40,6 +40,7 @@ from riskengine.core.contract import ID_SCHEMES, TABLE_ORDER, TABLES, Table
 from riskengine.core.errors import BusyError, FatalInputError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.progress import progress
+from riskengine.lake import buckets
 from riskengine.lake import layout as lakes
 from riskengine.lake.validate import EXTRA, ROW, RULES, empty_quarantine, validate_table
 
@@ -372,6 +373,7 @@ def _stage(
     *,
     ingest_day: date,
     id_scheme: str,
+    n_buckets: int | None = None,
 ) -> _Staged:
     """Validate the tables in contract order (referenced tables first) and write their files to staging."""
     refs = _referenced()
@@ -409,11 +411,10 @@ def _stage(
             if c["read"] != c["accepted"] + c["quarantined"] + c["duplicates"]:  # pragma: no cover
                 raise RiskEngineError(f"ingest bug: rows of {name} not conserved: {c}")
             accepted = new.drop(ROW).select([pl.col(k).cast(v) for k, v in table.schema.items()])
-            if accepted.height:
-                rel = f"{name}/{run_id}.parquet"
+            for rel, rows_out in _laid_out(name, run_id, accepted, n_buckets):
                 staged = staging / rel
                 staged.parent.mkdir(parents=True, exist_ok=True)
-                accepted.write_parquet(staged, compression="zstd", statistics=True)
+                rows_out.write_parquet(staged, compression="zstd", statistics=True)
                 files.append((staged, rel))
             quarantines.append(quarantine.select(list(lakes.QUARANTINE_SCHEMA)))
             for target in refs:
@@ -430,6 +431,36 @@ def _stage(
         if quarantines else pl.DataFrame(schema=lakes.QUARANTINE_SCHEMA)
     )
     return _Staged(tables=counts, quarantine=quarantine, files=files)
+
+
+def _laid_out(name: str, run_id: str, accepted: pl.DataFrame, n_buckets: int | None
+              ) -> list[tuple[str, pl.DataFrame]]:
+    """Where a table's accepted rows go: ``<table>/<run>.parquet``, or in a bucketed lake one file per
+    bucket of ``enterprise_id`` (``<table>/bucket=NNNN/<run>.parquet``)."""
+    if accepted.height == 0:
+        return []
+    if n_buckets is None or "enterprise_id" not in accepted.columns:
+        return [(f"{name}/{run_id}.parquet", accepted)]
+    return [(f"{name}/{buckets.folder_name(b)}/{run_id}.parquet", part)
+            for b, part in buckets.split(accepted, n_buckets)]
+
+
+def _lake_buckets(lake: Path, asked: int | None) -> int | None:
+    """The lake's bucket count: its layout file's, or ``asked`` for a new lake (written here)."""
+    have = buckets.lake_buckets(lake)
+    if asked is None:
+        return have
+    buckets.check_buckets(asked)
+    if have is None:
+        if lakes.table_files(lake, "enterprises"):
+            raise UsageError(f"{lake} already holds tables in plain files; --buckets lays out a new lake "
+                             "(ingest the sources into a new folder)")
+        lakes.atomic_write_bytes(lake / buckets.LAYOUT_FILE, buckets.layout_bytes(asked))
+        return asked
+    if have != asked:
+        raise UsageError(f"{lake} is laid out in {have} buckets; --buckets must be {have} or left out; "
+                         f"got {asked}")
+    return have
 
 
 def summarise_reasons(quarantine: pl.DataFrame, limit: int | None = None) -> list[dict[str, Any]]:
@@ -473,7 +504,7 @@ def _locked(lake: Path) -> Iterator[None]:
     still be the one at ``LAKE/.lock``: a run that failed on a new lake removes that file, and a lock
     taken on the removed file would let two runs write at once.
     """
-    import fcntl
+    import fcntl  # noqa: PLC0415 - POSIX only
 
     path = lake / lakes.LOCK_FILE
     fh = open(path, "a+b")  # noqa: SIM115 - held for the whole block
@@ -535,8 +566,12 @@ def ingest(
     id_scheme: str = "uscc",
     *,
     ingest_day: date | None = None,
+    n_buckets: int | None = None,
 ) -> IngestReport:
     """Validate ``source`` and append its good rows to ``lake``; see the module docstring.
+
+    ``n_buckets`` lays a new lake out in that many buckets of ``enterprise_id`` (CONTRACT §8; later
+    runs keep the lake's layout without being told).
 
     ``ingest_day`` (default today) is the day no date may lie after. Raises ``FatalInputError`` for a
     source that cannot be ingested at all; then nothing is written.
@@ -556,10 +591,12 @@ def ingest(
         run_id = ""
         try:
             recovered = lakes.recover(lake)
+            laid_out = _lake_buckets(lake, n_buckets)
             run_id = _new_run_id(lake)
             staging = lake / lakes.STAGING_DIR / run_id
             staging.mkdir(parents=True)
-            staged = _stage(sources, lake, staging, run_id, ingest_day=day, id_scheme=id_scheme)
+            staged = _stage(sources, lake, staging, run_id, ingest_day=day, id_scheme=id_scheme,
+                            n_buckets=laid_out)
             q_rel = f"{lakes.QUARANTINE_DIR}/{run_id}.parquet"
             q_file = staging / q_rel
             q_file.parent.mkdir(parents=True, exist_ok=True)
@@ -584,6 +621,7 @@ def ingest(
                 _clean_staging(lake, run_id)
             if new_lake:
                 (lake / lakes.LOCK_FILE).unlink(missing_ok=True)
+                (lake / buckets.LAYOUT_FILE).unlink(missing_ok=True)
                 _remove_if_empty(lake / lakes.STAGING_DIR)
                 _remove_if_empty(lake)
             raise

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -123,11 +123,21 @@ def empty_table(table: str) -> pl.LazyFrame:
     return pl.LazyFrame(schema=TABLES[table].schema)
 
 
+def table_of(tables: Mapping[str, pl.LazyFrame], name: str) -> pl.LazyFrame:
+    """``tables[name]``, or an empty frame with the contract schema when the lake has no such table."""
+    frame = tables.get(name)
+    return frame if frame is not None else empty_table(name)
+
+
 def scan_table(lake: Path, table: str) -> pl.LazyFrame:
     """One table of the lake, lazily, with exactly the contract's columns and types."""
     if table not in TABLES:
         raise FatalInputError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    files = table_files(lake, table)
+    return scan_files(table_files(lake, table), table)
+
+
+def scan_files(files: list[Path], table: str) -> pl.LazyFrame:
+    """Some of one table's files (e.g. one bucket's), lazily, with exactly the contract's columns."""
     if not files:
         return empty_table(table)
     schema = TABLES[table].schema

@@ -15,7 +15,8 @@ from datetime import date
 
 import polars as pl
 
-from riskengine.core.contract import EARLIEST_EVENT, USCC_ALPHABET, USCC_WEIGHTS, Column, Table
+from riskengine.core.contract import EARLIEST_EVENT, Column, Table
+from riskengine.core.ids import uscc_reason, uscc_valid
 
 ROW = "__row"
 """Name of the 1-based data-row number column (the header is not counted)."""
@@ -141,59 +142,6 @@ def shown(value: pl.Expr) -> pl.Expr:
     return (pl.when(text.str.len_chars() > SHOWN_CHARS)
             .then(pl.format("{}… ({} characters)", text.str.slice(0, SHOWN_CHARS), text.str.len_chars()))
             .otherwise(text))
-
-
-def _quote(expr: pl.Expr) -> pl.Expr:
-    return pl.concat_str([pl.lit("'"), expr, pl.lit("'")])
-
-
-# USCC value of a character from its base-36 value: the alphabet skips I, O, S, V and Z.
-_USCC_FROM_BASE36 = pl.Series(
-    [v - (v > 18) - (v > 24) - (v > 28) - (v > 31) for v in range(36)], dtype=pl.Int64
-)
-
-
-def _uscc_value(char: pl.Expr) -> pl.Expr:
-    return pl.lit(_USCC_FROM_BASE36).gather(char.str.to_integer(base=36, strict=False))
-
-
-def uscc_valid(code: pl.Expr) -> pl.Expr:
-    """Vectorised ``contract.is_valid_uscc`` in integer arithmetic (cheap enough for millions of codes)."""
-    total = pl.sum_horizontal(
-        _uscc_value(code.str.slice(i, 1)) * weight for i, weight in enumerate(USCC_WEIGHTS)
-    )
-    check = (31 - total % 31) % 31  # GB 32100-2015: 31 - (sum mod 31), and 31 maps to 0
-    return code.str.contains(f"^[{USCC_ALPHABET}]{{18}}$") & (check == _uscc_value(code.str.slice(17, 1)))
-
-
-def uscc_reason(code: pl.Expr) -> pl.Expr:
-    """Vectorised ``contract.uscc_problem``: why each code is not a valid USCC, or null if it is."""
-    value = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
-    length = code.str.len_chars()
-    outside = code.str.replace_all(f"[{USCC_ALPHABET}]", "")
-    total = pl.sum_horizontal(
-        code.str.slice(i, 1).replace_strict(value, default=0, return_dtype=pl.Int64) * weight
-        for i, weight in enumerate(USCC_WEIGHTS)
-    )
-    check = 31 - total % 31
-    expected = (
-        pl.when(check == 31).then(0).otherwise(check)
-        .replace_strict(dict(enumerate(USCC_ALPHABET)), return_dtype=pl.String)
-    )
-    actual = code.str.slice(17, 1)
-    return (
-        pl.when(length != 18)
-        .then(pl.format("USCC must be 18 characters; got {}", length))
-        .when(outside.str.len_chars() > 0)
-        .then(pl.concat_str([
-            pl.lit("USCC contains characters outside GB 32100-2015's alphabet: "),
-            _quote(outside.str.split("").list.unique().list.sort().list.join("")),
-        ]))
-        .when(actual != expected)
-        .then(pl.concat_str([
-            pl.lit("USCC check character is "), _quote(actual), pl.lit("; expected "), _quote(expected),
-        ]))
-    )
 
 
 def _date_floor(table: Table, column: Column) -> date:

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, PILOT_SECTORS
 from riskengine.core.errors import ConfigError, UsageError
 
@@ -333,8 +334,6 @@ def default_policy_text() -> str:
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path``, else in ``Settings.policy_path``, else the built-in default."""
     if path is None:
-        from riskengine.core.config import get_settings
-
         path = get_settings().policy_path
     if path is None:
         policy = parse_policy(default_policy_text(), _BUILT_IN)

@@ -3,7 +3,7 @@
 Over one test year, month by month, with the same ``capacity`` inspections a month:
 
 - ``uniform``: a simple random sample of the active enterprises (today's practice);
-- ``graded``: the plan's own rules (``riskengine.supervision.planning``): enterprises whose minimum frequency
+- ``graded``: the plan's own rules (``riskengine.supervision.plan``): enterprises whose minimum frequency
   falls due first (ranked by score), then the stratified 双随机 draw at the policy ratios;
 - ``top_k``: pure ranking: each month the highest-scored enterprises not yet inspected this year.
 
@@ -27,12 +27,8 @@ import polars as pl
 
 from riskengine.core.contract import GRADES
 from riskengine.core.errors import FatalInputError, UsageError
-from riskengine.supervision.planning import (
-    add_months,
-    inclusion_probabilities,
-    scale_probabilities,
-    stratified_draw,
-)
+from riskengine.core.timerule import add_months
+from riskengine.supervision.draw import inclusion_probabilities, scale_probabilities, stratified_draw
 from riskengine.supervision.policy import Policy
 
 POLICIES = ("uniform", "graded", "top_k")

@@ -3,6 +3,7 @@
 It uses only the core (``riskengine.core``); workflows, the CLI and tests use it.
 """
 
+from riskengine.core.ids import make_usccs
 from riskengine.synth.city import (
     CITY_TABLES,
     DEFAULT_END,
@@ -17,7 +18,6 @@ from riskengine.synth.city import (
     generate_city,
     generate_city_frames,
     generate_tables,
-    make_usccs,
     simulate_city,
     truth_frame,
 )

@@ -25,11 +25,16 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
+from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER, TABLES
 from riskengine.core.errors import UsageError
 from riskengine.core.files import atomic_write
+from riskengine.core.ids import make_usccs
+from riskengine.core.progress import progress
 from riskengine.synth.credit import credit_tables
+from riskengine.synth.dirty import inject_dirty
 
 DEFAULT_START = date(2019, 1, 1)
 DEFAULT_END = date(2025, 12, 31)
@@ -181,39 +186,6 @@ def check_parameters(
 
 
 # --- Identifiers ---------------------------------------------------------------------------------
-
-_USCC_LUT = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)
-_USCC_W = np.array(USCC_WEIGHTS, dtype=np.int64)
-
-
-def _org_code_body(numbers: np.ndarray) -> np.ndarray:
-    """The 9-character organisation code (GB 11714): 8 digits and its check character, as values."""
-    digits = (numbers[:, None] // 10 ** np.arange(7, -1, -1)) % 10  # n x 8, values 0-9
-    check = 11 - (digits @ np.array([3, 7, 9, 10, 5, 8, 4, 2])) % 11
-    # GB 11714: 10 -> 'X', 11 -> '0'; 'X' is value 29 in the USCC alphabet.
-    check_val = np.where(check == 11, 0, np.where(check == 10, USCC_ALPHABET.index("X"), check))
-    return np.concatenate([digits, check_val[:, None]], axis=1)
-
-
-def make_usccs(
-    divisions: np.ndarray, numbers: np.ndarray, *, corrupt: np.ndarray | None = None
-) -> np.ndarray:
-    """Vectorised USCCs: '91' (enterprise registered by market regulation) + division + org code + check.
-
-    ``numbers`` (distinct integers < 10**8) make the codes distinct. Where ``corrupt`` is True the
-    check character is deliberately wrong (for dirty rows).
-    """
-    n = len(numbers)
-    div = np.asarray(divisions, dtype="U6").astype("S6").view(np.uint8).reshape(n, 6) - ord("0")
-    head = np.tile(np.array([9, 1], dtype=np.int64), (n, 1))
-    values = np.concatenate([head, div.astype(np.int64), _org_code_body(np.asarray(numbers))], axis=1)
-    check = 31 - (values @ _USCC_W) % 31
-    check = np.where(check == 31, 0, check)
-    if corrupt is not None:
-        check = np.where(corrupt, (check + 1 + np.arange(n) % 29) % 31, check)
-    chars = _USCC_LUT[np.concatenate([values, check[:, None]], axis=1)]
-    return np.ascontiguousarray(chars).view("S18").ravel().astype("U18")
-
 
 # --- Simulation ----------------------------------------------------------------------------------
 
@@ -828,7 +800,6 @@ def generate_city_frames(
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
     summary["drift"] = drift.to_dict() if drift is not None else None
     if dirty > 0:
-        from riskengine.synth.dirty import inject_dirty
 
         tables, injected = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["injected"] = injected
@@ -874,8 +845,6 @@ def _write_truth(path: Path, ids: np.ndarray, truth: np.ndarray, start: date,
     copy per row) and is stored without the Arrow schema, so readers see a plain string column; p_fail
     is not dictionary-encoded (every value differs).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema = pa.schema([("enterprise_id", pa.dictionary(pa.int32(), pa.string())), ("month", pa.date32()),
                         ("p_fail", pa.float64())])
@@ -915,7 +884,6 @@ def generate_city(
     Returns the summary (rows per table, event counts, injected bad rows by kind); the same summary
     is written to ``out/_truth/summary.json``.
     """
-    from riskengine.core.progress import progress
 
     start_d, end_d = check_parameters(n_enterprises, seed, start, end, fmt, dirty)
     out = Path(out)
@@ -928,7 +896,6 @@ def generate_city(
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
     summary["drift"] = drift.to_dict() if drift is not None else None
     if dirty > 0:
-        from riskengine.synth.dirty import inject_dirty
 
         tables, summary["injected"] = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
         summary["rows"] = {name: frame.height for name, frame in tables.items()}

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from riskengine.core.contract import TABLE_ORDER, TABLES
+from riskengine.core.ids import make_usccs
 
 KINDS: tuple[str, ...] = (
     "bad_check_char",  # enterprise_id whose GB 32100-2015 check character is wrong
@@ -139,7 +140,7 @@ def inject_dirty(
             key = spec.key
             if kind not in ("conflicting_duplicate", "exact_duplicate"):
                 if table == "enterprises":
-                    from riskengine.synth.city import make_usccs
+
 
                     divisions = rows["district"].fill_null("420106").to_numpy().astype("U6")
                     numbers = np.arange(next_number, next_number + k)
@@ -186,7 +187,7 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
     spec = TABLES[table]
     match kind:
         case "unknown_enterprise":
-            from riskengine.synth.city import make_usccs
+
 
             divisions = np.array(_OTHER_DIVISIONS)[rng.integers(0, len(_OTHER_DIVISIONS), k)]
             ids = make_usccs(divisions, np.arange(next_number, next_number + k))

@@ -31,16 +31,19 @@ from typing import Any
 import polars as pl
 
 from features.penalties import INFLUENCE
+from models.scoring import active_enterprises, enterprise_features, score_features
 from riskengine.core.audit import make_entry
 from riskengine.core.calendar import add_working_days, working_days_between
-from riskengine.core.case_store import DECISIONS, KINDS, OPEN_STATUSES, TRANSITIONS, Case, CaseStore
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES, VOIDABLE_TABLES
 from riskengine.core.errors import ConflictError, ModelError, NotFoundError, RiskEngineError, UsageError
 from riskengine.core.store import Store
+from riskengine.core.store.cases import DECISIONS, KINDS, OPEN_STATUSES, TRANSITIONS, Case, CaseStore
+from riskengine.core.timerule import known_before
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables, scan_table
 from riskengine.supervision.policy import CaseDeadlines, load_policy
+from riskengine.workflows.scoring import load_champion
 
 Regrader = Callable[[Path, str, date], pl.DataFrame]
 """(lake, enterprise_id, as_of) → the enterprise's grades-frame row as of that day."""
@@ -89,10 +92,6 @@ def _offset(day: date, period: str) -> date:
     return pl.Series([day]).dt.offset_by(period)[0]  # type: ignore[no-any-return]
 
 
-def _visible(frame: pl.DataFrame, column: str, on: date) -> pl.DataFrame:
-    """Rows known before ``on``: dated and recorded before it (the time rule of CONTRACT section 2)."""
-    known = pl.col("recorded_on").is_null() | (pl.col("recorded_on") < on)
-    return frame.filter((pl.col(column) < on) & known)
 
 
 def eligibility(lake: Path, case_kind_subject: tuple[str, str], enterprise_id: str, on: date,
@@ -104,8 +103,8 @@ def eligibility(lake: Path, case_kind_subject: tuple[str, str], enterprise_id: s
     tables = load_tables(lake)
     received = {d["code"] for d in documents if d["state"] == "received"}
     checks: dict[str, dict[str, Any]] = {}
-    pens = _visible(tables["penalties"].filter(pl.col("enterprise_id") == enterprise_id).collect(),
-                    "decided_on", on)
+    pens = known_before(tables["penalties"].filter(pl.col("enterprise_id") == enterprise_id),
+                        "decided_on", on).collect()
     if table == "penalties":
         pen = _record(lake, "penalties", subject_id, enterprise_id)
         minimum, full = INFLUENCE[pen["severity"]][1], INFLUENCE[pen["severity"]][0]
@@ -357,9 +356,8 @@ def champion_regrader(settings: Settings) -> Regrader:
     """Regrade one enterprise with the champion model, anchored on its served grade (hysteresis)."""
 
     def regrade(lake: Path, enterprise_id: str, as_of: date) -> pl.DataFrame:
-        from models.scoring import active_enterprises, enterprise_features, score_features
-        from riskengine.workflows.scoring import load_champion
-
+        if not settings.mlflow.tracking_uri and not (settings.mlruns_dir / "mlflow.db").exists():
+            raise ModelError("no model was ever trained here, so there is no champion to regrade with")
         tables = load_tables(lake)
         found = active_enterprises(tables, as_of).filter(pl.col("enterprise_id") == enterprise_id)
         if found.height == 0:
@@ -390,8 +388,8 @@ def _entry(action: str, case_id: str, officer: str, detail: str) -> dict[str, An
 
 def case_view(case: Case, today: date, *, documents: bool = True) -> dict[str, Any]:
     """A case as the CONTRACT's JSON object: its clock (due day, overdue, working days left) and steps.
-    ``documents=False`` leaves out the statement, documents and eligibility (for callers outside the
-    credit office, who may see that a case exists but never its papers)."""
+    ``documents=False`` leaves out the statement, documents, eligibility and the steps' officers and
+    reasons (for callers outside the credit office, who may see that a case exists, never its papers)."""
     out: dict[str, Any] = {
         "case_id": case.case_id, "enterprise_id": case.enterprise_id, "kind": case.kind,
         "status": case.status, "received_on": case.received_on.isoformat(),
@@ -403,6 +401,8 @@ def case_view(case: Case, today: date, *, documents: bool = True) -> dict[str, A
         "district": case.district, "sector": case.sector,
     }
     if not documents:
+        out["steps"] = [{"step": s.step, "status_after": s.status_after, "on": s.taken_on.isoformat()}
+                        for s in case.steps]
         return out
     out |= {
         "subject": ({"table": case.subject_table, "record_id": case.subject_id}
@@ -468,3 +468,9 @@ def overview(cases: Sequence[Case], today: date) -> dict[str, Any]:
 def disputed(settings: Settings) -> set[str]:
     """Enterprises with an open objection: their grade is served with ``disputed: true``."""
     return case_store(settings).disputed()
+
+
+def mark_disputed(grades: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """``grades`` with a ``disputed`` column: true where an objection is open (plans, Excel)."""
+    ids = disputed(settings) if Path(settings.store_file).exists() else set()
+    return grades.with_columns(pl.col("enterprise_id").is_in(sorted(ids)).alias("disputed"))

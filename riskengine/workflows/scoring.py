@@ -26,13 +26,7 @@ from riskengine.core.errors import ModelError, NotFoundError, UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.store import Store
 from riskengine.lake.layout import load_tables
-
-# Column headers of the officers' Excel list.
-HEADERS_ZH = {
-    "enterprise_id": "统一社会信用代码", "as_of": "评价基准日", "name": "企业名称", "district": "行政区划",
-    "sector": "行业", "probability": "不良结果概率", "score": "风险分值", "grade": "信用风险等级",
-    "model_grade": "模型等级", "rule": "适用规则", "reasons": "主要原因", "model_version": "模型版本",
-}
+from riskengine.workflows.reports.excel import write_grades_excel
 
 
 def load_champion(settings: Settings | None = None) -> CreditModel:
@@ -206,7 +200,7 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
         elif suffix == ".csv":
             exports.write_csv(_flat(grades, json_reasons=True), tmp, bom=False)
         else:
-            _write_excel(grades, tmp)
+            write_grades_excel(_flat(grades, json_reasons=False), tmp)
 
     return atomic_write(out, write)
 
@@ -221,11 +215,3 @@ def _flat(grades: pl.DataFrame, *, json_reasons: bool) -> pl.DataFrame:
             pl.format("{} / {}", pl.element().struct.field("text_zh"), pl.element().struct.field("text_en"))
         ).list.join("；\n")
     return grades.with_columns(text.alias("reasons"))
-
-
-def _write_excel(grades: pl.DataFrame, path: Path) -> None:
-    flat = _flat(grades, json_reasons=False).rename(HEADERS_ZH, strict=False)
-    exports.write_xlsx(flat, path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
-                       autofit=True)
-
-

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS grades (
 );
 -- One enterprise regraded at once after a decided case (an upheld objection, an approved repair):
 -- served over the run it follows until the next full run; the run's row stays in the history.
+-- Not in TABLES: a store written before regrades existed still reads.
 CREATE TABLE IF NOT EXISTS regrades (
     enterprise_id VARCHAR NOT NULL,
     as_of DATE NOT NULL,
@@ -123,6 +124,18 @@ CREATE TABLE IF NOT EXISTS grade_runs (
             raise NotFoundError(f"{self.path}: no grades stored for as_of {as_of}")
         return frame.cast(GRADES_SCHEMA)  # type: ignore[arg-type]
 
+    def former_enterprises(self, latest: date | None) -> dict[str, tuple[str | None, str | None]]:
+        """Enterprises graded before but not in the grades of ``latest``: id -> (district, sector) of
+        their last grade (so a server can check scope without asking the store per request)."""
+        with self._read() as con:
+            if con is None:
+                return {}
+            rows = con.execute(
+                "SELECT enterprise_id, arg_max(district, as_of), arg_max(sector, as_of) FROM grades "
+                "WHERE enterprise_id NOT IN (SELECT enterprise_id FROM grades WHERE as_of = ?) "
+                "GROUP BY enterprise_id", [latest]).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     def grade_history(self, enterprise_id: str) -> pl.DataFrame:
         """Every stored grade of one enterprise, oldest as_of first (empty if none)."""
         with self._read() as con:
@@ -155,7 +168,7 @@ CREATE TABLE IF NOT EXISTS grade_runs (
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(_first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])[0] > 0)
+    return bool(_first(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name])[0])
 
 
 def _overlay_regrades(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, as_of: date) -> pl.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from riskengine.core.errors import FatalInputError, NotFoundError
+from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
 from riskengine.core.records import KeyRecord
 from riskengine.core.store.base import StoreBase, _first, utcnow
 
@@ -63,9 +63,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
     def revoke_key(self, key_id: str) -> KeyRecord:
         """Mark a key revoked (it stays listed); raises NotFoundError for an unknown id."""
         with self._write() as con:
-            row = _first(con, "SELECT revoked_at FROM api_keys WHERE key_id = ?", [key_id])
+            row = _first(con, "SELECT revoked_at, role FROM api_keys WHERE key_id = ?", [key_id])
             if row is None:
                 raise NotFoundError(f"no API key with id {key_id!r}")
+            if row[0] is None and row[1] == "admin":
+                others = _first(con, "SELECT count(*) FROM api_keys WHERE role = 'admin' "
+                                     "AND revoked_at IS NULL AND key_id <> ?", [key_id])
+                if others is not None and others[0] == 0:
+                    raise ConflictError(f"key {key_id} is the last active admin key: create another "
+                                        "admin key before revoking it")
             if row[0] is None:
                 con.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?", [utcnow(), key_id])
         return next(k for k in self.keys() if k.key_id == key_id)

@@ -1,5 +1,8 @@
 """The credit office's cases in the serving store: objections (异议) and credit repairs (信用修复).
 
+A record family of its own (its DDL below), kept beside ``Store`` rather than among its bases: its
+tables are created on the family's first write, so a store written before cases existed still reads.
+
 Tables (in the same DuckDB file as grades, created on first write): ``cases`` (one row per case with
 its current status, the due day of its current step, and the effect its decision must have) and
 ``case_steps`` (every step: who, when, why; never updated or deleted).
@@ -25,7 +28,9 @@ from typing import Any
 import duckdb
 
 from riskengine.core.errors import CaseStateError, NotFoundError
-from riskengine.core.store import AUDIT_SCHEMA, Store, utcnow
+from riskengine.core.store import Store
+from riskengine.core.store.audit import AUDIT_SCHEMA
+from riskengine.core.store.base import utcnow
 
 KINDS = ("objection", "repair")
 # Status after each step, by kind and the status the step starts from (CONTRACT section 5).
