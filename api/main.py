@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from api import problems, ui
 from api.guard import AuthBeforeBodyMiddleware
 from api.metrics import ObserveMiddleware
-from api.routers import admin, cases, enterprises, health, plans, scoring, sectors
+from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors
 from api.schemas import ProblemDetails
 from api.state import Service
 from riskengine.core.config import Settings
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     app.add_middleware(ui.CsrfMiddleware, service=service)
     app.add_middleware(AuthBeforeBodyMiddleware, max_body_bytes=service.settings.service.max_body_bytes)
     app.add_middleware(ObserveMiddleware)  # added last: outermost, so it sees and audits every answer
-    for module in (enterprises, plans, sectors, scoring, cases, admin, health):
+    for module in (enterprises, credit_record, plans, sectors, scoring, cases, admin, health):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

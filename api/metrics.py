@@ -10,6 +10,7 @@ path), when, and the status, refused requests included.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -92,12 +93,19 @@ class ObserveMiddleware:
         status = 500
         audited = False
 
+        replaced = False
+
         async def send_status(message: Message) -> None:
-            nonlocal status, audited
+            nonlocal status, audited, replaced
+            if replaced:
+                return  # the app's answer was replaced by the 503 below
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 audited = True
-                await self._audit(scope, status)
+                if not await self._audit(scope, status):
+                    replaced, status = True, 503
+                    await self._unavailable(scope, send)
+                    return
             await send(message)
 
         try:
@@ -117,12 +125,23 @@ class ObserveMiddleware:
         service.metrics.observe(scope["method"], template, status, seconds)
 
     @staticmethod
-    async def _audit(scope: Scope, status: int) -> None:
-        """Journal the request's audit entry and wait until it is on disk."""
+    async def _unavailable(scope: Scope, send: Send) -> None:
+        body = json.dumps({"type": "https://riskengine.example/problems/unavailable",
+                           "title": "Service unavailable", "status": 503,
+                           "detail": "the request could not be audited, so it is not answered; try again",
+                           "instance": scope["path"]}).encode()
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"application/problem+json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _audit(scope: Scope, status: int) -> bool:
+        """Journal the request's audit entry and wait until it is on disk (False if it cannot be)."""
         service = getattr(scope["app"].state, "service", None)
         path: str = scope["path"]
         if service is None or not path.startswith(("/v1/", "/ui/")) or path.startswith("/ui/static/"):
-            return
+            return True
         route = scope.get("route")
         state: dict[str, Any] = scope.get("state") or {}
         principal = state.get("principal")
@@ -139,8 +158,15 @@ class ObserveMiddleware:
         loop = asyncio.get_running_loop()
         durable = loop.create_future()
 
-        def done() -> None:
-            loop.call_soon_threadsafe(lambda: durable.done() or durable.set_result(None))
+        def resolve(error: OSError | None) -> None:
+            if not durable.done():
+                durable.set_result(error is None)
 
-        service.audit.record(entry, on_durable=done)
-        await durable
+        def done(error: OSError | None) -> None:  # from the journal's thread
+            loop.call_soon_threadsafe(resolve, error)
+
+        try:
+            service.audit.record(entry, on_durable=done)
+        except RuntimeError:  # the journal is closed (shutting down)
+            return False
+        return bool(await durable)

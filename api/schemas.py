@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Grade = Literal["A", "B", "C", "D"]
-Role = Literal["inspector", "credit_office", "sector", "admin"]
+Role = Literal["inspector", "credit_office", "sector", "admin", "finance"]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -77,25 +77,60 @@ class EnterpriseGrade(BaseModel):
                                                       "record or grade is open")
 
 
+class Evidence(BaseModel):
+    """One lake record a reason rests on (visible before the grade's as_of, the enterprise's own)."""
+
+    table: str
+    record_id: str
+    date: date
+    text_zh: str
+    text_en: str
+
+
 class Reason(BaseModel):
     code: str
+    kind: Literal["own_record", "baseline", "associated", "rule", "other"] = Field(
+        description="own_record: what the enterprise did or what was found; baseline: enterprises like "
+                    "it; associated: enterprises sharing its legal representative; rule: a hard rule "
+                    "or the policy's baseline cap")
     contribution: float | None = Field(description="signed SHAP contribution on the log-odds scale; "
                                                    "null for a hard rule")
-    text: str
+    text: str = Field(description="the sentence in the requested language")
+    text_zh: str
+    text_en: str
+    evidence: list[Evidence] = Field(default_factory=list,
+                                     description="the records behind an own-record reason (CONTRACT §3)")
+
+
+class Baseline(BaseModel):
+    """The baseline of similar enterprises (sector, age, size, district) in one line."""
+
+    text_zh: str
+    text_en: str
+    contribution: float | None
+    driven: bool | None = Field(default=None, description="the grade rests mainly on the baseline")
 
 
 class Explanation(BaseModel):
-    """Why the enterprise has its grade, in the requested language."""
+    """Why the enterprise has its grade (CONTRACT §3 "Explanations"; texts also in the requested
+    language): own-record reasons first, each with its records."""
 
     enterprise_id: str
+    name: str | None = None
     as_of: date
     language: Literal["zh", "en"]
     grade: Grade
     model_grade: Grade
+    score: int
+    probability: float
     rule: str | None
     rule_text: str | None
+    baseline: Baseline | None
     reasons: list[Reason]
     model_version: str | None
+    decomposition: dict[str, Any] | None = Field(
+        default=None, description="every reason group's contribution with the base value and raw "
+                                  "score (the command line's explanation; null here)")
 
 
 class HistoryItem(BaseModel):
@@ -108,6 +143,13 @@ class HistoryItem(BaseModel):
     model_version: str | None
 
 
+class CreditRecordRead(BaseModel):
+    read_at: datetime
+    partner: str | None
+    key_id: str | None
+    authorization_id: str | None
+
+
 class History(BaseModel):
     enterprise_id: str
     items: list[HistoryItem]
@@ -115,6 +157,9 @@ class History(BaseModel):
         default_factory=list,
         description="every credit-office override of the enterprise, expired and withdrawn ones too, "
                     "oldest first")
+    credit_record_reads: list[CreditRecordRead] = Field(
+        default_factory=list,
+        description="which finance partner read the enterprise's credit record and when, oldest first")
 
 
 class PlanPage(BaseModel):
@@ -228,6 +273,96 @@ class Health(BaseModel):
     model_version: str | None
 
 
+# --- credit record for finance partners (issue 17, CONTRACT §9) ------------------------------------
+
+class AuthorizationIn(BaseModel):
+    """An enterprise's signed consent, as the credit office records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authorization_id: str | None = Field(
+        None, max_length=64, description="the office's own number for it; generated when absent")
+    partner: str = Field(min_length=1, max_length=200,
+                         description="the bank or guarantor, exactly as its finance key is named")
+    scope: list[Literal["credit_record"]] = Field(default_factory=lambda: ["credit_record"], min_length=1)
+    granted_on: date
+    expires_on: date
+    consent_reference: str = Field(min_length=1, max_length=200,
+                                   description="reference of the signed consent (document number)")
+
+
+class AuthorizationOut(BaseModel):
+    authorization_id: str
+    enterprise_id: str
+    partner: str
+    scope: list[str]
+    granted_on: date
+    expires_on: date
+    consent_reference: str
+    recorded_by: str
+    recorded_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revoke_reason: str | None = None
+    in_force: bool
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, description="why the authorization ends")
+
+
+class CreditPenalty(BaseModel):
+    case_id: str
+    decided_on: date
+    severity: str
+    fine_cny: float | None
+    category: str | None
+    influence_until: date
+
+
+class CreditListEntry(BaseModel):
+    entry_id: str
+    list: str
+    listed_on: date
+    removed_on: date | None
+    listed: bool
+
+
+class CreditCommitment(BaseModel):
+    commitment_id: str
+    kind: str
+    made_on: date
+    status: Literal["kept", "breached"]
+    status_changed_on: date
+
+
+class CreditRepair(BaseModel):
+    repair_id: str
+    case_id: str
+    repaired_on: date
+
+
+class GoodStanding(BaseModel):
+    in_good_standing: bool
+    text_zh: str
+    text_en: str
+
+
+class CreditRecord(BaseModel):
+    """An enterprise's credit record for a finance partner (质量信用金融+): no score, no reasons."""
+
+    enterprise_id: str
+    name: str | None
+    as_of: date
+    penalties: list[CreditPenalty] = Field(description="penalties within their influence period")
+    lists: list[CreditListEntry]
+    commitments: list[CreditCommitment] = Field(description="commitments kept or breached")
+    repairs: list[CreditRepair]
+    good_standing: GoodStanding
+    grade: Grade | None = Field(None, description="the served grade, only where the policy enables it")
+    authorization_id: str | None = Field(None, description="the authorization this read relies on")
 class CaseOpenIn(BaseModel):
     """A case the credit office opens on an enterprise's behalf (CONTRACT section 5)."""
 

@@ -1,8 +1,9 @@
-"""The time rule (shared/CONTRACT.md, section 2), in one place.
+"""The time rule (shared/CONTRACT.md, section 2) for the feature pipeline.
 
 As of a date D the engine may use only records with event date < D and, where present,
 ``recorded_on`` < D. Both conditions together are one comparison: a record becomes *visible* on
-``max(event date, recorded_on)`` and is usable as of D iff that day is < D. Every comparison with
+``max(event date, recorded_on)`` (``riskengine.core.timerule.visible_from``, shared with labels,
+baselines and the plan's mandatory items) and is usable as of D iff that day is < D. Every comparison with
 ``as_of`` in the feature pipeline lives in this module (after Feast's point-in-time join, which keeps
 its as-of rule in one chain of small steps); feature families only aggregate what these helpers hand
 them.
@@ -31,6 +32,9 @@ from datetime import date, datetime
 import polars as pl
 
 from riskengine.core.errors import UsageError
+from riskengine.core.timerule import visible_from
+
+__all__ = ["visible_from"]  # the one as-of rule (riskengine.core.timerule), used by the families too
 
 KEY = "enterprise_id"
 AS_OF = "as_of"
@@ -47,11 +51,6 @@ def as_of_frame(as_of: Sequence[date]) -> pl.LazyFrame:
         if isinstance(d, datetime) or not isinstance(d, date):
             raise UsageError(f"as_of dates must be datetime.date values; got {d!r}.")
     return pl.LazyFrame({AS_OF: sorted(set(dates))}, schema={AS_OF: pl.Date})
-
-
-def visible_from(event_date: str) -> pl.Expr:
-    """The first day after which a record may be used: max(event date, recorded_on) (nulls ignored)."""
-    return pl.max_horizontal(pl.col(event_date), pl.col("recorded_on"))
 
 
 def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:

@@ -267,3 +267,16 @@ def finish(frame: pl.LazyFrame, rep_totals: pl.LazyFrame | None = None) -> pl.La
                            maintain_order="left").with_columns(associations.from_totals())
     # Ordered by (as_of, enterprise row) from the population; the enterprise ids came along with it.
     return frame.select(KEY, AS_OF, *[_finish(s) for s in FEATURES.values()])
+
+
+def severity_parts(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *, half_life_days: float = 180.0
+) -> pl.DataFrame:
+    """The severity index split by table per (enterprise_id, as_of) (``severity.components``): what
+    explanations use to word the index by the records behind it. Rows only where a record is visible."""
+    dates_list = sorted(set(as_of))
+    asof.as_of_frame(dates_list)  # validates
+    t = _conform(tables)
+    ent = t["enterprises"].select(KEY)
+    parts = severity.components(t, dates_list, half_life_days)
+    return parts.join(ent.collect(), on=KEY, how="semi")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from features import asof
@@ -24,6 +25,10 @@ from riskengine.core.errors import UsageError
 
 _T = "_event_on"
 _W = "_weight"
+_TABLE = "_table"
+PART = "severity_part__"
+"""Prefix of the per-table parts of the index (``components``): ``severity_part__penalties`` etc."""
+TABLES = ("inspections", "sampling_tests", "penalties", "recalls", "complaints", "licenses")
 # 2 ** 1000 is still a finite float64; keep the exponent (span of as_of dates / half-life) below it.
 _MAX_EXPONENT = 900.0
 ADVERSE_365D = (
@@ -42,8 +47,8 @@ def _w(mapping: dict[str, float], column: str, default: float = 0.0) -> pl.Expr:
 
 
 def weighted_records(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """(enterprise_id, _event_on, recorded_on, _weight) for every weighted record of every table."""
-    cols = [KEY, _T, "recorded_on", _W]
+    """(enterprise_id, _event_on, recorded_on, _weight, _table) for every weighted record of every table."""
+    cols = [KEY, _T, "recorded_on", _W, _TABLE]
     insp = tables["inspections"].select(
         KEY,
         pl.col("inspected_on").alias(_T),
@@ -94,7 +99,8 @@ def weighted_records(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         )
     )
     parts = [
-        p.select(cols).with_columns(pl.col(_W).cast(pl.Float64)) for p in (insp, samp, pen, rec, comp, lic)
+        p.with_columns(pl.lit(t).alias(_TABLE)).select(cols).with_columns(pl.col(_W).cast(pl.Float64))
+        for t, p in zip(TABLES, (insp, samp, pen, rec, comp, lic), strict=True)
     ]
     return pl.concat(parts, how="vertical").filter(pl.col(_W) > 0)
 
@@ -121,3 +127,44 @@ def build(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_d
     acc = asof.running(weighted_records(tables), _T, as_of, KEY, sums={"_s": pl.col(_W) * growth})
     decay = pl.lit(2.0).pow(-(pl.col(AS_OF) - ref_lit).dt.total_days() / h)
     return acc.select(KEY, AS_OF, (pl.col("_s") * decay).alias("severity__index"))
+
+
+def components(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float
+) -> pl.DataFrame:
+    """The index split by table: ``severity_part__<table>`` per (enterprise_id, as_of) where a record
+    is visible; the parts add up to the index (to float rounding).
+
+    Explanations use it to attribute the index's contribution to the records behind it, so that an
+    officer never reads a bare index (issue 18). Each record's decayed weight is computed on its own
+    and the sums run over the records in one fixed order (by key, date, table, event day, weight), so
+    the parts are the same bits whatever the order or partitioning of the input (a cluster run must
+    equal one process, CONTRACT §8).
+    """
+    check_half_life(half_life_days, as_of)
+    h = float(half_life_days)
+    frame = (
+        asof.window(weighted_records(tables), _T, as_of, None)
+        .select(KEY, AS_OF, _TABLE, _T, _W, asof.AGE)
+        .collect()
+        .sort([KEY, AS_OF, _TABLE, _T, _W])
+    )
+    # The decay of each distinct age in days, by Python's scalar power: vectorised pow may round the
+    # last bit differently by position in the array, which would make the parts depend on partitioning.
+    ages = frame[asof.AGE].unique()
+    factors = pl.Series([2.0 ** (-int(a) / h) for a in ages], dtype=pl.Float64)
+    frame = frame.with_columns(
+        (pl.col(_W) * pl.col(asof.AGE).replace_strict(ages, factors, return_dtype=pl.Float64)).alias("_d"))
+    cols = [f"{PART}{t}" for t in TABLES]
+    if frame.height == 0:
+        schema = {KEY: frame.schema[KEY], AS_OF: pl.Date, **dict.fromkeys(cols, pl.Float64)}
+        return pl.DataFrame(schema=schema)
+    first = frame.select(pl.struct(KEY, AS_OF, _TABLE).is_first_distinct()).to_series().to_numpy()
+    starts = np.flatnonzero(first)
+    sums = np.add.reduceat(frame["_d"].to_numpy(), starts)  # a plain left-to-right sum per group
+    long = frame.select(KEY, AS_OF, _TABLE)[starts].with_columns(pl.Series("_sum", sums))
+    wide = long.pivot(on=_TABLE, index=[KEY, AS_OF], values="_sum")
+    return wide.select(
+        KEY, AS_OF, *[(pl.col(t) if t in wide.columns else pl.lit(0.0)).fill_null(0.0).alias(f"{PART}{t}")
+                      for t in TABLES]
+    )

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from riskengine.core.errors import ModelError, UsageError
+from riskengine.core.timerule import known_at
 
 # Points per event in the look-back window, after the provincial schemes' deduction tables (e.g.
 # penalties weigh by severity, a place on the dishonesty list outweighs everything else).
@@ -36,12 +37,6 @@ DEFAULT_POINTS: dict[str, float] = {
     "licence_suspended": 150.0,
     "licence_revoked": 300.0,
 }
-
-
-def _known_at(date_col: str) -> pl.Expr:
-    """Known as of the row's ``as_of`` (CONTRACT section 2): dated and recorded before it."""
-    return (pl.col(date_col) < pl.col("as_of")) & (
-        pl.col("recorded_on").is_null() | (pl.col("recorded_on") < pl.col("as_of")))
 
 
 class PointsScorecard:
@@ -79,7 +74,7 @@ class PointsScorecard:
             if table not in tables:
                 return None
             frame = tables[table].join(keys, on="enterprise_id", how="inner")
-            frame = frame.filter(_known_at(date_col)
+            frame = frame.filter(known_at(date_col, pl.col("as_of"))
                                  & (pl.col(date_col) >= pl.col("as_of") - pl.duration(days=days)))
             return frame.select("enterprise_id", "as_of", points.cast(pl.Float64).alias("points"))
 

@@ -186,6 +186,20 @@ HARD_RULES: tuple[HardRule, ...] = (
 )
 
 
+# Issue 18: the policy may cap how far the baseline of similar enterprises alone moves a grade. An
+# enterprise whose grade rests mainly on the baseline (it outweighs every own-record reason), with no
+# adverse record on file (models.reasons.ADVERSE_RECORD) and no hard rule firing, gets at most the
+# cap (e.g. never D for being young, small or in a risky sector).
+BASELINE_CAP_RULE = "BASELINE_CAP"
+
+
+def baseline_cap_texts(cap: str) -> tuple[str, str]:
+    """The reason shown where the policy's baseline cap lowered the grade."""
+    return (f"无不良记录且未触发硬性规则，仅凭同类企业基准风险不评为高于{cap}级（政策上限）",
+            f"no adverse record and no hard rule: the baseline of similar enterprises alone cannot grade "
+            f"it above {cap} (policy cap)")
+
+
 def rule_flags(features: pl.DataFrame, rules: Sequence[HardRule] = HARD_RULES) -> pl.DataFrame:
     """One boolean column per rule id: whether the rule fires for each row of ``features``."""
     needed = sorted({c for r in rules for c in r.columns})
@@ -232,6 +246,8 @@ def apply_grading(
     edges: Sequence[float] | None = None,
     hysteresis: float | None = None,
     rules: Sequence[HardRule] = HARD_RULES,
+    baseline_cap: str | None = None,
+    cap_eligible: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Grades for scored rows: ``model_grade`` (bands + hysteresis), ``grade`` (after hard rules), ``rule``.
 
@@ -240,6 +256,10 @@ def apply_grading(
     linger. Hard rules always apply at once. ``rule`` names the rule that raised the grade (the first
     in ``rules`` order among those with the highest floor), null if the model grade stood. Also
     returns ``fired`` — the ids of every rule that fires, for the reasons.
+
+    ``baseline_cap`` (a grade) lowers to it the grade of rows where ``cap_eligible`` is True (the
+    baseline drives the grade and there is no adverse record on file) and no hard rule fires; ``rule``
+    is then ``BASELINE_CAP`` (and it joins ``fired``).
     """
 
     settings = get_settings()
@@ -277,11 +297,23 @@ def apply_grading(
         raises = fires & (floor > final_idx)
         final_idx = np.where(raises, floor, final_idx)
         rule_id = np.where(raises, rule.id, rule_id)
+    capped = np.zeros(n, dtype=bool)
+    if baseline_cap is not None:
+        if baseline_cap not in _GRADE_RANK:
+            raise UsageError(f"baseline_cap must be one of {', '.join(GRADES)}; got {baseline_cap!r}")
+        any_rule = flags.to_numpy().any(axis=1) if rules else np.zeros(n, dtype=bool)
+        eligible = np.asarray(cap_eligible, dtype=bool) if cap_eligible is not None else np.zeros(n, bool)
+        capped = eligible & ~any_rule & (final_idx > _GRADE_RANK[baseline_cap])
+        final_idx = np.where(capped, _GRADE_RANK[baseline_cap], final_idx)
+        rule_id = np.where(capped, BASELINE_CAP_RULE, rule_id)
     letters = np.asarray(GRADES, dtype=object)
     fired = flags.select(
         pl.concat_list([pl.when(pl.col(r.id)).then(pl.lit(r.id)) for r in rules]).list.drop_nulls()
         .alias("fired")
     ) if rules else pl.DataFrame({"fired": [[] for _ in range(n)]}, schema={"fired": pl.List(pl.String)})
+    if capped.any():
+        fired = fired.with_columns(pl.when(pl.Series(capped)).then(pl.lit([BASELINE_CAP_RULE]))
+                                   .otherwise(pl.col("fired")).alias("fired"))
     return pl.DataFrame({
         "model_grade": pl.Series(letters[model_idx].tolist(), dtype=pl.String),
         "grade": pl.Series(letters[final_idx].tolist(), dtype=pl.String),

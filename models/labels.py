@@ -22,19 +22,11 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from riskengine.core import timerule
 from riskengine.core.errors import UsageError
+from riskengine.core.timerule import add_months, month_start
 
 LABEL_COLUMNS = ("label", "observed", "observed_random", "random_fail", "observed_kinds", "adverse_events")
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def add_months(day: date, months: int) -> date:
-    """The first of the month ``months`` after (or before, if negative) ``day``'s month."""
-    index = day.year * 12 + (day.month - 1) + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def latest_snapshot(known_before: date, horizon_days: int) -> date:
@@ -50,14 +42,6 @@ def monthly_snapshots(last: date, n: int) -> list[date]:
     return [add_months(month_start(last), -k) for k in range(n - 1, -1, -1)]
 
 
-def _known(frame: pl.LazyFrame, date_col: str, known_before: date) -> pl.LazyFrame:
-    """Rows known before D: dated before D and, where ``recorded_on`` is present, recorded before D."""
-    return frame.filter(
-        (pl.col(date_col) < known_before)
-        & (pl.col("recorded_on").is_null() | (pl.col("recorded_on") < known_before))
-    )
-
-
 def outcome_events(tables: Mapping[str, pl.LazyFrame], known_before: date) -> pl.LazyFrame:
     """Every outcome-relevant event known before D, one row each.
 
@@ -67,44 +51,44 @@ def outcome_events(tables: Mapping[str, pl.LazyFrame], known_before: date) -> pl
     """
     parts: list[pl.LazyFrame] = []
     if "inspections" in tables:
-        parts.append(_known(tables["inspections"], "inspected_on", known_before).select(
+        parts.append(timerule.known_before(tables["inspections"], "inspected_on", known_before).select(
             "enterprise_id", pl.col("inspected_on").alias("day"),
             (pl.col("outcome") == "fail").alias("adverse"), pl.col("kind").cast(pl.String),
             pl.lit(True).alias("looked"), (pl.col("kind") == "random").alias("random"),
             ((pl.col("kind") == "random") & (pl.col("outcome") == "fail")).alias("random_fail")))
     if "sampling_tests" in tables:
-        parts.append(_known(tables["sampling_tests"], "sampled_on", known_before).select(
+        parts.append(timerule.known_before(tables["sampling_tests"], "sampled_on", known_before).select(
             "enterprise_id", pl.col("sampled_on").alias("day"), (pl.col("result") == "fail").alias("adverse"),
             pl.lit("sampling").alias("kind"), pl.lit(True).alias("looked"), pl.lit(False).alias("random"),
             pl.lit(False).alias("random_fail")))
     if "penalties" in tables:
-        parts.append(_known(tables["penalties"], "decided_on", known_before)
+        parts.append(timerule.known_before(tables["penalties"], "decided_on", known_before)
                      .filter(pl.col("severity").is_in(["moderate", "serious"])).select(
             "enterprise_id", pl.col("decided_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("penalty").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
             pl.lit(False).alias("random_fail")))
     if "recalls" in tables:
-        parts.append(_known(tables["recalls"], "announced_on", known_before).select(
+        parts.append(timerule.known_before(tables["recalls"], "announced_on", known_before).select(
             "enterprise_id", pl.col("announced_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("recall").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
             pl.lit(False).alias("random_fail")))
     if "licenses" in tables:
         # A revocation is dated by status_changed_on (the day the current status took effect).
-        parts.append(_known(tables["licenses"], "status_changed_on", known_before)
+        parts.append(timerule.known_before(tables["licenses"], "status_changed_on", known_before)
                      .filter(pl.col("status") == "revoked").select(
             "enterprise_id", pl.col("status_changed_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("licence").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
             pl.lit(False).alias("random_fail")))
     if "list_entries" in tables:
         # CONTRACT section 2: a serious-dishonest listing is an adverse outcome (dated by its listing).
-        parts.append(_known(tables["list_entries"], "listed_on", known_before)
+        parts.append(timerule.known_before(tables["list_entries"], "listed_on", known_before)
                      .filter(pl.col("list") == "serious_dishonest").select(
             "enterprise_id", pl.col("listed_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("listing").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
             pl.lit(False).alias("random_fail")))
     if "commitments" in tables:
         # ... and so is a breached commitment, dated by the day the breach took effect.
-        parts.append(_known(tables["commitments"], "status_changed_on", known_before)
+        parts.append(timerule.known_before(tables["commitments"], "status_changed_on", known_before)
                      .filter(pl.col("status") == "breached").select(
             "enterprise_id", pl.col("status_changed_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("commitment").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),

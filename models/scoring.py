@@ -15,25 +15,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
 from features import asof, compute_features
+from features.build import severity_parts
 from models.grading import (
+    BASELINE_CAP_RULE,
     F_ABNORMAL_LISTED,
     F_NOTIFICATION_BREACHED,
     F_ORDERED_HIGH_RECALLS,
     F_SERIOUS_LISTED,
     HARD_RULES,
     apply_grading,
+    baseline_cap_texts,
     score_from_probability,
 )
-from models.reasons import _catalog, build_reasons, check_contributions
+from models.reasons import _catalog, build_reasons, cap_eligible, check_contributions, group_contributions
 from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.progress import progress
+from riskengine.supervision.policy import load_policy
 
 if TYPE_CHECKING:
     from models.artifact import CreditModel
@@ -50,8 +54,11 @@ def _settings(settings: Settings | None) -> Settings:
     return get_settings()
 
 
-def _rule_texts() -> dict[str, tuple[str, str]]:
-    return {r.id: (r.text_zh, r.text_en) for r in HARD_RULES}
+def _rule_texts(baseline_cap: str | None = None) -> dict[str, tuple[str, str]]:
+    texts = {r.id: (r.text_zh, r.text_en) for r in HARD_RULES}
+    if baseline_cap is not None:
+        texts[BASELINE_CAP_RULE] = baseline_cap_texts(baseline_cap)
+    return texts
 
 
 def _profile_columns(features: pl.DataFrame, enterprises: pl.DataFrame | None) -> pl.DataFrame:
@@ -121,19 +128,38 @@ def add_rule_columns(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] 
         pl.min_horizontal(parts).fill_null(0).cast(pl.Int64).alias(F_ORDERED_HIGH_RECALLS))
 
 
+def severity_parts_for(features: pl.DataFrame, tables: Mapping[str, pl.LazyFrame] | None
+                       ) -> pl.DataFrame | None:
+    """The severity index's parts by table on ``features``' rows (zeros where nothing is on record), for
+    explanations to word the index by its records; None without the event tables."""
+    if tables is None or features.height == 0:
+        return None
+    parts = severity_parts(tables, features["as_of"].unique().to_list())
+    cols = [c for c in parts.columns if c not in ("enterprise_id", "as_of")]
+    return (features.select(pl.col("enterprise_id").cast(pl.String), pl.col("as_of").cast(pl.Date))
+            .join(parts.with_columns(pl.col("enterprise_id").cast(pl.String)), on=["enterprise_id", "as_of"],
+                  how="left", maintain_order="left")
+            .select([pl.col(c).fill_null(0.0) for c in cols]))
+
+
 def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | None,
-           settings: Settings, catalog: Mapping[str, Any] | None) -> pl.DataFrame:
+           settings: Settings, catalog: Mapping[str, Any] | None,
+           parts: pl.DataFrame | None = None, baseline_cap: str | None = None) -> pl.DataFrame:
     raw = model.predict_raw(features)
     calibrator = getattr(model, "calibrator", None)
     prob = calibrator(raw) if callable(calibrator) else model.predict_proba(features)
     contrib = model.contributions(features)
     check_contributions(contrib, raw)
     score = score_from_probability(prob)
+    nuisance = getattr(model, "nuisance", ())
+    groups = group_contributions(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
+                                 severity_parts=parts)
     graded = apply_grading(features["enterprise_id"], score, features, previous,
-                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis)
-    reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog,
-                            nuisance=getattr(model, "nuisance", ()), fired=graded["fired"],
-                            rule_texts=_rule_texts())
+                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis,
+                           baseline_cap=baseline_cap,
+                           cap_eligible=cap_eligible(features, groups) if baseline_cap is not None else None)
+    reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
+                            fired=graded["fired"], rule_texts=_rule_texts(baseline_cap), groups=groups)
     return pl.DataFrame({
         "probability": pl.Series(prob, dtype=pl.Float64),
         "score": pl.Series(score, dtype=pl.Int64),
@@ -154,12 +180,15 @@ def score_features(
     tables: Mapping[str, pl.LazyFrame] | None = None,
     catalog: Mapping[str, Any] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    baseline_cap: str | None | Literal["policy"] = "policy",
 ) -> pl.DataFrame:
     """Grade every row of a feature frame (``enterprise_id``, ``as_of`` + feature columns).
 
     ``previous`` (an earlier grades frame) switches on stable regrading; ``enterprises`` supplies
     name/district/sector (else they come from the feature frame's profile columns, if any);
-    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``).
+    ``tables`` (the lake's event tables) make the hard-rule inputs exact (``add_rule_columns``) and
+    split the severity index by table for the reasons. ``baseline_cap`` is the policy's cap on grades
+    the baseline alone sets (``"policy"``: from the policy file; None: no cap).
     """
     settings = _settings(settings)
     if isinstance(features, pl.LazyFrame):
@@ -175,12 +204,16 @@ def score_features(
     if catalog is None:
         catalog = _catalog()
     features = add_rule_columns(features, tables)
+    if baseline_cap == "policy":
+        baseline_cap = load_policy(settings.policy_path).baseline_cap
+    sev = severity_parts_for(features, tables)
     starts = range(0, features.height, chunk_rows)
     parts = []
     with progress("scoring and explaining", total=features.height) as advance:
         for start in starts:
             part = features.slice(start, chunk_rows)
-            parts.append(_chunk(model, part, previous, settings, catalog))
+            parts.append(_chunk(model, part, previous, settings, catalog,
+                                None if sev is None else sev.slice(start, chunk_rows), baseline_cap))
             advance(part.height)
     scored = pl.concat(parts) if parts else pl.DataFrame(schema={
         k: GRADES_SCHEMA[k] for k in ("probability", "score", "grade", "model_grade", "rule", "reasons")})

@@ -26,7 +26,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -563,20 +562,3 @@ def train_model(
             "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames.items()},  # type: ignore[arg-type]
         },
     )
-
-
-def load_truth(path: Path) -> pl.DataFrame:
-    """Read a synthetic city's ground truth (``enterprise_id``, ``month``, ``p_fail``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "_truth" / "risk.parquet" if (path / "_truth").is_dir() else path / "risk.parquet"
-    if not path.is_file():
-        raise UsageError(f"{path}: no ground-truth file (expected SOURCE/_truth/risk.parquet)")
-    try:
-        truth = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise UsageError(f"{path}: unreadable ground truth ({exc})") from exc
-    missing = {"enterprise_id", "month", "p_fail"} - set(truth.columns)
-    if missing:
-        raise UsageError(f"{path}: ground truth lacks column(s) {', '.join(sorted(missing))}")
-    return truth

@@ -8,6 +8,7 @@ each +- 1 day, and 10 days before each minimum period), so that events exactly o
 
 from __future__ import annotations
 
+import copy
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,6 +20,19 @@ from tests.feature_oracle import add_months
 
 AS_OF = [date(2023, 3, 1), date(2024, 2, 29), date(2024, 3, 31)]
 EIDS = ["E0", "E1", "E2", "E3"]
+EVENT_DATES = {
+    "inspections": "inspected_on",
+    "sampling_tests": "sampled_on",
+    "penalties": "decided_on",
+    "recalls": "announced_on",
+    "complaints": "received_on",
+    "licenses": "issued_on",
+    "credit_repairs": "repaired_on",
+    "list_entries": "listed_on",
+    "list_removals": "removed_on",
+    "commitments": "made_on",
+    "record_voids": "voided_on",
+}
 
 
 def boundary_days(as_of: list[date]) -> list[date]:
@@ -257,3 +271,49 @@ def to_lazy(tables: dict[str, list[dict]]) -> dict[str, pl.LazyFrame]:
         rows = [{c: r.get(c) for c in spec.schema} for r in tables.get(name, [])]
         out[name] = pl.DataFrame(rows, schema=spec.schema).lazy()
     return out
+
+
+def invisible(row: dict, table: str, d: date) -> bool:
+    """A record the bureau could not know before D: dated or recorded on or after D."""
+    when = row[EVENT_DATES[table]]
+    rec = row.get("recorded_on")
+    return when >= d or (rec is not None and rec >= d)
+
+
+def future_of(tables: dict, d: date, data: st.DataObject) -> tuple[dict, dict]:
+    """(tables without anything dated on or after D, tables with those records changed)."""
+    past = copy.deepcopy(tables)
+    changed = copy.deepcopy(tables)
+    for table in EVENT_DATES:
+        past[table] = [r for r in tables[table] if not invisible(r, table, d)]
+        for row in changed[table]:
+            if invisible(row, table, d):
+                row[EVENT_DATES[table]] = d + timedelta(days=data.draw(st.integers(0, 400)))
+                if table == "inspections":
+                    row["outcome"] = data.draw(st.sampled_from(["pass", "conditional", "fail"]))
+                if table == "penalties":
+                    row["severity"] = data.draw(st.sampled_from(["minor", "moderate", "serious"]))
+                    row["dishonest_list"] = data.draw(st.booleans())
+            elif table == "licenses" and row["status_changed_on"] >= d:
+                # The licence is known, but its current status took effect on or after D.
+                row["status"] = data.draw(st.sampled_from(["valid", "suspended", "revoked", "expired"]))
+            elif table == "commitments" and (row["status_changed_on"] or date.min) >= d:
+                row["status"] = data.draw(st.sampled_from(["kept", "breached"]))
+            elif table == "list_entries" and row["removed_on"] is not None and row["removed_on"] >= d:
+                # Removed on or after D: still listed as of D, whatever the day.
+                row["removed_on"] = d + timedelta(days=data.draw(st.integers(0, 400)))
+        if data.draw(st.booleans()):  # a brand-new record dated on D
+            extra = copy.deepcopy(data.draw(st.sampled_from(tables[table]))) if tables[table] else None
+            if extra is not None:
+                extra[EVENT_DATES[table]] = d
+                changed[table].append(
+                    extra
+                    | {
+                        k: f"{v}-new"
+                        for k, v in extra.items()
+                        if k.endswith("_id") and k not in ("enterprise_id", "case_id", "inspector_id")
+                    }
+                )
+    # A new enterprise established on D (with no records) is not there as of D either.
+    changed["enterprises"].append(tables["enterprises"][0] | {"enterprise_id": "E9", "established_on": d})
+    return past, changed

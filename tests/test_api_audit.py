@@ -190,3 +190,21 @@ def test_an_export_to_an_unknown_format_is_refused_and_writes_nothing(tmp_path: 
     with pytest.raises(UsageError, match=r"\.csv, \.parquet, \.xlsx"):
         export_audit(Store(tmp_path / "s.duckdb"), None, tmp_path / "audit.txt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_request_whose_audit_row_cannot_be_written_is_not_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import riskengine.core.audit as audit_module
+
+    world = make_world(tmp_path)
+    with serve(world) as client:
+        def full(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(audit_module.os, "fdatasync", full)
+        refused = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+        monkeypatch.undo()
+        served = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
+    assert refused.status_code == 503 and "grade" not in refused.json()
+    assert served.status_code == 200

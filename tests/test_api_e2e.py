@@ -96,3 +96,29 @@ def test_what_if_by_id_rescores_from_the_lake_like_the_batch_scorer(
     )
     assert got.keys() == expected.keys()
     assert all(abs(got[k] - expected[k]) < 1e-9 for k in got)
+
+
+def test_the_explanation_names_the_records_behind_each_own_record_reason(
+    served_city: tuple[TestClient, dict], small_lake: Path
+) -> None:
+    from riskengine.lake.layout import load_tables
+    from riskengine.workflows.explain import evidence
+
+    client, ctx = served_city
+    found = evidence(load_tables(small_lake), AS_OF)
+    backed = ctx["grades"].with_columns(
+        pl.col("reasons").list.first().struct.field("code").alias("first")).join(
+        found.select("enterprise_id", pl.col("reason").alias("first")).unique(),
+        on=["enterprise_id", "first"], how="semi")
+    row = backed.row(0, named=True)
+    body = client.get(f"/v1/enterprises/{row['enterprise_id']}/explanation",
+                      headers=ctx["tokens"]["credit_office"]).json()
+    # CONTRACT §3: the same structure as `riskengine explain --format json`.
+    assert {"enterprise_id", "as_of", "grade", "score", "probability", "rule", "baseline",
+            "reasons"} <= set(body)
+    first = body["reasons"][0]
+    assert first["kind"] == "own_record" and first["code"] == row["first"]
+    expected = found.filter((pl.col("enterprise_id") == row["enterprise_id"])
+                            & (pl.col("reason") == row["first"]))
+    assert [e["record_id"] for e in first["evidence"]] == expected["record_id"].to_list()
+    assert all(e["date"] < str(AS_OF) for e in first["evidence"])

@@ -68,7 +68,10 @@ def test_the_explanation_speaks_the_requested_language(
     response = get(client, world, f"/v1/enterprises/{E_WIRE_WUCHANG}/explanation", headers=headers)
     body = response.json()
     assert body["language"] == language and response.headers["content-language"] == language
-    assert body["reasons"][0] == {"code": "sampling__fail_365d", "contribution": 0.8, "text": text}
+    first = body["reasons"][0]
+    assert {k: first[k] for k in ("code", "contribution", "text")} == {
+        "code": "sampling__fail_365d", "contribution": 0.8, "text": text}
+    assert first["text_zh"] == "近365天抽检不合格2次" and first["kind"] == "own_record"
 
 
 def test_the_explanation_names_the_hard_rule(client: TestClient, world: World) -> None:

@@ -55,11 +55,19 @@ def test_keys_list_shows_holders_and_scopes_but_never_keys_or_hashes(cli_store: 
 
 
 def test_keys_revoke_marks_the_key_revoked(cli_store: Path) -> None:
-    run("keys", "create", "--role", "admin")
+    run("keys", "create", "--role", "credit_office")
     key_id = Store(cli_store).keys()[0].key_id
     result = run("keys", "revoke", key_id)
     assert result.exit_code == 0
     assert Store(cli_store).keys()[0].revoked_at is not None
+
+
+def test_keys_revoke_refuses_the_last_admin_key(cli_store: Path) -> None:
+    run("keys", "create", "--role", "admin")
+    key_id = Store(cli_store).keys()[0].key_id
+    result = run("keys", "revoke", key_id)
+    assert result.exit_code == 1
+    assert Store(cli_store).keys()[0].revoked_at is None
 
 
 @pytest.mark.parametrize(

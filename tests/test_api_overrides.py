@@ -4,7 +4,7 @@ visible, and they need a reason and a sensible expiry."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -242,7 +242,7 @@ def test_the_history_keeps_the_override_and_its_withdrawal(client: TestClient, w
     assert (record["override_id"], record["grade"]) == (made["override_id"], "D")
     assert record["withdraw_reason"] == "误录"
     assert record["withdrawn_by"].startswith(world.key_ids["credit_office"])
-    assert record["withdrawn_at"] == DAY0.isoformat()
+    assert datetime.fromisoformat(record["withdrawn_at"]) == DAY0.replace(tzinfo=UTC)
 
 
 def test_the_sector_listing_follows_a_withdrawal(client: TestClient, world: World) -> None:

@@ -226,3 +226,41 @@ def test_hysteresis_anchors_on_the_previous_model_grade_not_a_lifted_rule():
 def test_previous_grade_outside_a_to_d_is_refused():
     with pytest.raises(UsageError, match="E1"):
         grade(100, prev("E"))
+
+
+# --- the policy's baseline cap (issue 18) ------------------------------------------------------------
+
+
+def capped(score: int, adverse: bool, **features: float) -> dict:
+    """Grade a baseline-driven enterprise with or without an adverse record under a cap at C."""
+    out = apply_grading(pl.Series(["E1"]), np.array([score]), clean_features(**features), None,
+                        edges=EDGES, hysteresis=0, baseline_cap="C", cap_eligible=np.array([not adverse]))
+    return out.row(0, named=True)
+
+
+def test_baseline_cap_keeps_an_enterprise_without_adverse_record_at_the_cap():
+    row = capped(900, adverse=False)
+    assert (row["model_grade"], row["grade"], row["rule"]) == ("D", "C", "BASELINE_CAP")
+    assert row["fired"] == ["BASELINE_CAP"]
+
+
+def test_baseline_cap_does_not_touch_an_enterprise_with_an_adverse_record():
+    row = capped(900, adverse=True)
+    assert (row["grade"], row["rule"]) == ("D", None)
+
+
+def test_baseline_cap_does_not_apply_when_a_hard_rule_fires():
+    row = capped(900, adverse=False, **{F_LICENSE_SUSPENDED: 1})
+    assert (row["grade"], row["rule"]) == ("D", None)
+
+
+def test_baseline_cap_never_raises_a_grade():
+    assert capped(700, adverse=False)["grade"] == "C"
+    assert capped(100, adverse=False)["grade"] == "A"
+
+
+def test_baseline_cap_must_be_a_grade():
+    with pytest.raises(UsageError, match="baseline_cap must be one of"):
+        capped_bad = apply_grading(pl.Series(["E1"]), np.array([900]), clean_features(), None, edges=EDGES,
+                                   baseline_cap="E", cap_eligible=np.array([True]))
+        del capped_bad

@@ -142,3 +142,12 @@ def test_unknown_warning_rule_and_bad_template_field_are_named():
 
 def test_a_policy_without_warning_rules_keeps_the_built_in_ones():
     assert "grade_jump" in parse_policy(DEFAULT_SECTION).warnings.rules
+
+
+def test_default_policy_caps_what_the_baseline_alone_may_do_at_c():
+    assert load_policy().baseline_cap == "C"
+    assert parse_policy(DEFAULT_SECTION).baseline_cap is None  # no section: no cap
+
+
+def test_baseline_cap_must_name_a_grade():
+    assert "baseline_cap.max_grade" in _error(DEFAULT_SECTION + '\n[baseline_cap]\nmax_grade = "E"\n')

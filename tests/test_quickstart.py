@@ -43,6 +43,9 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     simulation = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
     assert "uniform" in json.dumps(simulation) and "graded" in json.dumps(simulation)
     assert (work / "riskengine.duckdb").is_file() and (work / "mlruns").is_dir()
+    assert (out / "published" / "index.html").is_file()
+    manifest = json.loads((out / "credit-exchange" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["records"] > 0 and manifest["batches"][0]["file"] == "batch-000001.jsonl"
     assert "quickstart finished" in capsys.readouterr().out
 
 

@@ -105,16 +105,18 @@ def test_nuisance_features_are_never_reasons(tiny):
     assert "strictness" not in codes.to_list()
 
 
-def test_hard_rule_reason_comes_first(tiny):
+def test_hard_rule_reason_follows_the_own_record_reasons(tiny):
     model, frame = tiny
     one = frame.head(2)
     fired = pl.Series([["R1_DISHONEST_LIST"], []], dtype=pl.List(pl.String))
     texts = {"R1_DISHONEST_LIST": ("列入严重违法失信名单", "on the dishonesty list")}
     reasons = build_reasons(one, NAMES, model.contributions(one), catalog=CATALOG, fired=fired,
                             rule_texts=texts)
-    first = reasons[0].to_list()[0]
-    assert first == {"code": "R1_DISHONEST_LIST", "contribution": None,
-                     "text_zh": "列入严重违法失信名单", "text_en": "on the dishonesty list"}
+    first = reasons[0].to_list()
+    rule_at = [r["code"] for r in first].index("R1_DISHONEST_LIST")
+    assert first[rule_at] == {"code": "R1_DISHONEST_LIST", "contribution": None,
+                              "text_zh": "列入严重违法失信名单", "text_en": "on the dishonesty list"}
+    assert all(r["contribution"] is not None and r["contribution"] > 0 for r in first[:rule_at])
     assert all(r["code"] != "R1_DISHONEST_LIST" for r in reasons[1].to_list())
 
 
@@ -147,3 +149,12 @@ def test_sector_and_district_reasons_name_them_in_the_reader_s_language() -> Non
     assert english == "district: Wuchang (420106)"
     # A key the engine does not know is shown as it is.
     assert format_fact("行业：{value}", "profile__sector", "shipbuilding", "zh") == "行业：shipbuilding"
+
+
+def test_reason_kinds_follow_the_code_also_for_grades_stored_feature_by_feature() -> None:
+    from models.reasons import reason_kind
+
+    assert [reason_kind(c) for c in ("sampling", "baseline", "associations", "R1_DISHONEST_LIST",
+                                     "BASELINE_CAP", "profile__sector", "associations__count",
+                                     "sampling__fail_365d")] == [
+        "own_record", "baseline", "associated", "rule", "rule", "baseline", "associated", "own_record"]

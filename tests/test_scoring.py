@@ -216,14 +216,16 @@ def test_small_city_grades_are_mostly_a_or_b_with_few_d(city_grades):
     assert shares.get("D", 0) <= 0.10
 
 
-def test_reasons_on_the_small_city_state_facts_from_the_catalog(city_grades):
-    from features import FEATURES
+def test_reasons_on_the_small_city_are_plain_sentences_about_the_records(city_grades):
+    from models.reasons import RECORD_GROUPS
 
     reasons = city_grades.select(pl.col("reasons").explode().struct.unnest()).drop_nulls("code")
     model_reasons = reasons.filter(pl.col("contribution").is_not_null())
     assert model_reasons.height > 0 and (model_reasons["contribution"] > 0).all()
-    assert model_reasons["code"].is_in(list(FEATURES)).all()
-    assert not model_reasons["text_zh"].str.contains("{value", literal=True).any()
+    assert model_reasons["code"].is_in([*RECORD_GROUPS, "clean_record", "associations", "baseline"]).all()
+    for column in ("text_zh", "text_en"):
+        assert not model_reasons[column].str.contains("{value", literal=True).any()
+        assert not model_reasons[column].str.contains("__", literal=True).any()  # no feature code
 
 
 def test_rule_is_set_exactly_where_the_grade_differs_from_the_model(city_grades):
@@ -299,12 +301,37 @@ def test_explain_prints_grade_and_reasons_and_draws_a_waterfall(champion, small_
                                     "--as-of", "2025-07-01", "--png", str(png)], capsys)
     assert code == 0, stderr
     assert target["grade"] in stdout and str(target["score"]) in stdout
-    first = target["reasons"][0]
-    # The table may wrap a long reason over several lines of its cell: every word is there.
-    assert all(word in stdout for word in first["text_en"].split()[:3]) or first["code"] in stdout
+    assert "自身记录" in stdout  # own-record reasons are listed as such
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The bundled Noto Sans CJK font draws the labels in Chinese on any machine.
     assert "no CJK font found" not in stderr
+
+
+def test_explain_json_is_the_contract_structure_with_the_stored_reasons_and_their_records(
+        champion, small_lake, city_grades, capsys):
+    import json
+
+    target = city_grades.filter(pl.col("reasons").list.len() > 0).sort("score", descending=True).row(
+        0, named=True)
+    code, stdout, stderr = run_cli(["explain", target["enterprise_id"], "--lake", str(small_lake),
+                                    "--as-of", "2025-07-01", "--format", "json"], capsys)
+    assert code == 0, stderr
+    body = json.loads(stdout)
+    assert {"enterprise_id", "as_of", "grade", "score", "probability", "rule", "baseline",
+            "reasons"} <= set(body)
+    assert body["grade"] == target["grade"] and body["as_of"] == "2025-07-01"
+    assert [r["code"] for r in body["reasons"]] == [r["code"] for r in target["reasons"]]
+    kinds = [r["kind"] for r in body["reasons"]]
+    assert kinds == sorted(kinds, key=["own_record", "rule", "associated", "baseline"].index)
+    assert set(body["baseline"]) >= {"text_zh", "text_en", "contribution"}
+    own = [r for r in body["reasons"] if r["kind"] == "own_record"]
+    assert own and own[0]["evidence"], "the first own-record reason names its records"
+    for item in own[0]["evidence"]:
+        assert set(item) == {"table", "record_id", "date", "text_zh", "text_en"}
+        assert item["date"] < "2025-07-01" and item["text_zh"].startswith(item["date"])
+    decomposition = body["decomposition"]
+    total = decomposition["base_value"] + sum(g["contribution"] for g in decomposition["groups"])
+    assert total == pytest.approx(decomposition["raw_score"], abs=1e-9)
 
 
 def test_the_bundled_font_draws_every_chinese_reason_without_missing_glyphs(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 
 from features import FEATURES
 from models.artifact import CreditModel
-from models.train import TrainConfig, TrainResult, load_truth, train_model
+from models.train import TrainConfig, TrainResult, train_model
 from riskengine.lake.layout import load_tables
+from riskengine.synth.truth import load_truth
 
 D = date(2026, 1, 1)
 # min_data_in_leaf scaled to the 1,500-enterprise city (the default 200 suits 20,000 and more).

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import EnterpriseId, ExplanationReader, GradeReader, Now, Overrider, ServiceDep, SnapshotDep
 from api.problems import Problem, not_found, problem_docs
 from api.schemas import (
+    CreditRecordRead,
     EnterpriseGrade,
     Explanation,
     Frequency,
@@ -20,13 +21,14 @@ from api.schemas import (
     OverrideIn,
     OverrideOut,
     OverrideRecord,
-    Reason,
     WithdrawIn,
 )
 from api.state import Service, Snapshot
 from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.store import Override
+from riskengine.core.store.authorizations import credit_record_reads
+from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 
@@ -133,27 +135,27 @@ async def get_enterprise(
             summary="Why an enterprise has its grade", responses=problem_docs(401, 403, 404, 422))
 async def get_explanation(
     request: Request, response: Response, principal: ExplanationReader, enterprise_id: EnterpriseId,
-    snapshot: SnapshotDep,
+    snapshot: SnapshotDep, service: ServiceDep,
     accept_language: Annotated[str | None, Header(description="zh (default) or en")] = None,
 ) -> Explanation:
-    """The top reasons (signed contributions and texts in the requested language) and the hard rule."""
+    """Own-record reasons first, each with the lake records behind it (when the service knows the
+    lake), then hard rules and the baseline of similar enterprises; texts in both languages and in the
+    requested one (CONTRACT §3, the same structure as ``riskengine explain --format json``)."""
     row = scoped_row(snapshot, principal, enterprise_id)
     lang = pick_language(accept_language)
-    reasons = [
-        Reason(code=r["code"], contribution=r["contribution"], text=r[f"text_{lang}"] or r["text_zh"] or "")
-        for r in (row["reasons"] or [])
-    ]
+    lake = service.settings.service.lake_path
+    reasons = list(row["reasons"] or [])
+    found = await run_in_threadpool(lake_evidence, lake, row["as_of"], [enterprise_id]) if lake else None
+    body = assemble(row, reasons, found if found is not None else empty_evidence())
+    for reason in body["reasons"]:
+        reason["text"] = reason[f"text_{lang}"] or reason["text_zh"] or ""
     rule_text = None
     if row["rule"]:
-        rule_text = (next((r.text for r in reasons if r.code == row["rule"]), None)
+        rule_text = (next((r["text"] for r in body["reasons"] if r["code"] == row["rule"]), None)
                      or _rule_text(row["rule"], lang))
     response.headers["Content-Language"] = lang
     request.state.audit_detail = f"grade={row['grade']} lang={lang}"
-    return Explanation(
-        enterprise_id=enterprise_id, as_of=row["as_of"], language=lang, grade=row["grade"],  # type: ignore[arg-type]
-        model_grade=row["model_grade"], rule=row["rule"], rule_text=rule_text, reasons=reasons,
-        model_version=row["model_version"],
-    )
+    return Explanation.model_validate({**body, "language": lang, "rule_text": rule_text})
 
 
 def _rule_text(rule: str, lang: str) -> str | None:
@@ -170,8 +172,9 @@ async def get_history(
     request: Request, principal: GradeReader, enterprise_id: EnterpriseId, snapshot: SnapshotDep,
     service: ServiceDep,
 ) -> History:
-    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), and every
-    credit-office override with its withdrawal, if any."""
+    """Every stored grade of the enterprise, oldest first (the store keeps each scored as_of), every
+    credit-office override with its withdrawal, if any, and which finance partner read its credit
+    record and when (an enterprise has a right to know who looked)."""
     scope = snapshot.scope_of(enterprise_id)  # from memory: unknown and out of scope answer alike
     if scope is None or not principal.sees(*scope):
         raise not_found("graded enterprise")
@@ -180,8 +183,11 @@ async def get_history(
     request.state.audit_detail = f"rows={history.height}"
     overrides = [OverrideRecord(**{k: getattr(o, k) for k in OverrideRecord.model_fields})
                  for o in service.overrides.of(enterprise_id)]
+    await run_in_threadpool(service.audit.flush)  # reads audited a moment ago are listed too
+    reads = await run_in_threadpool(credit_record_reads, service.store, enterprise_id)
     return History(enterprise_id=enterprise_id, items=[HistoryItem(**r) for r in history.select(
-        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides)
+        list(HistoryItem.model_fields)).to_dicts()], overrides=overrides,
+        credit_record_reads=[CreditRecordRead(**r) for r in reads])
 
 
 @router.post("/{enterprise_id}/override", name="override_grade",

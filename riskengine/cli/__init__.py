@@ -36,6 +36,7 @@ def _register() -> None:
         quickstart_cmd,
         score_cmds,
         serve_cmds,
+        share_cmds,
         watch_cmds,
     )
 

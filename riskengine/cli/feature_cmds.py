@@ -12,6 +12,7 @@ import typer as _typer
 from features import compute_features
 from riskengine.cli import app
 from riskengine.cli.score_cmds import _print_cluster_memory, _say_dashboard
+from riskengine.core import exports
 from riskengine.core.errors import UsageError
 from riskengine.core.files import atomic_write
 from riskengine.core.progress import progress
@@ -68,7 +69,8 @@ def features(
         advance(description="building features")
         frame = compute_features(tables, dates, half_life_days=half_life_days)
         advance(description=f"writing {out.name}")
-        atomic_write(out, frame.write_csv if out.suffix.lower() == ".csv" else frame.write_parquet)
+        atomic_write(out, (lambda tmp: exports.write_csv(frame, tmp, bom=False))
+                     if out.suffix.lower() == ".csv" else frame.write_parquet)
         advance()
     present = set(frame.get_column("as_of").unique().to_list()) if frame.height else set()
     n = len(set(dates))

@@ -17,11 +17,12 @@ from rich.table import Table
 
 from models.registry import log_training, quiet
 from models.registry import promote as do_promote
-from models.train import TrainConfig, load_truth, train_model
+from models.train import TrainConfig, train_model
 from riskengine.cli import app
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
 from riskengine.lake.layout import load_tables
+from riskengine.synth.truth import load_truth
 
 if TYPE_CHECKING:
     import polars as pl

@@ -82,7 +82,7 @@ def quickstart(
     city, lake, out = work / "city", work / "lake", work / "outputs"
     out.mkdir(exist_ok=True)
     started = time.perf_counter()
-    total = 11
+    total = 12
 
     _step(1, total, f"generating a city of {enterprises:,} enterprises ({CITY_START}..{CITY_END}) → {city}")
     _run(["generate", "--enterprises", str(enterprises), "--seed", str(seed), "--out", str(city),
@@ -121,6 +121,12 @@ def quickstart(
     _step(11, total, "a credit repair (信用修复) worked end to end: grade before, the case, grade after")
     repair = _credit_repair(lake, now_grades)
 
+    site, exchange = out / "published", out / "credit-exchange"
+    _step(12, total, f"the credit record leaves the engine: what may be published as of {NOW_AS_OF}, and a "
+          "push to the credit platform's file exchange")
+    _run(["publish", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(site)])
+    _run(["share", "--lake", str(lake), "--to", str(exchange)])
+
     elapsed = time.perf_counter() - started
     settings = get_settings()
     print(f"\nquickstart finished in {elapsed:.0f} s. In {work}:")
@@ -134,6 +140,8 @@ def quickstart(
     print(f"  policy simulation       {out / 'simulation.json'}")
     if repair:
         print(f"  credit repair           {repair}")
+    print(f"  published records       {site / 'index.html'}   (+ records.csv, records.json)")
+    print(f"  credit platform push    {exchange / 'manifest.json'}   (riskengine share --status)")
     print("\nNext: serve the grades to inspectors (from this folder):")
     print(f"  cd {work} && riskengine keys create --role inspector --district 420106 --name 武昌检查员")
     print(f"  cd {work} && riskengine serve --lake {lake}")

@@ -5,13 +5,14 @@ Heavy modules (features, models, lightgbm, matplotlib) are imported inside the c
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import noto_cjk_sans_otc
-import numpy as np
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -25,7 +26,8 @@ from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store
 from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
-from riskengine.workflows.scoring import explain_enterprise, read_grades, score_enterprises, write_grades
+from riskengine.workflows.explain import explain_with_records
+from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
 
 
 def _as_of(text: str) -> date:
@@ -121,12 +123,16 @@ def explain(
     as_of: Annotated[str, typer.Option("--as-of", help="explain the grade as of this date (YYYY-MM-DD)")],
     png: Annotated[Path | None, typer.Option(help="write a SHAP waterfall plot (PNG) here")] = None,
     lang: Annotated[str, typer.Option(help="language of headings and plot labels: zh or en")] = "zh",
-    top: Annotated[int, typer.Option(help="features shown in the waterfall plot")] = 10,
+    top: Annotated[int, typer.Option(help="reasons shown in the waterfall plot")] = 10,
+    output: Annotated[str, typer.Option("--format", help="text (tables) or json (CONTRACT §3)")] = "text",
 ) -> None:
-    """Print one enterprise's grade, score, probability, hard rule and reasons (Chinese and English)."""
+    """Print one enterprise's grade and its reasons: own record first, each with the records behind it,
+    then hard rules and the baseline of similar enterprises (Chinese and English)."""
 
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
+    if output not in ("text", "json"):
+        raise UsageError(f"--format must be text or json; got {output!r}")
     if top < 1:
         raise UsageError(f"--top must be a positive integer; got {top}")
     settings = get_settings()
@@ -135,8 +141,11 @@ def explain(
         if problem:
             raise UsageError(f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}")
     day = _as_of(as_of)
-    result = explain_enterprise(lake, enterprise_id, day, settings=settings)
-    _print_explanation(result, lang)
+    body, result = explain_with_records(lake, enterprise_id, day, settings=settings)
+    if output == "json":
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+    else:
+        _print_explanation(body, lang)
     if png is not None:
         if png.suffix.lower() != ".png":
             raise UsageError(f"--png must end .png; got {png}")
@@ -145,35 +154,43 @@ def explain(
              " (no CJK font found: English labels)"))
 
 
-def _print_explanation(result, lang: str) -> None:  # noqa: ANN001
-    row = result.row
+_KIND_LABEL = {"own_record": ("自身记录", "own record"), "rule": ("规则", "rule"),
+               "associated": ("关联企业", "associated"), "baseline": ("同类基准", "baseline")}
+
+
+def _print_explanation(body: dict, lang: str) -> None:
     zh = lang == "zh"
     console = Console()
-    title = (f"{row['enterprise_id']} {row['name'] or ''} — 评价基准日 {row['as_of']}" if zh else
-             f"{row['enterprise_id']} {row['name'] or ''} — as of {row['as_of']}")
+    title = (f"{body['enterprise_id']} {body['name'] or ''} — 评价基准日 {body['as_of']}" if zh else
+             f"{body['enterprise_id']} {body['name'] or ''} — as of {body['as_of']}")
     summary = Table(title=title, show_header=False)
     summary.add_column("")
     summary.add_column("")
-    labels = (("信用风险等级 / grade", row["grade"]), ("模型等级 / model grade", row["model_grade"]),
-              ("适用规则 / rule", row["rule"] or "—"), ("风险分值 / score", str(row["score"])),
-              ("不良结果概率 / probability", f"{row['probability']:.2%}"),
-              ("行业 / sector", row["sector"] or "—"), ("行政区划 / district", row["district"] or "—"),
-              ("模型版本 / model version", row["model_version"]))
+    labels = (("信用风险等级 / grade", body["grade"]), ("模型等级 / model grade", body["model_grade"]),
+              ("适用规则 / rule", body["rule"] or "—"), ("风险分值 / score", str(body["score"])),
+              ("不良结果概率 / probability", f"{body['probability']:.2%}"),
+              ("模型版本 / model version", body["model_version"]))
     for label, value in labels:
         summary.add_row(label, str(value))
     console.print(summary)
-    reasons = Table(title="主要原因 / reasons")
+    reasons = Table(title="主要原因 / reasons", show_lines=True)
     reasons.add_column("#", justify="right")
-    reasons.add_column("code")
-    reasons.add_column("contribution", justify="right")
-    reasons.add_column("说明")
-    reasons.add_column("explanation")
-    for i, r in enumerate(row["reasons"] or [], start=1):
-        contribution = "rule" if r["contribution"] is None else f"{r['contribution']:+.3f}"
-        reasons.add_row(str(i), r["code"], contribution, r["text_zh"], r["text_en"])
-    if not row["reasons"]:
+    reasons.add_column("类别 / kind")
+    reasons.add_column("贡献 / contribution", justify="right")
+    reasons.add_column("说明（依据） / explanation (records)", overflow="fold")
+    for i, r in enumerate(body["reasons"], start=1):
+        contribution = "—" if r["contribution"] is None else f"{r['contribution']:+.3f}"
+        text = r["text_zh"] if zh else r["text_en"]
+        lines = [text] + ["  · " + (e["text_zh"] if zh else e["text_en"]) for e in r["evidence"]]
+        kind = _KIND_LABEL.get(r["kind"], (r["kind"], r["kind"]))[0 if zh else 1]
+        reasons.add_row(str(i), kind, contribution, "\n".join(lines))
+    if not body["reasons"]:
         reasons.caption = "没有提高风险的因素 / nothing raised the risk"
     console.print(reasons)
+    baseline = body.get("baseline")
+    if baseline and not any(r["kind"] == "baseline" for r in body["reasons"]):
+        text = baseline["text_zh"] if zh else baseline["text_en"]
+        console.print(f"{text} ({baseline['contribution']:+.3f})")
 
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
@@ -205,8 +222,9 @@ def _register_bundled_cjk_font(font_manager) -> None:  # noqa: ANN001
 def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str:  # noqa: ANN001
     """Draw the SHAP waterfall of one explanation into ``path``; returns the label language used.
 
-    From the model's base value (the bias) each bar adds one feature's contribution, largest |value|
-    first, the rest summed in one bar, ending at the enterprise's raw margin (log-odds).
+    From the model's base value (the bias) each bar adds one reason's contribution: own-record
+    reasons first (largest |value| first, beyond ``top`` summed in one bar), then associated
+    enterprises, the baseline of similar enterprises and the rest, ending at the raw margin (log-odds).
     """
     import matplotlib  # noqa: PLC0415 - heavy
 
@@ -216,15 +234,21 @@ def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str
 
     font = cjk_font() if lang == "zh" else None
     used = "zh" if font else "en"
-    order = np.argsort(-np.abs(result.contributions), kind="stable")
-    shown = [i for i in order[:top] if result.contributions[i] != 0]
-    rest = float(np.delete(result.contributions, shown).sum())
-    labels = [result.texts_zh[i] if used == "zh" else result.texts_en[i] for i in shown]
-    values = [float(result.contributions[i]) for i in shown]
+    # Own-record reasons first (largest |contribution| first), then associated, baseline and the rest.
+    order = {"own_record": 0, "associated": 1, "baseline": 2, "other": 3}
+    groups = (result.groups.filter(pl.col("contribution") != 0)
+              .with_columns(pl.col("kind").replace_strict(order, default=3, return_dtype=pl.Int8)
+                            .alias("_k"), pl.col("contribution").abs().alias("_a"))
+              .sort(["_k", "_a"], descending=[False, True]))
+    own = groups.filter(pl.col("kind") == "own_record")
+    shown = pl.concat([own.head(top), groups.filter(pl.col("kind") != "own_record")])
+    rest = float(own.slice(top)["contribution"].sum())
+    labels = shown["text_zh" if used == "zh" else "text_en"].to_list()
+    values = [float(v) for v in shown["contribution"]]
     if abs(rest) > 0:
-        labels.append(f"其余{len(result.contributions) - len(shown)}项" if used == "zh"
-                      else f"{len(result.contributions) - len(shown)} other features")
-        values.append(rest)
+        labels.insert(min(top, own.height), f"其余自身记录{own.height - top}项" if used == "zh"
+                      else f"{own.height - top} other own-record reasons")
+        values.insert(min(top, own.height), rest)
     rc: dict = {"font.family": [font, "sans-serif"]} if font else {}
     with plt.rc_context(rc):  # type: ignore[arg-type]
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(values) + 1.8))

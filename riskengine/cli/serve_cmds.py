@@ -65,10 +65,11 @@ def serve(
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[str, typer.Option(help="inspector, credit_office, sector or admin")],
+    role: Annotated[str, typer.Option(help="inspector, credit_office, sector, admin or finance")],
     district: Annotated[list[str] | None, typer.Option(help="an inspector's district (repeat)")] = None,
     sector: Annotated[str | None, typer.Option(help="a sector key's pilot sector")] = None,
-    name: Annotated[str | None, typer.Option(help="who holds the key")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="who holds the key (finance: the partner, as the enterprises' authorizations name it)")] = None,
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
 

@@ -132,16 +132,21 @@ def journalled_entries(store: Store) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=AUDIT_SCHEMA)
 
 
+Durable = Callable[[OSError | None], None]
+"""Told when a journalled entry is on disk (``None``) or could not be written (the error)."""
+
+
 class AuditJournal:
     """Append-only, fdatasync'ed JSON lines with group commit (see the module docstring)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._cond = threading.Condition()
-        self._queue: list[tuple[bytes, Callable[[], None] | None]] = []
+        self._queue: list[tuple[bytes, Durable | None]] = []
         self._fd: int | None = None
         self._path: Path | None = None
         self._seq = 0
+        self._segment_entries = 0
         self._rotate_requested = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -162,6 +167,7 @@ class AuditJournal:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd, self._path = fd, path
+        self._segment_entries = 0
 
     def _seal(self) -> None:
         """Close the open segment under its sealed name (so it can be merged)."""
@@ -173,8 +179,9 @@ class AuditJournal:
         os.close(self._fd)  # releases the lock
         self._fd = self._path = None
 
-    def append(self, entry: dict[str, Any], on_durable: Callable[[], None] | None = None) -> None:
-        """Queue one entry; ``on_durable`` is called (from the journal's thread) once it is synced."""
+    def append(self, entry: dict[str, Any], on_durable: Durable | None = None) -> None:
+        """Queue one entry; ``on_durable(None)`` is called (from the journal's thread) once it is synced,
+        ``on_durable(error)`` if it could not be written."""
         line = _entry_line(entry)
         with self._cond:
             if self._closed:
@@ -200,17 +207,25 @@ class AuditJournal:
                 batch, self._queue = self._queue, []
                 rotate, closing = self._rotate_requested, self._closed
             if batch:
-                assert self._fd is not None
-                os.write(self._fd, b"".join(line for line, _ in batch))
-                os.fdatasync(self._fd)  # one flush for every entry that arrived meanwhile
-                self.synced += len(batch)
+                error: OSError | None = None
+                try:
+                    assert self._fd is not None
+                    os.write(self._fd, b"".join(line for line, _ in batch))
+                    os.fdatasync(self._fd)  # one flush for every entry that arrived meanwhile
+                    self.synced += len(batch)
+                    self._segment_entries += len(batch)
+                except OSError as exc:  # e.g. disk full: those requests must not be answered as done
+                    log.error("audit: cannot write the journal: %s", exc)
+                    error = exc
                 for _, done in batch:
                     if done is not None:
-                        done()
-            if rotate or closing:
+                        done(error)
+            if closing:
                 self._seal()
-                if not closing:
-                    self._open_segment()
+            elif rotate and self._segment_entries:  # an empty segment stays open: nothing to merge
+                self._seal()
+                self._open_segment()
+            if rotate or closing:
                 with self._cond:
                     self._rotate_requested = False
                     self._cond.notify_all()
@@ -243,8 +258,9 @@ class AuditWriter:
         self._started = False
         self._merged_through = 0
 
-    def record(self, entry: dict[str, Any], on_durable: Callable[[], None] | None = None) -> None:
-        """Journal one entry; ``on_durable`` is called once it is on disk (the API answers then)."""
+    def record(self, entry: dict[str, Any], on_durable: Durable | None = None) -> None:
+        """Journal one entry; ``on_durable(None)`` is called once it is on disk (the API answers then),
+        ``on_durable(error)`` if it cannot be written."""
         if not self._started:
             with self._flush_lock:
                 if not self._started:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,6 +85,19 @@ class WebhookSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class ShareSettings(BaseModel):
+    """Pushing credit records to the credit platform (`riskengine share`, CONTRACT §9)."""
+
+    batch_size: int = Field(default=500, gt=0, description="records per batch file or POST")
+    max_attempts: int = Field(default=4, gt=0, description="tries per batch in one run")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="first wait between tries (doubles)")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0, description="one HTTP request")
+    dead_after_runs: int = Field(default=3, gt=0, description="failed runs before a batch is a dead letter")
+    # HMAC-SHA256 key shared with the platform (RISKENGINE_SHARE__SECRET); required for HTTP targets.
+    secret: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     """Paths and defaults of the engine; every command reads this once."""
 
@@ -100,6 +113,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     ui: UiSettings = UiSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    share: ShareSettings = ShareSettings()
 
     @property
     def store_file(self) -> Path:

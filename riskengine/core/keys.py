@@ -18,7 +18,7 @@ from riskengine.core.contract import PILOT_SECTORS
 from riskengine.core.errors import UsageError
 from riskengine.core.store import KeyRecord, utcnow
 
-ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin")
+ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin", "finance")
 
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
@@ -27,13 +27,16 @@ RIGHTS: dict[str, frozenset[str]] = {
     # districts (issue 14), acknowledged in the pages
     "inspector": frozenset({"grades", "explanations", "plans", "case_existence", "warnings"}),
     # everything, plus overrides, what-if scoring, the case work (objections, credit repairs), the
-    # warnings and the monthly monitoring report
+    # credit record and finance partners' authorizations, the warnings and the monthly monitoring report
     "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
-                                "case_existence", "warnings", "monitoring"}),
+                                "case_existence", "credit_record", "authorizations", "warnings",
+                                "monitoring"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
     "sector": frozenset({"grades", "case_existence"}),
     # keys and reload; no enterprise data
     "admin": frozenset({"admin"}),
+    # a bank or guarantor (质量信用金融+): an enterprise's credit record, only under its authorization
+    "finance": frozenset({"credit_record"}),
 }
 
 _TOKEN = re.compile(r"^rk_([0-9a-f]{8})_([A-Za-z0-9_-]{20,})$")
@@ -75,6 +78,10 @@ def validate_scope(
             )
         if cleaned:
             raise UsageError("a sector key is scoped by sector; --district is not allowed")
+    elif role == "finance":
+        if cleaned or sector:
+            raise UsageError(
+                "a finance key is scoped by the enterprises' authorizations; drop --district/--sector")
     elif cleaned or sector:
         raise UsageError(f"a {role} key has no scope; drop --district/--sector")
     return cleaned, sector
@@ -85,6 +92,9 @@ def new_key(
 ) -> tuple[KeyRecord, str]:
     """A new key record (to store) and its token (to show once)."""
     districts, sector = validate_scope(role, districts, sector)
+    if role == "finance" and not (name and name.strip()):
+        raise UsageError(
+            "a finance key needs --name: the partner, as the enterprises' authorizations name it")
     key_id = secrets.token_hex(4)
     token = f"rk_{key_id}_{secrets.token_urlsafe(32)}"
     record = KeyRecord(

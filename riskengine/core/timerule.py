@@ -36,13 +36,29 @@ def period_label(as_of: date) -> str:
     return f"{start.isoformat()}/{(end - timedelta(days=1)).isoformat()}"
 
 
+def visible_from(event_date: str) -> pl.Expr:
+    """The first day after which a record may be used: max(event date, recorded_on) (nulls ignored)."""
+    return pl.max_horizontal(pl.col(event_date), pl.col("recorded_on"))
+
+
+def known_at(event_date: str, as_of: date | pl.Expr) -> pl.Expr:
+    """True where a record (with a ``recorded_on`` column) was known before ``as_of``: a date, or an
+    expression such as ``pl.col("as_of")`` for one decision date per row."""
+    day = as_of if isinstance(as_of, pl.Expr) else pl.lit(as_of, dtype=pl.Date)
+    return pl.col(event_date).is_not_null() & (visible_from(event_date) < day)
+
+
 def known_before(frame: pl.LazyFrame, event: str, as_of: date) -> pl.LazyFrame:
-    """Records known before ``as_of`` (shared/CONTRACT.md section 2: event date and recorded_on < D)."""
-    cols = frame.collect_schema().names()
-    keep = pl.col(event) < as_of
-    if "recorded_on" in cols:
-        keep = keep & (pl.col("recorded_on").is_null() | (pl.col("recorded_on") < as_of))
-    return frame.filter(keep)
+    """The rows of ``frame`` known before ``as_of``; a frame without ``recorded_on`` is judged by its
+    event date alone."""
+    if "recorded_on" not in frame.collect_schema().names():
+        return frame.filter(pl.col(event) < as_of)
+    return frame.filter(known_at(event, as_of))
+
+
+def month_start(day: date) -> date:
+    """The first day of ``day``'s month."""
+    return day.replace(day=1)
 
 
 def period_start_of(label: str) -> date:

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -157,6 +157,42 @@ class MonitorPolicy(BaseModel):
         return value
 
 
+class _BaselineCap(BaseModel):
+    """How far the baseline of similar enterprises alone may move a grade (issue 18)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_grade: Literal["A", "B", "C", "D"]
+
+
+class SharingRules(BaseModel):
+    """What leaves the engine (issue 17, CONTRACT §9): risk grades are internal unless enabled here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Some provinces push risk classes to their provincial credit platform; the default keeps them in.
+    grades_to_platform: bool = False
+    # Whether a finance partner's credit record (质量信用金融+) carries the served grade.
+    grade_to_finance: bool = False
+
+
+class PublicationRules(BaseModel):
+    """How long a record stays published on the bureau's website (事后: 违法行为记录及发布)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Months a penalty stays published from its decision, by severity.
+    minor_months: int = Field(default=3, ge=0, le=120)
+    moderate_months: int = Field(default=12, ge=0, le=120)
+    serious_months: int = Field(default=36, ge=0, le=120)
+    # A minor penalty with no fine (a warning) or a fine up to this amount was decided by the simple
+    # procedure (Administrative Penalty Law art. 51: legal persons up to 3,000 CNY) and is not published.
+    simple_procedure_max_fine_cny: float = Field(default=3000.0, ge=0)
+
+    def months(self, severity: str) -> int:
+        return int(getattr(self, f"{severity}_months"))
+
+
 class CaseDeadlines(BaseModel):
     """The credit office's statutory clocks (CONTRACT section 5), in working days of the mainland
     calendar, and the minimum listing period before a list entry may be repaired."""
@@ -181,6 +217,9 @@ class _PolicyFile(BaseModel):
     sectors: dict[str, _PartialGradeTable] = {}
     warnings: WarningPolicy | None = None
     monitor: MonitorPolicy | None = None
+    baseline_cap: _BaselineCap | None = None
+    sharing: SharingRules = SharingRules()
+    publication: PublicationRules = PublicationRules()
     cases: CaseDeadlines = CaseDeadlines()
 
     @field_validator("version", mode="before")
@@ -201,7 +240,11 @@ class Policy:
     rates: dict[tuple[str, str], tuple[float, int]] = field(repr=False)
     warnings: WarningPolicy = field(default_factory=WarningPolicy, repr=False)
     monitor: MonitorPolicy = field(default_factory=MonitorPolicy, repr=False)
+    sharing: SharingRules = field(default_factory=SharingRules)
+    publication: PublicationRules = field(default_factory=PublicationRules)
     cases: CaseDeadlines = field(default_factory=CaseDeadlines)
+    # The highest grade an enterprise without an adverse record or a hard rule may get (None: no cap).
+    baseline_cap: str | None = None
 
     @property
     def sectors(self) -> list[str]:
@@ -302,7 +345,8 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
         warnings, monitor = warnings or built_in.warnings, monitor or built_in.monitor
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
                   warnings=warnings or WarningPolicy(), monitor=monitor or MonitorPolicy(),
-                  cases=parsed.cases)
+                  sharing=parsed.sharing, publication=parsed.publication, cases=parsed.cases,
+                  baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None)
 
 
 _BUILT_IN = "policy.toml (built-in)"

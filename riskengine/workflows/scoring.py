@@ -17,9 +17,17 @@ import numpy as np
 import polars as pl
 
 from models.artifact import CreditModel
-from models.reasons import _catalog, _spec_texts, check_contributions, format_fact
+from models.reasons import check_contributions, explain_groups
 from models.registry import load_model
-from models.scoring import NO_CHAMPION, _settings, active_enterprises, enterprise_features, score_features
+from models.scoring import (
+    NO_CHAMPION,
+    _settings,
+    active_enterprises,
+    add_rule_columns,
+    enterprise_features,
+    score_features,
+    severity_parts_for,
+)
 from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
@@ -68,8 +76,10 @@ class Explanation:
     """One enterprise's grade and the full SHAP decomposition of its raw margin.
 
     ``row`` is its grades-frame row; ``contributions[i]`` belongs to ``feature_names[i]`` (whose
-    value is ``values[i]``, stated by ``texts_zh[i]``/``texts_en[i]``); ``base_value`` (the bias) plus
-    all contributions equals ``raw``.
+    value is ``values[i]``); ``base_value`` (the bias) plus all contributions equals ``raw``.
+    ``groups`` sums them into reasons (``models.reasons.explain_groups``: ``code``, ``kind``,
+    ``contribution``, ``text_zh``, ``text_en``), which with the bias add up to ``raw`` too;
+    ``baseline_driven`` says whether the baseline outweighs the own record.
     """
 
     row: dict[str, Any]
@@ -78,8 +88,8 @@ class Explanation:
     contributions: np.ndarray
     base_value: float
     raw: float
-    texts_zh: list[str]
-    texts_en: list[str]
+    groups: pl.DataFrame
+    baseline_driven: bool
 
 
 def explain_enterprise(
@@ -116,20 +126,18 @@ def explain_enterprise(
     if previous is None:
         previous = previous_from_store(settings, as_of)
     graded = score_features(model, features, previous, settings, enterprises=found, tables=tables)
-    contrib = model.contributions(features)[0]
+    contrib = model.contributions(features)
     raw = float(model.predict_raw(features)[0])
-    check_contributions(contrib[None, :], np.array([raw]))
-    catalog = _catalog()
+    check_contributions(contrib, np.array([raw]))
     names = list(model.feature_names)
+    features = add_rule_columns(features, tables)
+    groups, base, driven = explain_groups(features, names, contrib, nuisance=getattr(model, "nuisance", ()),
+                                          severity_parts=severity_parts_for(features, tables))
     values = [features[c][0] if c in features.columns else None for c in names]
-    texts_zh, texts_en = [], []
-    for code, value in zip(names, values, strict=True):
-        tzh, ten = _spec_texts(catalog, code)
-        texts_zh.append(format_fact(tzh, code, value, "zh"))
-        texts_en.append(format_fact(ten, code, value, "en"))
     return Explanation(row=graded.row(0, named=True), feature_names=names, values=values,
-                       contributions=np.asarray(contrib[:-1], dtype=np.float64),
-                       base_value=float(contrib[-1]), raw=raw, texts_zh=texts_zh, texts_en=texts_en)
+                       contributions=np.asarray(contrib[0, :-1], dtype=np.float64),
+                       base_value=float(base[0]), raw=raw, groups=groups.drop("_row"),
+                       baseline_driven=bool(driven[0]))
 
 
 # --- previous grades ------------------------------------------------------------------------------
