@@ -169,6 +169,10 @@ def test_hostile_data_is_shown_as_text_and_never_run(page: Page, world: UiWorld)
     expect(page.get_by_role("heading", name=HOSTILE_NAME)).to_be_visible()
     expect(page.locator("ol.reasons li").first).to_have_text("<b>近365天检查不合格1次</b>")
     assert page.locator("main script").count() == 0
+    page.get_by_role("link", name="查看完整解释").click()  # the explanation, with the record behind it
+    expect(page.locator("ul.evidence li")).to_contain_text("2025-03-10")
+    expect(page.locator("ul.evidence li")).to_contain_text("I4")
+    shot(page, "explanation-evidence-zh", full_page=True)
     assert dialogs == []
 
 

@@ -53,8 +53,10 @@ def hostile_grades() -> pl.DataFrame:
         "enterprise_id": E_HOSTILE, "as_of": AS_OF, "name": HOSTILE_NAME, "district": WUCHANG,
         "sector": "wire_cable", "probability": 0.7, "score": 700, "grade": "C", "model_grade": "C",
         "rule": None, "model_version": "1",
-        "reasons": [{"code": "inspections__fail_365d", "contribution": 0.9,
-                     "text_zh": "<b>近365天检查不合格1次</b>", "text_en": "<b>1 failed inspection</b>"}],
+        "reasons": [{"code": "inspections", "contribution": 0.9,
+                     "text_zh": "<b>近365天检查不合格1次</b>", "text_en": "<b>1 failed inspection</b>"},
+                    {"code": "baseline", "contribution": -0.2, "text_zh": "同类企业基准（电线电缆）",
+                     "text_en": "baseline of similar enterprises (wires and cables)"}],
     }
     return pl.DataFrame([row], schema=GRADES_SCHEMA)
 
@@ -94,10 +96,11 @@ def write_lake(folder: Path) -> Path:
         "status": ["active"] * len(ids), "established_on": ["2015-01-01"] * len(ids),
     }).write_csv(source / "enterprises.csv")
     pl.DataFrame({
-        "inspection_id": ["I1", "I2", "I3"],
-        "enterprise_id": [E_WIRE_WUCHANG, E_WIRE_WUCHANG, E_FOOD_WUCHANG],
-        "inspected_on": ["2024-03-05", "2025-02-11", "2025-03-01"], "kind": ["random", "follow_up", "random"],
-        "outcome": ["fail", "pass", "conditional"], "findings_critical": [1, 0, 0],
+        "inspection_id": ["I1", "I2", "I3", "I4"],
+        "enterprise_id": [E_WIRE_WUCHANG, E_WIRE_WUCHANG, E_FOOD_WUCHANG, E_HOSTILE],
+        "inspected_on": ["2024-03-05", "2025-02-11", "2025-03-01", "2025-03-10"],
+        "kind": ["random", "follow_up", "random", "random"],
+        "outcome": ["fail", "pass", "conditional", "fail"], "findings_critical": [1, 0, 0, 0],
     }).write_csv(source / "inspections.csv")
     pl.DataFrame({
         "case_id": ["P1"], "enterprise_id": [E_WIRE_WUCHANG], "decided_on": ["2024-04-20"],

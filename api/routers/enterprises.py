@@ -143,10 +143,7 @@ async def get_explanation(
     requested one (CONTRACT §3, the same structure as ``riskengine explain --format json``)."""
     row = scoped_row(snapshot, principal, enterprise_id)
     lang = pick_language(accept_language)
-    lake = service.settings.service.lake_path
-    reasons = list(row["reasons"] or [])
-    found = await run_in_threadpool(lake_evidence, lake, row["as_of"], [enterprise_id]) if lake else None
-    body = assemble(row, reasons, found if found is not None else empty_evidence())
+    body = await run_in_threadpool(explanation_body, service, row)
     for reason in body["reasons"]:
         reason["text"] = reason[f"text_{lang}"] or reason["text_zh"] or ""
     rule_text = None
@@ -156,6 +153,14 @@ async def get_explanation(
     response.headers["Content-Language"] = lang
     request.state.audit_detail = f"grade={row['grade']} lang={lang}"
     return Explanation.model_validate({**body, "language": lang, "rule_text": rule_text})
+
+
+def explanation_body(service: Service, row: dict[str, Any]) -> dict[str, Any]:
+    """CONTRACT §3's explanation of a scoped enterprise's served row, with the lake records behind
+    each own-record reason when the service knows the lake. The API and the pages both call this."""
+    lake = service.settings.service.lake_path
+    found = lake_evidence(lake, row["as_of"], [row["enterprise_id"]]) if lake else None
+    return assemble(row, list(row["reasons"] or []), found if found is not None else empty_evidence())
 
 
 def _rule_text(rule: str, lang: str) -> str | None:

@@ -19,7 +19,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.deps import AuthPrincipal, Now, ServiceDep, SnapshotDep, check_enterprise_id
 from api.problems import Problem, not_found
-from api.routers.enterprises import _rule_text, grade_view, record_override, scoped_row, withdraw_override_of
+from api.routers.enterprises import (
+    _rule_text,
+    explanation_body,
+    grade_view,
+    record_override,
+    scoped_row,
+    withdraw_override_of,
+)
 from api.routers.plans import scoped_plan_meta, scoped_plan_rows
 from api.routers.sectors import served_grades
 from api.state import Service, Snapshot
@@ -264,15 +271,15 @@ def enterprise_page(request: Request, enterprise_id: str, user: GradeViewer, sna
 @router.get("/enterprises/{enterprise_id}/explanation", name="ui_explanation")
 def explanation_page(request: Request, enterprise_id: str, user: Explainer, snapshot: SnapshotDep,
                      service: ServiceDep) -> Response:
+    """CONTRACT §3's explanation (the API's): own-record reasons first with the records behind them,
+    then hard rules, associated enterprises and the baseline; the contributions as a waterfall."""
     row = _row(service, snapshot, user, enterprise_id)
-    reasons = sorted(row["reasons"] or [], key=lambda r: -abs(r.get("contribution") or 0.0))
-    rule_text = None
-    if row["rule"]:
-        rule_text = _rule_text(row["rule"], language(request))
+    body = explanation_body(service, row)
+    rule_text = _rule_text(row["rule"], language(request)) if row["rule"] else None
     request.state.audit_detail = f"grade={row['grade']}"
     return render(request, "explanation.html", {
-        "row": row, "reasons": reasons, "rule_text": rule_text,
-        "waterfall": waterfall_svg(reasons, language(request)),
+        "row": row, "body": body, "reasons": body["reasons"], "rule_text": rule_text,
+        "waterfall": waterfall_svg(body["reasons"], language(request)),
     })
 
 
