@@ -38,7 +38,8 @@ def test_drift_option_names_the_expected_form():
 @pytest.fixture(scope="module")
 def drifted_report():
     city = generate_city_frames(1500, 7, "2021-06-01", "2025-05-31", drift=DRIFT)
-    tables = {name: city.tables[name].lazy().select([pl.col(c).cast(t) for c, t in spec.schema.items()])
+    tables = {name: city.tables.get(name, pl.DataFrame(schema=spec.schema)).lazy()
+              .select([pl.col(c).cast(t) for c, t in spec.schema.items()])
               for name, spec in TABLES.items()}
     fast = TrainConfig(max_rounds=40, early_stopping_rounds=10, min_data_in_leaf=50, compare_selection=False,
                        baselines=False, snapshots=4, test_snapshots=1)
