@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import polars as pl
 from fastapi import Depends, Path, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -85,6 +86,16 @@ class AuthPrincipal:
         if self.role == "sector":
             return sector is not None and sector == self.sector
         return False
+
+    def scope_expr(self) -> pl.Expr:
+        """``sees`` as a Polars filter over a frame with ``district`` and ``sector`` columns."""
+        if self.role == "credit_office":
+            return pl.lit(True)
+        if self.role == "inspector":
+            return pl.col("district").is_in(sorted(self.districts))
+        if self.role == "sector" and self.sector is not None:
+            return pl.col("sector") == self.sector
+        return pl.lit(False)
 
 
 def _unauthorized(detail: str) -> Problem:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
-from api import problems
+from api import problems, ui
 from api.guard import AuthBeforeBodyMiddleware
 from api.metrics import ObserveMiddleware
 from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors, warnings
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     )
     app.state.service = service
     problems.install(app)
+    ui.install(app, service)
+    app.add_middleware(ui.CsrfMiddleware, service=service)
     app.add_middleware(AuthBeforeBodyMiddleware, max_body_bytes=service.settings.service.max_body_bytes)
     app.add_middleware(ObserveMiddleware)  # added last: outermost, so it sees and audits every answer
     for module in (enterprises, credit_record, plans, sectors, scoring, cases, warnings, admin, health):

@@ -2,8 +2,9 @@
 
 The observer is a plain ASGI middleware (no per-request task or body buffering): it notes the
 response status, then records the request's count and latency by route template, and for every
-``/v1`` request an audit entry — who (the key that authenticated, or the key id a refused request
-claimed), what (the route's action and the path), when, and the status, refused requests included.
+``/v1`` request and page view under ``/ui`` (not its static files) an audit entry — who (the key
+that authenticated, or the key id a refused request claimed), what (the route's action and the
+path), when, and the status, refused requests included.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class MonitorCollector:
 
 
 class ObserveMiddleware:
-    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request.
+    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request and page
+    view under ``/ui`` (not its static files).
 
     The audit entry is journalled and synced to disk *before* the response starts (see
     ``riskengine.core.audit``): no request is answered without a durable audit row.
@@ -178,7 +180,7 @@ class ObserveMiddleware:
         """Journal the request's audit entry and wait until it is on disk (False if it cannot be)."""
         service = getattr(scope["app"].state, "service", None)
         path: str = scope["path"]
-        if service is None or not path.startswith("/v1/"):
+        if service is None or not path.startswith(("/v1/", "/ui/")) or path.startswith("/ui/static/"):
             return True
         route = scope.get("route")
         state: dict[str, Any] = scope.get("state") or {}

@@ -23,12 +23,14 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin", "fina
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    # (and that a case exists on one of them, never its documents; their districts' early warnings)
+    # (and that a case exists on one of them, never its documents), and the early warnings of their
+    # districts (issue 14), acknowledged in the pages
     "inspector": frozenset({"grades", "explanations", "plans", "case_existence", "warnings"}),
     # everything, plus overrides, what-if scoring, the case work (objections, credit repairs), the
-    # credit record and finance partners' authorizations, and every early warning
+    # credit record and finance partners' authorizations, the warnings and the monthly monitoring report
     "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
-                                "case_existence", "credit_record", "authorizations", "warnings"}),
+                                "case_existence", "credit_record", "authorizations", "warnings",
+                                "monitoring"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
     "sector": frozenset({"grades", "case_existence"}),
     # keys, reload and webhook subscriptions; no enterprise data
