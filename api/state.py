@@ -34,6 +34,7 @@ from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord
 from riskengine.core.store.cases import CaseStore
 from riskengine.supervision.policy import load_policy
 from riskengine.workflows.cases import overview
+from riskengine.workflows.monitor import latest_path
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -272,6 +273,22 @@ class OverrideBook:
                 return o
         return None
 
+    def served(self, rows: pl.DataFrame, at: date | datetime) -> pl.DataFrame:
+        """``rows`` (grades) with ``grade`` the served grade: an override's grade while one is in force,
+        else the scored grade (the frame form of ``records.served_grade``). Overrides are few, so the
+        book is walked rather than the rows."""
+        overridden = {}
+        for eid in self.enterprise_ids():
+            active = self.active(eid, at)
+            if active is not None:
+                overridden[eid] = active.grade
+        if not overridden:
+            return rows
+        ids = pl.Series(list(overridden), dtype=pl.String)
+        grades = pl.Series(list(overridden.values()), dtype=pl.String)
+        return rows.with_columns(
+            pl.col("enterprise_id").replace_strict(ids, grades, default=pl.col("grade")).alias("grade"))
+
     def of(self, enterprise_id: str) -> list[Override]:
         """Every override of the enterprise, withdrawn and expired ones too, oldest first."""
         return list(self._by_id.get(enterprise_id, ()))
@@ -300,7 +317,9 @@ class Service:
         self.metrics: Metrics = Metrics()
         self.throttle = FailedAuthThrottle(settings.service.failed_auth_per_address,
                                            settings.service.failed_auth_per_key)
-        self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick)
+        self.metrics.watch_monitor(latest_path(settings))
+        self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick,
+                                 sync=settings.service.audit_sync == "fdatasync")
         self._snapshot: Snapshot | None = None
         self._reload_lock = threading.Lock()
         self._started = False

@@ -32,7 +32,7 @@ from datetime import date, datetime
 import polars as pl
 
 from riskengine.core.errors import UsageError
-from riskengine.core.timerule import visible_from
+from riskengine.core.timerule import exists, visible_from
 
 __all__ = ["visible_from"]  # the one as-of rule (riskengine.core.timerule), used by the families too
 
@@ -54,10 +54,8 @@ def as_of_frame(as_of: Sequence[date]) -> pl.LazyFrame:
 
 
 def population(enterprises: pl.LazyFrame, dates: pl.LazyFrame) -> pl.LazyFrame:
-    """Every enterprise that exists as of each D (established before D), ordered by D, then by row."""
-    return dates.join(enterprises, how="cross", maintain_order="left_right").filter(
-        pl.col("established_on") < pl.col(AS_OF)
-    )
+    """Every enterprise that exists as of each D (``exists``), ordered by D, then by row."""
+    return dates.join(enterprises, how="cross", maintain_order="left_right").filter(exists())
 
 
 def window(events: pl.LazyFrame, event_date: str, as_of: Sequence[date], days: int | None) -> pl.LazyFrame:
@@ -135,8 +133,8 @@ def _segmented_cum_max(col: str, dtype: pl.DataType, start: pl.Expr) -> pl.Expr:
     """Running max of an integer or date ``col`` (nulls ignored) that restarts where ``start`` is true.
 
     Each group's values are lifted into their own band of 128-bit integers (group number x 2**65), so
-    one global ``cum_max`` never carries a value across groups: about 10x faster than a window ``over``
-    per group. Every 64-bit value v lifts to v + 2**63 + 1 >= 1, and nulls to 0.
+    one global ``cum_max`` never carries a value across groups, instead of a window ``over`` per
+    group (much slower). Every 64-bit value v lifts to v + 2**63 + 1 >= 1, and nulls to 0.
     """
     band = start.cast(pl.Int128).cum_sum() * pl.lit(_SEGMENT, pl.Int128)
     value = pl.col(col).cast(pl.Int128) + pl.lit(_SHIFT, pl.Int128)

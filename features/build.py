@@ -76,8 +76,9 @@ def _encode(tables: dict[str, pl.LazyFrame]) -> dict[str, pl.LazyFrame]:
 
     The tables are read and encoded here, once, in memory: families read the same table several times
     with different columns, and a lazy plan that re-joins (or caches) the tables inside the feature
-    query was 2 s slower at 2,000,000 enterprises. The ids of all event tables are looked up in one
-    join, which builds the hash table of enterprise ids once instead of once per table (0.7 s less).
+    query was slower at 2,000,000 enterprises (``benchmarks/features_2m.py``). The ids of all event
+    tables are looked up in one join, which builds the hash table of enterprise ids once instead of
+    once per table.
     """
     frames = dict(zip(tables, pl.collect_all(list(tables.values()), engine="in-memory"), strict=True))
     ent = frames["enterprises"]
@@ -130,9 +131,9 @@ def _finish(spec: FeatureSpec) -> pl.Expr:
 
 IN_MEMORY_BELOW = 1_000_000
 """``compute_features`` collects with Polars' in-memory engine below this many (enterprise, as_of) rows
-and with the streaming engine from there on: on small cities the in-memory engine is about twice as
-fast (0.36 s against 0.61 s for 20,000 enterprises x 12 dates); at 200,000 x 12 both take about 5 s,
-and at 2,000,000 x 1 streaming is faster and needs less memory."""
+and with the streaming engine from there on: the in-memory engine is faster on small cities, streaming
+faster and leaner at millions of rows (the figures: ``benchmarks/features_monthly.py`` and
+``benchmarks/features_2m.py``)."""
 
 
 def compute_features(

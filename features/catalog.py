@@ -160,6 +160,21 @@ _add(
     fill=0.0,
 )
 
+for name, zh, en in (
+    ("adverse_share", "历次检查发现严重问题的比例（时间加权）{value:.0%}",
+     "{value:.0%} of inspections found an adverse outcome (time-weighted)"),
+    ("critical_per_inspection", "每次检查平均发现重大问题{value:.2f}项（时间加权）",
+     "{value:.2f} critical findings per inspection (time-weighted)"),
+    ("serious_per_inspection", "每次检查平均发现严重问题{value:.2f}项（时间加权）",
+     "{value:.2f} serious findings per inspection (time-weighted)"),
+    ("minor_per_inspection", "每次检查平均发现一般问题{value:.2f}项（时间加权）",
+     "{value:.2f} minor findings per inspection (time-weighted)"),
+    ("findings_weighted_per_inspection", "每次检查加权问题数{value:.2f}（时间加权）",
+     "{value:.2f} weighted findings per inspection (time-weighted)"),
+):
+    # Exposure-free (features.inspections): what an inspection found on average, not how often one came.
+    _add(f"inspections__{name}", "float", 1, zh, en, fill=None)
+
 # --- sampling tests --------------------------------------------------------------------------------
 for w in (365, 1095):
     _add(

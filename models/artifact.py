@@ -119,7 +119,10 @@ class CreditModel:
         """
         if isinstance(features, pl.LazyFrame):
             features = features.collect()
-        missing = [c for c in self.feature_names if c not in features.columns]
+        # A nuisance column that only training rows carry (the visit's kind and inspector, issue 11)
+        # takes its neutral value when absent.
+        missing = [c for c in self.feature_names
+                   if c not in features.columns and not (neutralise and c in self.neutral)]
         if missing:
             raise ModelError(f"feature frame lacks the model's feature column(s): {', '.join(missing)}")
         exprs: list[pl.Expr] = []

@@ -111,6 +111,32 @@ class PointsScorecard:
         return out["points"].to_numpy().astype(np.float64)
 
 
+class ShareOfPast:
+    """The share of an enterprise's past inspections that were adverse (failed or a critical finding),
+    over its whole visible history; never inspected: the population's share. The simplest history
+    ranking, and on Boston's real inspections a hard one to beat (AUC 0.662, README real data)."""
+
+    def score(self, tables: Mapping[str, pl.LazyFrame], rows: pl.DataFrame) -> np.ndarray:
+        """The share for each (``enterprise_id``, ``as_of``) row of ``rows``, in row order."""
+        keys = rows.select("enterprise_id", pl.col("as_of").cast(pl.Date))
+        if "inspections" not in tables:
+            return np.zeros(rows.height)
+        insp = tables["inspections"]
+        cols = insp.collect_schema().names()
+        has_findings = "findings_critical" in cols
+        critical = pl.col("findings_critical").fill_null(0) > 0 if has_findings else pl.lit(False)
+        seen = (insp.select("enterprise_id", "inspected_on", "recorded_on",
+                            ((pl.col("outcome") == "fail") | critical).cast(pl.Float64).alias("_adv"))
+                .join(keys.unique().lazy(), on="enterprise_id", how="inner")
+                .filter(known_at("inspected_on", pl.col("as_of"))))
+        per = seen.group_by("enterprise_id", "as_of").agg(pl.col("_adv").mean().alias("_share"))
+        overall = seen.group_by("as_of").agg(pl.col("_adv").mean().alias("_all"))
+        out = (keys.lazy().join(per, on=["enterprise_id", "as_of"], how="left", maintain_order="left")
+               .join(overall, on="as_of", how="left", maintain_order="left")
+               .select(pl.coalesce("_share", "_all", pl.lit(0.0))).collect())
+        return out.to_series().to_numpy().astype(np.float64)
+
+
 class LogisticScorecard:
     """Logistic regression on optbinning's optimal WoE bins (the classic scorecard).
 

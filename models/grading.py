@@ -49,7 +49,17 @@ _GRADE_RANK = {g: i for i, g in enumerate(GRADES)}
 # --- score and bands ------------------------------------------------------------------------------
 
 
-def score_float(p: np.ndarray | Sequence[float] | float) -> np.ndarray:
+def _base_odds(base_rate: float | None) -> float:
+    """Odds at score 500: ``BASE_ODDS`` (2 %), or a model's population rate (issue 11: a population
+    failing 45 % of inspections needs its own anchor, else every score clips at 1000)."""
+    if base_rate is None:
+        return BASE_ODDS
+    if not 0 < base_rate < 1:
+        raise ModelError(f"score_base_rate must lie in (0, 1); got {base_rate}")
+    return base_rate / (1.0 - base_rate)
+
+
+def score_float(p: np.ndarray | Sequence[float] | float, base_rate: float | None = None) -> np.ndarray:
     """The unrounded, unclipped log-odds score of probabilities ``p`` (strictly increasing in p)."""
     prob = np.asarray(p, dtype=np.float64)
     if np.isnan(prob).any():
@@ -60,19 +70,22 @@ def score_float(p: np.ndarray | Sequence[float] | float) -> np.ndarray:
     # Clip away from 0 and 1 only to keep the logarithm finite; the result is clipped to the scale.
     prob = np.clip(prob, 1e-12, 1 - 1e-12)
     log_odds = np.log(prob) - np.log1p(-prob)
-    return BASE_SCORE + _FACTOR * (log_odds - math.log(BASE_ODDS))
+    return BASE_SCORE + _FACTOR * (log_odds - math.log(_base_odds(base_rate)))
 
 
-def score_from_probability(p: np.ndarray | Sequence[float] | float) -> np.ndarray:
-    """Calibrated probability → integer score 0–1000 (higher is riskier), on the log-odds scale above."""
-    raw = np.clip(score_float(p), SCORE_MIN, SCORE_MAX)
+def score_from_probability(p: np.ndarray | Sequence[float] | float,
+                           base_rate: float | None = None) -> np.ndarray:
+    """Calibrated probability → integer score 0–1000 (higher is riskier), on the log-odds scale above
+    (anchored at ``base_rate`` when a model gives its population's rate)."""
+    raw = np.clip(score_float(p, base_rate), SCORE_MIN, SCORE_MAX)
     return np.rint(raw).astype(np.int64)
 
 
-def probability_from_score(score: np.ndarray | Sequence[float] | float) -> np.ndarray:
+def probability_from_score(score: np.ndarray | Sequence[float] | float, base_rate: float | None = None
+                           ) -> np.ndarray:
     """The inverse of the score map (for documenting bands): the probability at a given score."""
     s = np.asarray(score, dtype=np.float64)
-    odds = BASE_ODDS * np.exp((s - BASE_SCORE) / _FACTOR)
+    odds = _base_odds(base_rate) * np.exp((s - BASE_SCORE) / _FACTOR)
     return odds / (1.0 + odds)
 
 

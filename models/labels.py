@@ -22,9 +22,10 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from features.inspections import strictness_table
 from riskengine.core import timerule
 from riskengine.core.errors import UsageError
-from riskengine.core.timerule import add_months, month_start
+from riskengine.core.timerule import add_months, exists, month_start
 
 LABEL_COLUMNS = ("label", "observed", "observed_random", "random_fail", "observed_kinds", "adverse_events")
 
@@ -122,7 +123,7 @@ def build_labels(
                          f"date {known_before}: labels may only use what was known before it")
     snaps = pl.LazyFrame({"as_of": sorted(set(as_of))}, schema={"as_of": pl.Date})
     population = (tables["enterprises"].select("enterprise_id", "established_on")
-                  .join(snaps, how="cross").filter(pl.col("established_on") < pl.col("as_of"))
+                  .join(snaps, how="cross").filter(exists())
                   .select("enterprise_id", "as_of"))
     events = outcome_events(tables, known_before)
     windows_of = snaps.with_columns((pl.col("as_of") + pl.duration(days=horizon_days)).alias("window_end"))
@@ -145,3 +146,83 @@ def build_labels(
         pl.col("observed_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String))),
         pl.col("adverse_events").fill_null(0),
     ).sort("as_of", "enterprise_id")
+
+
+VISIT_KINDS = ("targeted", "complaint", "follow_up", "license", "sampling")
+"""Visit kinds other than a random (双随机) inspection: one 0/1 nuisance column each (``visit__<kind>``)."""
+VISIT_NUISANCE = (*(f"visit__{k}" for k in VISIT_KINDS), "visit__inspector_strictness")
+"""Columns that describe the visit, not the enterprise: the model learns them from visit rows and
+scores every enterprise at their neutral value 0 (a random visit by an average inspector)."""
+
+
+def visit_rows(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *,
+               known_before: date) -> pl.LazyFrame:
+    """The inspection-level target (issue 11): every inspection and sampling test known before D as
+    its own row, labelled by what it found, keyed to the month start before it.
+
+    Columns: ``enterprise_id``, ``as_of`` (the first of the visit's month, one of ``as_of``: features
+    as of that day use only records before the visit), ``day``, ``label`` (an adverse inspection —
+    failed or a critical finding — or a failed sampling test), the ``VISIT_NUISANCE`` columns, and
+    ``observed``/``observed_random``/``random_fail`` so the evaluation populations work unchanged.
+    """
+    snaps = pl.LazyFrame({"as_of": sorted(set(as_of))}, schema={"as_of": pl.Date})
+    parts: list[pl.LazyFrame] = []
+    if "inspections" in tables:
+        insp = tables["inspections"]
+        cols = insp.collect_schema().names()
+        has_findings = "findings_critical" in cols
+        critical = pl.col("findings_critical").fill_null(0) > 0 if has_findings else pl.lit(False)
+        inspector = pl.col("inspector_id") if "inspector_id" in cols else pl.lit(None, pl.String)
+        parts.append(timerule.known_before(insp, "inspected_on", known_before).select(
+            "enterprise_id", pl.col("inspected_on").alias("day"), pl.col("kind").cast(pl.String),
+            ((pl.col("outcome") == "fail") | critical).alias("label"), inspector.alias("inspector_id")))
+    if "sampling_tests" in tables:
+        parts.append(timerule.known_before(tables["sampling_tests"], "sampled_on", known_before).select(
+            "enterprise_id", pl.col("sampled_on").alias("day"), pl.lit("sampling").alias("kind"),
+            (pl.col("result") == "fail").alias("label"), pl.lit(None, pl.String).alias("inspector_id")))
+    schema = {"enterprise_id": pl.String, "day": pl.Date, "kind": pl.String, "label": pl.Boolean,
+              "inspector_id": pl.String}
+    if not parts:
+        visits = pl.LazyFrame(schema=schema)
+    else:
+        visits = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in parts])
+    visits = visits.with_columns(pl.col("day").dt.truncate("1mo").alias("as_of")).join(snaps, on="as_of")
+    strict = _inspector_strictness(tables, as_of)
+    return (
+        visits.join(strict, on=["inspector_id", "as_of"], how="left")
+        .select(
+            "enterprise_id", "as_of", "day", pl.col("label").fill_null(False),
+            *[(pl.col("kind") == k).cast(pl.Float64).alias(f"visit__{k}") for k in VISIT_KINDS],
+            pl.col("_strictness").fill_null(0.0).alias("visit__inspector_strictness"),
+            pl.lit(True).alias("observed"), (pl.col("kind") == "random").alias("observed_random"),
+            ((pl.col("kind") == "random") & pl.col("label").fill_null(False)).alias("random_fail"),
+        )
+        .sort("as_of", "enterprise_id", "day")
+    )
+
+
+def _inspector_strictness(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date]) -> pl.LazyFrame:
+    """(inspector_id, as_of, _strictness) as the inspections feature family computes it."""
+    empty = pl.LazyFrame(schema={"inspector_id": pl.String, "as_of": pl.Date, "_strictness": pl.Float64})
+    if "inspections" not in tables or "inspector_id" not in tables["inspections"].collect_schema().names():
+        return empty
+    return strictness_table(tables["inspections"], as_of)
+
+
+def first_visit_labels(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *, known_before: date,
+                       window_days: int = 183) -> pl.LazyFrame:
+    """The inspector's evaluation population: per snapshot t, every enterprise inspected in
+    [t, t + window) (and before D), labelled by what its *first* inspection there found (the Boston
+    task's label). Columns ``enterprise_id``, ``as_of``, ``first_visit_adverse``, ``first_visit_day``."""
+    visits = visit_rows(tables, [add_months(month_start(d), k) for d in as_of for k in range(0, 8)],
+                        known_before=known_before).filter(pl.col("visit__sampling") == 0)
+    snaps = pl.LazyFrame({"as_of": sorted(set(as_of))}, schema={"as_of": pl.Date}).with_columns(
+        (pl.col("as_of") + pl.duration(days=window_days)).alias("_end"))
+    return (
+        visits.select("enterprise_id", "day", "label")
+        .join_where(snaps, pl.col("day") >= pl.col("as_of"), pl.col("day") < pl.col("_end"))
+        .sort("enterprise_id", "as_of", "day", "label", descending=[False, False, False, True])
+        .group_by("enterprise_id", "as_of", maintain_order=True)
+        .agg(pl.col("label").first().alias("first_visit_adverse"),
+             pl.col("day").first().alias("first_visit_day"))
+    )

@@ -16,15 +16,15 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from models.artifact import META_FILE, MODEL_ARTIFACT, CreditModel
+from models.card import model_card
 from models.evaluate import auc, capture_at
 from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
@@ -103,49 +103,14 @@ class RegisteredRun:
     artifacts: list[str] = field(default_factory=list)
 
 
-def shap_summary_png(
-    model: CreditModel, features: pl.DataFrame, path: Path, max_rows: int = 1000, top: int = 15, seed: int = 0
-) -> Path:
-    """A SHAP summary plot as PNG: per feature (top ``top`` by mean |SHAP|), each row's contribution
-    to the raw margin, coloured by the feature's value (low blue, high red) — the beeswarm layout of
-    ``shap.summary_plot``, drawn with plain matplotlib because shap's version is slow to import and draw.
-    """
-    import matplotlib  # noqa: PLC0415 - heavy
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
-
-    if features.height > max_rows:
-        features = features.sample(max_rows, seed=seed)
-    contrib = model.contributions(features)[:, :-1]
-    matrix = model.encode(features)
-    shown = [i for i, n in enumerate(model.feature_names) if n not in model.neutral]
-    order = sorted(shown, key=lambda i: -float(np.mean(np.abs(contrib[:, i]))))[:top][::-1]
-    rng = np.random.default_rng(seed)
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(order) + 1.5))
-    for row, i in enumerate(order):
-        values = matrix[:, i]
-        finite = np.isfinite(values)
-        colour = np.full(values.shape, 0.5)
-        if finite.any() and np.ptp(values[finite]) > 0:
-            lo, hi = np.nanpercentile(values[finite], [5, 95])
-            colour[finite] = np.clip((values[finite] - lo) / max(hi - lo, 1e-12), 0, 1)
-        jitter = rng.uniform(-0.3, 0.3, values.shape)
-        ax.scatter(contrib[:, i], row + jitter, c=colour, cmap="coolwarm", s=6, alpha=0.7, linewidths=0)
-    ax.set_yticks(range(len(order)), [model.feature_names[i] for i in order], fontsize=8)
-    ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("SHAP value (contribution to the raw margin; > 0 raises risk)")
-    ax.set_title("SHAP summary: feature value low (blue) to high (red)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
 def log_training(
-    result: TrainResult, settings: Settings | None = None, *, tags: dict[str, str] | None = None
+    result: TrainResult, settings: Settings | None = None, *, tags: dict[str, str] | None = None,
+    artifacts: Mapping[str, Sequence[Path]] | None = None,
 ) -> RegisteredRun:
-    """Log a training run to MLflow, register a model version and point ``challenger`` at it."""
+    """Log a training run to MLflow, register a model version and point ``challenger`` at it.
+
+    ``artifacts`` (artifact folder -> files, e.g. the evaluation plots that
+    ``riskengine.workflows.training`` draws) are logged as given: the registry draws nothing."""
     settings = settings or get_settings()
     cli = client(settings)
     import mlflow  # noqa: PLC0415 - heavy
@@ -197,19 +162,14 @@ def log_training(
         mlflow.log_text(result.metrics.write_csv(), "evaluation/metrics.csv")
         result.test_frame.write_parquet(tmp / "test.parquet")
         mlflow.log_artifact(str(tmp / "test.parquet"), artifact_path="backtest")
-        try:
-            mlflow.log_artifact(
-                str(
-                    shap_summary_png(
-                        model, result.test_frame, tmp / "shap_summary.png", seed=result.config.seed
-                    )
-                ),
-                artifact_path="evaluation",
-            )
-        except Exception as exc:  # noqa: BLE001 - a plot must never lose a trained model
-            mlflow.set_tag("riskengine.shap_plot_error", str(exc)[:250])
+        for artifact_path, files in (artifacts or {}).items():
+            for file in files:
+                mlflow.log_artifact(str(file), artifact_path=artifact_path)
         from models.pyfunc import CreditModelPyfunc  # noqa: PLC0415 - it imports mlflow
 
+        card = model_card(result)
+        model.metadata["model_card"] = card  # `riskengine explain --model-card` reads it from the model
+        mlflow.log_text(card, "model_card.md")
         model_dir = model.save(tmp / MODEL_ARTIFACT)
         sample = result.test_frame.select(model.feature_names).head(200)
         signature = infer_signature(sample.to_pandas(), model.predict_proba(sample))

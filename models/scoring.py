@@ -33,6 +33,7 @@ from models.grading import (
     score_from_probability,
 )
 from models.reasons import _catalog, build_reasons, cap_eligible, check_contributions, group_contributions
+from riskengine.core import timerule
 from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, GRADES_SCHEMA
 from riskengine.core.errors import ModelError, UsageError
@@ -150,12 +151,15 @@ def _chunk(model: CreditModel, features: pl.DataFrame, previous: pl.DataFrame | 
     prob = calibrator(raw) if callable(calibrator) else model.predict_proba(features)
     contrib = model.contributions(features)
     check_contributions(contrib, raw)
-    score = score_from_probability(prob)
+    meta = getattr(model, "metadata", None) or {}
+    score = score_from_probability(prob, base_rate=meta.get("score_base_rate"))
+    # A model trained with population bands (policy [grades] shares) carries its edges; else Settings'.
+    edges = meta.get("band_edges") or settings.grades.band_edges
     nuisance = getattr(model, "nuisance", ())
     groups = group_contributions(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
                                  severity_parts=parts)
     graded = apply_grading(features["enterprise_id"], score, features, previous,
-                           edges=settings.grades.band_edges, hysteresis=settings.grades.hysteresis,
+                           edges=edges, hysteresis=settings.grades.hysteresis,
                            baseline_cap=baseline_cap,
                            cap_eligible=cap_eligible(features, groups) if baseline_cap is not None else None)
     reasons = build_reasons(features, model.feature_names, contrib, catalog=catalog, nuisance=nuisance,
@@ -231,7 +235,7 @@ def score_features(
 def active_enterprises(tables: Mapping[str, pl.LazyFrame], as_of: date) -> pl.DataFrame:
     """Enterprises with status ``active`` established before as_of (who gets graded)."""
     return (tables["enterprises"]
-            .filter((pl.col("status") == "active") & (pl.col("established_on") < as_of))
+            .filter((pl.col("status") == "active") & timerule.exists(as_of))
             .select("enterprise_id", "name", "district", "sector")
             .collect())
 

@@ -2,6 +2,7 @@
 evaluated out of time against two baselines in the same run (issue 4).
 
 Time layout for a decision date D (CONTRACT section 2, nothing at or after D is used)::
+
     fit snapshots (train | valid | calib)   purge gap = horizon    test snapshots (latest)
     ... t_1 ... t_k ..................... t_k + h <= s_1 ... s_m,   s_m + h <= D
 
@@ -22,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +34,18 @@ import numpy as np
 import polars as pl
 
 from features import catalog, compute_features
+from features.inspections import RATES as INSPECTION_RATES
 from models.artifact import Calibrator, CreditModel
-from models.baselines import LogisticScorecard, PointsScorecard
-from models.evaluate import score_metrics, spearman
+from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
+from models.evaluate import auc, score_metrics, spearman, truth_over_horizon
 from models.grading import grade_from_score, score_from_probability
-from models.labels import build_labels, latest_snapshot, monthly_snapshots
+from models.labels import (
+    VISIT_NUISANCE,
+    build_labels,
+    latest_snapshot,
+    monthly_snapshots,
+    visit_rows,
+)
 from riskengine.core.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
@@ -46,6 +55,7 @@ KEYS = ("enterprise_id", "as_of")
 SELECTIONS = ("ipw", "none")
 CALIBRATIONS = ("platt", "isotonic")
 VALIDATIONS = ("enterprises", "months")
+TARGETS = ("inspection", "horizon")
 
 
 @dataclass
@@ -85,6 +95,17 @@ class TrainConfig:
     # training benchmark's 200,000 enterprises x 8 train months would otherwise take 1.6 M rows.
     max_train_rows: int = 400_000
     baselines: bool = True
+    # The target (issue 11): "inspection" learns what an inspection finds, one row per inspection
+    # and sampling test (features as of the month start before it, visit kind and inspector as
+    # nuisance held neutral at scoring); "horizon" is any adverse outcome in [t, t + horizon) per
+    # enterprise, an unvisited enterprise counting as clean. The run trains the other one beside
+    # it and reports both on the same test rows (compare_targets).
+    # "horizon" by default: on Boston (README, real data) and the synthetic city it ranks the next
+    # inspections and the latent risk better than the inspection rows keyed to month starts do.
+    target: str = "horizon"
+    compare_targets: bool = True
+    # Rolling-origin validation inside the fit months picks the feature set and tree size.
+    select: bool = True
 
     def validate(self) -> TrainConfig:
         checks = [
@@ -104,6 +125,7 @@ class TrainConfig:
             ("calibration", self.calibration in CALIBRATIONS, f"one of {', '.join(CALIBRATIONS)}"),
             ("propensity_clip", 0 < self.propensity_clip <= 1, "a number in (0, 1]"),
             ("max_train_rows", self.max_train_rows >= 1000, "an integer >= 1000"),
+            ("target", self.target in TARGETS, f"one of {', '.join(TARGETS)}"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -191,9 +213,9 @@ def feature_schema(
         {
             "name": n,
             "dtype": str(frame.schema[n]),
-            "monotone": int(catalog[n].monotone),
-            "categorical": bool(catalog[n].categorical),
-            "nuisance": bool(catalog[n].nuisance),
+            "monotone": int(catalog[n].monotone) if n in catalog else 0,
+            "categorical": bool(catalog[n].categorical) if n in catalog else False,
+            "nuisance": bool(catalog[n].nuisance) if n in catalog else True,  # visit columns
         }
         for n in names
     ]
@@ -370,27 +392,127 @@ def _calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibr
     return Calibrator("platt", slope=slope, intercept=intercept)
 
 
-def _truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: int) -> np.ndarray:
-    """Mean latent p_fail over each row's horizon months [t, t + horizon) (NaN where unknown)."""
-    snaps = (
-        rows.select(pl.col("as_of").unique())
-        .with_columns((pl.col("as_of") + pl.duration(days=horizon_days)).alias("end"))
-        .lazy()
-    )
-    mean = (
-        truth.lazy()
-        .select("enterprise_id", pl.col("month").cast(pl.Date), pl.col("p_fail").cast(pl.Float64))
-        .join_where(snaps, pl.col("month") >= pl.col("as_of"), pl.col("month") < pl.col("end"))
-        .group_by("enterprise_id", "as_of")
-        .agg(pl.col("p_fail").mean().alias("truth"))
-    )
-    out = rows.select(*KEYS).lazy().join(mean, on=list(KEYS), how="left", maintain_order="left").collect()
-    return out["truth"].fill_null(np.nan).to_numpy().astype(np.float64)
+def _grades(probability: np.ndarray, base_rate: float | None = None,
+            edges: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    score = np.asarray(score_from_probability(probability, base_rate=base_rate))
+    return score, np.asarray(grade_from_score(score, edges), dtype=str)
 
 
-def _grades(probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    score = np.asarray(score_from_probability(probability))
-    return score, np.asarray(grade_from_score(score), dtype=str)
+# Exposure counts (issue 11): how often someone looked, which measures the supervisor as much as the
+# enterprise. The "exposure_free" feature set leaves them out and keeps what inspections found.
+_EXPOSURE = re.compile(
+    r"^inspections__(count|fail|conditional|random|targeted|complaint|follow_up|license)_(\d+d|ever)$"
+    r"|^inspections__findings_(minor|serious|critical)_\d+d$|^inspections__days_since_last(_fail)?$"
+    r"|^severity__(adverse_365d|index)$|^inspections__never_inspected$"
+)
+FEATURE_SETS = ("all", "exposure_free", "rates")
+# "rates": of the inspection history only the decayed per-inspection rates (features.inspections).
+_INSPECTION_HISTORY = re.compile(r"^(inspections|severity)__")
+# Tree sizes the rolling-origin validation chooses from: (num_leaves, max_depth, min_data_in_leaf).
+TREE_SIZES = ((7, 3, 200), (3, 2, 50))
+
+
+def feature_set(names: Sequence[str], which: str) -> list[str]:
+    """The model features of one candidate set (``FEATURE_SETS``)."""
+    if which == "exposure_free":
+        return [n for n in names if not _EXPOSURE.match(n)]
+    if which == "rates":
+        return [n for n in names if not _INSPECTION_HISTORY.match(n) or n in INSPECTION_RATES]
+    return list(names)
+
+
+def usable_features(frame: pl.DataFrame, names: Sequence[str], tables: Mapping[str, pl.LazyFrame],
+                    catalog: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """The features a model can learn from here, and why each other one is left out.
+
+    A family whose table is absent is named once (``family:<name>``); a column that is empty or the
+    same for every fit row carries nothing (optbinning and LightGBM fail or ignore it).
+    """
+    left_out: dict[str, str] = {}
+    present = set(tables)
+    kept: list[str] = []
+    stats = frame.select(
+        *[pl.col(n).drop_nulls().n_unique().alias(n) for n in names]).row(0, named=True) if names else {}
+    for n in names:
+        family = catalog[n].family
+        if family in _FAMILY_TABLE and _FAMILY_TABLE[family] not in present:
+            left_out[f"family:{family}"] = f"table {_FAMILY_TABLE[family]} is absent"
+            continue
+        if stats[n] <= 1:
+            left_out[n] = "empty" if stats[n] == 0 else "the same value in every fit row"
+            continue
+        kept.append(n)
+    return kept, left_out
+
+
+_FAMILY_TABLE = {"inspections": "inspections", "sampling": "sampling_tests", "penalties": "penalties",
+                 "recalls": "recalls", "complaints": "complaints", "licenses": "licenses"}
+
+
+@dataclass
+class Candidate:
+    """One configuration the rolling-origin validation tries."""
+
+    target: str
+    features: str
+    tree: tuple[int, int, int]
+    fold_auc: list[float] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
+
+    @property
+    def mean_auc(self) -> float:
+        finite = [a for a in self.fold_auc if math.isfinite(a)]
+        return float(np.mean(finite)) if finite else math.nan
+
+    def label(self) -> str:
+        return f"{self.target}/{self.features}/leaves{self.tree[0]}"
+
+
+def _with_tree(cfg: TrainConfig, tree: tuple[int, int, int]) -> TrainConfig:
+    return replace(cfg, num_leaves=tree[0], max_depth=tree[1], min_data_in_leaf=tree[2])
+
+
+def _quick_fit(cfg: TrainConfig, names: list[str], monotone: list[int], categorical: list[str],
+               proto: CreditModel, train: pl.DataFrame, valid: pl.DataFrame) -> tuple[lgb.Booster, int]:
+    """A booster with early stopping on ``valid`` (the fold's evaluation rows): selection only."""
+    import lightgbm as lgb  # noqa: PLC0415 - heavy
+    x_train = proto.encode(train, neutralise=False)
+    y_train = train["label"].to_numpy().astype(np.float64)
+    x_valid = proto.encode(valid, neutralise=False)
+    y_valid = valid["label"].to_numpy().astype(np.float64)
+    train_set = lgb.Dataset(x_train, y_train, feature_name=names, categorical_feature=categorical or "auto",
+                            free_raw_data=False)
+    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set, free_raw_data=False)
+    booster = lgb.train(_lgb_params(cfg, monotone) | {"metric": "auc"}, train_set,
+                        num_boost_round=min(cfg.max_rounds, 150), valid_sets=[valid_set],
+                        callbacks=[lgb.early_stopping(20, verbose=False)])
+    return booster, int(booster.best_iteration or booster.current_iteration())
+
+
+def _folds(fit: Sequence[date], n_folds: int = 2, width: int = 2) -> list[tuple[list[date], list[date]]]:
+    """Rolling origins over the fit months: train on the months before an origin, evaluate on the
+    ``width`` months from it (a month's gap between, so no inspection row is on both sides)."""
+    out = []
+    months = list(fit)
+    for k in range(n_folds, 0, -1):
+        end = len(months) - (k - 1) * width
+        start = end - width
+        if start - 1 < 2:
+            continue
+        out.append((months[: start - 1], months[start:end]))
+    return out
+
+
+def _plans(known_before: date, cfg: TrainConfig) -> dict[str, SnapshotPlan]:
+    return {"horizon": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, cfg.horizon_days),
+            "inspection": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, VISIT_MONTH_DAYS)}
+
+
+def snapshot_dates(known_before: date, config: TrainConfig | None = None) -> list[date]:
+    """The as_of dates whose features ``train_model`` needs (both targets' fit and test months), for
+    building them elsewhere (e.g. on a cluster) and passing them in as ``features``."""
+    cfg = (config or TrainConfig()).validate()
+    return sorted({d for p in _plans(known_before, cfg).values() for d in (*p.fit, *p.test)})
 
 
 def train_model(
@@ -400,133 +522,246 @@ def train_model(
     truth: pl.DataFrame | None = None,
     config: TrainConfig | None = None,
     features: pl.DataFrame | None = None,
+    grade_shares: Mapping[str, float] | None = None,
 ) -> TrainResult:
     """Train and evaluate on what was known before ``known_before`` (D).
 
     ``features`` may be given precomputed (one row per enterprise and snapshot, as ``build_features``
     returns); otherwise they are built here. ``truth`` (a synthetic city's ``_truth/risk.parquet``)
-    adds the Spearman correlation with the latent risk and the oracle's metrics.
+    adds the Spearman correlation with the latent risk and the oracle's metrics. ``grade_shares``
+    (the policy file's ``[grades]``) sets the band edges from the graded population's scores.
     """
     cfg = (config or TrainConfig()).validate()
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    plan = plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, cfg.horizon_days)
+    # Each target has its own months: an inspection's label is known the day it happens, so the
+    # inspection target's test months are the latest before D and its fit months just before them;
+    # the horizon target's windows must end by D (module docstring).
+    plans = _plans(known_before, cfg)
+    plan = plans[cfg.target]
     catalog, model_features = _catalog()
-    snaps = [*plan.fit, *plan.test]
+    snaps = snapshot_dates(known_before, cfg)
     if features is None:
         features = compute_features(tables, snaps)
     timings["features_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    labels = build_labels(tables, snaps, known_before=known_before, horizon_days=cfg.horizon_days).collect()
+    h_snaps = [*plans["horizon"].fit, *plans["horizon"].test]
+    labels = build_labels(tables, h_snaps, known_before=known_before, horizon_days=cfg.horizon_days).collect()
+    visits = visit_rows(tables, snaps, known_before=known_before).collect()
     timings["labels_s"] = time.perf_counter() - clock
     names = [n for n in model_features if n in features.columns]
     if not names:
         raise ModelError("the feature frame has none of the catalog's model features")
-    data = (
-        features.select(*KEYS, *names)
-        .with_columns(pl.col("as_of").cast(pl.Date))
+    feats = features.select(*KEYS, *names).with_columns(pl.col("as_of").cast(pl.Date))
+    roles_of = {t: p.role_frame() for t, p in plans.items()}
+    fit_rows = feats.join(roles_of[cfg.target].filter(pl.col("role") != "test"), on="as_of", how="semi")
+    names, left_out = usable_features(fit_rows, names, tables, catalog)
+    if not names:
+        raise ModelError(f"no feature varies across the fit snapshots ({', '.join(sorted(left_out))} "
+                         f"left out); the lake holds too little history before --as-of {known_before}")
+    enterprise_data = (
+        feats.select(*KEYS, *names)
         .join(labels, on=list(KEYS), how="inner")
-        .join(plan.role_frame(), on="as_of", how="inner")
+        .join(roles_of["horizon"], on="as_of", how="inner")
         # A fixed row order: bagging and early stopping see rows in order, so determinism needs it.
         .sort("as_of", "enterprise_id")
     )
-    frames = {r: data.filter(pl.col("role") == r) for r in ("train", "valid", "calib", "test")}
-    empty = [r for r, f in frames.items() if f.height == 0]
-    if empty:
-        raise ModelError(
-            f"no enterprises in the {', '.join(empty)} snapshot(s) {plan.to_dict()}; "
-            f"the lake's history is too short for --as-of {known_before}"
-        )
-    clock = time.perf_counter()
-    categorical = [n for n in names if catalog[n].categorical]
+    nuisance_visit = [c for c in VISIT_NUISANCE if visits[c].n_unique() > 1] if visits.height else []
+    visit_data = (
+        visits.join(feats.select(*KEYS, *names), on=list(KEYS), how="inner")
+        .join(roles_of["inspection"], on="as_of", how="inner")
+        .sort("as_of", "enterprise_id", "day")
+    )
+    data_of = {"horizon": enterprise_data, "inspection": visit_data}
+    frames_of = {t: {r: d.filter(pl.col("role") == r) for r in ("train", "valid", "calib", "test")}
+                 for t, d in data_of.items()}
+    for t in TARGETS:
+        empty = [r for r, f in frames_of[t].items() if f.height == 0 or f["label"].n_unique() < 2]
+        if empty and (t == cfg.target):
+            other = "horizon" if t == "inspection" else "inspection"
+            raise ModelError(
+                f"the {t} target has no rows or one class of outcome in the {', '.join(empty)} "
+                f"snapshot(s) {plans[t].to_dict()}; the lake's history is too short for --as-of "
+                f"{known_before} (or try --target {other})")
+    targets = [cfg.target] + ([t for t in TARGETS if t != cfg.target] if cfg.compare_targets else [])
+    usable_targets = [t for t in targets if all(
+        f.height and f["label"].n_unique() == 2 for r, f in frames_of[t].items() if r != "test")]
+    skipped: dict[str, str] = {}
+    for t in targets:
+        if t not in usable_targets:
+            skipped[f"lightgbm_{t}"] = f"the {t} target has one class of outcome in a fit slice"
+    categorical_all = [n for n in names if catalog[n].categorical]
     categories = {
-        n: sorted(v for v in frames["train"][n].cast(pl.String).unique().to_list() if v is not None)
-        for n in categorical
-        if frames["train"].schema[n] == pl.String
+        n: sorted(v for v in frames_of["horizon"]["train"][n].cast(pl.String).unique().to_list()
+                  if v is not None)
+        for n in categorical_all
+        if enterprise_data.schema[n] == pl.String
     }
-    neutral = {}
+    neutral_base: dict[str, float] = {}
     for n in names:
         if catalog[n].nuisance:
             spec_neutral = getattr(catalog[n], "neutral", None)
-            median = frames["train"][n].cast(pl.Float64).median()
-            neutral[n] = float(spec_neutral if spec_neutral is not None else (median or 0.0))  # type: ignore[arg-type]
-    monotone = [0 if n in categorical else int(catalog[n].monotone) for n in names]
-    proto = CreditModel(
-        None,  # type: ignore[arg-type]  # a booster-less model only encodes the training frames
-        names,
-        categorical=categorical,
-        categories=categories,  # type: ignore[arg-type]
-        neutral=neutral,
-    )
+            median = frames_of["horizon"]["train"][n].cast(pl.Float64).median()
+            neutral_base[n] = float(spec_neutral if spec_neutral is not None else (median or 0.0))  # type: ignore[arg-type]
 
-    def fit(selection: str) -> tuple[CreditModel, dict[str, Any]]:
-        booster, info = _fit_booster(cfg, selection, frames, proto, monotone)
-        model = CreditModel(booster, names, categorical=categorical, categories=categories, neutral=neutral)
-        raw = model.predict_raw(frames["calib"])
-        model.calibrator = _calibrate(
-            cfg.calibration, raw, frames["calib"]["label"].to_numpy().astype(float), cfg.seed
-        )
+    def model_columns(target: str, which: str) -> tuple[list[str], list[str], dict[str, float], list[int]]:
+        cols = feature_set(names, which)
+        cats = [n for n in cols if n in categorical_all]
+        neutral = {n: v for n, v in neutral_base.items() if n in cols}
+        monotone = [0 if n in cats else int(catalog[n].monotone) for n in cols]
+        if target == "inspection":
+            cols = [*cols, *nuisance_visit]
+            neutral |= {n: 0.0 for n in nuisance_visit}
+            monotone += [0] * len(nuisance_visit)
+        return cols, cats, neutral, monotone
+
+    def proto_for(target: str, which: str) -> tuple[CreditModel, list[int]]:
+        cols, cats, neutral, monotone = model_columns(target, which)
+        cat_levels = {k: v for k, v in categories.items() if k in cols}
+        return CreditModel(None, cols, categorical=cats, categories=cat_levels, neutral=neutral), monotone  # type: ignore[arg-type]
+
+    # --- rolling-origin validation: feature set and tree size per target ------------------------------
+    clock = time.perf_counter()
+    chosen: dict[str, Candidate] = {}
+    selection_log: list[dict[str, Any]] = []
+    for t in usable_targets:
+        folds = _folds(plans[t].fit) if cfg.select else []
+        cands = [Candidate(t, fs, tree) for fs in FEATURE_SETS for tree in TREE_SIZES] if folds else []
+        for cand in cands:
+            proto, monotone = proto_for(t, cand.features)
+            if not proto.feature_names:
+                continue
+            for train_months, eval_months in folds:
+                tr = data_of[t].filter(pl.col("as_of").is_in(train_months))
+                ev = data_of[t].filter(pl.col("as_of").is_in(eval_months))
+                random = ev.filter(pl.col("observed_random"))
+                # Judge on random visits where there are enough (what a grade estimates, unbiased by
+                # who gets visited); every evaluation row otherwise.
+                if random.height >= 200 and random["label"].n_unique() == 2:
+                    ev = random
+                if tr["label"].n_unique() < 2 or ev["label"].n_unique() < 2:
+                    continue
+                booster, rounds = _quick_fit(_with_tree(cfg, cand.tree), proto.feature_names, monotone,
+                                             proto.categorical, proto, tr, ev)
+                p = booster.predict(proto.encode(ev), raw_score=True)
+                cand.fold_auc.append(auc(ev["label"].to_numpy().astype(int), p))
+                cand.rounds.append(rounds)
+            selection_log.append({"candidate": cand.label(), "fold_auc": cand.fold_auc, "rounds": cand.rounds,
+                                  "mean_auc": cand.mean_auc})
+        scored = [c for c in cands if math.isfinite(c.mean_auc)]
+        chosen[t] = max(scored, key=lambda c: c.mean_auc) if scored else Candidate(t, "all", TREE_SIZES[0])
+    timings["select_s"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+
+    def fit(target: str, selection: str) -> tuple[CreditModel, dict[str, Any]]:
+        cand = chosen[target]
+        proto, monotone = proto_for(target, cand.features)
+        tcfg = _with_tree(cfg, cand.tree)
+        booster, info = _fit_booster(tcfg, selection, frames_of[target], proto, monotone)
+        model = CreditModel(booster, proto.feature_names, categorical=proto.categorical,
+                            categories=proto.categories, neutral=proto.neutral)
+        calib = frames_of[target]["calib"]
+        # Calibrate on the visits as they happened (kind and inspector as observed): the map from
+        # margin to probability then holds for a random visit by an average inspector at scoring.
+        raw = np.asarray(booster.predict(proto.encode(calib, neutralise=False), raw_score=True),
+                         dtype=np.float64)
+        model.calibrator = _calibrate(cfg.calibration, raw, calib["label"].to_numpy().astype(float), cfg.seed)
+        info |= {"target": target, "feature_set": cand.features, "num_leaves": cand.tree[0],
+                 "max_depth": cand.tree[1], "min_data_in_leaf": cand.tree[2]}
         return model, info
 
-    model, info = fit(cfg.selection)
+    model, info = fit(cfg.target, cfg.selection)
     timings["fit_s"] = time.perf_counter() - clock
     comparison = comparison_info = None
     if cfg.compare_selection:
         clock = time.perf_counter()
         other = "none" if cfg.selection == "ipw" else "ipw"
-        comparison, comparison_info = fit(other)
+        comparison, comparison_info = fit(cfg.target, other)
         timings["fit_comparison_s"] = time.perf_counter() - clock
+    other_targets: dict[str, CreditModel] = {}
+    for t in usable_targets:
+        if t != cfg.target:
+            clock = time.perf_counter()
+            other_targets[t], _ = fit(t, "none")
+            timings[f"fit_{t}_s"] = time.perf_counter() - clock
 
-    # --- out-of-time evaluation on the test snapshots --------------------------------------------
+    # --- out-of-time evaluation on the test snapshots (enterprise rows: every target alike) ------
     clock = time.perf_counter()
-    test = frames["test"]
-    scorers: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
-    p = model.predict_proba(test)
-    score, grades = _grades(p)
-    scorers["lightgbm"] = (score.astype(float), p, grades)
+    test = frames_of["horizon"]["test"]
+    # Visits of the inspection target's test months (the latest before D): every scorer is compared
+    # on them; "inspected" keeps each enterprise's first visit there (what a plan would order).
+    visits_test = frames_of["inspection"]["test"]
+    first = visits_test.sort("day").unique("enterprise_id", keep="first", maintain_order=True).sort(
+        "as_of", "enterprise_id")
+    latest_month = feats.filter(pl.col("as_of") == plans["inspection"].test[-1])
+    base_rate, edges = population_bands(model.predict_proba(latest_month), grade_shares)
+    model.metadata["score_base_rate"] = base_rate
+    model.metadata["band_edges"] = list(edges) if edges is not None else None
+    scorers: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]] = {}
+
+    evaluated = {"all": test, "random": visits_test.filter(pl.col("observed_random")), "inspected": first}
+
+    def graded(m: CreditModel) -> dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        out = {}
+        for population, rows in evaluated.items():
+            p = m.predict_proba(rows)
+            s, g = _grades(p, base_rate, edges)
+            out[population] = (s.astype(float), p, g)
+        return out
+
+    def ungraded(score: Any) -> dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        return {population: (score(rows), None, None) for population, rows in evaluated.items()}
+
+    scorers["lightgbm"] = graded(model)
     if comparison is not None:
-        pc = comparison.predict_proba(test)
-        sc, gc = _grades(pc)
-        scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = (sc.astype(float), pc, gc)
+        scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = graded(comparison)
+    for t, m in other_targets.items():
+        scorers[f"lightgbm_{t}"] = graded(m)
     if cfg.baselines:
-        points = PointsScorecard().fit().score(tables, test)
-        scorers["points_scorecard"] = (points, None, np.asarray(grade_from_score(points), dtype=str))
-        plain = [n for n in names if not catalog[n].nuisance and n not in categorical]
-        logit = LogisticScorecard(random_state=cfg.seed).fit(
-            frames["train"], frames["train"]["label"].to_numpy(), plain
-        )
-        pl_ = logit.predict_proba(test)
-        sl, glog = _grades(pl_)
-        scorers["logistic_scorecard"] = (sl.astype(float), pl_, glog)
+        points = PointsScorecard().fit()
+        scorers["points_scorecard"] = ungraded(lambda rows: points.score(tables, rows))
+        scorers["share_of_past"] = ungraded(lambda rows: ShareOfPast().score(tables, rows))
+        plain = [n for n in names if not catalog[n].nuisance and n not in categorical_all]
+        try:
+            logit = LogisticScorecard(random_state=cfg.seed).fit(
+                frames_of["horizon"]["train"], frames_of["horizon"]["train"]["label"].to_numpy(), plain)
+            scorers["logistic_scorecard"] = {}
+            for population, rows in evaluated.items():
+                pl_ = logit.predict_proba(rows)
+                sl, glog = _grades(pl_, base_rate, edges)
+                scorers["logistic_scorecard"][population] = (sl.astype(float), pl_, glog)
+        except Exception as exc:  # noqa: BLE001 - a baseline that cannot be fitted is reported, not fatal
+            skipped["logistic_scorecard"] = _first_line(exc)
     timings["baselines_s"] = time.perf_counter() - clock
     truth_values = None
     if truth is not None:
-        truth_values = _truth_over_horizon(truth, test, cfg.horizon_days)
+        truth_values = truth_over_horizon(truth, test, cfg.horizon_days)
         if np.isfinite(truth_values).any():
             known = np.isfinite(truth_values)
-            scorers["oracle"] = (np.where(known, truth_values, np.nanmedian(truth_values)), None, None)
+            scorers["oracle"] = {}
+            for population, rows_ in evaluated.items():
+                # Visits: the latent risk of the visit's month; enterprises: over the horizon.
+                days = cfg.horizon_days if population == "all" else VISIT_MONTH_DAYS
+                values = truth_over_horizon(truth, rows_, days)
+                if np.isfinite(values).any():
+                    filled = np.where(np.isfinite(values), values, np.nanmedian(values))
+                    scorers["oracle"][population] = (filled, None, None)
 
-    populations = {
-        "random": (test["observed_random"].to_numpy(), test["random_fail"].to_numpy()),
-        "all": (np.ones(test.height, dtype=bool), test["label"].to_numpy()),
-    }
     rows = []
-    for scorer, (s, prob, g) in scorers.items():
-        for population, (mask, y) in populations.items():
-            m = score_metrics(
-                y[mask].astype(int),
-                s[mask],
-                None if prob is None else prob[mask],
-                grades=None if g is None else g[mask],
-            )
+    for scorer, by_population in scorers.items():
+        for population, (s, prob, g) in by_population.items():
+            y = evaluated[population]["label"].to_numpy()
+            m = score_metrics(y.astype(int), s, prob, grades=g)
             if population == "all" and truth_values is not None and scorer != "oracle":
                 known = np.isfinite(truth_values)
                 m["spearman_truth"] = spearman(s[known], truth_values[known])
+            if population == "inspected":
+                m |= inspector_measures(evaluated[population], s, y)
             rows.append({"scorer": scorer, "population": population, **m})
     metrics = pl.DataFrame(rows, infer_schema_length=None)
-    latest = test["as_of"] == test["as_of"].max()
     dist = (
-        pl.DataFrame({"grade": grades[latest.to_numpy()]})
+        pl.DataFrame({"grade": _grades(model.predict_proba(latest_month), base_rate, edges)[1]})
         .group_by("grade")
         .len("n")
         .join(pl.DataFrame({"grade": ["A", "B", "C", "D"]}), on="grade", how="right")
@@ -534,16 +769,21 @@ def train_model(
         .with_columns((pl.col("n") / pl.col("n").sum()).alias("share"))
     )
     timings["evaluate_s"] = time.perf_counter() - clock
-    schema = feature_schema(data, names, catalog)
-    model.metadata = {
+    schema = feature_schema(test, [n for n in model.feature_names if n in test.columns], catalog)
+    model.metadata |= {
         "as_of": known_before,
         "horizon_days": cfg.horizon_days,
         "snapshots": plan.to_dict(),
+        "target_description": TARGET_TEXT[cfg.target],
         "feature_schema_hash": schema_hash(schema),
         "selection": cfg.selection,
+        "target": cfg.target,
         **{k: v for k, v in info.items() if k != "valid_curve"},  # the curve stays in TrainResult.info
     }
-    keep_cols = [*KEYS, *names, "label", "observed", "observed_random", "random_fail"]
+    # promote compares champion and challenger on what this model estimates: the horizon label of
+    # every enterprise, or what the next visit found.
+    backtest = (test if cfg.target == "horizon" else first).select(
+        *KEYS, *names, "label", "observed", "observed_random", "random_fail")
     return TrainResult(
         model=model,
         metrics=metrics,
@@ -551,14 +791,84 @@ def train_model(
         config=cfg,
         feature_schema=schema,
         feature_schema_hash=schema_hash(schema),
-        test_frame=test.select(keep_cols),
+        test_frame=backtest,
         grade_distribution=dist,
         comparison_model=comparison,
         timings=timings,
         info={
             "model": info,
             "comparison": comparison_info,
-            "rows": {r: f.height for r, f in frames.items()},
-            "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames.items()},  # type: ignore[arg-type]
+            "rows": {r: f.height for r, f in frames_of[cfg.target].items()},
+            "plans": {t: p.to_dict() for t, p in plans.items()},
+            "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames_of[cfg.target].items()},  # type: ignore[arg-type]
+            "left_out": left_out,
+            "skipped": skipped,
+            "selection": selection_log,
+            "chosen": {t: c.label() for t, c in chosen.items()},
+            "bands": {"score_base_rate": base_rate, "band_edges": None if edges is None else list(edges),
+                      "shares": dict(grade_shares) if grade_shares else None},
         },
     )
+
+
+VISIT_MONTH_DAYS = 31  # an inspection row's label window: the month of its snapshot
+TARGET_TEXT = {
+    "inspection": "the chance that an inspection now, on a random visit by an average inspector, finds an "
+                  "adverse outcome (failed, or a critical violation); learnt from every inspection and "
+                  "sampling test as its own row",
+    "horizon": "the chance of any adverse outcome (CONTRACT section 2) within the horizon, per enterprise; "
+               "an enterprise nobody looked at counts as clean",
+}
+
+
+def population_bands(probability: np.ndarray, shares: Mapping[str, float] | None
+                     ) -> tuple[float, tuple[int, int, int] | None]:
+    """The score scale's anchor and the band edges that follow the graded population.
+
+    The anchor is the population's mean probability (score 500 = an ordinary enterprise of this
+    population, whatever its base rate). With ``shares`` (policy file ``[grades]``), the edges are
+    the score quantiles that give A, B, C, D about those shares; without, None (Settings' edges).
+    """
+    p = np.asarray(probability, dtype=np.float64)
+    base = float(np.clip(p.mean(), 1e-4, 1 - 1e-4)) if p.size else 0.02
+    if not shares or p.size == 0:
+        return base, None
+    score = np.asarray(score_from_probability(p, base_rate=base), dtype=np.float64)
+    cumulative = np.cumsum([shares[g] for g in ("A", "B", "C")])
+    # Scores tie (integers; many enterprises share a history), so each edge is the score whose share
+    # below it comes closest to the target, not a raw quantile that would push a whole tie up.
+    values = np.unique(score)
+    below = np.searchsorted(np.sort(score), values, side="left") / score.size
+    edges: list[int] = []
+    for q in cumulative:
+        c = int(values[int(np.argmin(np.abs(below - q)))])
+        c = max(1, min(1000, c))
+        # A score at or above an edge is in the higher band; keep the edges strictly increasing.
+        edges.append(c if not edges or c > edges[-1] else min(1000, edges[-1] + 1))
+    return base, (edges[0], edges[1], edges[2])
+
+
+def inspector_measures(rows: pl.DataFrame, score: np.ndarray, y: np.ndarray,
+                       per: float = 100.0) -> dict[str, float]:
+    """What an inspector feels, on the enterprises inspected in the test months (Chicago's measure).
+
+    ``days_earlier``: visiting the same enterprises on the same days but in order of score instead of
+    the order they were visited, the mean number of days earlier an adverse finding is found.
+    ``hits_per_100``: adverse findings per 100 visits among the top fifth by score
+    (a plan's capacity), against ``hits_per_100_all`` for the visits as they happened.
+    """
+    if rows.height == 0 or y.sum() == 0:
+        return {"days_earlier": math.nan, "hits_per_100": math.nan, "hits_per_100_all": math.nan}
+    days = rows["day"].to_numpy()
+    scheduled = np.empty_like(days)
+    scheduled[np.argsort(-score, kind="mergesort")] = np.sort(days)  # the riskiest gets the first day
+    adverse = y.astype(bool)
+    earlier = (days[adverse] - scheduled[adverse]) / np.timedelta64(1, "D")
+    top = np.argsort(-score, kind="mergesort")[: max(1, len(score) // 5)]
+    return {"days_earlier": float(np.mean(earlier)), "hits_per_100": float(per * y[top].mean()),
+            "hits_per_100_all": float(per * y.mean())}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]

@@ -60,6 +60,32 @@ def strictness_table(inspections: list[Row], d: date) -> dict[str, float]:
     return out
 
 
+RATE_HALF_LIFE, RATE_PRIOR = 1460.0, 1.0
+
+
+def _found(r: Row) -> dict[str, float]:
+    c, s, m = (r[f"findings_{k}"] or 0 for k in ("critical", "serious", "minor"))
+    return {"adverse_share": float(r["outcome"] == "fail" or c > 0), "critical_per_inspection": c,
+            "serious_per_inspection": s, "minor_per_inspection": m,
+            "findings_weighted_per_inspection": 3 * c + 2 * s + m}
+
+
+def decayed_rates(seen: list[Row], everyone: list[Row], d: date) -> Row:
+    """Time-decayed found-per-inspection rates, shrunk to the population's with one pseudo-inspection."""
+    def sums(rows: list[Row]) -> tuple[float, dict[str, float]]:
+        w = [0.5 ** (age(r, "inspected_on", d) / RATE_HALF_LIFE) for r in rows]
+        keys = _found(everyone[0]) if rows else {}
+        return sum(w), {k: sum(wi * _found(r)[k] for wi, r in zip(w, rows, strict=True)) for k in keys}
+    pop_w, pop = sums([r for r in everyone if known(r, "inspected_on", d)])
+    mine_w, mine = sums(seen)
+    names = ("adverse_share", "critical_per_inspection", "serious_per_inspection", "minor_per_inspection",
+             "findings_weighted_per_inspection")
+    if not seen:
+        return {f"inspections__{k}": None for k in names}
+    return {f"inspections__{k}": (mine[k] + RATE_PRIOR * pop[k] / pop_w) / (mine_w + RATE_PRIOR)
+            for k in names}
+
+
 def inspections(rows: list[Row], everyone: list[Row], d: date) -> Row:
     f: Row = {}
     seen = [r for r in rows if known(r, "inspected_on", d)]
@@ -80,6 +106,7 @@ def inspections(rows: list[Row], everyone: list[Row], d: date) -> Row:
     fails = [r for r in seen if r["outcome"] == "fail"]
     f["inspections__days_since_last"] = min((age(r, "inspected_on", d) for r in seen), default=None)
     f["inspections__days_since_last_fail"] = min((age(r, "inspected_on", d) for r in fails), default=None)
+    f.update(decayed_rates(seen, everyone, d))
     strict = strictness_table(everyone, d)
     if seen:
         # Latest day; on a tie the worse outcome, then the later row of the table.

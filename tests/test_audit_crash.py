@@ -79,3 +79,19 @@ def test_kill_9_under_load_loses_no_audit_row_of_an_answered_request(tmp_path: P
     audited = {r.split("probe=", 1)[1] for r in store.audit()["resource"].to_list() if "probe=" in r}
     lost = [m for m in answered if m not in audited]
     assert lost == [], f"{len(lost)} of {len(answered)} answered requests have no audit row"
+
+
+def test_write_mode_journals_without_flushing_to_disk(tmp_path: Path, monkeypatch: object) -> None:
+    import riskengine.core.audit as audit_module
+    from riskengine.core.audit import AuditWriter, journalled_entries, make_entry
+
+    flushes: list[int] = []
+    real = audit_module.os.fdatasync
+    monkeypatch.setattr(audit_module.os, "fdatasync", lambda fd: flushes.append(fd) or real(fd))  # type: ignore[attr-defined]
+    store = Store(tmp_path / "s.duckdb")
+    done = threading.Event()
+    writer = AuditWriter(store, flush_seconds=3600, sync=False)
+    writer.record(make_entry("read_grade", status=200, key_id="k1"), on_durable=lambda error: done.set())
+    assert done.wait(5) and flushes == []
+    assert journalled_entries(store)["key_id"].to_list() == ["k1"]  # in the journal before the answer
+    writer.close()

@@ -136,3 +136,8 @@ def test_audit_export_is_safe(tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"audit{suffix}"
     export_audit(store, None, out)
     (check_csv if suffix == ".csv" else check_xlsx)(out)
+
+
+def test_lazy_and_eager_escaping_agree() -> None:
+    frame = pl.DataFrame({"district": PAYLOADS, "n": list(range(len(PAYLOADS)))})
+    assert exports.csv_safe_lazy(frame.lazy()).collect().equals(exports.csv_safe(frame))

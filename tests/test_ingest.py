@@ -108,13 +108,21 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
 
 
 def test_empty_required_value_is_quarantined_with_file_row_column(tmp_path: Path) -> None:
-    src = source(tmp_path, enterprises=[enterprise(E1), enterprise(E2, district="")])
+    src = source(tmp_path, enterprises=[enterprise(E1), enterprise(E2, status="")])
     run(src, tmp_path / "lake")
     entry = only_entry(tmp_path / "lake", "missing_value")
     assert entry["table"] == "enterprises"
     assert entry["source_file"] == str(src / "enterprises.csv")
-    assert (entry["row_number"], entry["column"], entry["value"]) == (2, "district", None)
+    assert (entry["row_number"], entry["column"], entry["value"]) == (2, "status", None)
     assert entry["reason"] == "required value is empty"
+
+
+def test_an_empty_district_takes_the_uscc_division_code_and_an_empty_sector_unknown(tmp_path: Path) -> None:
+    # CONTRACT section 1: district and sector are optional; an export may leave them empty.
+    run(source(tmp_path, enterprises=[enterprise(E1, district="", sector="", established_on="")]),
+        tmp_path / "lake")
+    row = scan_table(tmp_path / "lake", "enterprises").collect().row(0, named=True)
+    assert (row["district"], row["sector"], row["established_on"]) == (E1[2:8], "unknown", None)
 
 
 @pytest.mark.parametrize(

@@ -140,9 +140,13 @@ def test_hostile_names_are_text_in_html_and_inert_in_csv(lake: Path, tmp_path: P
     assert names[uscc(2)] == "'" + FORMULA
 
 
-@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1+1", "@SUM(A1)", "\tx", "\rx"])
 def test_formula_starters_are_prefixed(cell: str) -> None:
     assert formula_safe(cell) == "'" + cell
+
+
+def test_a_negative_number_is_left_a_number() -> None:
+    assert formula_safe("-1") == "-1" and formula_safe(-2.5) == "-2.5"
 
 
 def test_ordinary_text_is_left_alone() -> None:

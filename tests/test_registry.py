@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from models.artifact import CreditModel
-from models.registry import CHALLENGER, CHAMPION, client, load_model, log_training, promote
+from models.registry import CHALLENGER, CHAMPION, client, load_model, promote
 from models.train import TrainConfig, TrainResult, train_model
 from riskengine.core.config import Settings
 from riskengine.core.errors import ModelError, NotFoundError, UsageError
 from riskengine.lake.layout import load_tables
+from riskengine.workflows.training import register as log_training
 
 D = date(2026, 1, 1)
 NAME = "riskengine-credit"

@@ -343,7 +343,7 @@ def test_the_bundled_font_draws_every_chinese_reason_without_missing_glyphs(tmp_
     import matplotlib.pyplot as plt
 
     from features import FEATURES
-    from riskengine.cli.score_cmds import cjk_font
+    from riskengine.workflows.reports.plots import cjk_font
 
     font = cjk_font()
     assert font == "Noto Sans CJK SC"

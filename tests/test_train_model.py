@@ -46,7 +46,7 @@ def test_model_beats_chance_clearly_on_the_small_city(trained: TrainResult) -> N
 
 def test_oracle_is_reported_on_a_synthetic_city(trained: TrainResult) -> None:
     oracle = trained.metrics.filter(pl.col("scorer") == "oracle")
-    assert set(oracle["population"]) == {"random", "all"}
+    assert set(oracle["population"]) == {"random", "inspected", "all"}
     assert oracle["auc"].min() > 0.5
 
 

@@ -55,18 +55,7 @@ def list_sector(
         rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
     if cursor is not None:
         rows = rows.filter(pl.col("enterprise_id") > decode_cursor(cursor))
-    # The served grade: overrides in force replace the scored grade (few, so applied row by row).
-    overridden = {}
-    for eid in service.overrides.enterprise_ids():
-        active = service.overrides.active(eid, now)
-        if active is not None:
-            overridden[eid] = active.grade
-    if overridden:
-        ids = pl.Series(list(overridden), dtype=pl.String)
-        grades = pl.Series(list(overridden.values()), dtype=pl.String)
-        rows = rows.with_columns(
-            pl.col("enterprise_id").replace_strict(ids, grades, default=pl.col("grade")).alias("grade")
-        )
+    rows = service.overrides.served(rows, now)
     if grade is not None:
         rows = rows.filter(pl.col("grade") == grade)
     page = rows.head(limit + 1)

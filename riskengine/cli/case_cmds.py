@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import Settings, get_settings
 from riskengine.core.errors import UsageError
 from riskengine.workflows import cases
@@ -42,12 +43,7 @@ def _officer(name: str | None) -> str:
 
 
 def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{option} must be a date YYYY-MM-DD; got {value!r}") from None
+    return None if value is None else parse_day(value, option)
 
 
 def _settings() -> Settings:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -14,11 +14,13 @@ from rich.table import Table
 
 from riskengine.cli import app
 from riskengine.cli.ingest_view import render_ingest_report
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
 from riskengine.lake.ingest import export_quarantine
 from riskengine.lake.ingest import ingest as run_ingest
-from riskengine.synth import generate_city
+from riskengine.lake.mapping import apply_mapping
+from riskengine.synth import Drift, generate_city
 
 # --- ingest -------------------------------------------------------------------------------------------
 
@@ -36,18 +38,21 @@ def ingest(
         "--quarantine-out", help="also write this run's quarantined rows as a list (.xlsx or .csv)")] = None,
     buckets: Annotated[int | None, typer.Option(
         help="lay a new lake out in this many buckets of enterprise_id, for --cluster (CONTRACT §8)")] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        help="a mapping file (TOML) that turns a bureau's own export into contract tables first")] = None,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
+    if mapping is not None:
+        with tempfile.TemporaryDirectory(prefix="riskengine-mapped-") as mapped:
+            made = apply_mapping(source, mapping, Path(mapped))
+            print(f"{mapping.name}: mapped {source} to {', '.join(made)}", file=sys.stderr)
+            ingest(Path(mapped), lake, id_scheme, ingest_day, quarantine_out, buckets, None)
+        return
 
 
     if quarantine_out is not None and quarantine_out.suffix.lower() not in (".xlsx", ".csv"):
         raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")
-    day = None
-    if ingest_day is not None:
-        try:
-            day = date.fromisoformat(ingest_day)
-        except ValueError as exc:
-            raise UsageError(f"--ingest-day must be a date YYYY-MM-DD; got {ingest_day!r}") from exc
+    day = None if ingest_day is None else parse_day(ingest_day, "--ingest-day")
     report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day,
                         n_buckets=buckets).to_dict()
     render_ingest_report(report, Console())
@@ -73,13 +78,15 @@ def generate(
     end: Annotated[str, typer.Option(help="last day of the event history (YYYY-MM-DD)")] = "2025-12-31",
     format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
     dirty: Annotated[float, typer.Option(help="fraction of realistic bad rows to add, e.g. 0.01")] = 0.0,
+    drift: Annotated[str | None, typer.Option(
+        help="inject a drift on purpose: SECTOR:YYYY-MM-DD:SHIFT moves that sector's risk logit by SHIFT "
+             "from that day (e.g. catering:2025-06-01:1.5), for monitoring to catch")] = None,
 ) -> None:
     """Write a synthetic city (Wuhan) as a source folder OUT, with its ground truth in OUT/_truth/."""
-
-
-
     began = time.perf_counter()
-    summary = generate_city(out, enterprises, seed, start=start, end=end, fmt=format, dirty=dirty)
+    injected_drift = Drift.parse(drift) if drift is not None else None
+    summary = generate_city(out, enterprises, seed, start=start, end=end, fmt=format, dirty=dirty,
+                            drift=injected_drift)
     injected = summary["injected"].get("by_table", {}) if summary["injected"] else {}
     table = Table(title=f"synthetic city: {enterprises:,} enterprises, seed {seed}, {start}..{end}")
     table.add_column("table")
@@ -90,3 +97,6 @@ def generate(
     Console().print(table)
     print(f"wrote {out} ({format}) and {out / '_truth'} in {time.perf_counter() - began:.1f}s",
           file=sys.stderr)
+    if injected_drift is not None:
+        print(f"injected drift: sector {injected_drift.sector} risk logit {injected_drift.shift:+g} from "
+              f"{injected_drift.start}", file=sys.stderr)

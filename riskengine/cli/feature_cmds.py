@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys as _sys
-from datetime import date
 from pathlib import Path as _Path
 from typing import Annotated as _Annotated
 
@@ -11,6 +10,7 @@ import typer as _typer
 
 from features import compute_features
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.cli.score_cmds import _print_cluster_memory, _say_dashboard
 from riskengine.core import exports
 from riskengine.core.errors import UsageError
@@ -26,13 +26,7 @@ def parse_as_of(values: list[str]) -> list:
 
     if not values:
         raise UsageError("--as-of is required (a date YYYY-MM-DD; repeat it for several dates)")
-    out = []
-    for raw in values:
-        try:
-            out.append(date.fromisoformat(raw.strip()))
-        except ValueError as exc:
-            raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {raw!r}") from exc
-    return out
+    return [parse_day(raw) for raw in values]
 
 
 @app.command()

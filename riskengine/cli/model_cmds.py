@@ -6,7 +6,6 @@ Heavy modules (features, models, lightgbm, mlflow) are imported inside the comma
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,14 +14,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from models.registry import log_training, quiet
 from models.registry import promote as do_promote
+from models.registry import quiet
 from models.train import TrainConfig, train_model
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
+from riskengine.cli.score_cmds import _say_dashboard
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
 from riskengine.lake.layout import load_tables
+from riskengine.supervision.policy import load_policy
 from riskengine.synth.truth import load_truth
+from riskengine.workflows.cluster import ClusterSpec, training_features_on_cluster
+from riskengine.workflows.training import register as register_training
 
 if TYPE_CHECKING:
     import polars as pl
@@ -35,10 +39,13 @@ _RANKING = (
     ("brier", "Brier"),
     ("capture_10", "capt@10%"),
     ("spearman_truth", "ρ truth"),
+    ("days_earlier", "days earlier"),
+    ("hits_per_100", "hits/100"),
 )
 _RATES = (("rate_A", "A"), ("rate_B", "B"), ("rate_C", "C"), ("rate_D", "D"))
 _POPULATION_TITLE = {
     "random": "random (双随机) inspections; label = the random inspection failed",
+    "inspected": "enterprises inspected within 6 months; label = their first inspection was adverse",
     "all": "every enterprise; label = any adverse outcome in the horizon",
 }
 
@@ -77,6 +84,19 @@ def print_metrics(metrics: pl.DataFrame) -> None:
         console.print(table)
 
 
+def grade_check(metrics: pl.DataFrame) -> str:
+    """One line: do the model's realized rates rise A < B < C < D on the backtest populations?"""
+    rows = metrics.filter(pl.col("scorer") == "lightgbm")
+    parts = []
+    for row in rows.iter_rows(named=True):
+        if row.get("grades_monotone") is None:
+            continue
+        rates = " < ".join(_fmt(row.get(f"rate_{g}")) for g in "ABCD")
+        verdict = "rise" if row["grades_monotone"] == 1.0 else "do NOT rise"
+        parts.append(f"{row['population']}: {rates} ({verdict} A<B<C<D)")
+    return "backtest adverse rate per grade — " + "; ".join(parts)
+
+
 @app.command()
 def train(
     lake: Annotated[Path, typer.Option(help="the lake folder (from `riskengine ingest`)")],
@@ -105,14 +125,27 @@ def train(
         bool, typer.Option(help="also train the other selection variant (IPW or none) and report it")
     ] = True,
     register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
+    target: Annotated[
+        str,
+        typer.Option(help="inspection: what an inspection would find (one row per inspection); "
+                          "horizon: any adverse outcome within the horizon per enterprise"),
+    ] = "horizon",
+    policy: Annotated[
+        Path | None, typer.Option(help="policy file whose [grades] shares set the bands (default: built-in)")
+    ] = None,
+    select: Annotated[bool, typer.Option(
+        help="choose feature set and tree size by rolling-origin validation (else: all features, 7 leaves)")
+    ] = True,
+    compare_targets: Annotated[bool, typer.Option(help="also train the other target and report it")] = True,
+    cluster: Annotated[str | None, typer.Option(
+        help="build the snapshots' features on Dask: local, local:WORKERS or tcp://HOST:PORT")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="with --cluster: parts of the enterprises (default: the lake's buckets, else by size)")] = None,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
 
     quiet()
-    try:
-        day = date.fromisoformat(as_of)
-    except ValueError as exc:
-        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {as_of!r}") from exc
+    day = parse_day(as_of)
     settings = get_settings()
     config = TrainConfig(
         horizon_days=settings.model.horizon_days,
@@ -123,12 +156,29 @@ def train(
         max_rounds=max_rounds or TrainConfig.max_rounds,
         selection=selection,
         compare_selection=compare_selection,
+        target=target,
+        select=select,
+        compare_targets=compare_targets,
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
     _err(f"training on {config.snapshots} monthly snapshots known before {day} …")
-    result = train_model(tables, day, truth=truth_frame, config=config)
+    shares = load_policy(policy).grade_shares
+    features = None
+    if cluster is not None:
+        features = training_features_on_cluster(ClusterSpec.parse(cluster), lake, day, config,
+                                                partitions=partitions, on_connect=_say_dashboard)
+    elif partitions is not None:
+        raise UsageError("--partitions goes with --cluster")
+    result = train_model(tables, day, truth=truth_frame, config=config, grade_shares=shares,
+                         features=features)
     plan = result.plan
+    for name, why in result.info["left_out"].items():
+        _err(f"left out {name}: {why}")
+    for name, why in result.info["skipped"].items():
+        _err(f"skipped baseline {name}: {why}")
+    chosen = ", ".join(f"{t}: {c}" for t, c in result.info["chosen"].items())
+    _err(f"rolling-origin validation chose {chosen}")
     _err(
         f"train {plan.train[0]}..{plan.train[-1]}, validation {plan.valid[0]}..{plan.valid[-1]}, "
         f"calibration {plan.calib[0]}..{plan.calib[-1]}, test {plan.test[0]}..{plan.test[-1]} "
@@ -140,8 +190,9 @@ def train(
         f"{r['grade']} {r['share']:.1%}" for r in result.grade_distribution.iter_rows(named=True)
     )
     _err(f"grade distribution on {plan.test[-1]}: {dist}")
+    _err(grade_check(result.metrics))
     if register:
-        run = log_training(result, settings)
+        run = register_training(result, settings)
         _err(f"registered {run.model_name} version {run.version} (alias challenger), MLflow run {run.run_id}")
 
 

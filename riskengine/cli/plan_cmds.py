@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import FatalInputError, ModelError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write
@@ -38,7 +39,9 @@ from riskengine.supervision.simulate import (
 )
 from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.planning import previous_carry_over, write_plan, write_plan_files
+from riskengine.workflows.reports.plots import simulation_png
 from riskengine.workflows.scoring import read_grades, score_enterprises
+from riskengine.workflows.warnings import mark_planned, overdue_plan_items
 
 
 def _err(message: str) -> None:
@@ -46,10 +49,7 @@ def _err(message: str) -> None:
 
 
 def _day(text: str, option: str = "--as-of") -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{option} must be a date YYYY-MM-DD; got {text!r}") from None
+    return parse_day(text, option)
 
 
 def _capacity(text: str) -> tuple[int | str | dict[str, object], str]:
@@ -136,6 +136,8 @@ def plan(
     carry_over: Annotated[bool, typer.Option(
         help="carry the previous plan's over-capacity items (from the serving store) into this one "
              "unless the enterprise has been inspected since")] = True,
+    warnings: Annotated[bool, typer.Option(
+        help="early warnings left unacknowledged past the policy's limit become mandatory items")] = True,
 ) -> None:
     """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
 
@@ -164,9 +166,17 @@ def plan(
     if carried is not None:
         _err(f"carry-over: {len(carried.enterprise_ids)} over-capacity item(s) of plan {carried.period} "
              "(dropped if inspected since)")
+    overdue = None
+    if warnings:
+        overdue = overdue_plan_items(settings, day, chosen_policy)
+        if overdue.height:
+            _err(f"early warnings: {overdue.height} enterprise(s) with a warning unacknowledged for more "
+                 f"than {chosen_policy.warnings.ack_limit_days} days become mandatory items")
     result = write_plan(grade_frame, lake, day, cap, out, seed=seed, policy=chosen_policy, inspectors=pool,
                         grades_source=source, store_file=settings.store_file if store else None,
-                        capacity_source=cap_source, carry_over=carried)
+                        capacity_source=cap_source, carry_over=carried, warning_items=overdue)
+    if overdue is not None and overdue.height:
+        mark_planned(settings, overdue, result.meta["period"])
     for warning in result.warnings:
         _err(f"warning: {warning}")
     _err(f"wrote {result.scheduled.height} scheduled inspections ({result.plan.height} listed) to {out}")
@@ -196,8 +206,10 @@ def _replay(meta_file: Path, out: Path | None) -> None:
                               f"({meta['policy_version']})")
     pool = pl.DataFrame(meta["inspectors"]) if meta.get("inspectors") else None
     carried = CarryOver.from_meta(meta["carried_over"]) if meta.get("carried_over") else None
+    warned = pl.DataFrame(meta["warning_items"]) if meta.get("warning_items") else None
     result = make_plan(grade_frame, load_tables(Path(meta["lake"])), date.fromisoformat(meta["as_of"]),
-                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool, carry_over=carried)
+                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool, carry_over=carried,
+                       warning_items=warned)
     same = plan_digest(result.plan) == meta["plan_digest"]
     if out is not None:
         result.meta.update({k: meta[k] for k in ("grades_source", "lake", "policy_toml") if k in meta})
@@ -255,7 +267,7 @@ def simulate_policy(
         text = json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str)
         atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
         png = out.with_suffix(".png")
-        atomic_write(png, lambda tmp: _simulation_png(result, tmp))
+        atomic_write(png, lambda tmp: simulation_png(result, tmp))
         _err(f"wrote {out} and {png}")
     else:
         print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
@@ -297,24 +309,3 @@ def _print_simulation(result: Any) -> None:
         shares = dict(zip(part["grade"].to_list(), part["inspected_share"].to_list(), strict=True))
         coverage.add_row(str(policy), *(f"{shares.get(g, 0.0):.1%}" for g in ("A", "B", "C", "D")))
     Console().print(coverage)
-
-
-def _simulation_png(result: Any, path: Path) -> None:
-    """Bar chart: expected findings per 100 inspections and share from random draws, per policy."""
-    import matplotlib  # noqa: PLC0415 - heavy
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
-
-    rows = result.policies.to_dicts()
-    names = [r["policy"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    left.bar(names, [r["expected_findings_per_100"] for r in rows], color=["#999999", "#2F6EBA", "#C0504D"])
-    left.set_title("Adverse findings per 100 inspections")
-    right.bar(names, [100 * r["random_share"] for r in rows], color=["#999999", "#2F6EBA", "#C0504D"])
-    right.set_title("Outcomes from random draws (%)")
-    right.set_ylim(0, 105)
-    fig.suptitle(f"{result.meta['year']}, {result.meta['capacity_per_month']} inspections a month")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)

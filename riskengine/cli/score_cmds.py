@@ -1,6 +1,6 @@
 """``riskengine score`` and ``riskengine explain``: grade every active enterprise, explain one.
 
-Heavy modules (features, models, lightgbm, matplotlib) are imported inside the commands.
+Plots come from riskengine.workflows.reports.plots (matplotlib is imported there, on first use).
 """
 
 from __future__ import annotations
@@ -11,30 +11,26 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-import noto_cjk_sans_otc
-import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from models.scoring import grade_distribution
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.config import get_settings
 from riskengine.core.errors import NotFoundError, UsageError
-from riskengine.core.files import atomic_write
 from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store
 from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
 from riskengine.workflows.explain import explain_with_records
-from riskengine.workflows.scoring import read_grades, score_enterprises, write_grades
+from riskengine.workflows.reports.plots import waterfall_png
+from riskengine.workflows.scoring import load_champion, read_grades, score_enterprises, write_grades
 
 
 def _as_of(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise UsageError(f"--as-of must be a date YYYY-MM-DD; got {text!r}") from exc
+    return parse_day(text)
 
 
 def _err(message: str) -> None:
@@ -118,9 +114,13 @@ def _print_distribution(dist, grades) -> None:  # noqa: ANN001
 
 @app.command()
 def explain(
-    enterprise_id: Annotated[str, typer.Argument(help="the enterprise's id (USCC by default)")],
-    lake: Annotated[Path, typer.Option(help="the lake folder")],
-    as_of: Annotated[str, typer.Option("--as-of", help="explain the grade as of this date (YYYY-MM-DD)")],
+    enterprise_id: Annotated[str | None, typer.Argument(help="the enterprise's id (USCC by default)")
+                             ] = None,
+    lake: Annotated[Path | None, typer.Option(help="the lake folder")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="explain the grade as of this date (YYYY-MM-DD)")] = None,
+    model_card: Annotated[bool, typer.Option(
+        "--model-card", help="print the champion model's card (markdown) instead")] = False,
     png: Annotated[Path | None, typer.Option(help="write a SHAP waterfall plot (PNG) here")] = None,
     lang: Annotated[str, typer.Option(help="language of headings and plot labels: zh or en")] = "zh",
     top: Annotated[int, typer.Option(help="reasons shown in the waterfall plot")] = 10,
@@ -129,6 +129,12 @@ def explain(
     """Print one enterprise's grade and its reasons: own record first, each with the records behind it,
     then hard rules and the baseline of similar enterprises (Chinese and English)."""
 
+    if model_card:
+        card = load_champion(get_settings()).metadata.get("model_card")
+        print(card or "(this model has no card: retrain it)")
+        return
+    if enterprise_id is None or lake is None or as_of is None:
+        raise UsageError("explain needs ENTERPRISE_ID, --lake and --as-of (or --model-card)")
     if lang not in ("zh", "en"):
         raise UsageError(f"--lang must be zh or en; got {lang!r}")
     if output not in ("text", "json"):
@@ -136,12 +142,16 @@ def explain(
     if top < 1:
         raise UsageError(f"--top must be a positive integer; got {top}")
     settings = get_settings()
-    if settings.id_scheme == "uscc":
-        problem = uscc_problem(enterprise_id)
-        if problem:
-            raise UsageError(f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}")
     day = _as_of(as_of)
-    body, result = explain_with_records(lake, enterprise_id, day, settings=settings)
+    try:
+        body, result = explain_with_records(lake, enterprise_id, day, settings=settings)
+    except NotFoundError:
+        # A lake ingested with --id-scheme any holds other ids: the USCC check only explains a miss.
+        problem = uscc_problem(enterprise_id) if settings.id_scheme == "uscc" else None
+        if problem:
+            raise UsageError(
+                f"{enterprise_id!r} is not a valid Unified Social Credit Code: {problem}") from None
+        raise
     if output == "json":
         print(json.dumps(body, ensure_ascii=False, indent=2))
     else:
@@ -191,86 +201,3 @@ def _print_explanation(body: dict, lang: str) -> None:
     if baseline and not any(r["kind"] == "baseline" for r in body["reasons"]):
         text = baseline["text_zh"] if zh else baseline["text_en"]
         console.print(f"{text} ({baseline['contribution']:+.3f})")
-
-
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-             "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "AR PL UMing CN",
-             "Droid Sans Fallback")
-
-
-def cjk_font() -> str | None:
-    """The first font that can draw Chinese, or None: Noto Sans CJK SC as the ``noto-cjk-sans-otc``
-    dependency ships it (registered with matplotlib on first use), else one installed on the system."""
-    from matplotlib import font_manager  # noqa: PLC0415 - heavy
-
-    _register_bundled_cjk_font(font_manager)
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
-
-
-def _register_bundled_cjk_font(font_manager) -> None:  # noqa: ANN001
-    """Add the bundled Noto Sans CJK collection to matplotlib's fonts (once; quietly absent)."""
-    path = str(noto_cjk_sans_otc.FONT_PATH)
-    if any(f.fname == path for f in font_manager.fontManager.ttflist):
-        return
-    try:
-        font_manager.fontManager.addfont(path)
-    except (OSError, RuntimeError, ValueError):
-        return  # a damaged font file: fall back to system fonts or English labels
-
-
-def waterfall_png(result, path: Path, *, lang: str = "zh", top: int = 10) -> str:  # noqa: ANN001
-    """Draw the SHAP waterfall of one explanation into ``path``; returns the label language used.
-
-    From the model's base value (the bias) each bar adds one reason's contribution: own-record
-    reasons first (largest |value| first, beyond ``top`` summed in one bar), then associated
-    enterprises, the baseline of similar enterprises and the rest, ending at the raw margin (log-odds).
-    """
-    import matplotlib  # noqa: PLC0415 - heavy
-
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - heavy
-
-    font = cjk_font() if lang == "zh" else None
-    used = "zh" if font else "en"
-    # Own-record reasons first (largest |contribution| first), then associated, baseline and the rest.
-    order = {"own_record": 0, "associated": 1, "baseline": 2, "other": 3}
-    groups = (result.groups.filter(pl.col("contribution") != 0)
-              .with_columns(pl.col("kind").replace_strict(order, default=3, return_dtype=pl.Int8)
-                            .alias("_k"), pl.col("contribution").abs().alias("_a"))
-              .sort(["_k", "_a"], descending=[False, True]))
-    own = groups.filter(pl.col("kind") == "own_record")
-    shown = pl.concat([own.head(top), groups.filter(pl.col("kind") != "own_record")])
-    rest = float(own.slice(top)["contribution"].sum())
-    labels = shown["text_zh" if used == "zh" else "text_en"].to_list()
-    values = [float(v) for v in shown["contribution"]]
-    if abs(rest) > 0:
-        labels.insert(min(top, own.height), f"其余自身记录{own.height - top}项" if used == "zh"
-                      else f"{own.height - top} other own-record reasons")
-        values.insert(min(top, own.height), rest)
-    rc: dict = {"font.family": [font, "sans-serif"]} if font else {}
-    with plt.rc_context(rc):  # type: ignore[arg-type]
-        fig, ax = plt.subplots(figsize=(9, 0.45 * len(values) + 1.8))
-        start = result.base_value
-        for y, value in enumerate(values):
-            ax.barh(len(values) - 1 - y, value, left=start, color="#d62728" if value > 0 else "#1f77b4")
-            ax.text(start + value, len(values) - 1 - y, f" {value:+.3f}", va="center",
-                    ha="left" if value > 0 else "right", fontsize=8)
-            start += value
-        ax.set_yticks(range(len(values)), list(reversed(labels)), fontsize=8)
-        ax.axvline(result.base_value, color="grey", lw=0.8, ls="--")
-        ax.axvline(result.raw, color="black", lw=0.8)
-        grade = result.row["grade"]
-        ident, points = result.row["enterprise_id"], result.row["score"]
-        title = (f"{ident}：等级 {grade}，分值 {points}（对数几率贡献）" if used == "zh"
-                 else f"{ident}: grade {grade}, score {points} (log-odds contributions)")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("基准值 → 原始分值（对数几率）" if used == "zh"
-                      else "base value → raw score (log-odds)")
-        fig.tight_layout()
-        try:
-            atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-        finally:
-            plt.close(fig)
-    return used

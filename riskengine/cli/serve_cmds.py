@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskengine.cli import app
+from riskengine.cli.options import parse_day
 from riskengine.core.audit import export_audit, make_entry
 from riskengine.core.config import get_settings
 from riskengine.core.errors import UsageError
@@ -110,9 +110,6 @@ def audit(
 ) -> None:
     """Export the audit log (one row per access) from a day on."""
 
-    try:
-        day = date.fromisoformat(since)
-    except ValueError:
-        raise UsageError(f"--since must be a date YYYY-MM-DD; got {since!r}") from None
+    day = parse_day(since, "--since")
     n = export_audit(_store(), day, out)
     print(f"wrote {n} audit entries since {day} to {out}", file=sys.stderr)

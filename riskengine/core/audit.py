@@ -6,7 +6,10 @@ one store transaction per request. Each entry is first appended to a journal —
 entries arriving while one sync runs share the next one (group commit), so a sync costs each
 request at most about two disk flushes. A background thread merges the journal into the store every
 ``flush_seconds``. So a ``kill -9`` loses no audit row of an answered request: the next server start,
-flush or ``riskengine audit`` merges what the dead process journalled.
+flush or ``riskengine audit`` merges what the dead process journalled. With ``sync=False``
+(``service.audit_sync = "write"``) an entry is only handed to the kernel before the answer: that
+survives the server's crash or ``kill -9`` but not a power loss or kernel crash, and costs almost
+nothing.
 
 Journal files: the writer holds an exclusive ``flock`` on its open segment (``*.open.jsonl``) and
 seals it (renames it to ``*.jsonl``) before merging. Anyone may merge sealed segments and open ones
@@ -139,9 +142,11 @@ Durable = Callable[[OSError | None], None]
 class AuditJournal:
     """Append-only, fdatasync'ed JSON lines with group commit (see the module docstring)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, sync: bool = True) -> None:
         self.folder = Path(folder)
+        self.sync = sync
         self._cond = threading.Condition()
+        self._io = threading.Lock()  # the open segment's descriptor: writes, seals and reopens
         self._queue: list[tuple[bytes, Durable | None]] = []
         self._fd: int | None = None
         self._path: Path | None = None
@@ -183,6 +188,21 @@ class AuditJournal:
         """Queue one entry; ``on_durable(None)`` is called (from the journal's thread) once it is synced,
         ``on_durable(error)`` if it could not be written."""
         line = _entry_line(entry)
+        if not self.sync:  # handed to the kernel at once, in the caller's thread: no flush to wait for
+            with self._io:
+                if self._closed or self._fd is None:
+                    raise RuntimeError("audit journal is closed")
+                error: OSError | None = None
+                try:
+                    os.write(self._fd, line)
+                    self.synced += 1
+                    self._segment_entries += 1
+                except OSError as exc:
+                    log.error("audit: cannot write the journal: %s", exc)
+                    error = exc
+            if on_durable is not None:
+                on_durable(error)
+            return
         with self._cond:
             if self._closed:
                 raise RuntimeError("audit journal is closed")
@@ -209,22 +229,24 @@ class AuditJournal:
             if batch:
                 error: OSError | None = None
                 try:
-                    assert self._fd is not None
-                    os.write(self._fd, b"".join(line for line, _ in batch))
-                    os.fdatasync(self._fd)  # one flush for every entry that arrived meanwhile
-                    self.synced += len(batch)
-                    self._segment_entries += len(batch)
+                    with self._io:
+                        assert self._fd is not None
+                        os.write(self._fd, b"".join(line for line, _ in batch))
+                        os.fdatasync(self._fd)  # one flush for every entry that arrived meanwhile
+                        self.synced += len(batch)
+                        self._segment_entries += len(batch)
                 except OSError as exc:  # e.g. disk full: those requests must not be answered as done
                     log.error("audit: cannot write the journal: %s", exc)
                     error = exc
                 for _, done in batch:
                     if done is not None:
                         done(error)
-            if closing:
-                self._seal()
-            elif rotate and self._segment_entries:  # an empty segment stays open: nothing to merge
-                self._seal()
-                self._open_segment()
+            with self._io:
+                if closing:
+                    self._seal()
+                elif rotate and self._segment_entries:  # an empty segment stays open: nothing to merge
+                    self._seal()
+                    self._open_segment()
             if rotate or closing:
                 with self._cond:
                     self._rotate_requested = False
@@ -247,11 +269,12 @@ class AuditWriter:
     ``flush_seconds`` (see the module docstring)."""
 
     def __init__(self, store: Store, flush_seconds: float = 1.0,
-                 on_tick: Callable[[], None] | None = None) -> None:
+                 on_tick: Callable[[], None] | None = None, sync: bool = True) -> None:
         self.store = store
         self.flush_seconds = flush_seconds
         self._on_tick = on_tick
-        self.journal = AuditJournal(journal_dir(store))
+        self.sync = sync
+        self.journal = AuditJournal(journal_dir(store), sync)
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -318,7 +341,7 @@ class AuditWriter:
         if self._started:
             self.journal.close()
             self._started = False
-            self.journal = AuditJournal(journal_dir(self.store))
+            self.journal = AuditJournal(journal_dir(self.store), self.sync)
         try:
             merge_journal(self.store)
         except Exception:

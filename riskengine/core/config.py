@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,10 @@ class ServiceSettings(BaseModel):
         default="20/minute", description="failed keys a client address may send (limits notation); then 429")
     failed_auth_per_key: str = Field(
         default="10/minute", description="failed attempts on one key id before further failures get 429")
+    audit_sync: Literal["fdatasync", "write"] = Field(
+        default="fdatasync",
+        description="before answering, each audit row is flushed to disk (fdatasync: survives a power "
+                    "loss) or only written to the kernel (write: survives kill -9 of the server)")
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, gt=0,
         description="largest request body (a full what-if batch is ~2 MB); more answers 413")
@@ -60,6 +65,20 @@ class ServiceSettings(BaseModel):
     reload_check_seconds: float = Field(
         default=30.0, ge=0,
         description="how often the server checks the store for new grades or plans and reloads (0: never)")
+
+
+class UiSettings(BaseModel):
+    """The web pages under /ui/ (issue 15): sessions and their cookies."""
+
+    session_idle_minutes: float = Field(default=30.0, gt=0, description="a session unused this long ends")
+    session_hours: float = Field(default=10.0, gt=0, description="a session ends this long after sign-in")
+    cookie_secure: bool = Field(default=False, description="send cookies only over HTTPS (set behind TLS)")
+    csrf_secret: str | None = Field(
+        default=None, description="signs CSRF tokens; None: a random secret per server process")
+    touch_seconds: float = Field(
+        default=60.0, ge=0, description="how often a session's last use is written to the store")
+    page_size: int = Field(default=50, gt=0, description="rows per page of a listing")
+    max_form_bytes: int = Field(default=65_536, gt=0, description="largest form post a page accepts")
 
 
 class ShareSettings(BaseModel):
@@ -75,6 +94,15 @@ class ShareSettings(BaseModel):
     secret: SecretStr | None = None
 
 
+class WebhookSettings(BaseModel):
+    """Pushing warnings to subscribed bureau systems (issue 14)."""
+
+    attempts: int = Field(default=4, ge=1, description="tries per warning and subscription")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry waits this long, then doubles")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Paths and defaults of the engine; every command reads this once."""
 
@@ -88,7 +116,9 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     grades: GradeSettings = GradeSettings()
     service: ServiceSettings = ServiceSettings()
+    ui: UiSettings = UiSettings()
     share: ShareSettings = ShareSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def store_file(self) -> Path:

@@ -74,6 +74,7 @@ def sector_label(key: str, lang: str = "zh") -> str:
         return key
     return names[0] if lang == "zh" else names[1]
 GRADES: tuple[str, ...] = ("A", "B", "C", "D")
+UNKNOWN = "unknown"  # the district or sector of an enterprise whose export did not give one
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,14 @@ TABLES: dict[str, Table] = {
             columns=(
                 Column("enterprise_id", "str"),
                 Column("name", "str", required=False),
-                Column("district", "str"),
-                Column("sector", "str"),
+                # Optional (CONTRACT section 1): a bureau's export may lack them. An empty district
+                # becomes the division code inside a USCC (characters 3-8), else "unknown"
+                # (riskengine.validate); an empty sector becomes "unknown".
+                Column("district", "str", required=False, default=UNKNOWN),
+                Column("sector", "str", required=False, default=UNKNOWN),
                 Column("industry_code", "str", required=False),
-                Column("established_on", "date"),
+                # Optional: an enterprise without a founding date counts as existing on every as_of.
+                Column("established_on", "date", required=False),
                 Column("registered_capital", "float", required=False, minimum=0),
                 Column("legal_rep_id", "str", required=False),
                 Column("status", "enum", enum=("active", "suspended", "revoked", "deregistered")),

@@ -53,8 +53,17 @@ def escape_text(expr: pl.Expr) -> pl.Expr:
 
 def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame with every text column escaped and nested columns flattened to JSON text."""
+    return frame.select(_safe_columns(frame.schema))
+
+
+def csv_safe_lazy(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """``csv_safe`` for a lazy frame (e.g. before ``sink_csv``)."""
+    return frame.select(_safe_columns(frame.collect_schema()))
+
+
+def _safe_columns(schema: Any) -> list[pl.Expr]:
     exprs = []
-    for name, dtype in frame.schema.items():
+    for name, dtype in schema.items():
         col = pl.col(name)
         if isinstance(dtype, pl.List | pl.Array | pl.Struct):
             text = (col.struct.json_encode() if isinstance(dtype, pl.Struct)
@@ -68,7 +77,7 @@ def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
             exprs.append(escape_text(col.cast(pl.String)).alias(name))
         else:
             exprs.append(col)
-    return frame.select(exprs)
+    return exprs
 
 
 def write_csv(frame: pl.DataFrame, target: Path | IO[bytes], *, bom: bool = True) -> None:

@@ -60,6 +60,11 @@ class Override:
         return day < self.withdrawn_at.date()
 
 
+def served_grade(scored: str, override: Override | None) -> str:
+    """The grade the service shows: the override's while one is in force, else the scored grade."""
+    return override.grade if override is not None else scored
+
+
 @dataclass(frozen=True)
 class PlanRecord:
     """One stored plan: its rows (any columns the planner produced) and its meta."""

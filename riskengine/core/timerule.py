@@ -66,3 +66,11 @@ def period_start_of(label: str) -> date:
     if "/" in label:
         return date.fromisoformat(label.split("/", 1)[0])
     return date.fromisoformat(label + "-01")
+
+
+def exists(as_of: date | pl.Expr | None = None) -> pl.Expr:
+    """True where an enterprise exists as of D: established before D, or with no founding date (an
+    optional column, CONTRACT section 1: an export without it must still grade every enterprise).
+    ``as_of`` defaults to the frame's ``as_of`` column."""
+    day = pl.col("as_of") if as_of is None else (as_of if isinstance(as_of, pl.Expr) else pl.lit(as_of))
+    return pl.col("established_on").is_null() | (pl.col("established_on") < day)

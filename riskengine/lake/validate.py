@@ -311,13 +311,20 @@ def validate_table(
     )
     good = flags.filter(~pl.col("__any_bad")).select(
         ROW,
-        *[
-            (pl.col(c.name).fill_null(pl.lit(c.default)) if c.default is not None else pl.col(c.name))
-            .cast(table.schema[c.name]).alias(c.name)
-            for c in table.columns
-        ],
+        *[_filled(table, c).cast(table.schema[c.name]).alias(c.name) for c in table.columns],
     )
     return Validated(good=good, quarantine=quarantine)
+
+
+def _filled(table: Table, column: Column) -> pl.Expr:
+    """A column with its default where empty; an empty district takes a USCC's division code first."""
+    value = pl.col(column.name)
+    if (table.name, column.name) == ("enterprises", "district"):
+        # CONTRACT section 1: characters 3-8 of a valid USCC are the administrative division code.
+        division = pl.when(uscc_valid(pl.col("enterprise_id")).fill_null(False)).then(
+            pl.col("enterprise_id").str.slice(2, 6))
+        value = pl.coalesce(value, division)
+    return value.fill_null(pl.lit(column.default)) if column.default is not None else value
 
 
 def empty_quarantine() -> pl.DataFrame:

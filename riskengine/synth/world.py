@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from riskengine.core.contract import EARLIEST_EVENT, TABLE_ORDER
+from riskengine.core.contract import DISTRICT_NAMES, EARLIEST_EVENT, TABLE_ORDER
 from riskengine.core.errors import UsageError
 from riskengine.core.ids import make_usccs
 
@@ -27,22 +27,15 @@ FORMATS = ("csv", "parquet")
 CITY_TABLES: tuple[str, ...] = tuple(t for t in TABLE_ORDER if t not in ("record_voids", "list_removals"))
 
 
-# Wuhan's 13 districts (GB/T 2260) and their rough share of registered market entities.
-DISTRICTS: dict[str, tuple[str, float]] = {
-    "420102": ("江岸区", 0.10),
-    "420103": ("江汉区", 0.09),
-    "420104": ("硚口区", 0.06),
-    "420105": ("汉阳区", 0.07),
-    "420106": ("武昌区", 0.11),
-    "420107": ("青山区", 0.04),
-    "420111": ("洪山区", 0.16),
-    "420112": ("东西湖区", 0.09),
-    "420113": ("汉南区", 0.015),
-    "420114": ("蔡甸区", 0.06),
-    "420115": ("江夏区", 0.09),
-    "420116": ("黄陂区", 0.08),
-    "420117": ("新洲区", 0.045),
+# Wuhan's 13 districts (GB/T 2260; names from the contract) and their rough share of registered
+# market entities.
+_DISTRICT_SHARES = {
+    "420102": 0.10, "420103": 0.09, "420104": 0.06, "420105": 0.07, "420106": 0.11, "420107": 0.04,
+    "420111": 0.16, "420112": 0.09, "420113": 0.015, "420114": 0.06, "420115": 0.09, "420116": 0.08,
+    "420117": 0.045,
 }
+DISTRICTS: dict[str, tuple[str, float]] = {code: (DISTRICT_NAMES[code], share)
+                                           for code, share in _DISTRICT_SHARES.items()}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment
 
+from riskengine.core import exports
 from riskengine.core.files import atomic_write, atomic_write_text
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import Policy
@@ -48,7 +49,6 @@ COLUMNS = (
     "published_until",
 )
 TYPE_LABELS = {"penalty": "行政处罚 penalty", "list_entry": "名录 list entry"}
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # Filters the table rows by their text; reads textContent and sets `hidden` only (no HTML is built).
 SEARCH_SCRIPT = """
@@ -75,8 +75,7 @@ SEARCH_SCRIPT = """
 
 def formula_safe(value: Any) -> str:
     """A CSV cell that no spreadsheet evaluates (OWASP: prefix formula starters with a quote)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return exports.escape_cell("" if value is None else str(value))
 
 
 def render_html(records: list[dict[str, Any]], as_of: date, policy_version: str) -> str:

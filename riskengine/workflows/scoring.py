@@ -112,7 +112,7 @@ def explain_enterprise(
     if found.height == 0:
         raise NotFoundError(f"no enterprise {enterprise_id} in the lake {lake}")
     info = found.row(0, named=True)
-    if info["established_on"] is None or info["established_on"] >= as_of:
+    if info["established_on"] is not None and info["established_on"] >= as_of:
         raise NotFoundError(f"enterprise {enterprise_id} was established on {info['established_on']}: "
                             f"it has no grade as of {as_of}")
     if info["status"] != "active":

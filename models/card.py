@@ -1,0 +1,76 @@
+"""The model card of a registered version (issue 11): what it was trained on, what it estimates, how
+it did against the baselines, its grade table, and what it must not be used for. Markdown text."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from models.train import TrainResult
+
+_COLUMNS = ("auc", "capture_10", "days_earlier", "hits_per_100", "rate_A", "rate_B", "rate_C", "rate_D")
+
+
+def _fmt(value: object) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def model_card(result: TrainResult) -> str:
+    """The card as markdown (logged to MLflow as ``model_card.md`` and kept in the model's metadata)."""
+    m = result.model
+    meta = m.metadata
+    info = result.info
+    lines = [
+        f"# Model card: riskengine credit-risk model, as of {result.plan.known_before}",
+        "",
+        "## Target",
+        f"`{result.config.target}`: {meta.get('target_description', '')}.",
+        "",
+        "## Data and population",
+        f"- Fit months: {', '.join(str(d) for d in result.plan.fit[:1])} .. {result.plan.fit[-1]}; "
+        f"test months {result.plan.test[0]} .. {result.plan.test[-1]}; rows per slice {info.get('rows')}.",
+        f"- Adverse rate per slice: {info.get('adverse_rate')}.",
+        f"- Features ({len(m.feature_names)}): chosen by rolling-origin validation: {info.get('chosen')}.",
+        f"- Left out (absent, empty or constant): {len(info.get('left_out', {}))} features.",
+        f"- Baselines skipped: {info.get('skipped') or 'none'}.",
+        "",
+        "## Metrics on the out-of-time test, against the baselines",
+        "",
+        "| population | scorer | " + " | ".join(_COLUMNS) + " |",
+        "|---|---|" + "---|" * len(_COLUMNS),
+    ]
+    for row in result.metrics.sort("population", "scorer").iter_rows(named=True):
+        lines.append(f"| {row['population']} | {row['scorer']} | "
+                     + " | ".join(_fmt(row.get(c)) for c in _COLUMNS) + " |")
+    bands = info.get("bands", {})
+    lines += [
+        "",
+        "## Grades",
+        f"Score 500 = the population's mean probability ({_fmt(bands.get('score_base_rate'))}); band edges "
+        f"(lower edges of B, C, D) {bands.get('band_edges') or 'from Settings'}; target shares "
+        f"{bands.get('shares') or 'none'}.",
+        "",
+        "| grade | n | share |",
+        "|---|---|---|",
+        *[f"| {r['grade']} | {r['n']} | {_fmt(float(r['share']))} |"
+          for r in result.grade_distribution.iter_rows(named=True)],
+        "",
+        "## Must not be used for",
+        "- Grades are internal supervision aids for planning inspections: not a basis for punishment, "
+        "fines, publication or any decision about an enterprise without a person reviewing its records.",
+        "- Not a credit rating for lenders or the public; not comparable across bureaus whose bands were "
+        "set on other populations.",
+        "- Not valid for populations, sectors or periods unlike the training data above without retraining.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_frame(result: TrainResult) -> pl.DataFrame:
+    """The card's metrics table as a frame (for callers that render it otherwise)."""
+    shown = [c for c in _COLUMNS if c in result.metrics.columns]
+    return result.metrics.select("population", "scorer", *shown)
