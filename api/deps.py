@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import polars as pl
 from fastapi import Depends, Path, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -68,6 +69,14 @@ class AuthPrincipal:
     def has(self, right: str) -> bool:
         return right in RIGHTS.get(self.role, frozenset())
 
+    def district_scope(self) -> list[str] | None:
+        """The districts whose district-routed items (early warnings) this caller sees; None: all."""
+        if self.role == "credit_office":
+            return None
+        if self.role == "inspector":
+            return sorted(self.districts)
+        return []
+
     def sees(self, district: str | None, sector: str | None) -> bool:
         """Whether an enterprise in ``district`` / ``sector`` is in this caller's scope."""
         if self.role == "credit_office":
@@ -77,6 +86,16 @@ class AuthPrincipal:
         if self.role == "sector":
             return sector is not None and sector == self.sector
         return False
+
+    def scope_expr(self) -> pl.Expr:
+        """``sees`` as a Polars filter over a frame with ``district`` and ``sector`` columns."""
+        if self.role == "credit_office":
+            return pl.lit(True)
+        if self.role == "inspector":
+            return pl.col("district").is_in(sorted(self.districts))
+        if self.role == "sector" and self.sector is not None:
+            return pl.col("sector") == self.sector
+        return pl.lit(False)
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -157,6 +176,7 @@ WhatIf = Annotated[AuthPrincipal, Depends(requires("whatif"))]
 Admin = Annotated[AuthPrincipal, Depends(requires("admin"))]
 CaseOfficer = Annotated[AuthPrincipal, Depends(requires("cases"))]
 CaseViewer = Annotated[AuthPrincipal, Depends(requires("case_existence"))]
+WarningReader = Annotated[AuthPrincipal, Depends(requires("warnings"))]
 
 
 def check_enterprise_id(service: Service, enterprise_id: str) -> str | None:

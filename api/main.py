@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 
-from api import problems
+from api import problems, ui
 from api.guard import AuthBeforeBodyMiddleware
 from api.metrics import ObserveMiddleware
-from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors
+from api.routers import admin, cases, credit_record, enterprises, health, plans, scoring, sectors, warnings
 from api.schemas import ProblemDetails
 from api.state import Service
 from riskengine.core.config import Settings
@@ -59,9 +59,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     )
     app.state.service = service
     problems.install(app)
+    ui.install(app, service)
+    app.add_middleware(ui.CsrfMiddleware, service=service)
     app.add_middleware(AuthBeforeBodyMiddleware, max_body_bytes=service.settings.service.max_body_bytes)
     app.add_middleware(ObserveMiddleware)  # added last: outermost, so it sees and audits every answer
-    for module in (enterprises, credit_record, plans, sectors, scoring, cases, admin, health):
+    for module in (enterprises, credit_record, plans, sectors, scoring, cases, warnings, admin, health):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

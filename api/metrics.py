@@ -2,8 +2,9 @@
 
 The observer is a plain ASGI middleware (no per-request task or body buffering): it notes the
 response status, then records the request's count and latency by route template, and for every
-``/v1`` request an audit entry — who (the key that authenticated, or the key id a refused request
-claimed), what (the route's action and the path), when, and the status, refused requests included.
+``/v1`` request and page view under ``/ui`` (not its static files) an audit entry — who (the key
+that authenticated, or the key id a refused request claimed), what (the route's action and the
+path), when, and the status, refused requests included.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riskengine.core.audit import make_entry
+from riskengine.workflows.monitor import metric_values
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -65,6 +69,10 @@ class Metrics:
     def watch_audit(self, pending: Callable[[], int]) -> None:
         self.audit_pending.set_function(pending)
 
+    def watch_monitor(self, report_file: Path) -> None:
+        """Expose the latest ``riskengine monitor`` report's figures (read at each scrape)."""
+        self.registry.register(MonitorCollector(report_file))
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
@@ -73,8 +81,42 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class MonitorCollector:
+    """Gauges from the latest monitoring report: adverse per 100 random inspections by grade, PSI of
+    the score, monotonicity and the number of alerts (nothing until a report exists)."""
+
+    def __init__(self, report_file: Path) -> None:
+        self.report_file = Path(report_file)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            report = json.loads(self.report_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        values = metric_values(report)
+        rates = GaugeMetricFamily("riskengine_monitor_adverse_per_100",
+                                  "adverse outcomes per 100 random inspections over the monitored window",
+                                  labels=["grade"])
+        counts = GaugeMetricFamily("riskengine_monitor_random_inspections",
+                                   "random inspections over the monitored window", labels=["grade"])
+        for name, value in values.items():
+            if name.startswith("monitor_adverse_per_100_"):
+                rates.add_metric([name.rsplit("_", 1)[1]], value)
+            elif name.startswith("monitor_random_inspections_"):
+                counts.add_metric([name.rsplit("_", 1)[1]], value)
+        yield rates
+        yield counts
+        for name, help_text in (("monitor_psi_score", "PSI of the score against the training population"),
+                                ("monitor_psi_features_max", "largest PSI of a model feature"),
+                                ("monitor_monotone", "1 when the pooled rates rise A < B < C < D"),
+                                ("monitor_alerts", "alerts raised by the latest monitoring report")):
+            if name in values:
+                yield GaugeMetricFamily(f"riskengine_{name}", help_text, value=values[name])
+
+
 class ObserveMiddleware:
-    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request.
+    """Records metrics for every HTTP request and an audit entry for every ``/v1`` request and page
+    view under ``/ui`` (not its static files).
 
     The audit entry is journalled and synced to disk *before* the response starts (see
     ``riskengine.core.audit``): no request is answered without a durable audit row.
@@ -138,7 +180,7 @@ class ObserveMiddleware:
         """Journal the request's audit entry and wait until it is on disk (False if it cannot be)."""
         service = getattr(scope["app"].state, "service", None)
         path: str = scope["path"]
-        if service is None or not path.startswith("/v1/"):
+        if service is None or not path.startswith(("/v1/", "/ui/")) or path.startswith("/ui/static/"):
             return True
         route = scope.get("route")
         state: dict[str, Any] = scope.get("state") or {}

@@ -394,3 +394,56 @@ class CaseDocumentsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     documents: list[str] = Field(min_length=1, max_length=10)
+
+
+class WarningOut(BaseModel):
+    """An early warning (CONTRACT §6) and its acknowledgement, if any."""
+
+    warning_id: str
+    enterprise_id: str
+    district: str | None
+    sector: str | None
+    rule: str
+    raised_on: date
+    text_zh: str | None
+    text_en: str | None
+    acknowledged_at: UtcDateTime | None = None
+    acknowledged_by: str | None = None
+    action: str | None = None
+    planned_period: str | None = Field(None, description="the plan it became a mandatory item of, if any")
+
+
+class AcknowledgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(min_length=1, max_length=2000, description="what was done about the warning")
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+
+
+class WebhookOut(BaseModel):
+    subscription_id: str
+    url: str
+    created_by: str | None
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
+    active: bool
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="the HMAC-SHA256 signing secret; shown only in this response")
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: str
+    subscription_id: str
+    warning_id: str
+    attempt: int
+    sent_at: UtcDateTime
+    status_code: int | None
+    ok: bool
+    error: str | None

@@ -34,6 +34,7 @@ from riskengine.core.store import GRADES_SCHEMA, KeyRecord, Override, PlanRecord
 from riskengine.core.store.cases import CaseStore
 from riskengine.supervision.policy import load_policy
 from riskengine.workflows.cases import overview
+from riskengine.workflows.monitor import latest_path
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
@@ -316,6 +317,7 @@ class Service:
         self.metrics: Metrics = Metrics()
         self.throttle = FailedAuthThrottle(settings.service.failed_auth_per_address,
                                            settings.service.failed_auth_per_key)
+        self.metrics.watch_monitor(latest_path(settings))
         self.audit = AuditWriter(self.store, settings.service.audit_flush_seconds, on_tick=self._tick,
                                  sync=settings.service.audit_sync == "fdatasync")
         self._snapshot: Snapshot | None = None

@@ -503,6 +503,18 @@ def _folds(fit: Sequence[date], n_folds: int = 2, width: int = 2) -> list[tuple[
     return out
 
 
+def _plans(known_before: date, cfg: TrainConfig) -> dict[str, SnapshotPlan]:
+    return {"horizon": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, cfg.horizon_days),
+            "inspection": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, VISIT_MONTH_DAYS)}
+
+
+def snapshot_dates(known_before: date, config: TrainConfig | None = None) -> list[date]:
+    """The as_of dates whose features ``train_model`` needs (both targets' fit and test months), for
+    building them elsewhere (e.g. on a cluster) and passing them in as ``features``."""
+    cfg = (config or TrainConfig()).validate()
+    return sorted({d for p in _plans(known_before, cfg).values() for d in (*p.fit, *p.test)})
+
+
 def train_model(
     tables: Mapping[str, pl.LazyFrame],
     known_before: date,
@@ -525,11 +537,10 @@ def train_model(
     # Each target has its own months: an inspection's label is known the day it happens, so the
     # inspection target's test months are the latest before D and its fit months just before them;
     # the horizon target's windows must end by D (module docstring).
-    plans = {"horizon": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, cfg.horizon_days),
-             "inspection": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, VISIT_MONTH_DAYS)}
+    plans = _plans(known_before, cfg)
     plan = plans[cfg.target]
     catalog, model_features = _catalog()
-    snaps = sorted({d for p in plans.values() for d in (*p.fit, *p.test)})
+    snaps = snapshot_dates(known_before, cfg)
     if features is None:
         features = compute_features(tables, snaps)
     timings["features_s"] = time.perf_counter() - clock

@@ -164,3 +164,20 @@ def test_buckets_apply_to_a_new_lake_only(small_city, small_lake, tmp_path) -> N
     with pytest.raises(UsageError, match="plain files"):
         ingest(small_city, lake, n_buckets=2)
     assert buckets.lake_buckets(lake) is None
+
+
+def test_warnings_on_the_cluster_equal_one_process(client, small_lake, single) -> None:
+    from riskengine.supervision.policy import load_policy
+    from riskengine.workflows.cluster import warnings_on_cluster
+    from riskengine.workflows.warnings import evaluate_warnings
+
+    policy = load_policy().warnings
+    # Two grade runs so that the grade-jump rule has something to compare across parts.
+    earlier = single.select("enterprise_id", pl.lit(date(2025, 6, 1)).alias("as_of"),
+                            pl.when(pl.col("grade") == "D").then(pl.lit("A")).otherwise(pl.col("grade"))
+                            .alias("grade"))
+    grades = pl.concat([earlier, single.select("enterprise_id", "as_of", "grade")])
+    want = evaluate_warnings(load_tables(small_lake), AS_OF, policy, grades)
+    got = warnings_on_cluster(client, small_lake, AS_OF, policy, grades, partitions=3)
+    assert want.height > 0 and want["rule"].n_unique() > 1
+    assert got.equals(want)

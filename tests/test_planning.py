@@ -529,3 +529,21 @@ def test_excel_sheet_names_are_valid_for_any_district(tmp_path: Path):
     for name in names:
         assert 0 < len(name) <= 31 and not name.startswith("'") and not name.endswith("'")
         assert not set(name) & set("[]:*?/\\") and name.lower() != "history"
+
+
+# --- early warnings left unacknowledged ------------------------------------------------------------
+
+
+def test_an_overdue_warning_is_an_urgent_mandatory_item_with_the_warning_as_reason():
+    grades = grades_frame(60, districts=("420106",), sectors=("retail",))
+    target = grades.sort("score")["enterprise_id"][0]  # the lowest risk: never drawn first otherwise
+    items = pl.DataFrame({"enterprise_id": [target, "E-not-graded"],
+                          "why": ["预警未处置（W1） / unacknowledged warning (W1)", "x"]})
+    result = make_plan(grades, tables_of(), AS_OF, 5, 1, POLICY, warning_items=items)
+    mandatory = result.plan.filter(pl.col("stratum") == "mandatory")
+    assert mandatory["enterprise_id"].to_list() == [target]
+    assert mandatory["why"][0].startswith("预警未处置（W1）")
+    assert mandatory["due_on"][0] == date(2025, 6, 15)
+    assert result.meta["warning_items"][0]["enterprise_id"] == target
+    assert make_plan(grades, tables_of(), AS_OF, 5, 1, POLICY).plan.filter(
+        pl.col("stratum") == "mandatory").height == 0

@@ -130,3 +130,24 @@ def test_default_policy_caps_what_the_baseline_alone_may_do_at_c():
 
 def test_baseline_cap_must_name_a_grade():
     assert "baseline_cap.max_grade" in _error(DEFAULT_SECTION + '\n[baseline_cap]\nmax_grade = "E"\n')
+
+
+def test_default_policy_defines_every_warning_rule_and_the_monitor_thresholds():
+    policy = load_policy(None)
+    assert set(policy.warnings.rules) == {"licence_expiring", "complaint_surge", "serious_penalty_or_recall",
+                                          "grade_jump", "abnormal_listing_3y", "commitment_due_or_breached"}
+    assert policy.warnings.rules["licence_expiring"].threshold == 30
+    assert (policy.monitor.psi_watch, policy.monitor.psi_act) == (0.1, 0.25)
+
+
+def test_unknown_warning_rule_and_bad_template_field_are_named():
+    text = DEFAULT_SECTION + (
+        "[warnings.rules.moon_phase]\nthreshold = 1\ntext_zh = 'x'\ntext_en = 'x'\n"
+        "[warnings.rules.grade_jump]\nthreshold = 2\ntext_zh = '{old}→{nope}'\ntext_en = '{old}'\n")
+    message = _error(text)
+    assert "warnings.rules.moon_phase is not a known rule" in message
+    assert "warnings.rules.grade_jump.text_zh uses 'nope'" in message
+
+
+def test_a_policy_without_warning_rules_keeps_the_built_in_ones():
+    assert "grade_jump" in parse_policy(DEFAULT_SECTION).warnings.rules

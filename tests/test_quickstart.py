@@ -46,7 +46,14 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     assert (out / "published" / "index.html").is_file()
     manifest = json.loads((out / "credit-exchange" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["records"] > 0 and manifest["batches"][0]["file"] == "batch-000001.jsonl"
-    assert "quickstart finished" in capsys.readouterr().out
+    report = json.loads((out / "monitor_2025.json").read_text(encoding="utf-8"))
+    assert [m["month"] for m in report["months"]] == [f"2025-{m:02d}" for m in range(1, 13)]
+    assert sum(c["random_inspections"] for c in report["pooled"]["grades"].values()) > 0
+    assert "data:image/png;base64," in (out / "monitor_2025.html").read_text(encoding="utf-8")
+    raised = json.loads((out / "warnings_2026-01-01.json").read_text(encoding="utf-8"))
+    printed = capsys.readouterr().out
+    assert "quickstart finished" in printed
+    assert f"{len(raised)} of {len(raised)} warnings arrived with a valid HMAC-SHA256 signature" in printed
 
 
 def test_quickstart_refuses_a_city_too_small_to_model(tmp_path: Path) -> None:

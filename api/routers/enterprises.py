@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request, Response
@@ -23,7 +23,7 @@ from api.schemas import (
     OverrideRecord,
     WithdrawIn,
 )
-from api.state import Snapshot
+from api.state import Service, Snapshot
 from models.grading import HARD_RULES
 from riskengine.core.errors import NotFoundError
 from riskengine.core.records import served_grade
@@ -59,6 +59,42 @@ def scoped_row(snapshot: Snapshot, principal: Any, enterprise_id: str) -> dict[s
     if row is None or not principal.sees(row["district"], row["sector"]):
         raise not_found("graded enterprise")
     return row
+
+
+def record_override(service: Service, principal: Any, row: dict[str, Any], grade: str, reason: str,
+                    expires_on: date, now: datetime) -> tuple[Override, str]:
+    """Record a credit-office override of a scoped enterprise's grade; returns it and the audit
+    detail. 422 without a reason or with an expiry not in (today, today + max_override_days]. The
+    API and the pages both call this."""
+    today = now.date()
+    reason = reason.strip()
+    if not reason:
+        raise Problem(422, "reason: an override needs a reason")
+    longest = service.settings.service.max_override_days
+    if not today < expires_on <= today + timedelta(days=longest):
+        raise Problem(422, f"expires_on must be after today ({today}) and at most {longest} days ahead; "
+                           f"got {expires_on}")
+    override = service.overrides.add(row["enterprise_id"], grade, reason, expires_on, principal.actor, now)
+    return override, f"override {row['grade']}->{grade} until {expires_on}: {reason}"
+
+
+def withdraw_override_of(service: Service, principal: Any, row: dict[str, Any], override_id: int,
+                         reason: str, now: datetime) -> str:
+    """End one override of a scoped enterprise now; returns the audit detail. 422 without a reason,
+    404 for an override unknown or of another enterprise, 409 (ConflictError) if no longer in force.
+    The API and the pages both call this."""
+    reason = reason.strip()
+    if not reason:
+        raise Problem(422, "reason: a withdrawal needs a reason")
+    enterprise_id = row["enterprise_id"]
+    before = service.overrides.active(enterprise_id, now)
+    try:
+        withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
+    except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
+        raise not_found("override") from None
+    after = service.overrides.active(enterprise_id, now)
+    return (f"withdraw override {override_id} ({withdrawn.grade}): served "
+            f"{before.grade if before else row['grade']}->{after.grade if after else row['grade']}: {reason}")
 
 
 def pick_language(accept_language: str | None) -> str:
@@ -108,10 +144,7 @@ async def get_explanation(
     requested one (CONTRACT §3, the same structure as ``riskengine explain --format json``)."""
     row = scoped_row(snapshot, principal, enterprise_id)
     lang = pick_language(accept_language)
-    lake = service.settings.service.lake_path
-    reasons = list(row["reasons"] or [])
-    found = await run_in_threadpool(lake_evidence, lake, row["as_of"], [enterprise_id]) if lake else None
-    body = assemble(row, reasons, found if found is not None else empty_evidence())
+    body = await run_in_threadpool(explanation_body, service, row)
     for reason in body["reasons"]:
         reason["text"] = reason[f"text_{lang}"] or reason["text_zh"] or ""
     rule_text = None
@@ -121,6 +154,14 @@ async def get_explanation(
     response.headers["Content-Language"] = lang
     request.state.audit_detail = f"grade={row['grade']} lang={lang}"
     return Explanation.model_validate({**body, "language": lang, "rule_text": rule_text})
+
+
+def explanation_body(service: Service, row: dict[str, Any]) -> dict[str, Any]:
+    """CONTRACT §3's explanation of a scoped enterprise's served row, with the lake records behind
+    each own-record reason when the service knows the lake. The API and the pages both call this."""
+    lake = service.settings.service.lake_path
+    found = lake_evidence(lake, row["as_of"], [row["enterprise_id"]]) if lake else None
+    return assemble(row, list(row["reasons"] or []), found if found is not None else empty_evidence())
 
 
 def _rule_text(rule: str, lang: str) -> str | None:
@@ -165,17 +206,8 @@ def post_override(
 ) -> EnterpriseGrade:
     """Set the served grade until ``expires_on`` (reason required); the engine's grades stay visible."""
     row = scoped_row(snapshot, principal, enterprise_id)
-    today = now.date()
-    reason = body.reason.strip()
-    if not reason:
-        raise Problem(422, "reason: an override needs a reason")
-    longest = service.settings.service.max_override_days
-    if not today < body.expires_on <= today + timedelta(days=longest):
-        raise Problem(422, f"expires_on must be after today ({today}) and at most {longest} days ahead; "
-                           f"got {body.expires_on}")
-    override = service.overrides.add(enterprise_id, body.grade, reason, body.expires_on, principal.actor, now)
-    request.state.audit_detail = (f"override {row['grade']}->{body.grade} until {body.expires_on}: "
-                                  f"{reason}")
+    override, request.state.audit_detail = record_override(service, principal, row, body.grade, body.reason,
+                                                           body.expires_on, now)
     return grade_view(row, override, snapshot, enterprise_id in service.disputed)
 
 
@@ -198,17 +230,9 @@ def withdraw_override(
     body has no defined semantics (RFC 9110 §9.3.5) and clients and proxies may drop it (httpx's
     ``delete()`` takes none), yet the reason is required; and nothing is deleted — the override is
     kept with its withdrawal."""
-    reason = body.reason.strip()
-    if not reason:
+    if not body.reason.strip():
         raise Problem(422, "reason: a withdrawal needs a reason")
     row = scoped_row(snapshot, principal, enterprise_id)
-    before = service.overrides.active(enterprise_id, now)
-    try:
-        withdrawn = service.overrides.withdraw(enterprise_id, override_id, principal.actor, reason, now)
-    except NotFoundError:  # the uniform not-found body; a ConflictError is answered 409 by the handler
-        raise not_found("override") from None
-    view = grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
+    request.state.audit_detail = withdraw_override_of(service, principal, row, override_id, body.reason, now)
+    return grade_view(row, service.overrides.active(enterprise_id, now), snapshot,
                       enterprise_id in service.disputed)
-    request.state.audit_detail = (f"withdraw override {override_id} ({withdrawn.grade}): served "
-                                  f"{before.grade if before else row['grade']}->{view.grade}: {reason}")
-    return view

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import polars as pl
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from api.deps import PlanReader, ServiceDep, SnapshotDep
+from api.deps import AuthPrincipal, PlanReader, ServiceDep, SnapshotDep
 from api.problems import Problem, problem_docs
 from api.schemas import PlanPage
+from api.state import Snapshot
 from riskengine.core import exports
 from riskengine.core.errors import NotFoundError
 from riskengine.supervision.plan import meta_in_scope
@@ -45,6 +46,34 @@ def _json_safe(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dicts()
 
 
+def scoped_plan_rows(rows: pl.DataFrame, principal: AuthPrincipal, district: str | None) -> pl.DataFrame:
+    """The plan rows the caller may see, of one district or of all theirs (404 for a district out of
+    scope). The API and the pages both call this."""
+    if "district" in rows.columns:
+        if district is not None:
+            if not principal.sees(district, None):
+                raise Problem(404, "no plan for this district is available to you")
+            rows = rows.filter(pl.col("district") == district)
+        elif principal.role == "inspector":
+            rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
+    elif principal.role != "credit_office":
+        rows = rows.clear()  # a plan without districts cannot be scoped
+    return rows
+
+
+def scoped_plan_meta(meta: dict[str, Any], principal: AuthPrincipal, rows: pl.DataFrame,
+                     snapshot: Snapshot) -> dict[str, Any]:
+    """A plan's meta as the caller may see it: the credit office all of it, others only their
+    districts' figures and carried-over ids among enterprises they may see. The API and the pages
+    both call this."""
+    if principal.role == "credit_office":
+        return meta
+    visible = snapshot.grades.filter(pl.col("district").is_in(sorted(principal.districts)))
+    listed = rows.get_column("enterprise_id").to_list() if "enterprise_id" in rows.columns else []
+    return meta_in_scope(meta, principal.districts,
+                         {*visible.get_column("enterprise_id").to_list(), *listed})
+
+
 @router.get(
     "/inspection-plan",
     name="read_plan",
@@ -76,23 +105,8 @@ def get_inspection_plan(
         plan = snapshot.plan(service.store, period)
     except NotFoundError:
         raise Problem(404, "no plan for this period is available to you") from None
-    rows = plan.rows
-    if "district" in rows.columns:
-        if district is not None:
-            if not principal.sees(district, None):
-                raise Problem(404, "no plan for this district is available to you")
-            rows = rows.filter(pl.col("district") == district)
-        elif principal.role == "inspector":
-            rows = rows.filter(pl.col("district").is_in(sorted(principal.districts)))
-    elif principal.role != "credit_office":
-        rows = rows.clear()  # a plan without districts cannot be scoped
-    meta = plan.meta
-    if principal.role != "credit_office":  # only what the caller's districts may see
-        visible = snapshot.grades.filter(pl.col("district").is_in(sorted(principal.districts)))
-        meta = meta_in_scope(meta, principal.districts,
-                             {*visible.get_column("enterprise_id").to_list(),
-                              *(rows.get_column("enterprise_id").to_list()
-                                if "enterprise_id" in rows.columns else [])})
+    rows = scoped_plan_rows(plan.rows, principal, district)
+    meta = scoped_plan_meta(plan.meta, principal, rows, snapshot)
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
         body = exports.csv_bytes(flat_for_csv(rows))

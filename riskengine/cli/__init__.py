@@ -37,6 +37,7 @@ def _register() -> None:
         score_cmds,
         serve_cmds,
         share_cmds,
+        watch_cmds,
     )
 
 

@@ -20,7 +20,7 @@ from riskengine.core.errors import UsageError
 from riskengine.lake.ingest import export_quarantine
 from riskengine.lake.ingest import ingest as run_ingest
 from riskengine.lake.mapping import apply_mapping
-from riskengine.synth import generate_city
+from riskengine.synth import Drift, generate_city
 
 # --- ingest -------------------------------------------------------------------------------------------
 
@@ -78,13 +78,15 @@ def generate(
     end: Annotated[str, typer.Option(help="last day of the event history (YYYY-MM-DD)")] = "2025-12-31",
     format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
     dirty: Annotated[float, typer.Option(help="fraction of realistic bad rows to add, e.g. 0.01")] = 0.0,
+    drift: Annotated[str | None, typer.Option(
+        help="inject a drift on purpose: SECTOR:YYYY-MM-DD:SHIFT moves that sector's risk logit by SHIFT "
+             "from that day (e.g. catering:2025-06-01:1.5), for monitoring to catch")] = None,
 ) -> None:
     """Write a synthetic city (Wuhan) as a source folder OUT, with its ground truth in OUT/_truth/."""
-
-
-
     began = time.perf_counter()
-    summary = generate_city(out, enterprises, seed, start=start, end=end, fmt=format, dirty=dirty)
+    injected_drift = Drift.parse(drift) if drift is not None else None
+    summary = generate_city(out, enterprises, seed, start=start, end=end, fmt=format, dirty=dirty,
+                            drift=injected_drift)
     injected = summary["injected"].get("by_table", {}) if summary["injected"] else {}
     table = Table(title=f"synthetic city: {enterprises:,} enterprises, seed {seed}, {start}..{end}")
     table.add_column("table")
@@ -95,3 +97,6 @@ def generate(
     Console().print(table)
     print(f"wrote {out} ({format}) and {out / '_truth'} in {time.perf_counter() - began:.1f}s",
           file=sys.stderr)
+    if injected_drift is not None:
+        print(f"injected drift: sector {injected_drift.sector} risk logit {injected_drift.shift:+g} from "
+              f"{injected_drift.start}", file=sys.stderr)

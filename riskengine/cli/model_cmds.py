@@ -19,10 +19,13 @@ from models.registry import quiet
 from models.train import TrainConfig, train_model
 from riskengine.cli import app
 from riskengine.cli.options import parse_day
+from riskengine.cli.score_cmds import _say_dashboard
 from riskengine.core.config import get_settings
+from riskengine.core.errors import UsageError
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
 from riskengine.synth.truth import load_truth
+from riskengine.workflows.cluster import ClusterSpec, training_features_on_cluster
 from riskengine.workflows.training import register as register_training
 
 if TYPE_CHECKING:
@@ -134,6 +137,10 @@ def train(
         help="choose feature set and tree size by rolling-origin validation (else: all features, 7 leaves)")
     ] = True,
     compare_targets: Annotated[bool, typer.Option(help="also train the other target and report it")] = True,
+    cluster: Annotated[str | None, typer.Option(
+        help="build the snapshots' features on Dask: local, local:WORKERS or tcp://HOST:PORT")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="with --cluster: parts of the enterprises (default: the lake's buckets, else by size)")] = None,
 ) -> None:
     """Train on what was known before D, evaluate out of time, register the model as `challenger`."""
 
@@ -157,7 +164,14 @@ def train(
     tables = load_tables(lake)
     _err(f"training on {config.snapshots} monthly snapshots known before {day} …")
     shares = load_policy(policy).grade_shares
-    result = train_model(tables, day, truth=truth_frame, config=config, grade_shares=shares)
+    features = None
+    if cluster is not None:
+        features = training_features_on_cluster(ClusterSpec.parse(cluster), lake, day, config,
+                                                partitions=partitions, on_connect=_say_dashboard)
+    elif partitions is not None:
+        raise UsageError("--partitions goes with --cluster")
+    result = train_model(tables, day, truth=truth_frame, config=config, grade_shares=shares,
+                         features=features)
     plan = result.plan
     for name, why in result.info["left_out"].items():
         _err(f"left out {name}: {why}")

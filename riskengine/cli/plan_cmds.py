@@ -41,6 +41,7 @@ from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.planning import previous_carry_over, write_plan, write_plan_files
 from riskengine.workflows.reports.plots import simulation_png
 from riskengine.workflows.scoring import read_grades, score_enterprises
+from riskengine.workflows.warnings import mark_planned, overdue_plan_items
 
 
 def _err(message: str) -> None:
@@ -135,6 +136,8 @@ def plan(
     carry_over: Annotated[bool, typer.Option(
         help="carry the previous plan's over-capacity items (from the serving store) into this one "
              "unless the enterprise has been inspected since")] = True,
+    warnings: Annotated[bool, typer.Option(
+        help="early warnings left unacknowledged past the policy's limit become mandatory items")] = True,
 ) -> None:
     """This period's inspection list per district: mandatory items, then the seeded 双随机 draw."""
 
@@ -163,9 +166,17 @@ def plan(
     if carried is not None:
         _err(f"carry-over: {len(carried.enterprise_ids)} over-capacity item(s) of plan {carried.period} "
              "(dropped if inspected since)")
+    overdue = None
+    if warnings:
+        overdue = overdue_plan_items(settings, day, chosen_policy)
+        if overdue.height:
+            _err(f"early warnings: {overdue.height} enterprise(s) with a warning unacknowledged for more "
+                 f"than {chosen_policy.warnings.ack_limit_days} days become mandatory items")
     result = write_plan(grade_frame, lake, day, cap, out, seed=seed, policy=chosen_policy, inspectors=pool,
                         grades_source=source, store_file=settings.store_file if store else None,
-                        capacity_source=cap_source, carry_over=carried)
+                        capacity_source=cap_source, carry_over=carried, warning_items=overdue)
+    if overdue is not None and overdue.height:
+        mark_planned(settings, overdue, result.meta["period"])
     for warning in result.warnings:
         _err(f"warning: {warning}")
     _err(f"wrote {result.scheduled.height} scheduled inspections ({result.plan.height} listed) to {out}")
@@ -195,8 +206,10 @@ def _replay(meta_file: Path, out: Path | None) -> None:
                               f"({meta['policy_version']})")
     pool = pl.DataFrame(meta["inspectors"]) if meta.get("inspectors") else None
     carried = CarryOver.from_meta(meta["carried_over"]) if meta.get("carried_over") else None
+    warned = pl.DataFrame(meta["warning_items"]) if meta.get("warning_items") else None
     result = make_plan(grade_frame, load_tables(Path(meta["lake"])), date.fromisoformat(meta["as_of"]),
-                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool, carry_over=carried)
+                       meta["capacity"], int(meta["seed"]), chosen, inspectors=pool, carry_over=carried,
+                       warning_items=warned)
     same = plan_digest(result.plan) == meta["plan_digest"]
     if out is not None:
         result.meta.update({k: meta[k] for k in ("grades_source", "lake", "policy_toml") if k in meta})

@@ -1,14 +1,17 @@
 """``riskengine quickstart``: the whole pipeline on a generated city, then a summary.
 
 It runs the same commands a user would, in order, so what it shows is what they get:
-generate → ingest → train (backtest year) → promote → score → simulate-policy → train (now) →
-promote → score → plan → a credit repair worked end to end (grade before, the case, grade
-after). Everything lands in one working folder; MLflow's store and the serving
-store live there too, so a quickstart never touches another project's models.
+generate → ingest → train (backtest year) → promote → score (and regrade each quarter of the
+backtest year) → simulate-policy → train (now) → promote → score → plan → a credit repair worked end
+to end (grade before, the case, grade after) → publish and share → monitor (the grades over the
+backtest year) → warnings (raised, routed, acknowledged, pushed to a local webhook receiver).
+Everything lands in one working folder; MLflow's store and the serving store live there too, so a
+quickstart never touches another project's models.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -26,6 +29,7 @@ from riskengine.core.store import Store
 from riskengine.lake.layout import scan_table
 from riskengine.workflows.cases import case_store
 from riskengine.workflows.scoring import read_grades, write_grades
+from riskengine.workflows.webhook_receiver import LocalReceiver
 
 # The generated city covers 2019-01-01..2025-12-31. The backtest model is trained on what was known
 # before 2025 and judged on 2025 (out of time); the production model uses everything before 2026.
@@ -33,6 +37,8 @@ CITY_START = date(2019, 1, 1)
 CITY_END = date(2025, 12, 31)
 BACKTEST_AS_OF = date(2025, 1, 1)
 NOW_AS_OF = date(2026, 1, 1)
+# The backtest year's grades are served from these days on (a bureau regrading every quarter).
+QUARTERS = (date(2025, 4, 1), date(2025, 7, 1), date(2025, 10, 1))
 
 
 def default_capacity(enterprises: int, districts: int = 13, annual_share: float = 0.25) -> int:
@@ -54,6 +60,8 @@ def _run(args: list[str]) -> None:
 
 
 @app.command()
+
+
 def quickstart(
     enterprises: Annotated[int, typer.Option(help="enterprises in the generated city")] = 20000,
     dir: Annotated[Path, typer.Option("--dir", help="working folder for the city, lake, models and outputs")]
@@ -82,7 +90,7 @@ def quickstart(
     city, lake, out = work / "city", work / "lake", work / "outputs"
     out.mkdir(exist_ok=True)
     started = time.perf_counter()
-    total = 12
+    total = 14
 
     _step(1, total, f"generating a city of {enterprises:,} enterprises ({CITY_START}..{CITY_END}) → {city}")
     _run(["generate", "--enterprises", str(enterprises), "--seed", str(seed), "--out", str(city),
@@ -96,6 +104,11 @@ def quickstart(
     backtest_grades = out / f"grades_{BACKTEST_AS_OF}.parquet"
     _step(5, total, f"grading every active enterprise as of {BACKTEST_AS_OF}")
     _run(["score", "--lake", str(lake), "--as-of", BACKTEST_AS_OF.isoformat(), "--out", str(backtest_grades)])
+    print(f"  regrading each quarter of {BACKTEST_AS_OF.year} with the same champion: "
+          + ", ".join(d.isoformat() for d in QUARTERS), file=sys.stderr, flush=True)
+    for day in QUARTERS:
+        _run(["score", "--lake", str(lake), "--as-of", day.isoformat(),
+              "--out", str(out / f"grades_{day}.parquet")])
     _step(6, total, f"simulating supervision policies over {BACKTEST_AS_OF.year} at equal capacity")
     monthly = simulated * 13
     _run(["simulate-policy", "--city", str(city), "--scores", str(backtest_grades), "--capacity",
@@ -127,6 +140,14 @@ def quickstart(
     _run(["publish", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(site)])
     _run(["share", "--lake", str(lake), "--to", str(exchange)])
 
+    report = out / f"monitor_{BACKTEST_AS_OF.year}.html"
+    _step(13, total, f"monitoring the grades served in {BACKTEST_AS_OF.year}: findings by grade, drift")
+    _run(["monitor", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--months", "12",
+          "--out", str(report), "--no-fail-on-alert"])
+    warnings_file = out / f"warnings_{NOW_AS_OF}.json"
+    _step(14, total, f"early warnings as of {NOW_AS_OF}, pushed to a local webhook receiver")
+    demo = _warnings_demo(lake, warnings_file)
+
     elapsed = time.perf_counter() - started
     settings = get_settings()
     print(f"\nquickstart finished in {elapsed:.0f} s. In {work}:")
@@ -142,6 +163,10 @@ def quickstart(
         print(f"  credit repair           {repair}")
     print(f"  published records       {site / 'index.html'}   (+ records.csv, records.json)")
     print(f"  credit platform push    {exchange / 'manifest.json'}   (riskengine share --status)")
+    print(f"  monitoring report       {report}   (and {report.with_suffix('.json').name})")
+    print(f"  early warnings          {warnings_file}")
+    _print_monitor(report.with_suffix(".json"))
+    print(demo)
     print("\nNext: serve the grades to inspectors (from this folder):")
     print(f"  cd {work} && riskengine keys create --role inspector --district 420106 --name 武昌检查员")
     print(f"  cd {work} && riskengine serve --lake {lake}")
@@ -179,3 +204,52 @@ def _credit_repair(lake: Path, now_grades: Path) -> str | None:
     print(f"  after:  {eid} grade {row['grade']} as of {row['as_of']} (model {row['model_grade']}, "
           f"rule {row['rule']}); the entry left the list on {REPAIR_APPROVED}", file=sys.stderr)
     return f"{eid}: {pick['grade']} → case {case_id} approved {REPAIR_APPROVED} → {row['grade']}"
+
+
+def _warnings_demo(lake: Path, out: Path) -> str:
+    """Subscribe a local receiver, raise the warnings, acknowledge one as its district's inspector
+    would (POST /v1/warnings/{id}/acknowledge), and say what happened."""
+    store = Store(get_settings().store_file)
+    with LocalReceiver() as receiver:
+        sub = store.add_webhook(receiver.url, created_by="quickstart")
+        receiver.secret = sub.secret
+        _run(["warnings", "--lake", str(lake), "--as-of", NOW_AS_OF.isoformat(), "--out", str(out)])
+        store.revoke_webhook(sub.subscription_id)  # the receiver stops with the quickstart
+    raised = json.loads(out.read_text(encoding="utf-8"))
+    by_rule: dict[str, int] = {}
+    for w in raised:
+        by_rule[w["rule"]] = by_rule.get(w["rule"], 0) + 1
+    lines = [f"\n预警 early warnings as of {NOW_AS_OF}: {len(raised)} raised, routed to "
+             f"{len({w['district'] for w in raised})} districts: "
+             + ", ".join(f"{rule} {n}" for rule, n in sorted(by_rule.items()))]
+    if raised:
+        first = raised[0]
+        done = store.acknowledge_warning(
+            first["warning_id"], f"inspector of {first['district']} (quickstart)",
+            "已电话约谈并安排现场检查 / called the enterprise and scheduled a visit")
+        lines.append(f"  acknowledged {done['warning_id']} ({done['rule']}, {done['enterprise_id']}): "
+                     f"{done['action']}")
+        lines.append(f"  in district {first['district']}: {first['text_zh']} / {first['text_en']}")
+    lines.append(f"  webhook receiver on 127.0.0.1: {len(receiver.received)} of {len(raised)} warnings "
+                 f"arrived with a valid HMAC-SHA256 signature ({receiver.rejected} rejected)")
+    return "\n".join(lines)
+
+
+def _print_monitor(report_json: Path) -> None:
+    """The monitoring report's headline: adverse findings per 100 random inspections by grade."""
+
+    report = json.loads(report_json.read_text(encoding="utf-8"))
+    print(f"\n每百次随机检查不良结果 adverse outcomes per 100 random (双随机) inspections, "
+          f"{report['months'][0]['month']}..{report['months'][-1]['month']} (95% interval):")
+    for grade, cell in report["pooled"]["grades"].items():
+        if cell["adverse_per_100"] is None:
+            print(f"  {grade}: no random inspection")
+            continue
+        print(f"  {grade}: {cell['adverse_per_100']:5.1f}  ({cell['ci_low']:.1f}–{cell['ci_high']:.1f}), "
+              f"n = {cell['random_inspections']}")
+    trend = report["pooled"].get("trend") or {}
+    rising = "rise A < B < C < D" if report["pooled"]["monotone"] else "do not rise strictly in every step"
+    p = trend.get("p")
+    shown = "" if p is None else ("; trend test p < 0.0001" if p < 1e-4 else f"; trend test p = {p:.2g}")
+    print(f"  rates {rising}{shown}"
+          + f"; {len(report['alerts'])} alert(s), {len(report['watch'])} to watch")

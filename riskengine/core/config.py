@@ -67,6 +67,20 @@ class ServiceSettings(BaseModel):
         description="how often the server checks the store for new grades or plans and reloads (0: never)")
 
 
+class UiSettings(BaseModel):
+    """The web pages under /ui/ (issue 15): sessions and their cookies."""
+
+    session_idle_minutes: float = Field(default=30.0, gt=0, description="a session unused this long ends")
+    session_hours: float = Field(default=10.0, gt=0, description="a session ends this long after sign-in")
+    cookie_secure: bool = Field(default=False, description="send cookies only over HTTPS (set behind TLS)")
+    csrf_secret: str | None = Field(
+        default=None, description="signs CSRF tokens; None: a random secret per server process")
+    touch_seconds: float = Field(
+        default=60.0, ge=0, description="how often a session's last use is written to the store")
+    page_size: int = Field(default=50, gt=0, description="rows per page of a listing")
+    max_form_bytes: int = Field(default=65_536, gt=0, description="largest form post a page accepts")
+
+
 class ShareSettings(BaseModel):
     """Pushing credit records to the credit platform (`riskengine share`, CONTRACT §9)."""
 
@@ -78,6 +92,15 @@ class ShareSettings(BaseModel):
     dead_after_runs: int = Field(default=3, gt=0, description="failed runs before a batch is a dead letter")
     # HMAC-SHA256 key shared with the platform (RISKENGINE_SHARE__SECRET); required for HTTP targets.
     secret: SecretStr | None = None
+
+
+class WebhookSettings(BaseModel):
+    """Pushing warnings to subscribed bureau systems (issue 14)."""
+
+    attempts: int = Field(default=4, ge=1, description="tries per warning and subscription")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first retry waits this long, then doubles")
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -93,7 +116,9 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     grades: GradeSettings = GradeSettings()
     service: ServiceSettings = ServiceSettings()
+    ui: UiSettings = UiSettings()
     share: ShareSettings = ShareSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def store_file(self) -> Path:

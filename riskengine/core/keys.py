@@ -23,15 +23,17 @@ ROLES: tuple[str, ...] = ("inspector", "credit_office", "sector", "admin", "fina
 # What each role may do (issue 6, "Roles and scopes").
 RIGHTS: dict[str, frozenset[str]] = {
     # grades and frequencies, explanations and plans of enterprises in their districts
-    # (and that a case exists on one of them, never its documents)
-    "inspector": frozenset({"grades", "explanations", "plans", "case_existence"}),
+    # (and that a case exists on one of them, never its documents), and the early warnings of their
+    # districts (issue 14), acknowledged in the pages
+    "inspector": frozenset({"grades", "explanations", "plans", "case_existence", "warnings"}),
     # everything, plus overrides, what-if scoring, the case work (objections, credit repairs), the
-    # credit record and finance partners' authorizations
+    # credit record and finance partners' authorizations, the warnings and the monthly monitoring report
     "credit_office": frozenset({"grades", "explanations", "plans", "overrides", "whatif", "cases",
-                                "case_existence", "credit_record", "authorizations"}),
+                                "case_existence", "credit_record", "authorizations", "warnings",
+                                "monitoring"}),
     # grades and frequencies of one pilot sector's enterprises; no explanations, no plans
     "sector": frozenset({"grades", "case_existence"}),
-    # keys and reload; no enterprise data
+    # keys, reload and webhook subscriptions; no enterprise data
     "admin": frozenset({"admin"}),
     # a bank or guarantor (质量信用金融+): an enterprise's credit record, only under its authorization
     "finance": frozenset({"credit_record"}),

@@ -55,8 +55,12 @@ class CarryOver:
 
 
 def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
-                    policy: Policy, carry_over: CarryOver | None = None) -> pl.DataFrame:
-    """enterprise_id, why, urgent for every enterprise with a mandatory item (rules in module doc)."""
+                    policy: Policy, carry_over: CarryOver | None = None,
+                    warning_items: pl.DataFrame | None = None) -> pl.DataFrame:
+    """enterprise_id, why, urgent for every enterprise with a mandatory item (rules in module doc).
+
+    ``warning_items`` (enterprise_id, why): early warnings left unacknowledged past the policy's
+    limit (issue 14), listed first and urgent, with the warning as the reason."""
     start, end = period_of(as_of)
     previous = add_months(as_of, -1)
     window = add_months(end, -12)
@@ -110,6 +114,11 @@ def mandatory_items(population: pl.DataFrame, tables: Mapping[str, pl.LazyFrame]
                     pl.lit(True).alias("urgent"), pl.lit(-1).alias("order"))
         )
         parts.insert(0, carried)
+    if warning_items is not None and warning_items.height:
+        parts.insert(0, warning_items.select(pl.col("enterprise_id").cast(pl.String),
+                                             pl.col("why").cast(pl.String))
+                     .join(ids, on="enterprise_id")
+                     .with_columns(pl.lit(True).alias("urgent"), pl.lit(-2).alias("order")))
     items = pl.concat(parts).with_columns(pl.col("order").cast(pl.Int32))
     return (
         items.sort("enterprise_id", "order")

@@ -167,7 +167,7 @@ def _district_rng(seed: int, district: str) -> tuple[np.random.Generator, np.ran
 def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date,
               capacity: int | str | Mapping[str, object], seed: int, policy: Policy, *,
               inspectors: pl.DataFrame | None = None, capacity_source: str = "capacity",
-              carry_over: CarryOver | None = None) -> PlanResult:
+              carry_over: CarryOver | None = None, warning_items: pl.DataFrame | None = None) -> PlanResult:
     """The period's inspection list per district (rules in the module docstring).
 
     ``grades`` is a grades frame (at least enterprise_id, district, sector, grade, score);
@@ -183,7 +183,7 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
     last_day = end - timedelta(days=1)
     urgent_day = min(as_of + timedelta(days=URGENT_DAYS), last_day)
     population = policy.assign(population)
-    mandatory = mandatory_items(population, tables, as_of, policy, carry_over)
+    mandatory = mandatory_items(population, tables, as_of, policy, carry_over, warning_items)
     if capacity == POLICY_CAPACITY:
         caps, warnings = capacity_for_policy(population, mandatory), []
     else:
@@ -278,6 +278,8 @@ def make_plan(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: d
                               else f"lake inspections, last {POOL_DAYS} days"),
         "shortfalls": {s["district"]: s["over_capacity"] for s in summary if s["over_capacity"]},
         "carried_over": carry_over.to_meta() if carry_over is not None else None,
+        "warning_items": (warning_items.select("enterprise_id", "why").to_dicts()
+                          if warning_items is not None and warning_items.height else []),
         "districts": summary,
         "grades_summary": grade_counts.to_dicts(),
         "plan_digest": plan_digest(plan),

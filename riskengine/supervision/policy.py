@@ -114,6 +114,83 @@ class _Grades(BaseModel):
         return value
 
 
+# Early-warning rules (issue 14): the ids the engine knows, each with the fields its text may use.
+WARNING_RULES: dict[str, tuple[str, ...]] = {
+    "licence_expiring": ("kind", "license_id", "expires_on", "days"),
+    "complaint_surge": ("recent", "previous", "days"),
+    "serious_penalty_or_recall": ("what", "record_id", "date"),
+    "grade_jump": ("old", "new", "as_of"),
+    "abnormal_listing_3y": ("entry_id", "listed_on", "reaches_on", "days"),
+    "commitment_due_or_breached": ("commitment_id", "status", "due_on", "days"),
+}
+
+
+class WarningRule(BaseModel):
+    """One early-warning rule: its threshold (days, ratio or grade steps, see the policy file), an
+    optional minimum count and look-back, the kinds it covers, and its text in Chinese and English
+    (``str.format`` templates over the rule's fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float
+    text_zh: str
+    text_en: str
+    enabled: bool = True
+    min_count: int = 0
+    lookback_days: int = 30
+    kinds: list[str] = []
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: object) -> object:
+        if not _is_number(value) or float(value) <= 0:  # type: ignore[arg-type]
+            raise ValueError("must be a number > 0")
+        return value
+
+    @field_validator("lookback_days", "min_count", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError("must be an integer ≥ 0")
+        return value
+
+
+class WarningPolicy(BaseModel):
+    """The early-warning section: rules by id, and after how many days an unacknowledged warning
+    becomes a mandatory item of the next monthly plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ack_limit_days: int = 10
+    rules: dict[str, WarningRule] = {}
+
+    @field_validator("ack_limit_days", mode="before")
+    @classmethod
+    def _limit(cls, value: object) -> object:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError("must be a whole number of days ≥ 1")
+        return value
+
+
+class MonitorPolicy(BaseModel):
+    """When the monitoring report raises alerts (issue 14)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    psi_watch: float = 0.1  # population stability index: watch from here ...
+    psi_act: float = 0.25  # ... act from here
+    alpha: float = 0.05  # family-wise error of the monotonicity and sector-shift tests
+    min_inspections: int = 20  # a grade (or sector) with fewer random inspections is not tested
+    calibration_tolerance: float = 0.5  # relative gap predicted vs realized before an alert
+
+    @field_validator("psi_watch", "psi_act", "alpha", "calibration_tolerance", mode="before")
+    @classmethod
+    def _positive(cls, value: object) -> object:
+        if not _is_number(value) or float(value) <= 0:  # type: ignore[arg-type]
+            raise ValueError("must be a number > 0")
+        return value
+
+
 class _BaselineCap(BaseModel):
     """How far the baseline of similar enterprises alone may move a grade (issue 18)."""
 
@@ -177,6 +254,8 @@ class _PolicyFile(BaseModel):
     grades: _Grades | None = None
     default: _GradeTable
     sectors: dict[str, _PartialGradeTable] = {}
+    warnings: WarningPolicy | None = None
+    monitor: MonitorPolicy | None = None
     baseline_cap: _BaselineCap | None = None
     sharing: SharingRules = SharingRules()
     publication: PublicationRules = PublicationRules()
@@ -205,6 +284,8 @@ class Policy:
     baseline_cap: str | None = None
     # The share of the graded population per grade (``[grades] shares``); None: Settings' fixed edges.
     grade_shares: dict[str, float] | None = None
+    warnings: WarningPolicy = field(default_factory=WarningPolicy, repr=False)
+    monitor: MonitorPolicy = field(default_factory=MonitorPolicy, repr=False)
 
     @property
     def sectors(self) -> list[str]:
@@ -284,6 +365,10 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
                 # Issue 5: in the pilot sectors every D enterprise is inspected at least once a year.
                 problems.append(f"sectors.{sector}.D.min_per_year must be ≥ 1 in a pilot sector "
                                 f"(every D enterprise inspected at least once a year); got {d.min_per_year}")
+    if parsed.warnings is not None:
+        problems += _warning_problems(parsed.warnings)
+    if parsed.monitor is not None and parsed.monitor.psi_act < parsed.monitor.psi_watch:
+        problems.append(f"monitor.psi_act must be ≥ monitor.psi_watch; got {parsed.monitor.psi_act}")
     if problems:
         raise ConfigError(f"{name}: " + f"\n{name}: ".join(problems))
     rates: dict[tuple[str, str], tuple[float, int]] = {}
@@ -295,10 +380,37 @@ def parse_policy(text: str, name: str = "policy.toml") -> Policy:
             rates[(sector, grade)] = (float(e.ratio), int(e.min_per_year))
     digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
     shares = None if parsed.grades is None else {g: float(getattr(parsed.grades.shares, g)) for g in GRADES}
+    warnings, monitor = parsed.warnings, parsed.monitor
+    if (warnings is None or monitor is None) and name != _BUILT_IN:
+        # A policy file without these sections keeps the built-in rules and alert thresholds.
+        built_in = parse_policy(default_policy_text(), _BUILT_IN)
+        warnings, monitor = warnings or built_in.warnings, monitor or built_in.monitor
     return Policy(version=parsed.version or digest[:19], digest=digest, source=name, rates=rates,
                   sharing=parsed.sharing, publication=parsed.publication, cases=parsed.cases,
                   baseline_cap=parsed.baseline_cap.max_grade if parsed.baseline_cap else None,
-                  grade_shares=shares)
+                  grade_shares=shares,
+                  warnings=warnings or WarningPolicy(), monitor=monitor or MonitorPolicy())
+
+
+_BUILT_IN = "policy.toml (built-in)"
+
+
+def _warning_problems(section: WarningPolicy) -> list[str]:
+    """Unknown rule ids and text templates that name a field the rule does not have."""
+    problems = []
+    for rule_id, rule in section.rules.items():
+        fields = WARNING_RULES.get(rule_id)
+        if fields is None:
+            known = ", ".join(WARNING_RULES)
+            problems.append(f"warnings.rules.{rule_id} is not a known rule (known: {known})")
+            continue
+        for lang in ("text_zh", "text_en"):
+            try:
+                getattr(rule, lang).format(**{f: "x" for f in fields})
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append(f"warnings.rules.{rule_id}.{lang} uses {exc} which is not one of "
+                                f"{{{'}, {'.join(fields)}}}")
+    return problems
 
 
 def default_policy_text() -> str:
@@ -311,7 +423,7 @@ def load_policy(path: Path | None = None) -> Policy:
     if path is None:
         path = get_settings().policy_path
     if path is None:
-        policy = parse_policy(default_policy_text(), "policy.toml (built-in)")
+        policy = parse_policy(default_policy_text(), _BUILT_IN)
         return replace(policy, source="built-in")
     path = Path(path)
     try:

@@ -25,6 +25,7 @@ import polars as pl
 from riskengine.core.files import atomic_write
 from riskengine.core.progress import progress
 from riskengine.synth.dirty import inject_dirty
+from riskengine.synth.drift import Drift
 from riskengine.synth.simulate import simulate_city
 from riskengine.synth.truth import _write_truth, truth_frame
 from riskengine.synth.world import (
@@ -55,11 +56,13 @@ def generate_city_frames(
     *,
     dirty: float = 0.0,
     fmt: str = "csv",
+    drift: Drift | None = None,
 ) -> SyntheticCity:
     """The whole city in memory: tables, truth (long format), inspectors and a summary."""
     start_d, end_d = check_parameters(n_enterprises, seed, start, end, fmt, dirty)
-    tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d)
+    tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, drift=drift)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
+    summary["drift"] = drift.to_dict() if drift is not None else None
     if dirty > 0:
 
         tables, injected = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")
@@ -103,6 +106,7 @@ def generate_city(
     end: date | str = DEFAULT_END,
     fmt: str = "csv",
     dirty: float = 0.0,
+    drift: Drift | None = None,
 ) -> dict[str, Any]:
     """Write a synthetic city as a source folder: ``out/<table>.<fmt>`` and ``out/_truth/``.
 
@@ -116,8 +120,10 @@ def generate_city(
     (out / "_truth").mkdir(exist_ok=True)
     n_months = (end_d.year - start_d.year) * 12 + end_d.month - start_d.month + 1
     with progress("simulating months", total=n_months) as advance:
-        tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, progress=advance)
+        tables, ids, truth, inspectors = simulate_city(n_enterprises, seed, start_d, end_d, progress=advance,
+                                                       drift=drift)
     summary = _summary(n_enterprises, seed, start_d, end_d, fmt, dirty, tables)
+    summary["drift"] = drift.to_dict() if drift is not None else None
     if dirty > 0:
 
         tables, summary["injected"] = inject_dirty(tables, dirty, seed, allow_text_dates=fmt == "csv")

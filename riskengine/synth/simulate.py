@@ -11,6 +11,7 @@ import polars as pl
 
 from riskengine.synth.assemble import _assemble, _conform
 from riskengine.synth.credit import credit_tables
+from riskengine.synth.drift import Drift
 from riskengine.synth.world import (
     _BASE_LOGIT,
     _COMPLAINT_CATEGORIES,
@@ -39,6 +40,7 @@ def simulate_city(
     end: date | str = DEFAULT_END,
     *,
     progress: Callable[[float], None] | None = None,
+    drift: Drift | None = None,
 ) -> tuple[dict[str, pl.DataFrame], np.ndarray, np.ndarray, pl.DataFrame]:
     """Run the monthly simulation. Returns (clean tables, ids, truth matrix n x months, inspectors).
 
@@ -46,6 +48,7 @@ def simulate_city(
     did not exist; ``truth_frame`` turns it into the contract's long format.
     """
     start_d, end_d = _as_date(start, "start"), _as_date(end, "end")
+    injected = drift  # the name ``drift`` is the enterprises' random-walk drift below
     rng = np.random.default_rng(seed)
     w = _make_world(n_enterprises, rng, end_d)
     n = w.n
@@ -191,6 +194,10 @@ def simulate_city(
     product_rate = sec_sampling[products].astype(np.float32)
     random_p = np.float32(_RANDOM_RATIO / 12)
     revoke_rate = np.float32(0.0003) * scale
+    # An injected drift: the month it starts (months since the start) and the enterprises it moves.
+    drift_month = (int((np.datetime64(injected.start, "M") - month0).astype(int)) if injected is not None
+                   else n_months + 1)
+    drifting = w.sector == SECTOR_KEYS.index(injected.sector) if injected is not None else None
     logit = np.empty(n, dtype=np.float32)
     ex = np.empty(n, dtype=np.float32)
 
@@ -203,6 +210,8 @@ def simulate_city(
         logit += drift
         logit += shock
         logit -= deter
+        if drifting is not None and t >= drift_month:
+            logit[drifting] += np.float32(injected.shift)  # type: ignore[union-attr]
         np.exp(logit, out=ex)
         np.divide(ex, ex + 1.0, out=row)
         exists = (est_month <= t) & (exit_month >= t)

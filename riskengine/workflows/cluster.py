@@ -45,6 +45,7 @@ from features.build import assemble, engine_for, finish
 from features.inspections import strictness_table
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
+from models.train import TrainConfig, snapshot_dates
 from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES
@@ -54,7 +55,9 @@ from riskengine.core.progress import progress
 from riskengine.core.store import Store
 from riskengine.lake import buckets
 from riskengine.lake.layout import load_tables, scan_files, scan_table, table_files
+from riskengine.supervision.policy import WarningPolicy
 from riskengine.workflows.scoring import load_champion, previous_from_store, write_grades
+from riskengine.workflows.warnings import RAISED_SCHEMA, Evaluator, evaluate_warnings
 
 ROWS_PER_PART = 250_000
 """Without ``--partitions``, a lake in plain files is split so that a part holds about this many
@@ -242,6 +245,15 @@ def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
     return grades.height
 
 
+def _warnings_task(job: Job, part: int, policy: WarningPolicy, grades: Path | None) -> pl.DataFrame:
+    """The early warnings of one part's enterprises (every rule looks at one enterprise's records)."""
+    part_grades = None
+    if grades is not None:
+        part_grades = (pl.scan_parquet(grades).filter(buckets.bucket_expr(KEY, job.parts) == part)
+                       .collect())
+    return evaluate_warnings(part_tables(job, part), job.dates[0], policy, part_grades)
+
+
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
@@ -378,6 +390,69 @@ def features_lake_on_cluster(
             on_connect(getattr(client, "dashboard_link", None))
         return features_on_cluster(client, lake, dates, out, partitions=partitions,
                                    half_life_days=half_life_days)
+
+
+def training_features_on_cluster(
+    spec: ClusterSpec, lake: Path, known_before: date, config: TrainConfig, *,
+    partitions: int | None = None, memory_limit: str | None = None,
+    on_connect: Callable[[str | None], None] | None = None,
+) -> pl.DataFrame:
+    """The features ``train_model`` needs (``snapshot_dates``), built on the cluster ``spec``.
+
+    Training itself stays in one process: it samples enterprises to a size one machine handles
+    (``TrainConfig.max_train_rows``), so ``lightgbm.dask`` is not needed.
+    """
+    dates = snapshot_dates(known_before, config)
+    out = Path(lake).resolve().parent / f".riskengine-train-features-{uuid.uuid4().hex[:12]}.parquet"
+    try:
+        features_lake_on_cluster(spec, lake, dates, out, partitions=partitions, memory_limit=memory_limit,
+                                 on_connect=on_connect)
+        return pl.read_parquet(out)
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def warnings_on_cluster(client: Any, lake: Path, as_of: date, policy: WarningPolicy,
+                        grades: pl.DataFrame | None, *, partitions: int | None = None) -> pl.DataFrame:
+    """``evaluate_warnings`` of the whole lake, part by part on ``client``: the same warnings, in the
+    same order (district, rule, enterprise, subject)."""
+    load_tables(lake)
+    workers = len(client.scheduler_info().get("workers", {})) or 1
+    parts, bucketed = plan_parts(lake, partitions, workers)
+    # The work folder sits beside the lake: a remote cluster's workers see it where they see the lake.
+    with _job(lake, [as_of], Path(lake).resolve().parent, parts, bucketed, 180.0, None) as job:
+        grades_path = None
+        if grades is not None and grades.height:
+            grades_path = job.work / "grades.parquet"
+            _write(grades, grades_path)
+        token = uuid.uuid4().hex[:8]
+        futures = [client.submit(_warnings_task, job, p, policy, grades_path, key=f"warnings-{p}-{token}",
+                                 retries=3) for p in range(parts)]
+        raised = []
+        with progress("warnings on the cluster", total=parts) as advance:
+            for fut in futures:
+                raised.append(fut.result())
+                advance()
+    if not raised:
+        return pl.DataFrame(schema=RAISED_SCHEMA)
+    return pl.concat(raised).sort("district", "rule", "enterprise_id", "subject")
+
+
+@contextmanager
+def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
+                       memory_limit: str | None = None,
+                       on_connect: Callable[[str | None], None] | None = None) -> Iterator[Evaluator]:
+    """An ``Evaluator`` for ``run_warnings`` that evaluates on the cluster ``spec`` (connected while
+    the context is open)."""
+    with connect(spec, memory_limit=memory_limit) as client:
+        if on_connect is not None:
+            on_connect(getattr(client, "dashboard_link", None))
+
+        def evaluate(lake: Path, as_of: date, policy: WarningPolicy,
+                     grades: pl.DataFrame | None) -> pl.DataFrame:
+            return warnings_on_cluster(client, lake, as_of, policy, grades, partitions=partitions)
+
+        yield evaluate
 
 
 def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) -> None:

@@ -74,7 +74,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | st
                out: Path, *, seed: int = 0, policy: Policy | None = None,
                inspectors: pl.DataFrame | None = None, grades_source: Mapping[str, Any] | None = None,
                store_file: Path | None = None, capacity_source: str = "capacity",
-               carry_over: CarryOver | None = None) -> PlanResult:
+               carry_over: CarryOver | None = None, warning_items: pl.DataFrame | None = None) -> PlanResult:
     """Plan for the lake's enterprises and write the files (and the store, if ``store_file``).
 
     The entry point for ``riskengine quickstart``: grades from
@@ -86,7 +86,7 @@ def write_plan(grades: pl.DataFrame, lake: Path, as_of: date, capacity: int | st
     policy = policy or load_policy()
     tables = load_tables(Path(lake))
     result = make_plan(grades, tables, as_of, capacity, seed, policy, inspectors=inspectors,
-                       capacity_source=capacity_source, carry_over=carry_over)
+                       capacity_source=capacity_source, carry_over=carry_over, warning_items=warning_items)
     source = dict(grades_source or {"kind": "in-memory"})
     if source.get("kind") != "file":
         snapshot = out.with_name(out.name + ".grades.parquet")

@@ -1,7 +1,7 @@
 """The serving store: one DuckDB file with grades, plans, overrides, API keys and the audit log.
 
 What `riskengine score` / `riskengine plan` write and `riskengine serve` reads. One module per record
-family, each with its own DDL (``grades``, ``plans``, ``overrides``, ``keys``, ``audit``); the
+family, each with its own DDL (``grades``, ``plans``, ``overrides``, ``keys``, ``audit``, ``warnings``); the
 connection, lock and transaction machinery is in ``base``. A new family is a new module with a
 ``StoreBase`` subclass (its ``DDL``, ``TABLES`` and methods), added to ``Store``'s bases below.
 Writes are transactions: ``save_grades`` replaces an as_of (delete + insert) atomically, so a reader
@@ -16,9 +16,10 @@ from riskengine.core.store.grades import GradeStore
 from riskengine.core.store.keys import KeyStore
 from riskengine.core.store.overrides import OverrideStore
 from riskengine.core.store.plans import PlanStore
+from riskengine.core.store.warnings import WarningStore
 
 
-class Store(GradeStore, PlanStore, OverrideStore, KeyStore, AuditStore):
+class Store(GradeStore, PlanStore, OverrideStore, KeyStore, AuditStore, WarningStore):
     """The serving store at ``path`` (created on first write): every record family in one file."""
 
 

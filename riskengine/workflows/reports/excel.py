@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import polars as pl
 
 from riskengine.core import exports
-from riskengine.core.contract import DISTRICT_NAMES, STATUS_OVER, STATUS_SCHEDULED
-from riskengine.supervision.plan import PlanResult
+from riskengine.core.contract import DISTRICT_NAMES, PLAN_SCHEMA, STATUS_OVER, STATUS_SCHEDULED
+from riskengine.supervision.plan import PlanResult, _top_reasons_expr
 
 # Column headers of the officers' Excel list.
 HEADERS_ZH = {
@@ -167,3 +168,17 @@ def write_grades_excel(flat: pl.DataFrame, path: Path) -> None:
     flat = flat.rename(HEADERS_ZH, strict=False)
     exports.write_xlsx(flat, path, worksheet="信用风险等级", autofilter=True, freeze_panes=(1, 0),
                        autofit=True)
+
+
+def plan_excel_bytes(rows: pl.DataFrame, meta: dict[str, Any]) -> bytes:
+    """Plan rows (any subset, e.g. one inspector's filtered view in the pages) as the officers'
+    workbook bytes, for an HTTP download. Columns the rows lack are left empty."""
+    if "top_reasons" not in rows.columns and "reasons" in rows.columns:
+        rows = rows.with_columns(_top_reasons_expr(rows).alias("top_reasons"))
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in PLAN_SCHEMA.items()
+               if name not in rows.columns]
+    rows = rows.with_columns(missing) if missing else rows
+    with tempfile.TemporaryDirectory(prefix="riskengine-plan-") as folder:
+        path = Path(folder) / "plan.xlsx"
+        write_excel(PlanResult(rows, dict(meta)), path)
+        return path.read_bytes()
