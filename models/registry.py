@@ -266,6 +266,13 @@ def backtest_metrics(model: CreditModel, data: pl.DataFrame) -> dict[str, float]
     return {"auc": auc(y, score), "capture_10": capture_at(y, score, 0.10), "rows": float(data.height)}
 
 
+def at_least_as_good(challenger: dict[str, float], champion: dict[str, float]) -> bool:
+    """The promotion test: the challenger's backtest AUC *and* capture at 10 % are each at least the
+    champion's (a tie on both promotes: the newer model wins when nothing tells them apart)."""
+    return (challenger["auc"] >= champion["auc"]
+            and challenger["capture_10"] >= champion["capture_10"])
+
+
 def promote(settings: Settings | None = None, *, force: bool = False, reason: str | None = None) -> Promotion:
     """Move ``champion`` to the challenger if it is at least as good on the latest backtest.
 
@@ -312,7 +319,7 @@ def promote(settings: Settings | None = None, *, force: bool = False, reason: st
                     f"({exc}); compare by hand and use --force --reason TEXT"
                 ) from exc
         c, b = result.backtest["challenger"], result.backtest.get("champion")
-        better = b is not None and c["auc"] >= b["auc"] and c["capture_10"] >= b["capture_10"]
+        better = b is not None and at_least_as_good(c, b)
         if not better and not force and b is not None:
             result.message = (
                 f"challenger version {chall.version} is not at least as good as champion version "

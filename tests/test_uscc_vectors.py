@@ -112,8 +112,9 @@ def test_a_published_codes_organisation_part_agrees_with_gb11714() -> None:
 def test_generated_codes_pass_the_reference_and_corrupted_ones_fail() -> None:
     numbers = np.arange(10_000_000, 10_000_000 + 400 * 99_991, 99_991)
     divisions = np.array(["420106", "110108", "350100", "440305"] * 100)
-    for code, number in zip(make_usccs(divisions, numbers), numbers, strict=True):
+    for code, division, number in zip(make_usccs(divisions, numbers), divisions, numbers, strict=True):
         assert reference_check(code[:17]) == code[17], code
+        assert code[:2] == "91" and code[2:8] == division  # enterprise, market regulation; the division
         assert code[8:16] == f"{number:08d}" and code[16] == _gb11714_check(code[8:16])
     corrupt = make_usccs(divisions, numbers, corrupt=np.ones(len(numbers), dtype=bool))
     assert all(reference_check(c[:17]) != c[17] for c in corrupt)

@@ -1,0 +1,130 @@
+"""Mutation score of the rule modules against their own tests (mutmut 3), as JSON.
+
+    nice python benchmarks/mutation.py --module riskengine/core/ids.py \
+        --tests tests/test_uscc_vectors.py tests/test_contract.py
+
+A copy of the project is made in a temporary folder with a ``[tool.mutmut]`` section naming only the
+given modules and tests, ``mutmut run`` mutates every line of those modules, and the result is read from
+mutmut's own records: how many mutants the tests killed, and each survivor with its diff. A survivor
+is either a missing test or an equivalent mutant (a change no behaviour can tell apart); the README
+lists which is which for the last measured run.
+
+Rule modules and their tests (the default when no ``--module`` is given; a pair per run is typical):
+``RULES`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# rule module -> the tests that are its own
+RULES: dict[str, list[str]] = {
+    "riskengine/core/ids.py": ["tests/test_uscc_vectors.py", "tests/test_contract.py"],
+    "riskengine/core/timerule.py": ["tests/test_timerule.py"],
+    "riskengine/core/calendar.py": ["tests/test_calendar.py"],
+    "models/grading.py": ["tests/test_grading.py", "tests/test_grading_edges.py"],
+    "riskengine/supervision/policy.py": ["tests/test_policy.py"],
+    "riskengine/supervision/capacity.py": ["tests/test_policy.py", "tests/test_planning.py"],
+    "riskengine/supervision/plan.py": ["tests/test_planning.py"],
+    "riskengine/workflows/cases.py": ["tests/test_cases.py"],
+}
+# copied into the scratch project (mutmut needs the importable packages and the tests)
+COPY = ["riskengine", "models", "features", "api", "tests", "pyproject.toml", "README.md"]
+
+
+def _scratch(folder: Path, modules: list[str], tests: list[str]) -> None:
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
+        elif src.exists():
+            shutil.copy2(src, folder / name)
+    section = (
+        "\n[tool.mutmut]\n"
+        f"source_paths = {json.dumps([n for n in COPY if (ROOT / n).is_dir() and n != 'tests'])}\n"
+        f"only_mutate = {json.dumps(modules)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        'also_copy = ["tests", "README.md"]\n'
+    )
+    with (folder / "pyproject.toml").open("a", encoding="utf-8") as f:
+        f.write(section)
+
+
+def _results(folder: Path) -> tuple[dict[str, int], list[str]]:
+    from mutmut.stats import status_by_exit_code
+
+    counts: dict[str, int] = {}
+    survivors: list[str] = []
+    for meta in sorted((folder / "mutants").rglob("*.meta")):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            status = status_by_exit_code[code]
+            counts[status] = counts.get(status, 0) + 1
+            if status == "survived":
+                survivors.append(name)
+    return counts, survivors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", nargs="+", help="rule modules to mutate (default: every RULES entry)")
+    parser.add_argument("--tests", nargs="+", help="tests to run (default: the modules' own, from RULES)")
+    parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument("--keep", type=Path, help="keep the scratch project here (for `mutmut browse`)")
+    args = parser.parse_args()
+    modules = args.module or list(RULES)
+    tests = args.tests or sorted({t for m in modules for t in RULES.get(m, [])})
+    if not tests:
+        parser.error("no tests for these modules: give --tests")
+
+    folder = Path(tempfile.mkdtemp(prefix="riskengine-mutation-")) if args.keep is None else args.keep
+    folder.mkdir(parents=True, exist_ok=True)
+    _scratch(folder, modules, tests)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+                         cwd=folder, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    counts, survivors = _results(folder)
+    diffs = {}
+    for name in survivors:
+        shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=folder, env=env,
+                               capture_output=True, text=True, check=False)
+        diffs[name] = [line for line in shown.stdout.splitlines()
+                       if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    decided = counts.get("killed", 0) + counts.get("survived", 0) + counts.get("timeout", 0)
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    out = {
+        "tool": "mutmut " + _version(),
+        "modules": modules,
+        "tests": tests,
+        "mutants": sum(counts.values()),
+        "by_status": counts,
+        "kill_rate": round(killed / decided, 4) if decided else None,
+        "survivors": diffs,
+        "seconds": round(seconds, 1),
+    }
+    if run.returncode != 0 and not counts:
+        out["error"] = (run.stderr or run.stdout)[-2000:]
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    if args.keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+if __name__ == "__main__":
+    main()
