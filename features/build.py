@@ -177,6 +177,7 @@ def assemble(
     *,
     half_life_days: float = 180.0,
     strictness: pl.LazyFrame | None = None,
+    rates: pl.LazyFrame | None = None,
 ) -> tuple[pl.LazyFrame, int]:
     """Every feature but the associations, with ``legal_rep_id`` beside them (``finish`` adds those).
 
@@ -184,7 +185,8 @@ def assemble(
     enterprise) and the associations (a legal representative's other enterprises). A part of the
     enterprises (``riskengine.workflows.cluster``) passes ``strictness`` computed from every
     inspection (``inspections.strictness_table``) and finishes with the representatives' totals over
-    every part (``associations.totals``); the whole city needs neither.
+    every part (``associations.totals``); the whole city needs neither. The same for the population's
+    per-inspection rates the enterprises' rates shrink towards (``rates``: ``inspections.population_rates``).
 
     Records voided by an upheld objection drop out from the as_of dates that see the void
     (``asof.void_segments``): the dates are assembled in runs that see the same voids (one run when
@@ -197,7 +199,7 @@ def assemble(
     void_frame = (voids.collect() if voids is not None
                   else pl.DataFrame(schema=TABLES["record_voids"].schema))
     runs = asof.void_segments(void_frame, as_of)
-    built = [_assemble_run(_without(tables, void), dates, half_life_days, strictness)
+    built = [_assemble_run(_without(tables, void), dates, half_life_days, strictness, rates)
              for dates, void in runs]
     if len(built) == 1:
         return built[0]
@@ -217,7 +219,7 @@ def _without(tables: Mapping[str, pl.LazyFrame], void: pl.DataFrame) -> Mapping[
 
 def _assemble_run(
     tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], half_life_days: float,
-    strictness: pl.LazyFrame | None,
+    strictness: pl.LazyFrame | None, rates: pl.LazyFrame | None = None,
 ) -> tuple[pl.LazyFrame, int]:
     """``assemble`` for as_of dates that all see the same records."""
     dates = asof.as_of_frame(as_of)
@@ -233,7 +235,7 @@ def _assemble_run(
     parts = [
         _align(slots, part)
         for part in (
-            inspections.build(t, keys, dates_list, strictness),
+            inspections.build(t, keys, dates_list, strictness, rates),
             sampling.build(t, keys, dates_list),
             penalties.build(t, keys, dates_list),
             recalls.build(t, keys, dates_list),

@@ -55,7 +55,7 @@ def _is(outcome: str) -> pl.Expr:
 
 
 def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date],
-          strictness: pl.LazyFrame | None = None) -> pl.LazyFrame:
+          strictness: pl.LazyFrame | None = None, rates: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """Inspection features for every (enterprise_id, as_of) of ``keys`` that has any visible inspection.
 
     ``strictness`` (``strictness_table`` of every inspection) replaces the strictness computed from
@@ -131,23 +131,40 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
     )
     return (history.join(windowed, on=[KEY, AS_OF], how="left")
             .join(mean_strict, on=[KEY, AS_OF], how="left")
-            .join(_rates(insp, as_of), on=[KEY, AS_OF], how="left"))
+            .join(_rates(insp, as_of, rates), on=[KEY, AS_OF], how="left"))
 
 
-def _rates(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
+def _sums(as_of: Sequence[date]) -> dict[str, pl.Expr]:
+    """The decayed weight and weighted rate sums, growth 2 ** ((t - ref) / h) from ref the earliest as_of."""
+    ref = pl.lit(min(as_of), dtype=pl.Date)
+    growth = pl.lit(2.0).pow((pl.col(EVENT_DATE) - ref).dt.total_days() / RATE_HALF_LIFE_DAYS)
+    return {"_wn": growth, **{f"_w{i}": growth * e.cast(pl.Float64) for i, e in enumerate(RATES.values())}}
+
+
+def population_rates(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
+    """(as_of, _p0, ...): the population's decayed rates as of each D over every enterprise's inspections.
+
+    Like ``strictness_table`` it looks across enterprises: a part of the enterprises
+    (``riskengine.workflows.cluster``) passes it computed from every inspection.
+    """
+    everyone = asof.running(insp.with_columns(pl.lit(1).alias(_ALL)), EVENT_DATE, as_of, _ALL,
+                            sums=_sums(as_of))
+    return everyone.select(AS_OF, *[(pl.col(f"_w{i}") / pl.col("_wn")).alias(f"_p{i}")
+                                    for i in range(len(RATES))])
+
+
+def _rates(insp: pl.LazyFrame, as_of: Sequence[date], population: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """The decayed, shrunk per-inspection rates (module doc) for every (enterprise, as_of) inspected.
 
     0.5 ** ((D - t) / h) = 2 ** ((t - ref) / h) * 2 ** ((ref - D) / h) with ref the earliest as_of, so
     each inspection is summed once (as in ``features.severity``); the decay cancels in the population's
-    rate and multiplies the enterprise's sums.
+    rate and multiplies the enterprise's sums. ``population`` (``population_rates`` of every
+    inspection) replaces the population computed from ``insp``.
     """
     ref = pl.lit(min(as_of), dtype=pl.Date)
-    growth = pl.lit(2.0).pow((pl.col(EVENT_DATE) - ref).dt.total_days() / RATE_HALF_LIFE_DAYS)
-    sums = {"_wn": growth, **{f"_w{i}": growth * e.cast(pl.Float64) for i, e in enumerate(RATES.values())}}
-    mine = asof.running(insp, EVENT_DATE, as_of, KEY, sums=sums)
-    everyone = asof.running(insp.with_columns(pl.lit(1).alias(_ALL)), EVENT_DATE, as_of, _ALL, sums=sums)
-    population = everyone.select(AS_OF, *[(pl.col(f"_w{i}") / pl.col("_wn")).alias(f"_p{i}")
-                                          for i in range(len(RATES))])
+    mine = asof.running(insp, EVENT_DATE, as_of, KEY, sums=_sums(as_of))
+    if population is None:
+        population = population_rates(insp, as_of)
     decay = pl.lit(2.0).pow(-(pl.col(AS_OF) - ref).dt.total_days() / RATE_HALF_LIFE_DAYS)
     return mine.join(population, on=AS_OF, how="left").select(
         KEY, AS_OF,

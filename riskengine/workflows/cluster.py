@@ -42,7 +42,7 @@ import polars as pl
 from features import associations
 from features.asof import AS_OF, KEY
 from features.build import assemble, engine_for, finish
-from features.inspections import strictness_table
+from features.inspections import population_rates, strictness_table
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
 from models.train import TrainConfig, snapshot_dates
@@ -197,15 +197,18 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 # --- the tasks (run on the workers) --------------------------------------------------------------------
 
 
-def _strictness_task(job: Job) -> pl.DataFrame:
+def _strictness_task(job: Job) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The cross-enterprise inspection tables: inspector strictness and the population's rates."""
     insp = scan_table(job.lake, "inspections")
-    return strictness_table(insp, list(job.dates)).collect()
+    return (strictness_table(insp, list(job.dates)).collect(),
+            population_rates(insp, list(job.dates)).collect())
 
 
-def _assemble_task(job: Job, part: int, strictness: pl.DataFrame) -> pl.DataFrame:
+def _assemble_task(job: Job, part: int, whole: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
     """Assemble one part's features (written to the work folder); return its representatives' totals."""
+    strictness, rates = whole
     frame, rows = assemble(part_tables(job, part), list(job.dates), half_life_days=job.half_life_days,
-                           strictness=strictness.lazy())
+                           strictness=strictness.lazy(), rates=rates.lazy())
     assembled = frame.collect(engine=engine_for(rows))  # type: ignore[call-overload]
     _write(assembled, job.work / f"assembled-{part:04d}.parquet")
     return associations.totals(assembled.lazy()).collect()
