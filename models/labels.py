@@ -75,7 +75,9 @@ def outcome_events(tables: Mapping[str, pl.LazyFrame], known_before: date) -> pl
             pl.lit(False).alias("random_fail")))
     if "licenses" in tables:
         # A revocation is dated by status_changed_on (the day the current status took effect).
-        parts.append(timerule.known_before(tables["licenses"], "status_changed_on", known_before)
+        # The licence itself must be known too (issued and recorded before D), not only its status.
+        known = timerule.known_before(tables["licenses"], "issued_on", known_before)
+        parts.append(timerule.known_before(known, "status_changed_on", known_before)
                      .filter(pl.col("status") == "revoked").select(
             "enterprise_id", pl.col("status_changed_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("licence").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
@@ -89,7 +91,9 @@ def outcome_events(tables: Mapping[str, pl.LazyFrame], known_before: date) -> pl
             pl.lit(False).alias("random_fail")))
     if "commitments" in tables:
         # ... and so is a breached commitment, dated by the day the breach took effect.
-        parts.append(timerule.known_before(tables["commitments"], "status_changed_on", known_before)
+        # The commitment itself must be known too (made and recorded before D), not only its breach.
+        known = timerule.known_before(tables["commitments"], "made_on", known_before)
+        parts.append(timerule.known_before(known, "status_changed_on", known_before)
                      .filter(pl.col("status") == "breached").select(
             "enterprise_id", pl.col("status_changed_on").alias("day"), pl.lit(True).alias("adverse"),
             pl.lit("commitment").alias("kind"), pl.lit(False).alias("looked"), pl.lit(False).alias("random"),
