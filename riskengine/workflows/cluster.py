@@ -318,7 +318,7 @@ def features_on_cluster(
     """``compute_features`` of the whole lake, computed part by part on ``client``; written to ``out``
     (Parquet or CSV), in the single-process row order (as_of, then the enterprises table's order)."""
     load_tables(lake)  # a clear error for a folder that is not a lake
-    workers = len(client.scheduler_info().get("workers", {})) or 1
+    workers = len(client.nthreads()) or 1
     parts, bucketed = plan_parts(lake, partitions, workers)
     out = Path(out)
     with _job(lake, dates, out.parent, parts, bucketed, half_life_days, None) as job:
@@ -339,7 +339,7 @@ def score_on_cluster(
     equals ``score_enterprises``' (same rows, order and values). ``write`` writes CSV/Excel outputs
     (Parquet is streamed from the parts); ``store`` also receives the grades."""
     load_tables(lake)
-    workers = len(client.scheduler_info().get("workers", {})) or 1
+    workers = len(client.nthreads()) or 1
     parts, bucketed = plan_parts(lake, partitions, workers)
     out = Path(out)
     with _job(lake, [as_of], out.parent, parts, bucketed, 180.0, crash_once) as job:
@@ -420,7 +420,7 @@ def warnings_on_cluster(client: Any, lake: Path, as_of: date, policy: WarningPol
     """``evaluate_warnings`` of the whole lake, part by part on ``client``: the same warnings, in the
     same order (district, rule, enterprise, subject)."""
     load_tables(lake)
-    workers = len(client.scheduler_info().get("workers", {})) or 1
+    workers = len(client.nthreads()) or 1
     parts, bucketed = plan_parts(lake, partitions, workers)
     # The work folder sits beside the lake: a remote cluster's workers see it where they see the lake.
     with _job(lake, [as_of], Path(lake).resolve().parent, parts, bucketed, 180.0, None) as job:
