@@ -22,7 +22,6 @@ Two kinds of target:
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from riskengine.core.config import Settings
 from riskengine.core.errors import FatalInputError, NotFoundError, RiskEngineError, UsageError
 from riskengine.core.files import atomic_write_text
+from riskengine.core.signing import sign, verify  # noqa: F401 - receivers import verify from here
 from riskengine.core.store import Store
 from riskengine.core.store.share_ledger import PLANNED_SCHEMA, Batch, ShareLedger
 from riskengine.lake.layout import load_tables
@@ -56,26 +56,6 @@ class DeliveryError(RiskEngineError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The signature header's value for ``body`` sent at ``timestamp`` (Unix seconds)."""
-    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def verify(
-    secret: bytes, header: str, body: bytes, *, now: float | None = None, tolerance: int = 300
-) -> bool:
-    """A receiver's check of the signature header (constant time; at most ``tolerance`` seconds old)."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        timestamp = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    if abs((now if now is not None else time.time()) - timestamp) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
 class Transport(Protocol):

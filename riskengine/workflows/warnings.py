@@ -14,8 +14,6 @@ attempt goes to the delivery log.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from features.asof import visible_from
 from riskengine.core.config import Settings
 from riskengine.core.contract import GRADES
+from riskengine.core.signing import sign, verify
 from riskengine.core.store import Store
 from riskengine.core.store.warnings import Subscription
 from riskengine.lake.layout import load_tables
@@ -369,24 +368,11 @@ def evaluate_warnings(
 # --- webhooks -------------------------------------------------------------------------------------
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
 def verify_signature(
     secret: str, header: str, body: bytes, *, tolerance_s: int = 300, now: float | None = None
 ) -> bool:
     """Whether ``header`` signs ``body`` with ``secret`` within ``tolerance_s`` of ``now`` (receivers)."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        timestamp = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    if abs((now if now is not None else time.time()) - timestamp) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header)
+    return verify(secret, header, body, now=now, tolerance=tolerance_s)
 
 
 def payload(warning: Mapping[str, Any]) -> bytes:
