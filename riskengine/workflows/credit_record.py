@@ -60,6 +60,12 @@ SEVERITY_LABELS = {
 }
 
 
+# The columns of a published record (``published_records``; ``riskengine publish`` writes them).
+PUBLISHED_COLUMNS = (
+    "record_type", "record_id", "uscc", "name", "kind_zh", "kind_en", "detail", "fine_cny", "since",
+    "published_until",
+)
+
 def _offset(periods: int) -> pl.Expr:
     """decided_on + the full (0) or minimum (1) influence period of the row's severity."""
     expr = pl.lit(None, dtype=pl.Date)
@@ -382,18 +388,7 @@ def published_records(
     out = pl.concat(frames, how="vertical_relaxed")
     return (
         out.join(names, left_on="uscc", right_on="enterprise_id", how="left")
-        .select(
-            "record_type",
-            "record_id",
-            "uscc",
-            "name",
-            "kind_zh",
-            "kind_en",
-            "detail",
-            "fine_cny",
-            "since",
-            "published_until",
-        )
+        .select(PUBLISHED_COLUMNS)
         .sort("since", "record_id", descending=[True, False])
     )
 

@@ -34,20 +34,9 @@ from riskengine.core import exports
 from riskengine.core.files import atomic_write, atomic_write_text
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import Policy
-from riskengine.workflows.credit_record import published_records
+from riskengine.workflows.credit_record import PUBLISHED_COLUMNS, published_records
 
-COLUMNS = (
-    "record_type",
-    "record_id",
-    "uscc",
-    "name",
-    "kind_zh",
-    "kind_en",
-    "detail",
-    "fine_cny",
-    "since",
-    "published_until",
-)
+COLUMNS = PUBLISHED_COLUMNS
 TYPE_LABELS = {"penalty": "行政处罚 penalty", "list_entry": "名录 list entry"}
 
 # Filters the table rows by their text; reads textContent and sets `hidden` only (no HTML is built).
