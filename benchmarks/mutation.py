@@ -41,7 +41,7 @@ RULES: dict[str, list[str]] = {
 COPY = ["riskengine", "models", "features", "api", "tests", "pyproject.toml", "README.md"]
 
 
-def _scratch(folder: Path, modules: list[str], tests: list[str]) -> None:
+def _scratch(folder: Path, modules: list[str], tests: list[str], timeout_multiplier: float) -> None:
     for name in COPY:
         src = ROOT / name
         if src.is_dir():
@@ -55,6 +55,12 @@ def _scratch(folder: Path, modules: list[str], tests: list[str]) -> None:
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
         'also_copy = ["tests", "README.md"]\n'
+        # Each mutant forks from a server that has only collected the tests, never run them: Polars
+        # starts its thread pool on first use, and a pool inherited across fork hangs (mutmut's
+        # default forks from the process that ran the whole suite, so Polars mutants timed out).
+        'process_isolation = "forkserver"\n'
+        # CPU-seconds per mutant = (the tests' own time + 1) x multiplier x 2: generous on a busy box
+        f"timeout_multiplier = {timeout_multiplier}\n"
     )
     with (folder / "pyproject.toml").open("a", encoding="utf-8") as f:
         f.write(section)
@@ -79,6 +85,8 @@ def main() -> None:
     parser.add_argument("--module", nargs="+", help="rule modules to mutate (default: every RULES entry)")
     parser.add_argument("--tests", nargs="+", help="tests to run (default: the modules' own, from RULES)")
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
+    parser.add_argument("--timeout-multiplier", type=float, default=15.0,
+                        help="mutmut's per-mutant CPU-time budget over the clean run (default 15)")
     parser.add_argument("--keep", type=Path, help="keep the scratch project here (for `mutmut browse`)")
     args = parser.parse_args()
     modules = args.module or list(RULES)
@@ -88,7 +96,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="riskengine-mutation-")) if args.keep is None else args.keep
     folder.mkdir(parents=True, exist_ok=True)
-    _scratch(folder, modules, tests)
+    _scratch(folder, modules, tests, args.timeout_multiplier)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     started = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],

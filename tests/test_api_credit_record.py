@@ -268,19 +268,21 @@ def test_authorization_dates_must_make_sense(world) -> None:  # type: ignore[no-
 
 
 def test_keys_create_makes_a_finance_key_for_a_named_partner(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from typer.testing import CliRunner
 
     from riskengine.cli import app as cli
+    from riskengine.cli import main
     from riskengine.core.config import get_settings
     from riskengine.core.store import Store
 
     monkeypatch.setenv("RISKENGINE_STORE_PATH", str(tmp_path / "store.duckdb"))
     get_settings.cache_clear()
     try:
-        refused = CliRunner().invoke(cli, ["keys", "create", "--role", "finance"])
-        assert refused.exit_code != 0 and "--name" in str(refused.exception)
+        with pytest.raises(SystemExit) as refused:  # the real entry point maps bad usage to exit 2
+            main(["keys", "create", "--role", "finance"])
+        assert refused.value.code == 2 and "--name" in capsys.readouterr().err
         made = CliRunner().invoke(cli, ["keys", "create", "--role", "finance", "--name", PARTNER])
         assert made.exit_code == 0 and made.stdout.strip().startswith("rk_")
         assert [(k.role, k.name) for k in Store(tmp_path / "store.duckdb").keys()] == [("finance", PARTNER)]
@@ -288,10 +290,13 @@ def test_keys_create_makes_a_finance_key_for_a_named_partner(
         get_settings.cache_clear()
 
 
-def test_authorizations_cli_adds_lists_and_revokes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_authorizations_cli_adds_lists_and_revokes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from typer.testing import CliRunner
 
     from riskengine.cli import app as cli
+    from riskengine.cli import main
     from riskengine.core.config import get_settings
     from riskengine.core.store import Store
 
@@ -321,8 +326,9 @@ def test_authorizations_cli_adds_lists_and_revokes(tmp_path: Path, monkeypatch: 
             cli, ["authorizations", "revoke", E_WIRE_WUCHANG, "AUTH-CLI-1", "--reason", "企业撤回"]
         )
         assert revoked.exit_code == 0 and "revoked" in revoked.stdout
-        bad = CliRunner().invoke(cli, ["authorizations", "add", "NOT-A-USCC", *add[3:-2]])
-        assert bad.exit_code != 0 and "NOT-A-USCC" in str(bad.exception)
+        with pytest.raises(SystemExit) as bad:
+            main(["authorizations", "add", "NOT-A-USCC", *add[3:-2]])
+        assert bad.value.code == 2 and "NOT-A-USCC" in capsys.readouterr().err
         actions = Store(tmp_path / "store.duckdb").audit()["action"].to_list()
         assert actions == ["record_authorization", "revoke_authorization"]
     finally:

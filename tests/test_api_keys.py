@@ -82,8 +82,11 @@ def test_keys_revoke_refuses_the_last_admin_key(cli_store: Path) -> None:
 def test_keys_create_refuses_a_role_without_its_scope_or_with_a_foreign_one(
     cli_store: Path, args: list[str]
 ) -> None:
-    result = run("keys", "create", *args)
-    assert result.exit_code != 0
+    from riskengine.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # the real entry point: README promises exit 2
+        main(["keys", "create", *args])
+    assert exit_info.value.code == 2
     assert not cli_store.exists() or Store(cli_store).keys() == []
 
 
