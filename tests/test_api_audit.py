@@ -150,11 +150,6 @@ def test_while_another_process_holds_the_store_requests_are_served_and_audit_wai
     assert world.store.audit()["status"].to_list() == [200]
 
 
-def test_the_audit_log_has_no_way_to_change_or_delete_entries() -> None:
-    public = {name for name in dir(Store) if not name.startswith("_")}
-    assert not {n for n in public if "audit" in n} - {"append_audit", "audit"}
-
-
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
 def test_the_cli_exports_the_audit_log_since_a_day(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
