@@ -83,15 +83,6 @@ def test_key_changes_over_http_are_audited(tmp_path: Path) -> None:
     assert created.json()["key"] not in world.store.audit()["detail"].str.join("").item()
 
 
-def test_audit_entries_are_written_in_batches_while_running(tmp_path: Path) -> None:
-    world = make_world(tmp_path, audit_flush_seconds=0.05)
-    with serve(world) as client:
-        client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
-        service = client.app.state.service  # type: ignore[attr-defined]
-        service.audit.flush()
-        assert world.store.audit().height == 1
-
-
 def _hold_lock(path: Path) -> subprocess.Popen[str]:
     code = textwrap.dedent(f"""
         import duckdb, sys
