@@ -218,7 +218,11 @@ def test_inactive_enterprises_are_not_planned():
         pl.when(pl.int_range(pl.len()) < 20).then(pl.lit("revoked")).otherwise(pl.lit("active"))
         .alias("status"))
     plan = plan_for(grades, 30, tables_of(enterprises=enterprises)).plan
+    assert plan.height > 0  # an empty plan would hold no inactive enterprise either
     assert set(plan["enterprise_id"]) <= set(grades["enterprise_id"][20:])
+    all_active = enterprises.with_columns(pl.lit("active").alias("status"))
+    everyone = plan_for(grades, 30, tables_of(enterprises=all_active)).plan
+    assert set(everyone["enterprise_id"]) - set(grades["enterprise_id"][20:])  # the same, all active
 
 
 # --- inspectors ------------------------------------------------------------------------------

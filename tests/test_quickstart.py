@@ -41,7 +41,18 @@ def test_quickstart_runs_every_step_and_writes_grades_plan_and_simulation(
     drawn = [d for d in meta["districts"] if d["enterprises"] > d["mandatory"]]
     assert drawn and all(d["min_annual_probability"] >= 0.01 for d in drawn)
     simulation = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
-    assert "uniform" in json.dumps(simulation) and "graded" in json.dumps(simulation)
+    # the three policies at one capacity (13 districts x the simulated monthly capacity x 12 months),
+    # uniform all random, top-k none, the lift the ratio of the graded and uniform finding rates
+    policies = {p["policy"]: p for p in simulation["policies"]}
+    assert set(policies) == {"uniform", "graded", "top_k"}
+    assert simulation["meta"]["seed"] == 3 and simulation["meta"]["year"] == 2025
+    capacity = simulation["meta"]["capacity_per_month"]
+    assert capacity > 0 and all(p["inspections"] == capacity * 12 for p in policies.values())
+    assert policies["uniform"]["random_share"] == 1.0 and policies["top_k"]["random_share"] == 0.0
+    assert policies["uniform"]["expected_findings_per_100"] > 0
+    assert simulation["meta"]["graded_lift_vs_uniform"] == pytest.approx(
+        policies["graded"]["expected_findings_per_100"] / policies["uniform"]["expected_findings_per_100"])
+    assert {(c["policy"], c["grade"]) for c in simulation["coverage"]} >= {("graded", g) for g in "BCD"}
     assert (work / "riskengine.duckdb").is_file() and (work / "mlruns").is_dir()
     assert (out / "published" / "index.html").is_file()
     manifest = json.loads((out / "credit-exchange" / "manifest.json").read_text(encoding="utf-8"))

@@ -230,6 +230,7 @@ def test_reasons_on_the_small_city_are_plain_sentences_about_the_records(city_gr
 
 def test_rule_is_set_exactly_where_the_grade_differs_from_the_model(city_grades):
     changed = city_grades.filter(pl.col("grade") != pl.col("model_grade"))
+    assert changed.height > 0 and changed.height < city_grades.height  # both kinds present
     assert changed["rule"].is_not_null().all()
     assert city_grades.filter(pl.col("grade") == pl.col("model_grade"))["rule"].is_null().all()
 
