@@ -21,11 +21,13 @@ class SlowPromotion:
     def __init__(self) -> None:
         self.calls = 0
         self.loading = threading.Event()
+        self.loading_at = float("inf")
 
     def __call__(self, settings: Settings) -> object:
         self.calls += 1
         if self.calls == 1:
             return tiny_model("7")
+        self.loading_at = time.monotonic()
         self.loading.set()
         time.sleep(0.5)  # requests keep arriving while the new state is built
         return tiny_model("8")
@@ -38,26 +40,41 @@ def test_requests_during_a_reload_all_succeed_and_later_ones_see_the_new_state(t
         world.store.save_grades(grades_frame(NEW_AS_OF, version="8"))  # `riskengine score` meanwhile
         stop = threading.Event()
 
-        def hammer() -> list[tuple[int, str | None]]:
+        def hammer() -> list[tuple[float, float, int, str | None, str | None]]:
             seen = []
             while not stop.is_set():
+                began = time.monotonic()
                 r = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector"))
-                seen.append((r.status_code, r.json().get("as_of")))
+                body = r.json()
+                seen.append((began, time.monotonic(), r.status_code, body.get("as_of"),
+                             body.get("model_version")))
             return seen
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(hammer) for _ in range(4)]
+            time.sleep(0.05)
             reload = client.post("/v1/admin/reload", headers=world.headers("admin"))
+            reloaded_at = time.monotonic()
             assert loader.loading.is_set()
             time.sleep(0.1)
             stop.set()
-            results = [item for f in futures for item in f.result()]
+            per_thread = [f.result() for f in futures]
+        results = [item for seen in per_thread for item in seen]
 
         assert reload.status_code == 200
         assert reload.json()["model_version"] == "8" and reload.json()["as_of"] == str(NEW_AS_OF)
-        assert results, "the hammering threads made no requests"
-        assert {status for status, _ in results} == {200}
-        assert {as_of for _, as_of in results} <= {"2025-07-01", str(NEW_AS_OF)}
+        # Requests really overlapped the reload: some began after the new state started loading and
+        # were answered before the reload returned.
+        during = [r for r in results if r[0] >= loader.loading_at and r[1] <= reloaded_at]
+        assert during, "no request overlapped the reload"
+        assert {status for _, _, status, _, _ in results} == {200}
+        # every answer is wholly the old state or wholly the new one (grades of version 1 as of July,
+        # or of version 8 as of October), and during the reload the old one
+        assert {(a, v) for _, _, _, a, v in results} <= {("2025-07-01", "1"), (str(NEW_AS_OF), "8")}
+        assert {(a, v) for _, _, _, a, v in during} == {("2025-07-01", "1")}
+        for seen in per_thread:  # once a thread has seen the new state, it never sees the old again
+            states = [a for _, _, _, a, _ in seen]
+            assert states == sorted(states, key=lambda a: a == str(NEW_AS_OF))
         after = client.get(f"/v1/enterprises/{E_WIRE_WUCHANG}", headers=world.headers("inspector")).json()
         assert after["as_of"] == str(NEW_AS_OF)
         assert client.get("/healthz").json()["model_version"] == "8"
