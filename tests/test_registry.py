@@ -256,3 +256,17 @@ def test_promote_command_refusal_exits_0_and_keeps_the_champion(
     assert _cli(["promote"], settings.home, monkeypatch) == 0
     assert "not at least as good" in capsys.readouterr().err
     assert _alias(settings, CHAMPION) == good_v
+
+
+def test_promote_command_force_with_a_reason_moves_the_champion_and_tags_the_version(
+    versions, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, good_v, bad_v = versions
+    _arrange(settings, champion=good_v, challenger=bad_v)
+    assert _cli(["promote", "--force"], settings.home, monkeypatch) == 2  # bad usage: no --reason
+    assert "--reason" in capsys.readouterr().err
+    assert _alias(settings, CHAMPION) == good_v
+    assert _cli(["promote", "--force", "--reason", "省局指定模型"], settings.home, monkeypatch) == 0
+    assert _alias(settings, CHAMPION) == bad_v  # the worse challenger, because forced
+    tags = client(settings).get_model_version(NAME, bad_v).tags
+    assert (tags["promotion.forced"], tags["promotion.reason"]) == ("true", "省局指定模型")
