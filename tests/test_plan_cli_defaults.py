@@ -54,7 +54,8 @@ def test_without_grades_or_seed_the_store_grades_and_a_fresh_recorded_seed_are_u
                      "--out", str(out), "--no-store"]) == 0
         err = capsys.readouterr().err
         meta = json.loads(meta_path(out).read_text(encoding="utf-8"))
-        assert meta["grades_source"]["kind"] == "store" and meta["grades_source"]["as_of"] == AS_OF.isoformat()
+        assert meta["grades_source"] == {"kind": "store", "store": str(get_settings().store_file),
+                                         "as_of": AS_OF.isoformat()}
         assert f"grades: from the serving store {get_settings().store_file}" in err
         assert _seed_line(err) == meta["seed"] and 0 <= meta["seed"] < 2**31
         seeds.append(meta["seed"])
@@ -82,8 +83,9 @@ def test_an_inspectors_file_is_the_only_pool_used(home, small_lake: Path) -> Non
         (d, f"X{d}-{i}") for d in districts for i in (1, 2)}
 
 
-def test_an_inspectors_file_without_its_columns_exits_2_naming_them(home, small_lake: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_inspectors_file_without_its_columns_exits_2_naming_them(
+    home, small_lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, _ = home
     pool = folder / "inspectors.csv"
     pool.write_text("district,name\n420106,张三\n", encoding="utf-8")
