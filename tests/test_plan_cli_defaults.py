@@ -54,14 +54,18 @@ def test_without_grades_or_seed_the_store_grades_and_a_fresh_recorded_seed_are_u
                      "--out", str(out), "--no-store"]) == 0
         err = capsys.readouterr().err
         meta = json.loads(meta_path(out).read_text(encoding="utf-8"))
-        assert meta["grades_source"] == {"kind": "store", "store": str(get_settings().store_file),
-                                         "as_of": AS_OF.isoformat()}
+        source = dict(meta["grades_source"])
+        assert Path(source.pop("snapshot")).is_file()  # the store's grades kept beside the plan
+        store = str(get_settings().store_file)
+        assert source == {"kind": "store", "store": store, "as_of": AS_OF.isoformat()}
         assert f"grades: from the serving store {get_settings().store_file}" in err
         assert _seed_line(err) == meta["seed"] and 0 <= meta["seed"] < 2**31
         seeds.append(meta["seed"])
         planned = set(pl.read_csv(out, schema_overrides={"enterprise_id": pl.String})["enterprise_id"])
         assert planned and planned <= set(grades["enterprise_id"])  # the store's enterprises
     assert seeds[0] != seeds[1]  # fresh each run (a fixed default would repeat)
+    assert _run(["plan", "--replay", str(meta_path(out))]) == 0  # and the recorded seed replays
+    assert "identical list" in capsys.readouterr().err
 
 
 def test_an_inspectors_file_is_the_only_pool_used(home, small_lake: Path) -> None:
