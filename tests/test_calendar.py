@@ -51,3 +51,29 @@ def test_years_the_library_does_not_know_fall_back_to_weekdays() -> None:
 def test_negative_working_days_are_refused() -> None:
     with pytest.raises(UsageError, match="≥ 0"):
         add_working_days(date(2025, 1, 1), -1)
+
+
+def test_working_days_between_counts_the_end_not_the_start_and_nothing_backwards() -> None:
+    friday, saturday, monday = date(2025, 3, 7), date(2025, 3, 8), date(2025, 3, 10)
+    assert working_days_between(friday, friday) == 0
+    assert working_days_between(monday, friday) == 0  # end before start
+    assert working_days_between(friday, saturday) == 0  # a weekend day ends the span
+    assert working_days_between(friday, monday) == 1
+    assert working_days_between(date(2025, 3, 9), monday) == 1  # Sunday start: Monday counts
+    assert working_days_between(date(2099, 1, 2), date(2099, 1, 5)) == 1  # fallback: Fri -> Mon
+
+
+def test_the_fallback_week_is_monday_to_friday() -> None:
+    # 2099-01-05 is a Monday; no holiday data for 2099
+    week = [date(2099, 1, 5) + timedelta(days=k) for k in range(7)]
+    assert [is_working_day(d) for d in week] == [True] * 5 + [False] * 2
+
+
+def test_a_clock_longer_than_ten_years_is_refused_and_one_just_inside_runs() -> None:
+    start = date(2025, 1, 3)
+    last = start + timedelta(days=3659)  # 2035-01-10, a Wednesday: the farthest day a clock may reach
+    assert is_working_day(last) and is_working_day(last + timedelta(days=1))
+    n = working_days_between(start, last)
+    assert add_working_days(start, n) == last
+    with pytest.raises(UsageError, match="more than ten years away"):
+        add_working_days(start, n + 1)  # 3,660 days on
