@@ -16,6 +16,7 @@ Rule modules and their tests (the default when no ``--module`` is given; a pair 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -68,13 +69,15 @@ def _scratch(folder: Path, modules: list[str], tests: list[str], timeout_multipl
         f.write(section)
 
 
-def _results(folder: Path) -> tuple[dict[str, int], list[str]]:
+def _results(folder: Path, only: list[str]) -> tuple[dict[str, int], list[str]]:
     from mutmut.stats import status_by_exit_code
 
     counts: dict[str, int] = {}
     survivors: list[str] = []
     for meta in sorted((folder / "mutants").rglob("*.meta")):
         for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if only and not any(fnmatch.fnmatch(name, pattern) for pattern in only):
+                continue
             status = status_by_exit_code[code]
             counts[status] = counts.get(status, 0) + 1
             if status in ("survived", "no tests"):
@@ -89,6 +92,9 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant runs (default 1)")
     parser.add_argument("--timeout-multiplier", type=float, default=15.0,
                         help="mutmut's per-mutant CPU-time budget over the clean run (default 15)")
+    parser.add_argument("--functions", nargs="+", default=[],
+                        help="mutate only these functions of the modules (e.g. case_view overview; a "
+                             "method as Class.method), for a rule that lives inside a larger module")
     parser.add_argument("--keep", type=Path, help="keep the scratch project here (for `mutmut browse`)")
     args = parser.parse_args()
     modules = args.module or list(RULES)
@@ -101,10 +107,11 @@ def main() -> None:
     _scratch(folder, modules, tests, args.timeout_multiplier)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
-                         cwd=folder, env=env, capture_output=True, text=True, check=False)
+    only = [_pattern(f) for f in args.functions]
+    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
+                          *only], cwd=folder, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
-    counts, survivors = _results(folder)
+    counts, survivors = _results(folder, only)
     diffs = {}
     for name in survivors:
         shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=folder, env=env,
@@ -120,6 +127,7 @@ def main() -> None:
         "tool": "mutmut " + _version(),
         "modules": modules,
         "tests": tests,
+        "functions": args.functions or "all",
         "mutants": sum(counts.values()),
         "by_status": counts,
         "kill_rate": round(detected / (detected + undetected), 4) if detected + undetected else None,
@@ -131,6 +139,14 @@ def main() -> None:
     print(json.dumps(out, ensure_ascii=False, indent=2))
     if args.keep is None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pattern(function: str) -> str:
+    """mutmut's name glob for the mutants of one function (``x_name``) or method (``xǁClassǁname``)."""
+    if "." in function:
+        cls, method = function.split(".", 1)
+        return f"*.x\u01c1{cls}\u01c1{method}__mutmut_*"
+    return f"*.x_{function}__mutmut_*"
 
 
 def _version() -> str:
