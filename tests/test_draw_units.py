@@ -125,3 +125,51 @@ def test_the_same_seed_draws_the_same_and_another_seed_another() -> None:
     first = stratified_draw(population, 10, np.random.default_rng(7))["enterprise_id"].to_list()
     assert stratified_draw(population, 10, np.random.default_rng(7))["enterprise_id"].to_list() == first
     assert stratified_draw(population, 10, np.random.default_rng(8))["enterprise_id"].to_list() != first
+
+
+def test_scaling_one_enterprise_gives_it_the_total() -> None:
+    assert scale_probabilities(np.array([0.2]), 0.5).tolist() == pytest.approx([0.5])
+
+
+def test_scaling_caps_in_rounds_until_nothing_more_reaches_one() -> None:
+    # (0.1, 0.35, 0.55) to 2.4: 0.55 capped first, then 0.35 (at 3.11x), the rest takes 0.4
+    assert scale_probabilities(np.array([0.1, 0.35, 0.55]), 2.4).tolist() == pytest.approx([0.4, 1.0, 1.0])
+
+
+def test_scaling_returns_float_probabilities_without_dividing_by_zero() -> None:
+    with np.errstate(all="raise"):  # a total equal to the count is "everyone", not 0/0
+        assert scale_probabilities(np.array([0.1, 0.3]), 2.0).tolist() == [1.0, 1.0]
+    for total in (0.0, 3.0):
+        assert scale_probabilities(np.array([1, 2]), total).dtype == np.float64  # even from integers
+
+
+def test_systematic_rounding_of_one_stratum_and_of_none() -> None:
+    assert systematic_round(np.array([2.0]), FixedStart(0.3)).tolist() == [2]  # type: ignore[arg-type]
+    assert systematic_round(np.array([]), FixedStart(0.3)).dtype == np.int64  # type: ignore[arg-type]
+
+
+def test_strata_expecting_one_draw_one_and_a_single_enterprise_can_be_drawn() -> None:
+    # 10 + 40 at 0.1 a month, capacity 5: one from A, four from B
+    drawn = stratified_draw(_population(10, 40), 5, np.random.default_rng(0))
+    assert drawn.group_by("grade").len().sort("grade").rows() == [("A", 1), ("B", 4)]
+    one = stratified_draw(_population(1, 0, ratio=12.0), 1, np.random.default_rng(0))
+    assert one["enterprise_id"].to_list() == ["E000"] and one["inclusion_probability"].to_list() == [1.0]
+
+
+def test_the_draw_takes_the_whole_capacity_whatever_order_the_strata_come_in() -> None:
+    # three strata expecting 0.5, 0.5 and 4: some seeds draw nothing from a small one, never fewer overall
+    population = pl.concat([
+        _population(5, 5).with_columns(pl.lit("wire_cable").alias("sector")),
+        _population(40, 0).with_columns(pl.lit("C").alias("grade")),
+    ]).with_columns(pl.format("E{}", pl.int_range(pl.len())).alias("enterprise_id"))
+    sizes = set()
+    for seed in range(30):
+        drawn = stratified_draw(population, 5, np.random.default_rng(seed))
+        assert drawn.height == 5
+        sizes.add(tuple(drawn.group_by("grade").len().sort("grade").rows()))
+    assert len(sizes) > 1  # the small strata really were drawn 0 or 1 times
+
+
+def test_an_empty_draw_still_has_a_float_probability_column() -> None:
+    none = stratified_draw(_population(5, 5), 0, np.random.default_rng(0))
+    assert none.schema["inclusion_probability"] == pl.Float64
