@@ -151,3 +151,183 @@ def test_unknown_warning_rule_and_bad_template_field_are_named():
 
 def test_a_policy_without_warning_rules_keeps_the_built_in_ones():
     assert "grade_jump" in parse_policy(DEFAULT_SECTION).warnings.rules
+
+
+# --- every rule of the file, each refusal in its own words (mutation testing, issue 19) -----------
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{ ratio = 1 }", None),  # the upper edge is allowed
+    ("{ ratio = 1.0000001 }", "ratio must be > 0 and ≤ 1; got 1.0000001"),
+    ("{ ratio = -0.1 }", "ratio must be > 0 and ≤ 1; got -0.1"),
+    ("{ ratio = true }", "ratio must be > 0 and ≤ 1; got True"),
+    ("{ ratio = '0.1' }", "ratio must be > 0 and ≤ 1; got '0.1'"),
+    ("{ ratio = 0.1, min_per_year = 12 }", None),
+    ("{ ratio = 0.1, min_per_year = 12.0 }", None),
+    ("{ ratio = 0.1, min_per_year = 13 }", "min_per_year must be an integer from 0 to 12; got 13"),
+    ("{ ratio = 0.1, min_per_year = -1 }", "min_per_year must be an integer from 0 to 12; got -1"),
+    ("{ ratio = 0.1, min_per_year = true }", "min_per_year must be an integer from 0 to 12; got True"),
+    ("{ ratio = 0.1, min_per_year = '2' }", "min_per_year must be an integer from 0 to 12; got '2'"),
+    ("{ ratio = 0.1, weight = 2 }", "weight is not a known entry"),
+    ("0.1", "must be a table, e.g. { ratio = 0.1, min_per_year = 0 }; got 0.1"),
+])
+def test_each_stratum_entry_rule(entry: str, message: str | None) -> None:
+    text = DEFAULT_SECTION.replace("B = { ratio = 0.02, min_per_year = 0 }", f"B = {entry}")
+    if message is None:
+        policy = parse_policy(text)
+        assert policy.frequency("retail", "B")[1] in (0, 12)
+        assert isinstance(policy.frequency("retail", "B")[1], int)
+    else:
+        where = "default.B " if message.startswith("must") else "default.B."  # the entry, or a key in it
+        assert _error(text) == f"policy.toml: {where}{message}"
+
+
+def test_a_minimum_of_twelve_a_year_is_kept_as_the_integer_twelve() -> None:
+    text = DEFAULT_SECTION.replace("D = { ratio = 0.30, min_per_year = 0 }",
+                                   "D = { ratio = 1, min_per_year = 12.0 }")
+    assert parse_policy(text).frequency("retail", "D") == (1.0, 12)
+
+
+@pytest.mark.parametrize("sector", ["Toys", "default", "9toys", "toys-2"])
+def test_a_sector_key_must_be_lower_snake_and_not_default(sector: str) -> None:
+    text = DEFAULT_SECTION + f'[sectors."{sector}"]\nD = {{ ratio = 0.6 }}\n'
+    assert _error(text) == (f"policy.toml: sectors.{sector} is not a sector key (lower_snake, not 'default')")
+
+
+def test_every_problem_of_a_file_is_reported_on_its_own_line() -> None:
+    text = (DEFAULT_SECTION + '[sectors."Bad"]\nD = { ratio = 0.6 }\n'
+            + "[sectors.wire_cable]\nD = { ratio = 0.6 }\n")
+    assert _error(text).splitlines() == [
+        "policy.toml: sectors.Bad is not a sector key (lower_snake, not 'default')",
+        "policy.toml: sectors.wire_cable.D.min_per_year must be ≥ 1 in a pilot sector (every D enterprise "
+        "inspected at least once a year); got 0",
+    ]
+
+
+def test_a_pilot_sector_inherits_the_yearly_d_inspection_from_default_when_it_lists_no_d() -> None:
+    yearly = DEFAULT_SECTION.replace("D = { ratio = 0.30, min_per_year = 0 }",
+                                     "D = { ratio = 0.30, min_per_year = 1 }")
+    inherited = parse_policy(yearly + "[sectors.wire_cable]\nC = { ratio = 0.2 }\n")
+    assert inherited.frequency("wire_cable", "D") == (0.3, 1)
+    assert "sectors.wire_cable.D.min_per_year must be ≥ 1" in _error(
+        DEFAULT_SECTION + "[sectors.wire_cable]\nC = { ratio = 0.2 }\n")
+
+
+GRADE_SHARES = "[grades]\nshares = {{ A = {A}, B = {B}, C = {C}, D = {D} }}\n"
+
+
+def test_grade_shares_are_read_when_they_add_up_and_favour_a_and_b() -> None:
+    text = GRADE_SHARES.format(A=0.5, B=0.3, C=0.15, D=0.05) + DEFAULT_SECTION
+    assert parse_policy(text).grade_shares == {"A": 0.5, "B": 0.3, "C": 0.15, "D": 0.05}
+    assert parse_policy(DEFAULT_SECTION).grade_shares is None
+    edges = GRADE_SHARES.format(A=0.6, B=0.2, C=0.18, D=0.02) + DEFAULT_SECTION  # both ends of a share
+    assert parse_policy(edges).grade_shares == {"A": 0.6, "B": 0.2, "C": 0.18, "D": 0.02}
+
+
+@pytest.mark.parametrize(("shares", "message"), [
+    ({"A": 0.61, "B": 0.2, "C": 0.17, "D": 0.02},
+     "grades.shares.A must be a share from 0.02 to 0.6; got 0.61"),
+    ({"A": 0.5, "B": 0.3, "C": 0.19, "D": 0.01},
+     "grades.shares.D must be a share from 0.02 to 0.6; got 0.01"),
+    ({"A": 0.5, "B": 0.3, "C": 0.1, "D": 0.05}, "grades.shares must add up to 1; they add up to 0.95"),
+    ({"A": 0.25, "B": 0.25, "C": 0.3, "D": 0.2},
+     "grades.shares must put most enterprises in A and B (SAMR: most are low or general risk)"),
+])
+def test_grade_shares_out_of_range_off_the_sum_or_top_heavy_are_refused(shares: dict, message: str) -> None:
+    assert _error(GRADE_SHARES.format(**shares) + DEFAULT_SECTION).startswith(f"policy.toml: {message}")
+
+
+def test_an_even_split_between_ab_and_cd_is_top_heavy() -> None:
+    shares = {"A": 0.3, "B": 0.2, "C": 0.3, "D": 0.2}
+    assert "must put most enterprises in A and B" in _error(GRADE_SHARES.format(**shares) + DEFAULT_SECTION)
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("[monitor]\npsi_watch = 0.3\npsi_act = 0.2\n", "monitor.psi_act must be ≥ monitor.psi_watch; got 0.2"),
+    ("[monitor]\nalpha = 0\n", "monitor.alpha must be a number > 0; got 0"),
+    ("[monitor]\ncalibration_tolerance = true\n",
+     "monitor.calibration_tolerance must be a number > 0; got True"),
+    ("[warnings]\nack_limit_days = 0\n", "warnings.ack_limit_days must be a whole number of days ≥ 1; got 0"),
+    ("[warnings]\nack_limit_days = 2.5\n",
+     "warnings.ack_limit_days must be a whole number of days ≥ 1; got 2.5"),
+    ("[warnings.rules.grade_jump]\nthreshold = 0\ntext_zh = 'x'\ntext_en = 'x'\n",
+     "warnings.rules.grade_jump.threshold must be a number > 0; got 0"),
+    ("[warnings.rules.grade_jump]\nthreshold = 1\nlookback_days = -1\ntext_zh = 'x'\ntext_en = 'x'\n",
+     "warnings.rules.grade_jump.lookback_days must be an integer ≥ 0; got -1"),
+    ("[warnings.rules.grade_jump]\nthreshold = 1\nmin_count = true\ntext_zh = 'x'\ntext_en = 'x'\n",
+     "warnings.rules.grade_jump.min_count must be an integer ≥ 0; got True"),
+    ('version = ""\n', "version must be a non-empty string; got ''"),
+    ("version = 3\n", "version must be a non-empty string; got 3"),
+])
+def test_monitor_warning_and_version_entries_are_checked(section: str, message: str) -> None:
+    assert _error(section + DEFAULT_SECTION) == f"policy.toml: {message}"
+
+
+def test_equal_psi_thresholds_and_zero_counts_are_allowed() -> None:
+    text = DEFAULT_SECTION + ("[monitor]\npsi_watch = 0.2\npsi_act = 0.2\n[warnings]\nack_limit_days = 1\n"
+                              "[warnings.rules.grade_jump]\nthreshold = 1\nlookback_days = 0\nmin_count = 0\n"
+                              "text_zh = '{old}→{new}'\ntext_en = '{old} to {new} on {as_of}'\n")
+    policy = parse_policy(text)
+    assert (policy.monitor.psi_watch, policy.monitor.psi_act, policy.warnings.ack_limit_days) == (0.2, 0.2, 1)
+    assert set(policy.warnings.rules) == {"grade_jump"}  # a file's own rules replace the built-in ones
+
+
+def test_a_template_with_a_positional_or_bad_field_is_named() -> None:
+    text = DEFAULT_SECTION + ("[warnings.rules.grade_jump]\nthreshold = 2\ntext_zh = '{0}'\n"
+                              "text_en = '{old'\n")
+    lines = _error(text).splitlines()
+    assert lines[0].startswith("policy.toml: warnings.rules.grade_jump.text_zh uses ")
+    assert lines[1].startswith("policy.toml: warnings.rules.grade_jump.text_en uses ")
+    assert lines[0].endswith("which is not one of {old}, {new}, {as_of}")
+
+
+def test_a_policy_file_keeps_its_own_sections_and_the_built_in_fills_the_rest() -> None:
+    text = DEFAULT_SECTION + "[monitor]\npsi_watch = 0.05\npsi_act = 0.5\n"
+    policy = parse_policy(text, "mine.toml")
+    assert (policy.monitor.psi_watch, policy.monitor.psi_act) == (0.05, 0.5)
+    assert policy.warnings.rules["licence_expiring"].threshold == 30  # built-in
+    assert policy.source == "mine.toml" and policy.digest.startswith("sha256:")
+    assert policy.version == policy.digest[:19]
+    assert len(policy.digest) == len("sha256:") + 64
+
+
+def test_frequency_of_an_unknown_grade_and_a_frame_with_one_are_refused() -> None:
+    import polars as pl
+
+    from riskengine.core.errors import UsageError
+
+    policy = parse_policy(DEFAULT_SECTION + "[sectors.toys]\nD = { ratio = 0.6, min_per_year = 2 }\n")
+    with pytest.raises(UsageError, match=r"unknown grade 'E'; expected one of A, B, C, D"):
+        policy.frequency("retail", "E")
+    frame = pl.DataFrame({"sector": ["toys", "retail", "toys"], "grade": ["D", "D", "A"]})
+    assigned = policy.assign(frame)
+    assert assigned.columns == ["sector", "grade", "ratio", "min_per_year"]
+    assert assigned.select("ratio", "min_per_year").rows() == [(0.6, 2), (0.3, 0), (0.01, 0)]
+    with pytest.raises(UsageError, match=r"unknown grade\(s\) \['E'\]; expected one of A, B, C, D"):
+        policy.assign(pl.DataFrame({"sector": ["retail"], "grade": ["E"]}))
+
+
+def test_the_frequency_table_lists_default_then_each_sector_by_grade() -> None:
+    policy = parse_policy(DEFAULT_SECTION + "[sectors.toys]\nD = { ratio = 0.6, min_per_year = 2 }\n"
+                          "[sectors.bikes]\nA = { ratio = 0.05 }\n")
+    assert policy.sectors == ["bikes", "toys"]
+    table = policy.frequency_table()
+    assert table.select("sector", "grade").rows()[:5] == [
+        ("default", "A"), ("default", "B"), ("default", "C"), ("default", "D"), ("bikes", "A")]
+    assert table.row(4) == ("bikes", "A", 0.05, 0) and table.row(11) == ("toys", "D", 0.6, 2)
+
+
+def test_a_policy_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"none\.toml: cannot read the policy file: No such file"):
+        load_policy(tmp_path / "none.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'version = "\xe9"\n')
+    with pytest.raises(ConfigError, match=r"latin\.toml: the policy file is not UTF-8 text$"):
+        load_policy(latin)
+
+
+def test_the_built_in_policy_names_itself_and_a_file_its_path(tmp_path: Path) -> None:
+    assert load_policy(None).source == "built-in"
+    path = tmp_path / "mine.toml"
+    path.write_text(DEFAULT_SECTION, encoding="utf-8")
+    assert load_policy(path).source == str(path)
