@@ -99,3 +99,10 @@ def test_a_missing_file_or_another_suffix_is_refused(tmp_path: Path) -> None:
         read_capacity(_file(tmp_path, "cap.txt", "district,capacity\n420106,4\n"))
     with pytest.raises(UsageError, match="capacity file not found"):
         read_capacity(tmp_path)  # a folder is not a file
+
+
+def test_messages_name_the_capacity_option_by_default_and_every_missing_district() -> None:
+    with pytest.raises(UsageError, match=r"^capacity: capacity must be a non-negative integer; got 'x'$"):
+        resolve_capacity("x", DISTRICTS)
+    _, warnings = resolve_capacity({"420106": 1}, [*DISTRICTS, "420111"])
+    assert warnings[0].startswith("capacity: no capacity for district(s) 420102, 420111; planning 0")
