@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from riskengine.core.errors import UsageError
-from riskengine.supervision.capacity import read_capacity, resolve_capacity
+from riskengine.supervision.capacity import capacity_for_policy, read_capacity, resolve_capacity
 
 DISTRICTS = ["420102", "420106"]
 
@@ -106,3 +107,23 @@ def test_messages_name_the_capacity_option_by_default_and_every_missing_district
         resolve_capacity("x", DISTRICTS)
     _, warnings = resolve_capacity({"420106": 1}, [*DISTRICTS, "420111"])
     assert warnings[0].startswith("capacity: no capacity for district(s) 420102, 420111; planning 0")
+
+
+def _policy_population(n: int, ratio: float, district: str = "420106") -> pl.DataFrame:
+    return pl.DataFrame({"enterprise_id": [f"{district}-{i}" for i in range(n)], "district": [district] * n,
+                         "ratio": [ratio] * n})
+
+
+def test_policy_capacity_without_the_floor_is_the_ratios_over_twelve_rounded_up() -> None:
+    # ratio 0.3 is far above the 1 %-a-year floor: the draw is exactly sum(ratio) / 12, rounded up
+    none = pl.DataFrame({"enterprise_id": []}, schema={"enterprise_id": pl.String})
+    assert capacity_for_policy(_policy_population(120, 0.3), none) == {"420106": 3}  # 3.0, not 4
+    assert capacity_for_policy(_policy_population(130, 0.3), none) == {"420106": 4}  # 3.25
+
+
+def test_policy_capacity_counts_an_enterprise_listed_twice_as_mandatory_once() -> None:
+    population = _policy_population(120, 0.3)
+    mandatory = pl.DataFrame({"enterprise_id": ["420106-0", "420106-0", "420106-1"],
+                              "why": ["complaint", "follow-up", "complaint"]})
+    # two mandatory visits, and the other 118 draw ceil(118 x 0.025) = 3
+    assert capacity_for_policy(population, mandatory) == {"420106": 5}
