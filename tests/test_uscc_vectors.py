@@ -118,3 +118,34 @@ def test_generated_codes_pass_the_reference_and_corrupted_ones_fail() -> None:
         assert code[8:16] == f"{number:08d}" and code[16] == _gb11714_check(code[8:16])
     corrupt = make_usccs(divisions, numbers, corrupt=np.ones(len(numbers), dtype=bool))
     assert all(reference_check(c[:17]) != c[17] for c in corrupt)
+
+
+# Every branch of the reason, its words written out here; the Polars check and the str check agree.
+REASONS = [
+    ("91350100M000100Y43", None),
+    ("91350100M000100Y4", "USCC must be 18 characters; got 17"),
+    ("91350100M000100Y433", "USCC must be 18 characters; got 19"),
+    ("", "USCC must be 18 characters; got 0"),
+    ("91350100M000100Y4I", "USCC contains characters outside GB 32100-2015's alphabet: 'I'"),  # one, as check
+    ("9135010OM0S0100Y43", "USCC contains characters outside GB 32100-2015's alphabet: 'OS'"),
+    ("91350100m000100y43", "USCC contains characters outside GB 32100-2015's alphabet: 'my'"),
+    ("91350100-000100-43", "USCC contains characters outside GB 32100-2015's alphabet: '-'"),  # repeated
+    ("91350100M000100Y44", "USCC check character is '4'; expected '3'"),
+    ("914403001922038210", "USCC check character is '0'; expected '6'"),
+]
+
+
+@pytest.mark.parametrize(("code", "reason"), REASONS)
+def test_each_reason_in_its_own_words_from_both_checks(code: str, reason: str | None) -> None:
+    frame = pl.DataFrame({"c": [code]}).select(uscc_reason(pl.col("c")).alias("why"),
+                                               uscc_valid(pl.col("c")).alias("ok"))
+    assert frame.row(0) == (reason, reason is None)
+    assert uscc_problem(code) == reason
+
+
+def test_a_column_of_every_kind_is_checked_row_by_row() -> None:
+    codes = [code for code, _ in REASONS]
+    frame = pl.DataFrame({"c": codes}).select(uscc_reason(pl.col("c")).alias("why"),
+                                              uscc_valid(pl.col("c")).alias("ok"))
+    assert frame["why"].to_list() == [reason for _, reason in REASONS]
+    assert frame["ok"].to_list() == [reason is None for _, reason in REASONS]
