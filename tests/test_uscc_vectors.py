@@ -149,3 +149,9 @@ def test_a_column_of_every_kind_is_checked_row_by_row() -> None:
                                               uscc_valid(pl.col("c")).alias("ok"))
     assert frame["why"].to_list() == [reason for _, reason in REASONS]
     assert frame["ok"].to_list() == [reason is None for _, reason in REASONS]
+
+
+@pytest.mark.parametrize("body", ["91350100M000100Y", "91350100M000100Y43"])
+def test_the_check_character_is_only_worked_out_from_exactly_17_characters(body: str) -> None:
+    with pytest.raises(ValueError):
+        uscc_check_char(body)
