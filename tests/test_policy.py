@@ -331,3 +331,34 @@ def test_the_built_in_policy_names_itself_and_a_file_its_path(tmp_path: Path) ->
     path = tmp_path / "mine.toml"
     path.write_text(DEFAULT_SECTION, encoding="utf-8")
     assert load_policy(path).source == str(path)
+
+
+def test_an_unknown_warning_rule_lists_the_known_ones() -> None:
+    text = DEFAULT_SECTION + "[warnings.rules.moon_phase]\nthreshold = 1\ntext_zh = 'x'\ntext_en = 'x'\n"
+    assert _error(text) == (
+        "policy.toml: warnings.rules.moon_phase is not a known rule (known: licence_expiring, "
+        "complaint_surge, serious_penalty_or_recall, grade_jump, abnormal_listing_3y, "
+        "commitment_due_or_breached)")
+
+
+def test_a_section_that_must_be_a_table_of_tables_is_named() -> None:
+    assert _error("sectors = 5\n" + DEFAULT_SECTION) == (
+        "policy.toml: sectors must be a table, e.g. { ratio = 0.1, min_per_year = 0 }; got 5")
+
+
+def test_sector_and_warning_problems_are_reported_together() -> None:
+    text = DEFAULT_SECTION + ('[sectors."Bad"]\nD = { ratio = 0.6 }\n'
+                              "[warnings.rules.moon_phase]\nthreshold = 1\ntext_zh = 'x'\ntext_en = 'x'\n")
+    lines = _error(text).splitlines()
+    assert len(lines) == 2 and "sectors.Bad" in lines[0] and "moon_phase" in lines[1]
+
+
+def test_errors_name_policy_toml_when_no_file_name_is_given() -> None:
+    with pytest.raises(ConfigError, match=r"^policy\.toml: default\.A is missing"):
+        parse_policy(DEFAULT_SECTION.replace("A = { ratio = 0.01, min_per_year = 0 }", ""))
+
+
+def test_publication_months_by_severity() -> None:
+    text = DEFAULT_SECTION + "[publication]\nminor_months = 1\nmoderate_months = 6\n"
+    rules = parse_policy(text).publication
+    assert [rules.months(s) for s in ("minor", "moderate", "serious")] == [1, 6, 36]
