@@ -362,3 +362,10 @@ def test_publication_months_by_severity() -> None:
     text = DEFAULT_SECTION + "[publication]\nminor_months = 1\nmoderate_months = 6\n"
     rules = parse_policy(text).publication
     assert [rules.months(s) for s in ("minor", "moderate", "serious")] == [1, 6, 36]
+
+
+def test_a_files_sharing_and_case_sections_are_carried_into_the_policy() -> None:
+    text = DEFAULT_SECTION + "[sharing]\ngrades_to_platform = true\n[cases]\nobjection_accept_days = 3\n"
+    policy = parse_policy(text)
+    assert (policy.sharing.grades_to_platform, policy.sharing.grade_to_finance) == (True, False)
+    assert (policy.cases.objection_accept_days, policy.cases.objection_decide_days) == (3, 10)
