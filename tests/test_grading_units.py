@@ -18,6 +18,7 @@ from models.grading import (
     F_ORDERED_HIGH_RECALLS,
     HARD_RULES,
     apply_grading,
+    check_band_edges,
     probability_from_score,
     rule_flags,
     score_float,
@@ -195,3 +196,24 @@ def test_a_cap_that_is_not_a_grade_is_refused_naming_the_grades() -> None:
         apply_grading(pl.Series(["E1"]), np.array([900]), clean_features(), edges=EDGES, hysteresis=0,
                       baseline_cap="E")
     assert str(refused.value) == "baseline_cap must be one of A, B, C, D; got 'E'"
+
+
+def test_band_edges_hold_three_increasing_scores_up_to_1000() -> None:
+    assert check_band_edges((400, 650, 1000)) == (400.0, 650.0, 1000.0)
+    with pytest.raises(UsageError) as refused:
+        check_band_edges((400, 650))
+    assert str(refused.value) == "band_edges must hold 3 scores (lower edges of B, C, D); got [400, 650]"
+    with pytest.raises(UsageError, match=r"strictly increasing scores in \(0, 1000\]; got \[400, 400, 850\]"):
+        check_band_edges((400, 400, 850))
+
+
+def test_the_first_probability_out_of_range_is_named_even_after_a_1() -> None:
+    with pytest.raises(ModelError, match=r"got 1\.5$"):
+        score_float([1.0, 1.5])
+
+
+def test_an_enterprise_with_two_previous_grades_is_graded_once() -> None:
+    previous = pl.DataFrame({"enterprise_id": ["E1", "E1"], "grade": ["B", "C"]})
+    out = apply_grading(pl.Series(["E1", "E2"]), np.array([390, 390]), clean_features(2), previous,
+                        edges=EDGES, hysteresis=20)
+    assert out.height == 2 and out["model_grade"][0] in ("A", "B") and out["model_grade"][1] == "A"
