@@ -137,3 +137,38 @@ def test_a_repair_asks_for_the_fine_receipt_only_where_there_was_a_fine() -> Non
     assert [d["code"] for d in _documents([], fine=False)] == [c for c in codes if c != "fine_receipt"]
     with pytest.raises(UsageError, match="unknown document"):
         _documents(["selfie"], fine=False)
+
+
+def test_the_view_names_every_field_of_the_case() -> None:
+    accepted = CaseStep("accept", "received", "accepted", date(2025, 9, 30), "李四", "材料齐全",
+                        datetime(2025, 9, 30, 10, 0))
+    shown = replace(case(status="accepted"), steps=(case().steps[0], accepted),
+                    eligibility={"eligible": True}, documents=[{"code": "credit_pledge"}],
+                    effect_state="pending")
+    view = case_view(shown, RECEIVED)
+    assert {k: view[k] for k in ("case_id", "enterprise_id", "kind", "status", "district", "sector",
+                                 "documents", "eligibility", "effect")} == {
+        "case_id": "OBJ-1", "enterprise_id": "91420106MA4K0000X9", "kind": "objection", "status": "accepted",
+        "district": "420106", "sector": "retail", "documents": [{"code": "credit_pledge"}],
+        "eligibility": {"eligible": True}, "effect": "pending"}
+    assert [s["name_zh"] for s in view["steps"]] == ["收件", "受理"]
+    bare = case_view(shown, RECEIVED, documents=False)
+    assert (bare["case_id"], bare["kind"], bare["district"], bare["sector"]) == (
+        "OBJ-1", "objection", "420106", "retail")
+
+
+def test_the_overview_counts_each_open_case_and_overdue_ones_by_their_own_kind() -> None:
+    today = date(2025, 10, 10)
+    cases = [case(), case(), case(kind="repair", status="accepted", due_on=date(2025, 10, 20))]
+    got = overview(cases, today)
+    assert got["open"]["objection"]["received"] == 2
+    assert got["overdue_by_kind"] == {"objection": 2, "repair": 0}
+
+
+def test_unknown_documents_are_all_named_beside_the_known_ones_and_names_are_chinese_then_english() -> None:
+    with pytest.raises(UsageError) as refused:
+        _documents(["selfie", "photo"], fine=True)
+    assert str(refused.value) == ("unknown document(s) photo, selfie; known: rectification_proof, "
+                                  "credit_pledge, fine_receipt")
+    receipt = next(d for d in _documents([], fine=True) if d["code"] == "fine_receipt")
+    assert (receipt["name_zh"], receipt["name_en"]) == ("罚款缴纳凭证", "receipt of the fine paid")

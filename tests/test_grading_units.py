@@ -217,3 +217,8 @@ def test_an_enterprise_with_two_previous_grades_is_graded_once() -> None:
     out = apply_grading(pl.Series(["E1", "E2"]), np.array([390, 390]), clean_features(2), previous,
                         edges=EDGES, hysteresis=20)
     assert out.height == 2 and out["model_grade"][0] in ("A", "B") and out["model_grade"][1] == "A"
+
+
+def test_grades_and_rules_are_text_columns_even_when_no_rule_fires() -> None:
+    out = apply_grading(pl.Series(["E1"]), np.array([100]), clean_features(), edges=EDGES, hysteresis=0)
+    assert out.schema["model_grade"] == out.schema["grade"] == out.schema["rule"] == pl.String
