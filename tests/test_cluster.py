@@ -181,3 +181,72 @@ def test_warnings_on_the_cluster_equal_one_process(client, small_lake, single) -
     got = warnings_on_cluster(client, small_lake, AS_OF, policy, grades, partitions=3)
     assert want.height > 0 and want["rule"].n_unique() > 1
     assert got.equals(want)
+
+
+# --- record voids (upheld objections) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def voided_lake(small_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small city with record voids that reach across parts (of 3): every failed inspection of
+    the busiest failing inspector up to 2024-05 (their strictness is read by enterprises in every
+    part), voided on 2024-06-01; and a penalty of an enterprise whose representative has enterprises
+    in other parts, voided on 2025-01-15 by a void that names that representative's enterprise in
+    another part (the void applies by the record's id alone)."""
+    import shutil
+
+    src = tmp_path_factory.mktemp("voided") / "src"
+    shutil.copytree(small_city, src)
+    insp = pl.read_csv(src / "inspections.csv", infer_schema=False)
+    fails = insp.filter((pl.col("outcome") == "fail") & (pl.col("inspected_on") < "2024-05-01"))
+    inspector = fails.group_by("inspector_id").len().sort("len", "inspector_id", descending=True)[0, 0]
+    voided = fails.filter(pl.col("inspector_id") == inspector)
+    assert voided["enterprise_id"].n_unique() > 1
+    rows = [("inspections", r["inspection_id"], r["enterprise_id"], "2024-06-01")
+            for r in voided.iter_rows(named=True)]
+
+    ent = pl.read_csv(src / "enterprises.csv", infer_schema=False).select("enterprise_id", "legal_rep_id")
+    ent = ent.with_columns(buckets.bucket_of(ent["enterprise_id"], 3).alias("part"))
+    pen = pl.read_csv(src / "penalties.csv", infer_schema=False).filter(pl.col("decided_on") < "2024-06-01")
+    pairs = (pen.join(ent, on="enterprise_id").join(ent, on="legal_rep_id", suffix="_other")
+             .filter(pl.col("part") != pl.col("part_other")).sort("case_id", "enterprise_id_other"))
+    assert pairs.height > 0
+    rows.append(("penalties", pairs["case_id"][0], pairs["enterprise_id_other"][0], "2025-01-15"))
+    voids = pl.DataFrame(rows, schema=["record_table", "record_id", "enterprise_id", "voided_on"],
+                         orient="row")
+    voids.with_columns(pl.format("V{}", pl.int_range(pl.len())).alias("void_id"),
+                       pl.col("voided_on").alias("recorded_on"),
+                       pl.lit("OBJ-1").alias("case_id")).write_csv(src / "record_voids.csv")
+    lake = src.parent / "lake"
+    report = ingest(src, lake)
+    assert report.tables["record_voids"]["accepted"] == len(rows)
+    return lake
+
+
+def test_voids_count_on_the_cluster_as_in_one_process(client, small_lake, voided_lake, model, settings,
+                                                       tmp_path) -> None:
+    dates = [date(2024, 1, 1), date(2024, 9, 1), AS_OF]  # before both voids, between them, after both
+    want = compute_features(load_tables(voided_lake), dates)
+    unvoided = compute_features(load_tables(small_lake), dates)
+    voids = load_tables(voided_lake)["record_voids"].collect()
+    named = set(voids["enterprise_id"]) | set(
+        load_tables(voided_lake)["inspections"].filter(pl.col("inspection_id").is_in(voids["record_id"].implode()))
+        .collect()["enterprise_id"])
+    # The voids move features of enterprises that none of them names: the cross-part effect under test.
+    strict = "inspections__inspector_strictness_mean_365d"
+    moved = (want.join(unvoided, on=["enterprise_id", "as_of"], suffix="_was")
+             .filter(~pl.col("enterprise_id").is_in(list(named)))
+             .filter(pl.col(strict) != pl.col(f"{strict}_was")))
+    assert moved.height > 0 and set(moved["as_of"]) == {date(2024, 9, 1), AS_OF}
+
+    out = tmp_path / "features.parquet"
+    features_on_cluster(client, voided_lake, dates, out, partitions=3)
+    got = pl.read_parquet(out)
+    floats = [c for c, t in want.schema.items() if t == pl.Float64]
+    assert got.drop(floats).equals(want.drop(floats))
+    assert_frame_equal(got.select(floats), want.select(floats), check_exact=False, rel_tol=1e-12, abs_tol=0)
+
+    single = score_enterprises(voided_lake, AS_OF, model=model, settings=settings)
+    grades = tmp_path / "grades.parquet"
+    score_on_cluster(client, voided_lake, AS_OF, grades, model, settings, partitions=3)
+    assert pl.read_parquet(grades).equals(single)  # grades, scores and reasons, bit for bit

@@ -5,8 +5,10 @@ a bucketed lake's parts are its bucket folders, so a task reads only its slice o
 task runs the same Polars code as the single-process path on its part; the outputs are identical
 (CONTRACT §8). Two features look across enterprises and are handled explicitly:
 
-- inspector strictness (an inspector's record over every enterprise): one task computes the table
-  from every inspection; every part uses it;
+- inspector strictness and the population's inspection rates (an inspector's record over every
+  enterprise): one task computes the tables from every inspection, without the voided ones exactly
+  as one process drops them (``features.build.whole_city_tables``); every part uses them. Every part
+  reads the record voids whole (``WHOLE``);
 - associations (a legal representative's other enterprises, which may sit in other parts): each part
   returns its representatives' totals, the totals are added up once, and each part finishes its
   association features from the whole city's totals.
@@ -41,8 +43,7 @@ import polars as pl
 
 from features import associations
 from features.asof import AS_OF, KEY
-from features.build import assemble, engine_for, finish
-from features.inspections import population_rates, strictness_table
+from features.build import assemble, engine_for, finish, whole_city_tables
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
 from models.train import TrainConfig, snapshot_dates
@@ -169,13 +170,21 @@ def plan_parts(lake: Path, partitions: int | None, workers: int) -> tuple[int, b
     return max(2 * max(workers, 1), math.ceil(n / ROWS_PER_PART)), False
 
 
+WHOLE = ("record_voids",)
+"""Tables with ``enterprise_id`` that every part reads whole: a void drops the record it names by the
+record's id alone (``features.build``), whichever enterprise the void itself names, and the run of
+as_of dates a part assembles together depends on every void (``asof.void_segments``). Upheld
+objections are few."""
+
+
 def part_tables(job: Job, part: int) -> dict[str, pl.LazyFrame]:
     """Every contract table restricted to one part's enterprises (tables without ``enterprise_id``,
-    such as credit repairs, whole: they are small and join through a part's own records)."""
+    such as credit repairs, whole: they are small and join through a part's own records; and the
+    record voids whole, ``WHOLE``)."""
     out: dict[str, pl.LazyFrame] = {}
     folder = buckets.folder_name(part)
     for name, spec in TABLES.items():
-        if KEY not in spec.schema:
+        if KEY not in spec.schema or name in WHOLE:
             out[name] = scan_table(job.lake, name)
         elif job.bucketed:
             out[name] = scan_files([f for f in table_files(job.lake, name) if f.parent.name == folder], name)
@@ -198,10 +207,11 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _strictness_task(job: Job) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The cross-enterprise inspection tables: inspector strictness and the population's rates."""
-    insp = scan_table(job.lake, "inspections")
-    return (strictness_table(insp, list(job.dates)).collect(),
-            population_rates(insp, list(job.dates)).collect())
+    """The cross-enterprise inspection tables: inspector strictness and the population's rates, over
+    every inspection but the voided ones (``whole_city_tables``)."""
+    tables = {name: scan_table(job.lake, name) for name in ("inspections", "record_voids")}
+    strictness, rates = whole_city_tables(tables, list(job.dates))
+    return strictness.collect(), rates.collect()
 
 
 def _assemble_task(job: Job, part: int, whole: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
