@@ -57,6 +57,7 @@ from riskengine.core.store import Store
 from riskengine.lake import buckets
 from riskengine.lake.layout import load_tables, scan_files, scan_table, table_files
 from riskengine.supervision.policy import WarningPolicy
+from riskengine.workflows.explain import check_jsonl, explanation_lines, write_jsonl
 from riskengine.workflows.scoring import load_champion, previous_from_store, write_grades
 from riskengine.workflows.warnings import RAISED_SCHEMA, Evaluator, evaluate_warnings
 
@@ -229,15 +230,12 @@ def _finished(job: Job, part: int, totals: pl.DataFrame) -> pl.DataFrame:
 
 
 def _features_task(job: Job, part: int, totals: pl.DataFrame) -> int:
-    frame = _finished(job, part, totals)
-    if not job.bucketed:
-        frame = frame.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
-    _write(frame, job.work / f"out-{part:04d}.parquet")
-    return frame.height
+    return _write_part(job, part, _finished(job, part, totals))
 
 
-def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
-                previous: Path | None, settings: Settings) -> int:
+def _grade_part(job: Job, part: int, totals: pl.DataFrame, model: CreditModel, previous: Path | None,
+                settings: Settings) -> tuple[pl.DataFrame | None, dict[str, pl.LazyFrame]]:
+    """One part's grades (None when it grades no one) and the part's tables."""
     if job.crash_once is not None and part == 0 and not job.crash_once.exists():
         job.crash_once.touch()
         os._exit(1)  # a worker lost mid-task: the scheduler must run this part again elsewhere
@@ -250,12 +248,31 @@ def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
         prev = pl.read_parquet(previous).filter(pl.col(KEY).is_in(active[KEY].implode()))
     grades = score_features(model, features, prev, settings, enterprises=active, tables=tables) \
         if features.height else None
+    return grades, tables
+
+
+def _write_part(job: Job, part: int, frame: pl.DataFrame) -> int:
+    """Write one part's output rows under the part's fixed name (with the enterprises' table rows for a
+    lake in plain files, by which the client orders them)."""
+    if not job.bucketed:
+        frame = frame.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
+    _write(frame, job.work / f"out-{part:04d}.parquet")
+    return frame.height
+
+
+def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
+                previous: Path | None, settings: Settings) -> int:
+    grades, _ = _grade_part(job, part, totals, model, previous, settings)
+    return 0 if grades is None else _write_part(job, part, grades)
+
+
+def _explain_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
+                  previous: Path | None, settings: Settings) -> int:
+    """One part's explanations (``explanation_lines``: the grades and the records behind the reasons)."""
+    grades, tables = _grade_part(job, part, totals, model, previous, settings)
     if grades is None:
         return 0
-    if not job.bucketed:
-        grades = grades.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
-    _write(grades, job.work / f"out-{part:04d}.parquet")
-    return grades.height
+    return _write_part(job, part, explanation_lines(grades, tables, job.dates[0]))
 
 
 def _warnings_task(job: Job, part: int, policy: WarningPolicy, grades: Path | None) -> pl.DataFrame:
@@ -339,6 +356,28 @@ def features_on_cluster(
     return report
 
 
+def _grade_on_cluster(client: Any, lake: Path, as_of: date, out: Path, model: CreditModel,
+                      settings: Settings, previous: pl.DataFrame | None, partitions: int | None,
+                      crash_once: Path | None, task: Callable[..., int], description: str,
+                      deliver: Callable[[Job, ClusterReport], None]) -> ClusterReport:
+    """Grade the lake part by part with ``task`` (the model broadcast once), then ``deliver`` the parts'
+    files while the work folder exists."""
+    load_tables(lake)
+    workers = len(client.nthreads()) or 1
+    parts, bucketed = plan_parts(lake, partitions, workers)
+    with _job(lake, [as_of], Path(out).parent, parts, bucketed, 180.0, crash_once) as job:
+        prev_path = None
+        if previous is not None and previous.height:
+            prev_path = job.work / "previous.parquet"
+            _write(previous, prev_path)
+        model_f = client.scatter(model, broadcast=True, hash=False)
+        report = _run(client, job, task, (model_f, prev_path, settings), description)
+        if report.rows == 0:
+            raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to grade")
+        deliver(job, report)
+    return report
+
+
 def score_on_cluster(
     client: Any, lake: Path, as_of: date, out: Path, model: CreditModel, settings: Settings, *,
     previous: pl.DataFrame | None = None, partitions: int | None = None,
@@ -348,20 +387,9 @@ def score_on_cluster(
     """Grade every active enterprise of ``lake`` part by part on ``client``; the grades file ``out``
     equals ``score_enterprises``' (same rows, order and values). ``write`` writes CSV/Excel outputs
     (Parquet is streamed from the parts); ``store`` also receives the grades."""
-    load_tables(lake)
-    workers = len(client.nthreads()) or 1
-    parts, bucketed = plan_parts(lake, partitions, workers)
     out = Path(out)
-    with _job(lake, [as_of], out.parent, parts, bucketed, 180.0, crash_once) as job:
-        prev_path = None
-        if previous is not None and previous.height:
-            prev_path = job.work / "previous.parquet"
-            _write(previous, prev_path)
-        model_f = client.scatter(model, broadcast=True, hash=False)
-        report = _run(client, job, _score_task, (model_f, prev_path, settings),
-                      "grading on the cluster")
-        if report.rows == 0:
-            raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to grade")
+
+    def deliver(job: Job, report: ClusterReport) -> None:
         grades = _collect(job, [_ROW])
         if out.suffix.lower() == ".parquet" or write is None:
             _write_output(job, out, [_ROW], job.dates)
@@ -371,7 +399,40 @@ def score_on_cluster(
         report.grade_counts = dict(zip(counts["grade"].to_list(), counts["len"].to_list(), strict=True))
         if store is not None:
             store.save_grades(grades.collect())
-    return report
+
+    return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
+                             _score_task, "grading on the cluster", deliver)
+
+
+def explain_on_cluster(
+    client: Any, lake: Path, as_of: date, out: Path, model: CreditModel, settings: Settings, *,
+    previous: pl.DataFrame | None = None, partitions: int | None = None, crash_once: Path | None = None,
+) -> ClusterReport:
+    """``explain_all`` part by part on ``client``: every active enterprise's explanation, one JSON
+    text a line in ``out``, the same lines in the same order as one process writes."""
+    out = check_jsonl(out)
+
+    def deliver(job: Job, report: ClusterReport) -> None:
+        write_jsonl((frame["explanation"] for frame in _ordered_parts(job, [_ROW], ["explanation"])), out)
+
+    return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
+                             _explain_task, "explaining on the cluster", deliver)
+
+
+def explain_lake_on_cluster(
+    spec: ClusterSpec, lake: Path, as_of: date, out: Path, settings: Settings, *,
+    partitions: int | None = None, memory_limit: str | None = None,
+    on_connect: Callable[[str | None], None] | None = None,
+) -> ClusterReport:
+    """``riskengine explain --out FILE.jsonl --cluster``: the champion and the store's previous grades,
+    as ``explain_all`` uses them."""
+    model = load_champion(settings)
+    previous = previous_from_store(settings, as_of)
+    with connect(spec, memory_limit=memory_limit) as client:
+        if on_connect is not None:
+            on_connect(getattr(client, "dashboard_link", None))
+        return explain_on_cluster(client, lake, as_of, out, model, settings, previous=previous,
+                                  partitions=partitions)
 
 
 def score_lake_on_cluster(
@@ -466,6 +527,16 @@ def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
             return warnings_on_cluster(client, lake, as_of, policy, grades, partitions=partitions)
 
         yield evaluate
+
+
+def _ordered_parts(job: Job, order: list[str], columns: list[str]) -> Iterator[pl.DataFrame]:
+    """The parts' output ``columns`` in the single process's row order, a chunk at a time: a bucketed
+    lake's parts one by one (they are in that order already)."""
+    if job.bucketed:
+        for path in sorted(job.work.glob("out-*.parquet")):
+            yield pl.read_parquet(path, columns=columns)
+        return
+    yield _collect(job, order).select(columns).collect()
 
 
 def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) -> None:

@@ -13,7 +13,8 @@ the reasons stored with the grade and the evidence from ``Settings.service.lake_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from features import asof
 from features.penalties import INFLUENCE
 from models.reasons import BASELINE, OTHER, reason_kind
 from riskengine.core.config import Settings
+from riskengine.core.errors import NotFoundError, UsageError
+from riskengine.core.files import atomic_write
 from riskengine.lake.layout import load_tables
-from riskengine.workflows.scoring import Explanation, explain_enterprise
+from riskengine.workflows.scoring import Explanation, explain_enterprise, score_enterprises
 
 WINDOW_DAYS = {
     "inspections": 1095,
@@ -561,3 +564,60 @@ def explanation_from(result: Explanation, found: pl.DataFrame) -> dict[str, Any]
     return assemble(
         result.row, list(result.row["reasons"] or []), found, baseline=baseline, decomposition=decomposition
     )
+
+
+# --- every graded enterprise at once (``explain --out FILE.jsonl``) --------------------------------------
+
+
+def explanation_lines(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date) -> pl.DataFrame:
+    """(enterprise_id, explanation): CONTRACT §3's explanation of every row of ``grades`` as one JSON
+    text, in the grades' order, built as the API builds it from a stored grade (``assemble``: the
+    grade's stored reasons, own-record reasons with the records behind them found in ``tables``)."""
+    ids = grades["enterprise_id"].to_list()
+    found = evidence(tables, as_of, ids) if ids else empty_evidence()
+    by_enterprise = {key[0]: part for key, part in found.partition_by("enterprise_id", as_dict=True).items()}
+    none = empty_evidence()
+    texts = [
+        json.dumps(assemble(row, list(row["reasons"] or []), by_enterprise.get(row["enterprise_id"], none)),
+                   ensure_ascii=False)
+        for row in grades.iter_rows(named=True)
+    ]
+    return pl.DataFrame({"enterprise_id": ids, "explanation": texts},
+                        schema={"enterprise_id": pl.String, "explanation": pl.String})
+
+
+def check_jsonl(out: Path) -> Path:
+    """The batch explanations go to a JSON Lines file (one explanation a line)."""
+    out = Path(out)
+    if out.suffix.lower() != ".jsonl":
+        raise UsageError(f"--out must end .jsonl (one explanation a line); got {out}")
+    return out
+
+
+def write_jsonl(chunks: Iterable[Iterable[str]], out: Path) -> int:
+    """Write the texts of ``chunks`` one a line (UTF-8) to ``out`` atomically; how many lines."""
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for chunk in chunks:
+                for text in chunk:
+                    f.write(text)
+                    f.write("\n")
+                    count += 1
+
+    atomic_write(check_jsonl(out), write)
+    return count
+
+
+def explain_all(lake: Path, as_of: date, out: Path, *, model: Any = None,
+                previous: pl.DataFrame | None = None, settings: Settings | None = None) -> int:
+    """Grade every active enterprise of ``lake`` as of D (``score_enterprises``) and write each one's
+    explanation to ``out`` (JSON Lines, in the grades' order); how many were written."""
+    check_jsonl(out)
+    grades = score_enterprises(lake, as_of, model=model, previous=previous, settings=settings)
+    if grades.height == 0:
+        raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to explain")
+    lines = explanation_lines(grades, load_tables(Path(lake)), as_of)
+    return write_jsonl([lines["explanation"]], out)
