@@ -50,6 +50,27 @@ def test_split_keeps_every_row_once_in_order() -> None:
         assert set(buckets.bucket_of(part["enterprise_id"], 4).to_list()) == {b}
 
 
+def test_sorted_parts_merge_in_order_holding_a_batch_of_each(tmp_path) -> None:
+    import random
+
+    from riskengine.workflows.cluster import _merged
+
+    rng = random.Random(5)
+    owner = [rng.randrange(4) for _ in range(3000)]  # parts 0-3, interleaved; part 3 may hold few
+    files = []
+    for part in range(5):  # part 4 is empty
+        keys = [k for k, o in enumerate(owner) if o == part]
+        files.append(tmp_path / f"out-{part}.parquet")
+        pl.DataFrame({"k": keys, "v": [f"row {k}" for k in keys]}, schema={"k": pl.Int64, "v": pl.String}
+                     ).write_parquet(files[-1], row_group_size=50)
+    chunks = list(_merged(files, "k", 40))
+    assert len(chunks) > 3000 // (5 * 40)  # many steps, none holding more than a batch of each part
+    assert max(c.height for c in chunks) <= 5 * 40
+    whole = pl.concat(chunks)
+    assert whole["k"].to_list() == list(range(3000))
+    assert whole["v"].to_list() == [f"row {k}" for k in range(3000)]
+
+
 @pytest.mark.parametrize("text", ["", "local:0", "local:x", "tcp://nohost", "http://h:1", "tcp://:80"])
 def test_a_bad_cluster_address_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="--cluster"):
@@ -117,7 +138,10 @@ def test_grades_on_the_cluster_equal_one_process(client, small_lake, model, sett
     assert sum(report.grade_counts.values()) == single.height
 
 
-def test_association_features_cross_parts_exactly(client, small_lake, tmp_path) -> None:
+def test_association_features_cross_parts_exactly(client, small_lake, tmp_path, monkeypatch) -> None:
+    from riskengine.workflows import cluster
+
+    monkeypatch.setattr(cluster, "MERGE_ROWS", 256)  # the client merges the 4 parts 64 rows at a time
     dates = [date(2024, 1, 1), AS_OF]
     out = tmp_path / "features.parquet"
     features_on_cluster(client, small_lake, dates, out, partitions=4)
@@ -129,6 +153,16 @@ def test_association_features_cross_parts_exactly(client, small_lake, tmp_path) 
     assert got.drop(floats).equals(want.drop(floats))
     assert_frame_equal(got.select(floats), want.select(floats), check_exact=False, rel_tol=1e-12, abs_tol=0)
     assert got.filter(pl.col("associations__count") > 0).height > 0
+
+    # The CSV output is merged a chunk at a time too: one header, the same rows as one process's file.
+    from riskengine.core import exports
+
+    features_on_cluster(client, small_lake, dates, tmp_path / "features.csv", partitions=4)
+    exports.write_csv(want, tmp_path / "one.csv", bom=False)
+    got_csv, want_csv = (pl.read_csv(tmp_path / n, infer_schema=False) for n in ("features.csv", "one.csv"))
+    assert got_csv.drop(floats).equals(want_csv.drop(floats))
+    assert_frame_equal(got_csv.select(floats).cast(pl.Float64), want_csv.select(floats).cast(pl.Float64),
+                       check_exact=False, rel_tol=1e-12, abs_tol=0)
 
 
 def test_a_worker_killed_mid_task_changes_nothing(client, small_lake, model, settings, single,

@@ -21,7 +21,8 @@ its own file: nothing is lost or doubled.
 
 Row order equals the single-process run's: a bucketed lake is read bucket by bucket by both paths;
 for a lake in plain files every part carries each enterprise's row number in the enterprises table
-and the client sorts by it.
+and the client merges the sorted parts by it a batch at a time (``_merged``), so its memory for the
+output stays bounded whatever the city's size.
 """
 
 from __future__ import annotations
@@ -252,10 +253,16 @@ def _grade_part(job: Job, part: int, totals: pl.DataFrame, model: CreditModel, p
 
 
 def _write_part(job: Job, part: int, frame: pl.DataFrame) -> int:
-    """Write one part's output rows under the part's fixed name (with the enterprises' table rows for a
-    lake in plain files, by which the client orders them)."""
+    """Write one part's output rows under the part's fixed name. For a lake in plain files each row
+    carries its place in the single process's order (``_ROW``: as_of, then the enterprise's row in the
+    enterprises table, packed into one Int64), and the part is sorted by it, so the client merges the
+    parts (``_merged``) a batch at a time."""
     if not job.bucketed:
         frame = frame.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
+        if AS_OF in frame.columns:
+            days = pl.col(AS_OF).cast(pl.Int32).cast(pl.Int64) + 2**20
+            frame = frame.with_columns((days * 2**32 + pl.col(_ROW)).alias(_ROW))
+        frame = frame.sort(_ROW)
     _write(frame, job.work / f"out-{part:04d}.parquet")
     return frame.height
 
@@ -316,14 +323,16 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
                          dashboard=getattr(client, "dashboard_link", None))
 
 
-def _collect(job: Job, order: list[str]) -> pl.LazyFrame:
+def _collect(job: Job) -> pl.LazyFrame:
+    """Every part's output rows, lazily, in the single process's order (sorted in memory for a lake in
+    plain files: what a CSV or Excel grades file and the store need whole anyway)."""
     files = sorted(job.work.glob("out-*.parquet"))
     if not files:
         return pl.LazyFrame()
     frame = pl.scan_parquet(files)
     if job.bucketed:
         return frame
-    return frame.sort(order, maintain_order=True).drop(_ROW)
+    return frame.sort(_ROW).drop(_ROW)
 
 
 @contextmanager
@@ -352,7 +361,7 @@ def features_on_cluster(
         report = _run(client, job, _features_task, (), "features on the cluster")
         if report.rows == 0:
             raise NotFoundError(f"{lake}: no enterprise established before {min(dates)}; no features")
-        _write_output(job, out, [AS_OF, _ROW], job.dates)
+        _write_output(job, out)
     return report
 
 
@@ -390,9 +399,9 @@ def score_on_cluster(
     out = Path(out)
 
     def deliver(job: Job, report: ClusterReport) -> None:
-        grades = _collect(job, [_ROW])
+        grades = _collect(job)
         if out.suffix.lower() == ".parquet" or write is None:
-            _write_output(job, out, [_ROW], job.dates)
+            _write_output(job, out)
         else:
             write(grades.collect(), out)
         counts = grades.group_by("grade").agg(pl.len()).collect()
@@ -413,7 +422,7 @@ def explain_on_cluster(
     out = check_jsonl(out)
 
     def deliver(job: Job, report: ClusterReport) -> None:
-        write_jsonl((frame["explanation"] for frame in _ordered_parts(job, [_ROW], ["explanation"])), out)
+        write_jsonl((frame["explanation"] for frame in _ordered_chunks(job)), out)
 
     return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
                              _explain_task, "explaining on the cluster", deliver)
@@ -529,49 +538,85 @@ def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
         yield evaluate
 
 
-def _ordered_parts(job: Job, order: list[str], columns: list[str]) -> Iterator[pl.DataFrame]:
-    """The parts' output ``columns`` in the single process's row order, a chunk at a time: a bucketed
-    lake's parts one by one (they are in that order already)."""
-    if job.bucketed:
-        for path in sorted(job.work.glob("out-*.parquet")):
-            yield pl.read_parquet(path, columns=columns)
-        return
-    yield _collect(job, order).select(columns).collect()
+MERGE_ROWS = 262_144
+"""Rows the client buffers at most while it merges the parts of a lake in plain files (spread over the
+parts): its memory for the output does not grow with the city."""
 
 
-def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) -> None:
-    """The parts' files as one output file (Parquet, or CSV for features), in the single process's
-    row order, written atomically.
+def _ordered_chunks(job: Job) -> Iterator[pl.DataFrame]:
+    """The parts' output rows in the single process's order, a chunk at a time, without ``_ROW``.
 
-    A bucketed lake's parts are already in that order, date by date: they are copied row group by
-    row group, so the client holds one part's rows of one date at a time, whatever the city's size.
-    A lake in plain files is sorted by the enterprises' rows in memory (such lakes are small).
+    A bucketed lake's parts are in that order already, date by date: part after part for each date.
+    A lake in plain files interleaves its parts' rows: they are merged by ``_ROW`` (``_merged``).
+    Either way the client holds a bounded number of rows, whatever the city's size.
     """
     files = sorted(job.work.glob("out-*.parquet"))
-    if not job.bucketed or out.suffix.lower() == ".csv":
-        frame = _collect(job, order)
-        if out.suffix.lower() == ".csv":
-            safe = exports.csv_safe_lazy(frame)
-            atomic_write(out, lambda tmp: safe.sink_csv(tmp, quote_style="non_numeric"))
-        else:
-            atomic_write(out, frame.sink_parquet)
+    if not job.bucketed:
+        for chunk in _merged(files, _ROW, max(64, MERGE_ROWS // max(len(files), 1))):
+            yield chunk.drop(_ROW)
         return
+    for day in job.dates:
+        for path in files:
+            frame = pl.scan_parquet(path)
+            if len(job.dates) > 1:
+                frame = frame.filter(pl.col(AS_OF) == day)
+            chunk = frame.collect()
+            if chunk.height:
+                yield chunk
+
+
+def _merged(files: Sequence[Path], key: str, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """The rows of ``files`` (each sorted by the unique Int64 ``key``) in order of ``key``, merged a
+    batch at a time: each step emits every buffered row up to the smallest last key of the buffers,
+    which empties at least one buffer; all later rows have greater keys."""
+    import pyarrow.parquet as pq  # noqa: PLC0415 - only the merge reads batches
+
+    readers = [pq.ParquetFile(f).iter_batches(batch_size=batch_rows) for f in files]
+
+    def pull(i: int) -> pl.DataFrame | None:
+        for batch in readers[i]:
+            if batch.num_rows:
+                return pl.DataFrame(pl.from_arrow(batch))
+        return None
+
+    buffers = [pull(i) for i in range(len(readers))]
+    while True:
+        live = [i for i, b in enumerate(buffers) if b is not None]
+        if not live:
+            return
+        bound = min(buffers[i][key][-1] for i in live)  # type: ignore[index]
+        taken = []
+        for i in live:
+            buffer = buffers[i]
+            assert buffer is not None
+            n = buffer[key].search_sorted(bound, side="right")
+            taken.append(buffer.head(n))
+            buffers[i] = buffer.slice(n) if n < buffer.height else pull(i)
+        yield pl.concat(taken).sort(key)
+
+
+def _write_output(job: Job, out: Path) -> None:
+    """The parts' files as one output file (Parquet, or CSV for features), in the single process's row
+    order (``_ordered_chunks``), written atomically a chunk at a time."""
     import pyarrow.parquet as pq  # noqa: PLC0415 - only the streaming copy needs it
 
-    def copy(tmp: Path) -> None:
+    csv = out.suffix.lower() == ".csv"
+
+    def write(tmp: Path) -> None:
+        if csv:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                for i, chunk in enumerate(_ordered_chunks(job)):
+                    exports.csv_safe(chunk).write_csv(f, include_header=i == 0, quote_style="non_numeric")
+            return
         writer: pq.ParquetWriter | None = None
         try:
-            for day in sorted(dates):
-                for path in files:
-                    table = pq.read_table(path, filters=[(AS_OF, "=", day)]) if len(dates) > 1 \
-                        else pq.read_table(path)
-                    if table.num_rows == 0:
-                        continue
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                    writer.write_table(table)
+            for chunk in _ordered_chunks(job):
+                table = chunk.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
         finally:
             if writer is not None:
                 writer.close()
 
-    atomic_write(out, copy)
+    atomic_write(out, write)
