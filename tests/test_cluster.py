@@ -71,6 +71,24 @@ def test_sorted_parts_merge_in_order_holding_a_batch_of_each(tmp_path) -> None:
     assert whole["v"].to_list() == [f"row {k}" for k in range(3000)]
 
 
+def test_a_plain_lake_part_is_read_a_batch_at_a_time_as_a_filtered_scan(small_lake, tmp_path,
+                                                                         monkeypatch) -> None:
+    from riskengine.lake.layout import scan_table, table_files
+    from riskengine.workflows import cluster
+
+    monkeypatch.setattr(cluster, "READ_ROWS", 100)  # many batches per file
+    job = cluster.Job(lake=small_lake, parts=3, bucketed=False, dates=(AS_OF,), work=tmp_path)
+    rows = scan_table(small_lake, "enterprises").select("enterprise_id").with_row_index("_erow")
+    for part in range(3):
+        mine = buckets.bucket_expr("enterprise_id", 3) == part
+        for table in ("inspections", "enterprises"):
+            got = cluster._read_part(table_files(small_lake, table), table, 3, part)
+            assert got.equals(scan_table(small_lake, table).filter(mine).collect())
+        want = rows.filter(mine).select("enterprise_id", "_erow").collect()
+        assert cluster._row_numbers(job, part).equals(want)
+        assert want["_erow"].max() > 100  # numbered across batches
+
+
 @pytest.mark.parametrize("text", ["", "local:0", "local:x", "tcp://nohost", "http://h:1", "tcp://:80"])
 def test_a_bad_cluster_address_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError, match="--cluster"):
@@ -98,10 +116,15 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def model(small_lake: Path):
+def training(small_lake: Path):
     config = TrainConfig(snapshots=4, test_snapshots=1, max_rounds=30, baselines=False,
                          compare_selection=False, num_threads=1)
-    return train_model(load_tables(small_lake), AS_OF, config=config).model
+    return train_model(load_tables(small_lake), AS_OF, config=config)
+
+
+@pytest.fixture(scope="module")
+def model(training):
+    return training.model
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +334,70 @@ def test_batch_explanations_on_the_cluster_equal_one_process(client, small_lake,
     one, _ = explain_with_records(small_lake, body["enterprise_id"], AS_OF, model=model, settings=settings)
     assert body["reasons"] == one["reasons"]
     assert (body["grade"], body["score"], body["rule"]) == (one["grade"], one["score"], one["rule"])
+
+
+# --- the commands --------------------------------------------------------------------------------------
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from riskengine.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def registered_home(training, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working folder whose MLflow store has the small city's model as ``champion``."""
+    from models.registry import log_training, promote
+
+    home = tmp_path_factory.mktemp("champion")
+    settings = Settings(home=home)
+    log_training(training, settings)
+    promote(settings)
+    return home
+
+
+@pytest.fixture()
+def champion(monkeypatch, registered_home: Path):
+    from riskengine.core.config import get_settings
+
+    monkeypatch.setenv("RISKENGINE_HOME", str(registered_home))
+    get_settings.cache_clear()
+    yield registered_home
+    get_settings.cache_clear()
+
+
+def test_explain_command_on_a_local_cluster_writes_one_process_lines_and_says_how_it_went(
+        champion, small_lake, tmp_path, capsys) -> None:
+    import re
+
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    base = ["explain", "--lake", str(small_lake), "--as-of", "2025-07-01"]
+    code, _, err = run_cli([*base, "--out", str(one)], capsys)
+    assert code == 0, err
+    assert re.search(r"wrote (\d+) explanations", err)
+    code, _, err = run_cli([*base, "--out", str(many), "--cluster", "local:2", "--partitions", "3",
+                            "--memory-limit", "1GiB"], capsys)
+    assert code == 0, err
+    assert many.read_bytes() == one.read_bytes()
+    n = len(one.read_text(encoding="utf-8").splitlines())
+    assert f"wrote {n} explanations as of 2025-07-01 to {many} (3 parts on the cluster)" in err
+    # Where it runs, how far it is (lines, as the console here is not a terminal), what it cost.
+    assert "Dask dashboard: http" in err or "Dask cluster connected (no dashboard: install bokeh)" in err
+    assert "explaining on the cluster: 6/6 (100%)" in err
+    assert len(re.findall(r"peak memory of worker \S+: \d+\.\d\d GiB", err)) == 2
+    assert "riskengine ingest --buckets 3" in err  # a lake in plain files: the way to a bucketed one
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--cluster", "local:2"], "--cluster goes with explain --out"),
+    (["--out", "x.json"], "--out must end .jsonl"),
+    (["--out", "x.jsonl", "--partitions", "3"], "--partitions and --memory-limit go with --cluster"),
+    (["91350100M000100Y43", "--out", "x.jsonl"], "leave ENTERPRISE_ID out"),
+])
+def test_batch_explain_usage_errors_exit_2(small_lake, capsys, extra, message) -> None:
+    code, _, err = run_cli(["explain", "--lake", str(small_lake), "--as-of", "2025-07-01", *extra], capsys)
+    assert code == 2 and message in err

@@ -97,6 +97,8 @@ def _say_dashboard(link: str | None) -> None:
 def _print_cluster_memory(report) -> None:  # noqa: ANN001
     for worker, peak in sorted(report.peak_rss_per_worker.items()):
         _err(f"peak memory of worker {worker}: {peak / 2**30:.2f} GiB")
+    if report.note:
+        _err(report.note)
 
 
 def _print_distribution(dist, grades) -> None:  # noqa: ANN001

@@ -40,6 +40,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from features import associations
@@ -156,6 +157,17 @@ class ClusterReport:
     peak_rss_per_worker: dict[str, int] = field(default_factory=dict)
     dashboard: str | None = None
     grade_counts: dict[str, int] = field(default_factory=dict)
+    bucketed: bool = True
+
+    @property
+    def note(self) -> str | None:
+        """What to tell the user about the lake's layout (None for a bucketed lake)."""
+        if self.bucketed:
+            return None
+        return (f"note: the lake is in plain files, so each of the {self.parts} parts read every table "
+                f"whole, a batch at a time (bounded memory, {self.parts} times the reading); a lake "
+                f"ingested with `riskengine ingest --buckets {self.parts}` lets each part read only its "
+                "own files")
 
 
 def plan_parts(lake: Path, partitions: int | None, workers: int) -> tuple[int, bool]:
@@ -182,7 +194,8 @@ objections are few."""
 def part_tables(job: Job, part: int) -> dict[str, pl.LazyFrame]:
     """Every contract table restricted to one part's enterprises (tables without ``enterprise_id``,
     such as credit repairs, whole: they are small and join through a part's own records; and the
-    record voids whole, ``WHOLE``)."""
+    record voids whole, ``WHOLE``). A bucketed lake gives the part's bucket files; a lake in plain
+    files is read a batch at a time, keeping the part's rows (``_read_part``)."""
     out: dict[str, pl.LazyFrame] = {}
     folder = buckets.folder_name(part)
     for name, spec in TABLES.items():
@@ -191,14 +204,58 @@ def part_tables(job: Job, part: int) -> dict[str, pl.LazyFrame]:
         elif job.bucketed:
             out[name] = scan_files([f for f in table_files(job.lake, name) if f.parent.name == folder], name)
         else:
-            out[name] = scan_table(job.lake, name).filter(buckets.bucket_expr(KEY, job.parts) == part)
+            out[name] = _read_part(table_files(job.lake, name), name, job.parts, part).lazy()
     return out
+
+
+READ_ROWS = 131_072
+"""Rows a task reads at a time from a lake in plain files (``_part_batches``)."""
+
+
+def _part_batches(files: Sequence[Path], parts: int, part: int, columns: Sequence[str] | None = None, *,
+                  numbered: bool = False) -> Iterator[pl.DataFrame]:
+    """One part's rows of Parquet ``files`` (``columns`` that a file has), in order, ``READ_ROWS`` read
+    at a time; ``numbered`` adds each row's number among all the files' rows (``_ROW``).
+
+    A task so holds its part and one batch, not the table: a lazy filter by the hash (a Python
+    function) is not pushed into the Parquet reader, so the whole table would be read and hashed by
+    every task. The rows are kept in Arrow (a copy of exactly those rows): a Polars filter would keep
+    every batch's whole string buffers alive behind the kept rows' views.
+    """
+    import pyarrow as pa  # noqa: PLC0415 - only the batch reader needs it
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    offset = 0
+    for path in files:
+        handle = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would read the whole file
+        cols = None if columns is None else [c for c in columns if c in handle.schema_arrow.names]
+        for batch in handle.iter_batches(batch_size=READ_ROWS, columns=cols):
+            mask = buckets.bucket_of(pl.Series(batch.column(KEY)), parts) == part
+            if numbered:
+                numbers = pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.uint32))
+                batch = batch.append_column(_ROW, numbers)
+            offset += batch.num_rows
+            yield pl.DataFrame(pl.from_arrow(batch.filter(mask.to_arrow())))
+
+
+def _read_part(files: Sequence[Path], table: str, parts: int, part: int) -> pl.DataFrame:
+    """One part's rows of a table in plain files, with the contract's columns (as ``scan_files``)."""
+    schema = TABLES[table].schema
+    kept = [_conform(rows, schema) for rows in _part_batches(files, parts, part)]
+    return pl.concat(kept) if kept else pl.DataFrame(schema=schema)
+
+
+def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+                         for c, t in schema.items()])
 
 
 def _row_numbers(job: Job, part: int) -> pl.DataFrame:
     """(enterprise_id, _erow): the part's enterprises with their row in the whole enterprises table."""
-    return (scan_table(job.lake, "enterprises").select(KEY).with_row_index(_ROW)
-            .filter(buckets.bucket_expr(KEY, job.parts) == part).collect())
+    files = table_files(job.lake, "enterprises")
+    out = [rows.select(pl.col(KEY).cast(pl.String), _ROW)
+           for rows in _part_batches(files, job.parts, part, [KEY], numbered=True)]
+    return pl.concat(out) if out else pl.DataFrame(schema={KEY: pl.String, _ROW: pl.UInt32})
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
@@ -286,8 +343,8 @@ def _warnings_task(job: Job, part: int, policy: WarningPolicy, grades: Path | No
     """The early warnings of one part's enterprises (every rule looks at one enterprise's records)."""
     part_grades = None
     if grades is not None:
-        part_grades = (pl.scan_parquet(grades).filter(buckets.bucket_expr(KEY, job.parts) == part)
-                       .collect())
+        kept = list(_part_batches([grades], job.parts, part))
+        part_grades = pl.concat(kept) if kept else pl.read_parquet(grades, n_rows=0)
     return evaluate_warnings(part_tables(job, part), job.dates[0], policy, part_grades)
 
 
@@ -311,7 +368,7 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
     outs = [client.submit(finish_part, job, p, totals, *extra, key=f"finish-{p}-{token}", retries=3)
             for p in parts]
     rows = 0
-    with progress(description, total=2 * job.parts) as advance:
+    with progress(description, total=2 * job.parts, lines=True) as advance:
         for _ in as_completed(assembled):
             advance()
         for fut in as_completed(outs):
@@ -320,7 +377,7 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
     # A worker that is just being restarted (after a crash) has no figure to give: left out.
     peaks = {str(k): int(v) for k, v in client.run(_peak_rss, on_error="ignore").items()}
     return ClusterReport(parts=job.parts, rows=rows, peak_rss_per_worker=peaks,
-                         dashboard=getattr(client, "dashboard_link", None))
+                         dashboard=getattr(client, "dashboard_link", None), bucketed=job.bucketed)
 
 
 def _collect(job: Job) -> pl.LazyFrame:
@@ -512,7 +569,7 @@ def warnings_on_cluster(client: Any, lake: Path, as_of: date, policy: WarningPol
         futures = [client.submit(_warnings_task, job, p, policy, grades_path, key=f"warnings-{p}-{token}",
                                  retries=3) for p in range(parts)]
         raised = []
-        with progress("warnings on the cluster", total=parts) as advance:
+        with progress("warnings on the cluster", total=parts, lines=True) as advance:
             for fut in futures:
                 raised.append(fut.result())
                 advance()
