@@ -101,8 +101,14 @@ class ClusterSpec:
 
 
 @contextmanager
-def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[Any]:
-    """A ``dask.distributed.Client`` for ``spec``; a local cluster is started here and closed after."""
+def connect(spec: ClusterSpec, *, memory_limit: str | None = None,
+            on_connect: Callable[[str | None], None] | None = None) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` for ``spec``; a local cluster is started here and closed after.
+
+    ``on_connect`` is told the dashboard's address once connected, or None when there is no dashboard
+    (a local cluster needs ``bokeh`` for it; without it Dask's HTTP server has no pages to show, and
+    it takes a free port rather than 8787).
+    """
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415 - heavy
 
     if spec.address is not None:
@@ -111,6 +117,8 @@ def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[A
         except OSError as exc:
             raise UsageError(f"no Dask scheduler answers at {spec.address} ({exc})") from exc
         try:
+            if on_connect is not None:
+                on_connect(getattr(client, "dashboard_link", None))
             yield client
         finally:
             client.close()
@@ -118,14 +126,17 @@ def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[A
     try:
         import bokeh  # noqa: F401, PLC0415 - the dashboard needs it; heavy
 
-        dashboard: str | None = "127.0.0.1:8787"
+        dashboard = True
     except ImportError:
-        dashboard = None
+        dashboard = False
     cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit or "auto", dashboard_address=dashboard,
+                           memory_limit=memory_limit or "auto",
+                           dashboard_address="127.0.0.1:8787" if dashboard else "127.0.0.1:0",
                            host="127.0.0.1", silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
+        if on_connect is not None:
+            on_connect(client.dashboard_link if dashboard else None)
         yield client
     finally:
         client.close()
@@ -494,9 +505,7 @@ def explain_lake_on_cluster(
     as ``explain_all`` uses them."""
     model = load_champion(settings)
     previous = previous_from_store(settings, as_of)
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
         return explain_on_cluster(client, lake, as_of, out, model, settings, previous=previous,
                                   partitions=partitions)
 
@@ -511,9 +520,7 @@ def score_lake_on_cluster(
     model = load_champion(settings)
     if previous is None:
         previous = previous_from_store(settings, as_of)
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
         return score_on_cluster(client, lake, as_of, out, model, settings, previous=previous,
                                 partitions=partitions, write=write_grades,
                                 store=Store(settings.store_file) if save else None)
@@ -525,9 +532,7 @@ def features_lake_on_cluster(
     on_connect: Callable[[str | None], None] | None = None,
 ) -> ClusterReport:
     """``riskengine features --cluster``."""
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
         return features_on_cluster(client, lake, dates, out, partitions=partitions,
                                    half_life_days=half_life_days)
 
@@ -584,9 +589,7 @@ def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
                        on_connect: Callable[[str | None], None] | None = None) -> Iterator[Evaluator]:
     """An ``Evaluator`` for ``run_warnings`` that evaluates on the cluster ``spec`` (connected while
     the context is open)."""
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
 
         def evaluate(lake: Path, as_of: date, policy: WarningPolicy,
                      grades: pl.DataFrame | None) -> pl.DataFrame:
