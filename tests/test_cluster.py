@@ -188,6 +188,39 @@ def test_association_features_cross_parts_exactly(client, small_lake, tmp_path, 
                        check_exact=False, rel_tol=1e-12, abs_tol=0)
 
 
+def test_store_and_csv_from_the_cluster_equal_one_process(client, small_lake, model, settings, single,
+                                                          tmp_path) -> None:
+    from riskengine.core.store import Store
+    from riskengine.workflows.cases import mark_disputed
+    from riskengine.workflows.scoring import write_grades
+
+    one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
+    one.save_grades(single)
+    out = tmp_path / "grades.csv"
+    score_on_cluster(client, small_lake, AS_OF, out, model, settings, partitions=3, write=write_grades,
+                     store=many)
+    order = ["enterprise_id"]
+    assert many.latest_grades(AS_OF).sort(order).equals(one.latest_grades(AS_OF).sort(order))
+    write_grades(mark_disputed(single, settings), tmp_path / "single.csv")
+    assert out.read_bytes() == (tmp_path / "single.csv").read_bytes()  # with the disputed column
+    assert b"disputed" in out.read_bytes().splitlines()[0]
+
+
+def test_grades_saved_in_chunks_are_one_save(single, tmp_path) -> None:
+    from riskengine.core.errors import FatalInputError
+    from riskengine.core.store import Store
+
+    chunked, whole = Store(tmp_path / "chunked.duckdb"), Store(tmp_path / "whole.duckdb")
+    assert chunked.save_grades_chunks(single.iter_slices(100)) == whole.save_grades(single)
+    order = ["enterprise_id"]
+    assert chunked.latest_grades(AS_OF).sort(order).equals(whole.latest_grades(AS_OF).sort(order))
+    assert chunked.grade_dates() == [AS_OF]
+    # An enterprise in two chunks is refused, and the transaction leaves the earlier save in place.
+    with pytest.raises(FatalInputError, match="unique per as_of"):
+        chunked.save_grades_chunks([single.head(5), single.slice(3, 5)])
+    assert chunked.latest_grades(AS_OF).height == single.height
+
+
 def test_a_worker_killed_mid_task_changes_nothing(client, small_lake, model, settings, single,
                                                   tmp_path) -> None:
     marker = tmp_path / "crashed"

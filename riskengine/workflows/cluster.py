@@ -59,6 +59,7 @@ from riskengine.core.store import Store
 from riskengine.lake import buckets
 from riskengine.lake.layout import load_tables, scan_files, scan_table, table_files
 from riskengine.supervision.policy import WarningPolicy
+from riskengine.workflows.cases import mark_disputed
 from riskengine.workflows.explain import check_jsonl, explanation_lines, write_jsonl
 from riskengine.workflows.scoring import load_champion, previous_from_store, write_grades
 from riskengine.workflows.warnings import RAISED_SCHEMA, Evaluator, evaluate_warnings
@@ -393,7 +394,7 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
 
 def _collect(job: Job) -> pl.LazyFrame:
     """Every part's output rows, lazily, in the single process's order (sorted in memory for a lake in
-    plain files: what a CSV or Excel grades file and the store need whole anyway)."""
+    plain files: what a CSV or Excel grades file needs whole anyway)."""
     files = sorted(job.work.glob("out-*.parquet"))
     if not files:
         return pl.LazyFrame()
@@ -463,7 +464,8 @@ def score_on_cluster(
 ) -> ClusterReport:
     """Grade every active enterprise of ``lake`` part by part on ``client``; the grades file ``out``
     equals ``score_enterprises``' (same rows, order and values). ``write`` writes CSV/Excel outputs
-    (Parquet is streamed from the parts); ``store`` also receives the grades."""
+    (with the ``disputed`` column, as ``riskengine score`` writes them; Parquet is streamed from the
+    parts); ``store`` also receives the grades, a chunk at a time."""
     out = Path(out)
 
     def deliver(job: Job, report: ClusterReport) -> None:
@@ -471,11 +473,12 @@ def score_on_cluster(
         if out.suffix.lower() == ".parquet" or write is None:
             _write_output(job, out)
         else:
-            write(grades.collect(), out)
+            # As one process writes it: officers' files say which grades are disputed.
+            write(mark_disputed(grades.collect(), settings), out)
         counts = grades.group_by("grade").agg(pl.len()).collect()
         report.grade_counts = dict(zip(counts["grade"].to_list(), counts["len"].to_list(), strict=True))
         if store is not None:
-            store.save_grades(grades.collect())
+            store.save_grades_chunks(_ordered_chunks(job))  # a chunk at a time, one transaction
 
     return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
                              _score_task, "grading on the cluster", deliver)
