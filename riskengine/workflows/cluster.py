@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features import associations
 from features.asof import AS_OF, KEY
@@ -234,8 +236,6 @@ def _part_batches(files: Sequence[Path], parts: int, part: int, columns: Sequenc
     every task. The rows are kept in Arrow (a copy of exactly those rows): a Polars filter would keep
     every batch's whole string buffers alive behind the kept rows' views.
     """
-    import pyarrow as pa  # noqa: PLC0415 - only the batch reader needs it
-    import pyarrow.parquet as pq  # noqa: PLC0415
 
     offset = 0
     for path in files:
@@ -632,7 +632,6 @@ def _merged(files: Sequence[Path], key: str, batch_rows: int) -> Iterator[pl.Dat
     """The rows of ``files`` (each sorted by the unique Int64 ``key``) in order of ``key``, merged a
     batch at a time: each step emits every buffered row up to the smallest last key of the buffers,
     which empties at least one buffer; all later rows have greater keys."""
-    import pyarrow.parquet as pq  # noqa: PLC0415 - only the merge reads batches
 
     readers = [pq.ParquetFile(f).iter_batches(batch_size=batch_rows) for f in files]
 
@@ -661,7 +660,6 @@ def _merged(files: Sequence[Path], key: str, batch_rows: int) -> Iterator[pl.Dat
 def _write_output(job: Job, out: Path) -> None:
     """The parts' files as one output file (Parquet, or CSV for features), in the single process's row
     order (``_ordered_chunks``), written atomically a chunk at a time."""
-    import pyarrow.parquet as pq  # noqa: PLC0415 - only the streaming copy needs it
 
     csv = out.suffix.lower() == ".csv"
 
