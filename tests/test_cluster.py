@@ -381,53 +381,50 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     return int(exit_info.value.code or 0), captured.out, captured.err
 
 
-@pytest.fixture(scope="module")
-def registered_home(training, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A working folder whose MLflow store has the small city's model as ``champion``."""
-    from models.registry import log_training, promote
-
-    home = tmp_path_factory.mktemp("champion")
-    settings = Settings(home=home)
-    log_training(training, settings)
-    promote(settings)
-    return home
-
-
 @pytest.fixture()
-def champion(monkeypatch, registered_home: Path):
+def champion(monkeypatch, model, tmp_path):
+    """Commands run in a fresh home with ``model`` as the champion (the registry has its own tests)."""
     from riskengine.core.config import get_settings
+    from riskengine.workflows import cluster, explain, scoring
 
-    monkeypatch.setenv("RISKENGINE_HOME", str(registered_home))
+    monkeypatch.setenv("RISKENGINE_HOME", str(tmp_path / "home"))
+    for module in (cluster, scoring):
+        monkeypatch.setattr(module, "load_champion", lambda settings: model)
     get_settings.cache_clear()
-    yield registered_home
+    yield explain
     get_settings.cache_clear()
 
 
-def test_explain_command_on_a_local_cluster_writes_one_process_lines_and_says_how_it_went(
-        champion, small_lake, tmp_path, capsys) -> None:
+def test_explain_command_on_a_running_cluster_writes_one_process_lines_and_says_how_it_went(
+        client, champion, small_lake, model, tmp_path, capsys) -> None:
     import re
 
     one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
-    base = ["explain", "--lake", str(small_lake), "--as-of", "2025-07-01"]
-    code, _, err = run_cli([*base, "--out", str(one)], capsys)
-    assert code == 0, err
-    assert re.search(r"wrote (\d+) explanations", err)
-    code, _, err = run_cli([*base, "--out", str(many), "--cluster", "local:2", "--partitions", "3",
-                            "--memory-limit", "1GiB"], capsys)
+    n = champion.explain_all(small_lake, AS_OF, one, model=model, settings=Settings(home=tmp_path / "home"))
+    code, _, err = run_cli(["explain", "--lake", str(small_lake), "--as-of", "2025-07-01", "--out", str(many),
+                            "--cluster", client.scheduler.address, "--partitions", "3"], capsys)
     assert code == 0, err
     assert many.read_bytes() == one.read_bytes()
-    n = len(one.read_text(encoding="utf-8").splitlines())
     assert f"wrote {n} explanations as of 2025-07-01 to {many} (3 parts on the cluster)" in err
     # Where it runs, how far it is (lines, as the console here is not a terminal), what it cost.
-    import importlib.util
-
-    if importlib.util.find_spec("bokeh") is None:  # Dask's dashboard needs bokeh: no link to nothing
-        assert "Dask cluster connected (no dashboard: install bokeh)" in err and "http" not in err
-    else:
-        assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", err)
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", err)
     assert "explaining on the cluster: 6/6 (100%)" in err
     assert len(re.findall(r"peak memory of worker \S+: \d+\.\d\d GiB", err)) == 2
     assert "riskengine ingest --buckets 3" in err  # a lake in plain files: the way to a bucketed one
+
+
+def test_a_local_cluster_without_bokeh_gives_no_dashboard_link() -> None:
+    import importlib.util
+
+    from riskengine.workflows.cluster import connect
+
+    told: list[str | None] = []
+    with connect(ClusterSpec.parse("local:1"), memory_limit="1GiB", on_connect=told.append) as c:
+        assert len(c.nthreads()) == 1
+    if importlib.util.find_spec("bokeh") is None:  # Dask's HTTP server alone has no pages to link
+        assert told == [None]
+    else:
+        assert told[0] is not None and told[0].startswith("http://127.0.0.1:")
 
 
 @pytest.mark.parametrize(("extra", "message"), [
