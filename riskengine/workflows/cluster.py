@@ -469,13 +469,13 @@ def score_on_cluster(
     out = Path(out)
 
     def deliver(job: Job, report: ClusterReport) -> None:
-        grades = _collect(job)
         if out.suffix.lower() == ".parquet" or write is None:
             _write_output(job, out)
         else:
             # As one process writes it: officers' files say which grades are disputed.
-            write(mark_disputed(grades.collect(), settings), out)
-        counts = grades.group_by("grade").agg(pl.len()).collect()
+            write(mark_disputed(_collect(job).collect(), settings), out)
+        counts = (pl.scan_parquet(sorted(job.work.glob("out-*.parquet"))).group_by("grade").agg(pl.len())
+                  .collect(engine="streaming"))
         report.grade_counts = dict(zip(counts["grade"].to_list(), counts["len"].to_list(), strict=True))
         if store is not None:
             store.save_grades_chunks(_ordered_chunks(job))  # a chunk at a time, one transaction
