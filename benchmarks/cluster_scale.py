@@ -34,11 +34,12 @@ from datetime import date
 from pathlib import Path
 
 SINGLE = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import date
 from pathlib import Path
 from models.artifact import CreditModel
 from riskengine.core.config import Settings
+from riskengine.workflows.cluster import peak_rss
 from riskengine.workflows.scoring import score_enterprises, write_grades
 lake, model_dir, out, as_of, home = sys.argv[1:6]
 model = CreditModel.load(Path(model_dir))
@@ -46,17 +47,17 @@ t0 = time.perf_counter()
 grades = score_enterprises(Path(lake), date.fromisoformat(as_of), model=model, settings=Settings(home=home))
 write_grades(grades, Path(out))
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": grades.height,
-                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak_rss_bytes": peak_rss()}))
 """
 
 CLUSTER = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import date
 from pathlib import Path
 from dask.distributed import Client, LocalCluster
 from models.artifact import CreditModel
 from riskengine.core.config import Settings
-from riskengine.workflows.cluster import score_on_cluster
+from riskengine.workflows.cluster import peak_rss, score_on_cluster
 if __name__ == "__main__":
     lake, model_dir, out, as_of, home, workers, memory, partitions = sys.argv[1:9]
     model = CreditModel.load(Path(model_dir))
@@ -69,7 +70,7 @@ if __name__ == "__main__":
     print(json.dumps({"seconds": time.perf_counter() - t0, "cluster_start_seconds": started,
                       "rows": report.rows, "parts": report.parts,
                       "peak_rss_per_worker_bytes": sorted(report.peak_rss_per_worker.values()),
-                      "client_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "client_peak_rss_bytes": peak_rss()}))
 """
 
 

@@ -360,8 +360,18 @@ def _warnings_task(job: Job, part: int, policy: WarningPolicy, grades: Path | No
     return evaluate_warnings(part_tables(job, part), job.dates[0], policy, part_grades)
 
 
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes: Linux's ``VmHWM``, the high-water mark of its own
+    memory map. ``ru_maxrss`` is not used where ``VmHWM`` exists: Linux carries the parent's peak over
+    into a spawned child's ``ru_maxrss``, so a small child of a big process reports the big one's."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux, bytes on macOS
 
 
 # --- the client side ----------------------------------------------------------------------------------
@@ -387,7 +397,7 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
             rows += int(fut.result())
             advance()
     # A worker that is just being restarted (after a crash) has no figure to give: left out.
-    peaks = {str(k): int(v) for k, v in client.run(_peak_rss, on_error="ignore").items()}
+    peaks = {str(k): int(v) for k, v in client.run(peak_rss, on_error="ignore").items()}
     return ClusterReport(parts=job.parts, rows=rows, peak_rss_per_worker=peaks,
                          dashboard=getattr(client, "dashboard_link", None), bucketed=job.bucketed)
 
