@@ -432,6 +432,7 @@ def test_a_local_cluster_without_bokeh_gives_no_dashboard_link() -> None:
     (["--out", "x.json"], "--out must end .jsonl"),
     (["--out", "x.jsonl", "--partitions", "3"], "--partitions and --memory-limit go with --cluster"),
     (["91350100M000100Y43", "--out", "x.jsonl"], "leave ENTERPRISE_ID out"),
+    (["--out", "x.jsonl", "--png", "why.png"], "--png draws one enterprise's waterfall"),
 ])
 def test_batch_explain_usage_errors_exit_2(small_lake, capsys, extra, message) -> None:
     code, _, err = run_cli(["explain", "--lake", str(small_lake), "--as-of", "2025-07-01", *extra], capsys)

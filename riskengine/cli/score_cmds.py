@@ -145,6 +145,8 @@ def explain(
         print(card or "(this model has no card: retrain it)")
         return
     if out is not None or cluster is not None:
+        if png is not None:
+            raise UsageError("--png draws one enterprise's waterfall: it goes with explain ENTERPRISE_ID")
         _explain_batch(enterprise_id, lake, as_of, out, cluster, partitions, memory_limit)
         return
     if partitions is not None or memory_limit is not None:
