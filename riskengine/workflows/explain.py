@@ -453,28 +453,29 @@ _BUILDERS = {
 
 
 def _evidence_items(frame: pl.DataFrame, reason: str) -> list[dict[str, Any]]:
-    rows = frame.filter(pl.col("reason") == reason)
-    return [
-        {
-            "table": r["table"],
-            "record_id": r["record_id"],
-            "date": r["date"].isoformat(),
-            "text_zh": r["text_zh"],
-            "text_en": r["text_en"],
-        }
-        for r in rows.iter_rows(named=True)
-    ]
+    return [_item(r) for r in frame.filter(pl.col("reason") == reason).iter_rows(named=True)]
+
+
+def _item(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "table": r["table"],
+        "record_id": r["record_id"],
+        "date": r["date"].isoformat(),
+        "text_zh": r["text_zh"],
+        "text_en": r["text_en"],
+    }
 
 
 def assemble(
     row: Mapping[str, Any],
     reasons: list[Mapping[str, Any]],
-    found: pl.DataFrame,
+    found: pl.DataFrame | Mapping[str, list[dict[str, Any]]],
     *,
     baseline: Mapping[str, Any] | None = None,
     decomposition: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """CONTRACT §3's explanation from a grades row, its reasons and the evidence found for it."""
+    """CONTRACT §3's explanation from a grades row, its reasons and the evidence found for it (the
+    ``evidence`` frame, or its items already grouped by reason code)."""
     items = []
     for r in reasons:
         kind = reason_kind(r["code"])
@@ -485,7 +486,9 @@ def assemble(
                 "contribution": r["contribution"],
                 "text_zh": r["text_zh"],
                 "text_en": r["text_en"],
-                "evidence": _evidence_items(found, r["code"]) if kind == "own_record" else [],
+                "evidence": ([] if kind != "own_record"
+                             else found.get(r["code"], []) if isinstance(found, Mapping)
+                             else _evidence_items(found, r["code"])),
             }
         )
     if baseline is None:
@@ -575,10 +578,13 @@ def explanation_lines(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], 
     grade's stored reasons, own-record reasons with the records behind them found in ``tables``)."""
     ids = grades["enterprise_id"].to_list()
     found = evidence(tables, as_of, ids) if ids else empty_evidence()
-    by_enterprise = {key[0]: part for key, part in found.partition_by("enterprise_id", as_dict=True).items()}
-    none = empty_evidence()
+    # Grouped once, in the evidence's order (newest first per enterprise and reason): a filter per
+    # enterprise and reason costs more than the rest of the explanation.
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in found.iter_rows(named=True):
+        grouped.setdefault(r["enterprise_id"], {}).setdefault(r["reason"], []).append(_item(r))
     texts = [
-        json.dumps(assemble(row, list(row["reasons"] or []), by_enterprise.get(row["enterprise_id"], none)),
+        json.dumps(assemble(row, list(row["reasons"] or []), grouped.get(row["enterprise_id"], {})),
                    ensure_ascii=False)
         for row in grades.iter_rows(named=True)
     ]
