@@ -18,6 +18,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from riskengine.core.contract import adverse_inspection
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.timerule import known_at
 
@@ -123,10 +124,8 @@ class ShareOfPast:
             return np.zeros(rows.height)
         insp = tables["inspections"]
         cols = insp.collect_schema().names()
-        has_findings = "findings_critical" in cols
-        critical = pl.col("findings_critical").fill_null(0) > 0 if has_findings else pl.lit(False)
         seen = (insp.select("enterprise_id", "inspected_on", "recorded_on",
-                            ((pl.col("outcome") == "fail") | critical).cast(pl.Float64).alias("_adv"))
+                            adverse_inspection(cols).cast(pl.Float64).alias("_adv"))
                 .join(keys.unique().lazy(), on="enterprise_id", how="inner")
                 .filter(known_at("inspected_on", pl.col("as_of"))))
         per = seen.group_by("enterprise_id", "as_of").agg(pl.col("_adv").mean().alias("_share"))

@@ -43,14 +43,14 @@ from models.monitoring import (
 )
 from models.registry import CHAMPION, client
 from riskengine.core.config import Settings
-from riskengine.core.contract import GRADES, PILOT_SECTORS
+from riskengine.core.contract import GRADES, PILOT_SECTORS, adverse_inspection
 from riskengine.core.errors import UsageError
 from riskengine.core.files import atomic_write_text
 from riskengine.core.store import Store
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import MonitorPolicy
 
-ADVERSE = (pl.col("outcome") == "fail") | (pl.col("findings_critical").fill_null(0) > 0)
+ADVERSE = adverse_inspection()
 
 
 @dataclass
