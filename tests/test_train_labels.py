@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from models.labels import build_labels
-from models.train import plan_snapshots
+from models.train_config import plan_snapshots
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import UsageError
 

@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from models.artifact import CreditModel
-from models.reasons import check_contributions, explain_groups
+from models.reason_groups import check_contributions
+from models.reasons import explain_groups
 from models.registry import load_model
 from models.scoring import (
     NO_CHAMPION,
