@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from features.families import FAMILIES
 from features.inspections import RATES as INSPECTION_RATES
 from models.artifact import CreditModel
 from models.booster import quick_fit
@@ -66,8 +67,8 @@ def usable_features(frame: pl.DataFrame, names: Sequence[str], tables: Mapping[s
     return kept, left_out
 
 
-_FAMILY_TABLE = {"inspections": "inspections", "sampling": "sampling_tests", "penalties": "penalties",
-                 "recalls": "recalls", "complaints": "complaints", "licenses": "licenses"}
+# The event table behind each family (features.families): absent from a lake, the family goes.
+_FAMILY_TABLE = {f.name: f.table for f in FAMILIES if f.table is not None}
 
 
 @dataclass
