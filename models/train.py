@@ -239,13 +239,16 @@ def train_model(
     for t, m in other_targets.items():
         scorers[f"lightgbm_{t}"] = graded(m)
     if cfg.baselines:
-        points = PointsScorecard().fit()
-        scorers["points_scorecard"] = ungraded(lambda rows: points.score(tables, rows))
-        scorers["share_of_past"] = ungraded(lambda rows: ShareOfPast().score(tables, rows))
+        # Every baseline is fitted on the training rows and scores the evaluated rows the same way.
+        train_rows = frames_of["horizon"]["train"]
+        train_y = train_rows["label"].to_numpy()
+        points = PointsScorecard().fit(train_rows, train_y, tables=tables)
+        scorers["points_scorecard"] = ungraded(points.decision_function)
+        share = ShareOfPast().fit(train_rows, train_y, tables=tables)
+        scorers["share_of_past"] = ungraded(share.decision_function)
         plain = [n for n in names if not catalog[n].nuisance and n not in categorical_all]
         try:
-            logit = LogisticScorecard(random_state=cfg.seed).fit(
-                frames_of["horizon"]["train"], frames_of["horizon"]["train"]["label"].to_numpy(), plain)
+            logit = LogisticScorecard(random_state=cfg.seed).fit(train_rows, train_y, feature_names=plain)
             scorers["logistic_scorecard"] = {}
             for population, rows in evaluated.items():
                 pl_ = logit.predict_proba(rows)
