@@ -35,6 +35,13 @@ def check_contributions(contrib: np.ndarray, raw: np.ndarray, tol: float = SUM_T
             "trusted — is the model's booster the one that produced the scores?")
 
 
+def check_shape(contrib: np.ndarray, rows: int, feature_names: Sequence[str]) -> None:
+    """Raise ``ModelError`` unless ``contrib`` is rows × (features + 1), the bias last."""
+    expected = (rows, len(feature_names) + 1)
+    if contrib.shape != expected:
+        raise ModelError(f"contributions have shape {contrib.shape}; expected ({expected[0]}, {expected[1]})")
+
+
 def top_positive(contrib: np.ndarray, k: int = TOP_K, exclude: Iterable[int] = ()
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` largest positive contributions per row, largest first.
@@ -208,8 +215,7 @@ def group_contributions(
     """
     names = list(feature_names)
     n = features.height
-    if contrib.shape != (n, len(names) + 1):
-        raise ModelError(f"contributions have shape {contrib.shape}; expected ({n}, {len(names) + 1})")
+    check_shape(contrib, n, names)
     if catalog is None:
         catalog = default_catalog()
     nuisance = set(nuisance)

@@ -44,13 +44,13 @@ from models.reason_groups import (
     TOP_K,
     Groups,
     baseline_driven,
+    check_shape,
     default_catalog,
     group_contributions,
     top_positive,
 )
 from models.reason_texts import group_texts
 from riskengine.core.contract import REASONS_DTYPE
-from riskengine.core.errors import ModelError
 
 REASON_DTYPE = REASONS_DTYPE  # the contract's reasons column type
 
@@ -85,8 +85,7 @@ def build_reasons(
 
     names = list(feature_names)
     n = features.height
-    if contrib.shape != (n, len(names) + 1):
-        raise ModelError(f"contributions have shape {contrib.shape}; expected ({n}, {len(names) + 1})")
+    check_shape(contrib, n, names)
     if catalog is None:
         catalog = default_catalog()
     if groups is None:
