@@ -275,6 +275,6 @@ def test_families_that_appear_on_first_write_read_empty_on_an_older_store_and_le
     con = duckdb.connect(str(store.path), read_only=True)
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     con.close()
-    assert "ui_sessions" in tables and "cases" not in tables  # each family makes only its own tables
+    assert "ui_sessions" in tables and "cases" not in tables  # Store's tables and its own, no other family's
     assert [s.key_id for s in SessionStore(store).of_key("K1")] == ["K1"]
     assert store.latest_grades().height == 2
