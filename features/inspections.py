@@ -27,6 +27,7 @@ from features import asof
 from features.asof import AS_OF, KEY
 from features.catalog import INSPECTION_KINDS, WINDOWS
 from features.exprs import count_if, ratio, sum_if
+from features.family import Family
 from riskengine.core.contract import adverse_inspection
 
 EVENT_DATE = "inspected_on"
@@ -193,3 +194,7 @@ def strictness_table(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
         .fill_null(0.0)
         .alias("_strictness"),
     )
+
+
+FAMILY = Family("inspections", "inspections",
+                lambda i: build(i.tables, i.keys, i.dates, i.strictness, i.rates))

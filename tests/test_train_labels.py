@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from models.labels import build_labels
-from models.train import plan_snapshots
+from models.train_config import plan_snapshots
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import UsageError
 
@@ -179,5 +179,6 @@ def test_critical_finding_recorded_conditional_labels_and_counts_as_a_random_fai
 
 def test_labels_work_without_the_findings_columns() -> None:
     tables = _tables(inspections=[_inspection(T + timedelta(days=3), "fail", "random")])
-    tables["inspections"] = tables["inspections"].drop("findings_minor", "findings_serious", "findings_critical")
+    findings = ("findings_minor", "findings_serious", "findings_critical")
+    tables["inspections"] = tables["inspections"].drop(*findings)
     assert _label(tables)["label"] is True

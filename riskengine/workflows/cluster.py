@@ -45,7 +45,7 @@ from features.build import assemble, engine_for, finish
 from features.inspections import population_rates, strictness_table
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
-from models.train import TrainConfig, snapshot_dates
+from models.train_config import TrainConfig, snapshot_dates
 from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES

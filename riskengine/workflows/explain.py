@@ -22,7 +22,7 @@ import polars as pl
 
 from features import asof
 from features.penalties import INFLUENCE
-from models.reasons import BASELINE, OTHER, reason_kind
+from models.reason_groups import BASELINE, OTHER, reason_kind
 from riskengine.core.config import Settings
 from riskengine.lake.layout import load_tables
 from riskengine.workflows.scoring import Explanation, explain_enterprise
