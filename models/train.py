@@ -305,8 +305,13 @@ def train_model(
     }
     # promote compares champion and challenger on what this model estimates: the horizon label of
     # every enterprise, or what the next visit found.
-    backtest = (test if cfg.target == "horizon" else first).select(
-        *KEYS, *names, "label", "observed", "observed_random", "random_fail")
+    # It carries every catalog feature of the frame, not only the ones this run kept: a champion
+    # trained elsewhere may use a column that is constant here (and left out of this model).
+    back = test if cfg.target == "horizon" else first
+    kept = [n for n in (*names, *nuisance_visit) if n in back.columns]
+    backtest = back.select(*KEYS, *kept, "label", "observed", "observed_random", "random_fail").join(
+        feats.select(*KEYS, *[c for c in feats.columns if c not in KEYS and c not in kept]),
+        on=list(KEYS), how="left")
     return TrainResult(
         model=model,
         metrics=metrics,

@@ -196,3 +196,12 @@ def test_unknown_validation_scheme_is_rejected() -> None:
 
     with pytest.raises(UsageError, match="validation must be one of enterprises, months; got 'time'"):
         TrainConfig(validation="time").validate()
+
+
+def test_backtest_carries_features_this_run_left_out(trained: TrainResult) -> None:
+    # A champion trained on another lake may use a column that is constant here; promote scores the
+    # champion on this backtest, so the backtest keeps every catalog column, used by this model or not.
+    left_out = [n for n in trained.info["left_out"] if not n.startswith("family:")]
+    assert left_out, "the small city leaves some constant feature out"
+    assert set(left_out) <= set(trained.test_frame.columns)
+    assert set(trained.model.feature_names) <= set(trained.test_frame.columns)
