@@ -1,4 +1,5 @@
-"""``build_features``: every family joined onto the population of (enterprise_id, as_of)."""
+"""``build_features``: every family of ``features.families.FAMILIES`` joined onto the population of
+(enterprise_id, as_of)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,11 @@ from datetime import date
 
 import polars as pl
 
-from features import (
-    asof,
-    associations,
-    commitments,
-    complaints,
-    inspections,
-    licenses,
-    lists,
-    penalties,
-    profile,
-    recalls,
-    sampling,
-    severity,
-)
+from features import asof, associations, profile, severity
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
+from features.families import FAMILIES
+from features.family import Inputs
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import UsageError
 
@@ -256,20 +246,8 @@ def _assemble_run(
     # Each family is aligned with the population on its own and the results are put side by side:
     # every alignment keeps the population's order, so none copies the columns gathered before it.
     slots = keys.select(_join_key()).set_sorted(_JK)
-    parts = [
-        _align(slots, part)
-        for part in (
-            inspections.build(t, keys, dates_list, strictness, rates),
-            sampling.build(t, keys, dates_list),
-            penalties.build(t, keys, dates_list),
-            recalls.build(t, keys, dates_list),
-            complaints.build(t, keys, dates_list),
-            licenses.build(t, keys, dates_list),
-            severity.build(t, dates_list, half_life_days),
-            lists.build(t, keys, dates_list),
-            commitments.build(t, keys, dates_list),
-        )
-    ]
+    inputs = Inputs(t, keys, dates_list, half_life_days, strictness, rates)
+    parts = [_align(slots, family.build(inputs)) for family in FAMILIES]
     family_cols = [n for n, s in FEATURES.items() if s.family not in ("associations", "profile")]
     family_cols.remove("severity__adverse_365d")
     frame = (

@@ -50,7 +50,7 @@ from features.asof import AS_OF, KEY
 from features.build import assemble, engine_for, finish, whole_city_tables
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
-from models.train import TrainConfig, snapshot_dates
+from models.train_config import TrainConfig, snapshot_dates
 from riskengine.core import exports
 from riskengine.core.config import Settings
 from riskengine.core.contract import TABLES

@@ -23,7 +23,7 @@ import polars as pl
 
 from features import asof
 from features.penalties import INFLUENCE
-from models.reasons import BASELINE, OTHER, reason_kind
+from models.reason_groups import BASELINE, OTHER, reason_kind
 from riskengine.core.config import Settings
 from riskengine.core.errors import NotFoundError, UsageError
 from riskengine.core.files import atomic_write
