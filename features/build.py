@@ -8,7 +8,7 @@ from datetime import date
 
 import polars as pl
 
-from features import asof, associations, profile, severity
+from features import asof, associations, inspections, profile, severity
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
 from features.families import FAMILIES
