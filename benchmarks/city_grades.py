@@ -3,15 +3,21 @@
 Claim (issue 11): on a generated 30,000-enterprise city (any seed), trained as of D on what was known
 before D, the Spearman correlation of the model's score with the latent risk of the next year (the
 mean monthly p_fail over the horizon from each test snapshot, ``_truth/risk.parquet``) is at least
-the points scorecard's (the weighted bad-event count) + 0.05, and the model's AUC on random (双随机)
-inspections is not lower than today's.
+the weighted bad-event count's + 0.05, and the model's AUC on random (双随机) inspections is not lower
+than today's. Two counts are reported: ``points_scorecard`` (models.baselines: penalties, failures,
+complaints, recalls over 1 year, serious ones over 3) and ``points_scorecard_3y`` (the same points over
+3 years for every kind: the issue's "weighted count of bad events in the last 3 years").
 
 Generates the city, ingests it, builds the features once, then trains once per ``--target`` (each run
 fits the other target beside it and reports it as scorer ``lightgbm_<other>``). For each target and
 each scorer it prints ``spearman_truth`` (population ``all``: every enterprise of the horizon test
 snapshots), and AUC on the random inspections and on each enterprise's first inspection of the
 inspection test months; the grade shares and realized rates by grade on those populations; the
-configuration that rolling-origin validation chose; and seconds.
+configuration that rolling-origin validation chose; and seconds. ``spearman_all_recomputed`` ranks the
+model's probability (the run's own ``spearman_truth`` ranks the rounded, clipped 0-1000 score) beside the
+3-year count and the decayed severity index. The random visits are few (about 250 in the three test
+months of a 30,000-enterprise city, 20-25 adverse), so their AUC moves by a few hundredths with the
+training seed.
 
     nice python benchmarks/city_grades.py --enterprises 30000 --seed 2027 --as-of 2026-01-01 \
         [--target horizon --target inspection] [--snapshots 12] [--workdir DIR]
@@ -33,10 +39,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from features import compute_features
-from models.train import TARGETS, TrainConfig, snapshot_dates, train_model
+from models.baselines import PointsScorecard
+from models.evaluate import spearman, truth_over_horizon
+from models.labels import build_labels
+from models.train import KEYS, TARGETS, TrainConfig, snapshot_dates, train_model
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
@@ -44,6 +54,9 @@ from riskengine.synth import generate_city, load_truth
 
 MARGIN = 0.05  # the model's Spearman must beat the weighted bad-event count's by this much
 BASELINE = "points_scorecard"  # the weighted count of bad events (models.baselines.PointsScorecard)
+# The issue's own words are "a plain weighted count of bad events in the last 3 years": the same points
+# over a 3-year look-back for every kind (PointsScorecard counts most kinds over 1 year only).
+BASELINE_3Y = "points_scorecard_3y"
 # "Today's" random-inspection AUC: the horizon-target model of main at 40f9b81 on this benchmark's
 # default city (30,000 enterprises, seed 2027, as of 2026-01-01; 248 random visits, so about +-0.05).
 TODAY_RANDOM_AUC = 0.748
@@ -51,6 +64,10 @@ TODAY_RANDOM_AUC = 0.748
 
 def _finite(value: Any) -> float | None:
     return round(float(value), 4) if value is not None and math.isfinite(float(value)) else None
+
+
+def _margin(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 4)
 
 
 def _by_scorer(metrics: pl.DataFrame) -> dict[str, dict[str, Any]]:
@@ -70,6 +87,27 @@ def _by_scorer(metrics: pl.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
+def extra_spearman(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame,
+                   features: pl.DataFrame, result: Any) -> dict[str, float | None]:
+    """Spearman with the truth on the same rows as population ``all`` (every enterprise of the horizon
+    test snapshots), for scorers the run does not report: the 3-year weighted count, the decayed
+    severity index (a model feature), and the model's probability (the reported figure ranks the
+    rounded, clipped 0-1000 score)."""
+    snaps = [date.fromisoformat(d) for d in result.info["plans"]["horizon"]["test"]]
+    labels = build_labels(tables, snaps, known_before=day, horizon_days=result.config.horizon_days)
+    rows = labels.select(*KEYS).collect().join(features.with_columns(pl.col("as_of").cast(pl.Date)),
+                                               on=list(KEYS), how="inner")
+    values = truth_over_horizon(truth, rows, result.config.horizon_days)
+    known = np.isfinite(values)
+    scores = {
+        BASELINE_3Y: PointsScorecard(lookback_days=1095).fit().score(tables, rows),
+        "severity_index": rows["severity__index"].fill_null(0.0).to_numpy().astype(float),
+        "lightgbm_probability": result.model.predict_proba(rows),
+    }
+    out: dict[str, float | None] = {k: _finite(spearman(v[known], values[known])) for k, v in scores.items()}
+    return out | {"rows": int(known.sum())}
+
+
 def run_target(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame, features: pl.DataFrame,
                target: str, args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig(target=target, snapshots=args.snapshots, seed=args.seed, num_threads=args.threads,
@@ -80,6 +118,8 @@ def run_target(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame, 
     scorers = _by_scorer(result.metrics)
     model, baseline = scorers["lightgbm"], scorers.get(BASELINE, {})
     rho, rho_base = model.get("spearman_truth"), baseline.get("spearman_truth")
+    extra = extra_spearman(tables, day, truth, features, result)
+    margin_3y = _margin(extra["lightgbm_probability"], extra[BASELINE_3Y])
     return {
         "target": target,
         "chosen": result.info["chosen"],
@@ -90,6 +130,9 @@ def run_target(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame, 
         "scorers": scorers,
         "spearman_margin_over_points": None if rho is None or rho_base is None else round(rho - rho_base, 4),
         "meets_spearman_target": None if rho is None or rho_base is None else rho >= rho_base + MARGIN,
+        "spearman_all_recomputed": extra,
+        "spearman_margin_over_points_3y": margin_3y,
+        "meets_spearman_target_3y": None if margin_3y is None else margin_3y >= MARGIN,
         "random_auc_vs_today": None if model.get("auc_random") is None
         else round(model["auc_random"] - args.today_random_auc, 4),
         "skipped": result.info["skipped"],
