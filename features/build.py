@@ -1,4 +1,5 @@
-"""``build_features``: every family joined onto the population of (enterprise_id, as_of)."""
+"""``build_features``: every family of ``features.families.FAMILIES`` joined onto the population of
+(enterprise_id, as_of)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,11 @@ from datetime import date
 
 import polars as pl
 
-from features import (
-    asof,
-    associations,
-    commitments,
-    complaints,
-    inspections,
-    licenses,
-    lists,
-    penalties,
-    profile,
-    recalls,
-    sampling,
-    severity,
-)
+from features import asof, associations, inspections, profile, severity
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
+from features.families import FAMILIES
+from features.family import Inputs
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import UsageError
 
@@ -206,6 +196,30 @@ def assemble(
     return pl.concat([frame for frame, _ in built]), sum(rows for _, rows in built)
 
 
+def whole_city_tables(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date]
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(strictness, rates): the two tables that look across enterprises, for ``assemble`` on a part of
+    the enterprises. ``tables`` must hold every enterprise's inspections and every record void.
+
+    They are computed as the whole city's ``assemble`` computes them: run by run of as_of dates that
+    see the same voids (``asof.void_segments``), each run without the records void for it, so a
+    voided inspection leaves its inspector's strictness and the population's rates from the day the
+    void is visible, in every part.
+    """
+    asof.as_of_frame(as_of)  # validates
+    voids = tables.get("record_voids")
+    void_frame = (voids.collect() if voids is not None
+                  else pl.DataFrame(schema=TABLES["record_voids"].schema))
+    strict: list[pl.LazyFrame] = []
+    rates: list[pl.LazyFrame] = []
+    for dates, void in asof.void_segments(void_frame, as_of):
+        insp = _without({"inspections": tables["inspections"]}, void)["inspections"]
+        strict.append(inspections.strictness_table(insp, dates))
+        rates.append(inspections.population_rates(insp, dates))
+    return pl.concat(strict), pl.concat(rates)
+
+
 def _without(tables: Mapping[str, pl.LazyFrame], void: pl.DataFrame) -> Mapping[str, pl.LazyFrame]:
     """``tables`` without the records named in ``void`` (record_table, record_id)."""
     if void.height == 0:
@@ -232,20 +246,8 @@ def _assemble_run(
     # Each family is aligned with the population on its own and the results are put side by side:
     # every alignment keeps the population's order, so none copies the columns gathered before it.
     slots = keys.select(_join_key()).set_sorted(_JK)
-    parts = [
-        _align(slots, part)
-        for part in (
-            inspections.build(t, keys, dates_list, strictness, rates),
-            sampling.build(t, keys, dates_list),
-            penalties.build(t, keys, dates_list),
-            recalls.build(t, keys, dates_list),
-            complaints.build(t, keys, dates_list),
-            licenses.build(t, keys, dates_list),
-            severity.build(t, dates_list, half_life_days),
-            lists.build(t, keys, dates_list),
-            commitments.build(t, keys, dates_list),
-        )
-    ]
+    inputs = Inputs(t, keys, dates_list, half_life_days, strictness, rates)
+    parts = [_align(slots, family.build(inputs)) for family in FAMILIES]
     family_cols = [n for n, s in FEATURES.items() if s.family not in ("associations", "profile")]
     family_cols.remove("severity__adverse_365d")
     frame = (

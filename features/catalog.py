@@ -504,5 +504,3 @@ FEATURES: dict[str, FeatureSpec] = {s.name: s for s in _SPECS}
 
 MODEL_FEATURES: list[str] = [n for n, s in FEATURES.items() if s.point_in_time]
 """The columns fit for training on past snapshots (everything but the current-status snapshot)."""
-
-FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(s.family for s in _SPECS))

@@ -16,6 +16,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if
+from features.family import Family
 
 EVENT_DATE = "made_on"
 
@@ -37,3 +38,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         .alias("commitments__notification_breached_365d"),
         pl.when(due_ahead).then(asof.days_until("due_on")).min().alias("commitments__days_to_due"),
     )
+
+
+FAMILY = Family("commitments", "commitments", lambda i: build(i.tables, i.keys, i.dates))

@@ -14,6 +14,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if, ratio
+from features.family import Family
 
 EVENT_DATE = "received_on"
 
@@ -34,3 +35,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         ),
         (n90 - (n365 - n90) * 90.0 / 275.0).alias("complaints__trend_90d"),
     )
+
+
+FAMILY = Family("complaints", "complaints", lambda i: build(i.tables, i.keys, i.dates))

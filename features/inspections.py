@@ -27,6 +27,8 @@ from features import asof
 from features.asof import AS_OF, KEY
 from features.catalog import INSPECTION_KINDS, WINDOWS
 from features.exprs import count_if, ratio, sum_if
+from features.family import Family
+from riskengine.core.contract import adverse_inspection
 
 EVENT_DATE = "inspected_on"
 STRICTNESS_PRIOR = 20.0
@@ -35,8 +37,7 @@ RATE_PRIOR = 1.0
 # What one inspection found, per rate feature (an adverse inspection: failed or a critical finding,
 # CONTRACT section 2; findings weighted 3 critical, 2 serious, 1 minor).
 RATES = {
-    "inspections__adverse_share": (pl.col("outcome") == "fail")
-    | (pl.col("findings_critical").fill_null(0) > 0),
+    "inspections__adverse_share": adverse_inspection(),
     "inspections__critical_per_inspection": pl.col("findings_critical").fill_null(0),
     "inspections__serious_per_inspection": pl.col("findings_serious").fill_null(0),
     "inspections__minor_per_inspection": pl.col("findings_minor").fill_null(0),
@@ -193,3 +194,7 @@ def strictness_table(insp: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
         .fill_null(0.0)
         .alias("_strictness"),
     )
+
+
+FAMILY = Family("inspections", "inspections",
+                lambda i: build(i.tables, i.keys, i.dates, i.strictness, i.rates))

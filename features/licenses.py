@@ -21,6 +21,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if
+from features.family import Family
 
 EVENT_DATE = "issued_on"
 REQUIRED_KINDS: dict[str, tuple[str, ...]] = {
@@ -63,3 +64,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
             lacks = (pl.col("sector") == sector) & (pl.col(f"licenses__valid_{kind}").fill_null(0) == 0)
             missing = missing + lacks.fill_null(False).cast(pl.Int64)
     return out.with_columns(missing.alias("licenses__required_missing")).drop("sector")
+
+
+FAMILY = Family("licenses", "licenses", lambda i: build(i.tables, i.keys, i.dates))

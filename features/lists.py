@@ -19,6 +19,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if
+from features.family import Family
 
 EVENT_DATE = "listed_on"
 LISTS = ("abnormal_operation", "serious_dishonest")
@@ -48,3 +49,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         count_if(asof.within(1095) & (pl.col("list") == "serious_dishonest")).alias("lists__serious_1095d"),
     ]
     return pairs.group_by(KEY, AS_OF).agg(aggs)
+
+
+FAMILY = Family("lists", "list_entries", lambda i: build(i.tables, i.keys, i.dates))

@@ -23,6 +23,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if, sum_if
+from features.family import Family
 
 EVENT_DATE = "decided_on"
 # severity -> (full period, minimum period when repaired)
@@ -71,3 +72,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
         count_if(asof.within(1095) & repaired).alias("penalties__repaired_1095d"),
     ]
     return pairs.group_by(KEY, AS_OF).agg(aggs)
+
+
+FAMILY = Family("penalties", "penalties", lambda i: build(i.tables, i.keys, i.dates))

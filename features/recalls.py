@@ -10,6 +10,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if, sum_if
+from features.family import Family
 
 EVENT_DATE = "announced_on"
 
@@ -29,3 +30,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
     ordered_high = (pl.col("mode") == "ordered") & (pl.col("hazard") == "high")
     aggs.append(count_if(asof.within(365) & ordered_high).alias("recalls__ordered_high_hazard_365d"))
     return pairs.group_by(KEY, AS_OF).agg(aggs)
+
+
+FAMILY = Family("recalls", "recalls", lambda i: build(i.tables, i.keys, i.dates))

@@ -10,6 +10,7 @@ import polars as pl
 from features import asof
 from features.asof import AS_OF, KEY
 from features.exprs import count_if, ratio, sum_if
+from features.family import Family
 
 EVENT_DATE = "sampled_on"
 # Weight of a failure by the hazard of the product; a failure of unknown hazard counts as low.
@@ -34,3 +35,6 @@ def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequenc
             count_if(inw & fail & (pl.col("hazard") == "high")).alias(f"sampling__high_hazard_fail_{w}d"),
         ]
     return pairs.group_by(KEY, AS_OF).agg(aggs)
+
+
+FAMILY = Family("sampling", "sampling_tests", lambda i: build(i.tables, i.keys, i.dates))

@@ -21,6 +21,7 @@ import polars as pl
 
 from features import asof
 from features.asof import AS_OF, KEY
+from features.family import Family
 from riskengine.core.errors import UsageError
 
 _T = "_event_on"
@@ -168,3 +169,6 @@ def components(
         KEY, AS_OF, *[(pl.col(t) if t in wide.columns else pl.lit(0.0)).fill_null(0.0).alias(f"{PART}{t}")
                       for t in TABLES]
     )
+
+
+FAMILY = Family("severity", None, lambda i: build(i.tables, i.dates, i.half_life_days))

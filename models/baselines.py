@@ -5,8 +5,14 @@
   counted directly from the event tables as of each snapshot.
 - ``LogisticScorecard``: a logistic regression on optimally binned (WoE) features with optbinning,
   the classic bank scorecard.
+- ``ShareOfPast``: the share of an enterprise's past inspections that were adverse.
 
-Both follow the estimator contract: ``__init__`` stores parameters, ``fit`` learns ``*_`` attributes.
+They follow scikit-learn's estimator contract and are used the same way: ``__init__`` stores
+parameters, ``fit(X, y, **fit_params)`` on the training rows validates them, learns attributes ending
+in ``_`` and returns ``self``; ``decision_function(X)`` gives each row of ``X`` (``enterprise_id``,
+``as_of`` and the features) a risk, higher is riskier, and refuses an estimator not fitted
+(``check_is_fitted``). The two counting from the event tables take them as a fit parameter and keep
+them (``tables_``), as a nearest-neighbours estimator keeps its training data.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from riskengine.core.contract import adverse_inspection
 from riskengine.core.errors import ModelError, UsageError
 from riskengine.core.timerule import known_at
 
@@ -39,7 +47,28 @@ DEFAULT_POINTS: dict[str, float] = {
 }
 
 
-class PointsScorecard:
+class _Estimator:
+    """What ``check_is_fitted`` asks of an estimator: scikit-learn's default tags (those of its
+    ``BaseEstimator``), without importing scikit-learn when the command line starts."""
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.base import BaseEstimator  # noqa: PLC0415 - heavy
+
+        return BaseEstimator.__sklearn_tags__(self)  # type: ignore[arg-type]
+
+
+def _check_fitted(estimator: _Estimator) -> None:
+    """scikit-learn's ``check_is_fitted``, as this project's error."""
+    from sklearn.exceptions import NotFittedError  # noqa: PLC0415 - heavy
+    from sklearn.utils.validation import check_is_fitted  # noqa: PLC0415 - heavy
+
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise ModelError(f"{type(estimator).__name__} is not fitted; call fit() first.") from None
+
+
+class PointsScorecard(_Estimator):
     """Additive 0–1000 points from event counts in the last ``lookback_days`` (serious penalties and
     the dishonesty list: ``long_lookback_days``, after SAMR Order 107's three-year influence period)."""
 
@@ -50,7 +79,10 @@ class PointsScorecard:
         self.long_lookback_days = long_lookback_days
         self.cap = cap
 
-    def fit(self) -> PointsScorecard:
+    def fit(self, X: pl.DataFrame | None = None, y: object = None, *,
+            tables: Mapping[str, pl.LazyFrame]) -> PointsScorecard:
+        """Check the points and windows and keep the event tables; ``X`` and ``y`` are not used (the
+        points are set by policy, not learned)."""
         points = dict(DEFAULT_POINTS if self.points is None else self.points)
         unknown = set(points) - set(DEFAULT_POINTS)
         if unknown:
@@ -60,12 +92,13 @@ class PointsScorecard:
         if self.lookback_days < 1 or self.long_lookback_days < 1:
             raise UsageError("look-back windows must be positive integers of days.")
         self.points_ = {**{k: 0.0 for k in DEFAULT_POINTS}, **points}
+        self.tables_ = tables
         return self
 
-    def score(self, tables: Mapping[str, pl.LazyFrame], rows: pl.DataFrame) -> np.ndarray:
-        """Points for each (``enterprise_id``, ``as_of``) row of ``rows``, in row order."""
-        if not hasattr(self, "points_"):
-            raise ModelError("PointsScorecard is not fitted; call fit() first.")
+    def decision_function(self, X: pl.DataFrame) -> np.ndarray:
+        """Points for each (``enterprise_id``, ``as_of``) row of ``X``, in row order."""
+        _check_fitted(self)
+        rows, tables = X, self.tables_
         keys = rows.select("enterprise_id", pl.col("as_of").cast(pl.Date)).unique().lazy()
         pts = self.points_
         short, long = self.lookback_days, self.long_lookback_days
@@ -111,22 +144,28 @@ class PointsScorecard:
         return out["points"].to_numpy().astype(np.float64)
 
 
-class ShareOfPast:
+class ShareOfPast(_Estimator):
     """The share of an enterprise's past inspections that were adverse (failed or a critical finding),
     over its whole visible history; never inspected: the population's share. The simplest history
     ranking, and on Boston's real inspections a hard one to beat (AUC 0.662, README real data)."""
 
-    def score(self, tables: Mapping[str, pl.LazyFrame], rows: pl.DataFrame) -> np.ndarray:
-        """The share for each (``enterprise_id``, ``as_of``) row of ``rows``, in row order."""
+    def fit(self, X: pl.DataFrame | None = None, y: object = None, *,
+            tables: Mapping[str, pl.LazyFrame]) -> ShareOfPast:
+        """Keep the event tables; nothing is learned (``X`` and ``y`` are not used)."""
+        self.tables_ = tables
+        return self
+
+    def decision_function(self, X: pl.DataFrame) -> np.ndarray:
+        """The share for each (``enterprise_id``, ``as_of``) row of ``X``, in row order."""
+        _check_fitted(self)
+        rows, tables = X, self.tables_
         keys = rows.select("enterprise_id", pl.col("as_of").cast(pl.Date))
         if "inspections" not in tables:
             return np.zeros(rows.height)
         insp = tables["inspections"]
         cols = insp.collect_schema().names()
-        has_findings = "findings_critical" in cols
-        critical = pl.col("findings_critical").fill_null(0) > 0 if has_findings else pl.lit(False)
         seen = (insp.select("enterprise_id", "inspected_on", "recorded_on",
-                            ((pl.col("outcome") == "fail") | critical).cast(pl.Float64).alias("_adv"))
+                            adverse_inspection(cols).cast(pl.Float64).alias("_adv"))
                 .join(keys.unique().lazy(), on="enterprise_id", how="inner")
                 .filter(known_at("inspected_on", pl.col("as_of"))))
         per = seen.group_by("enterprise_id", "as_of").agg(pl.col("_adv").mean().alias("_share"))
@@ -137,7 +176,7 @@ class ShareOfPast:
         return out.to_series().to_numpy().astype(np.float64)
 
 
-class LogisticScorecard:
+class LogisticScorecard(_Estimator):
     """Logistic regression on optbinning's optimal WoE bins (the classic scorecard).
 
     ``max_rows`` caps the rows used to fit (a random sample with ``random_state``): binning is the
@@ -149,12 +188,14 @@ class LogisticScorecard:
         self.max_rows = max_rows
         self.random_state = random_state
 
-    def fit(self, features: pl.DataFrame, y: Sequence[int] | np.ndarray,
+    def fit(self, X: pl.DataFrame, y: Sequence[int] | np.ndarray, *,
             feature_names: Sequence[str]) -> LogisticScorecard:
+        """Bin and fit on the numeric ``feature_names`` of ``X`` against ``y`` (1 = adverse)."""
         from optbinning import BinningProcess, Scorecard  # noqa: PLC0415 - heavy
         from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 - heavy
         if not isinstance(self.max_n_bins, int) or self.max_n_bins < 2:
             raise UsageError(f"max_n_bins must be an integer >= 2; got {self.max_n_bins!r}.")
+        features = X
         names = [n for n in feature_names if features.schema[n].is_numeric()]
         if not names:
             raise ModelError("the logistic scorecard needs at least one numeric feature.")
@@ -176,10 +217,14 @@ class LogisticScorecard:
         self.scorecard_ = card
         return self
 
-    def predict_proba(self, features: pl.DataFrame) -> np.ndarray:
-        if not hasattr(self, "scorecard_"):
-            raise ModelError("LogisticScorecard is not fitted; call fit() first.")
-        frame = features.select(self.feature_names_).to_pandas()
+    def decision_function(self, X: pl.DataFrame) -> np.ndarray:
+        """The probability of an adverse outcome for each row of ``X`` (the scorecard's risk)."""
+        return self.predict_proba(X)
+
+    def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
+        """The probability of an adverse outcome for each row of ``X``, in row order."""
+        _check_fitted(self)
+        frame = X.select(self.feature_names_).to_pandas()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return np.asarray(self.scorecard_.predict_proba(frame)[:, 1], dtype=np.float64)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    from models.train import TrainResult
+    from models.train_config import TrainResult
 
 _COLUMNS = ("auc", "capture_10", "days_earlier", "hits_per_100", "rate_A", "rate_B", "rate_C", "rate_D")
 

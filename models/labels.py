@@ -24,6 +24,7 @@ import polars as pl
 
 from features.inspections import strictness_table
 from riskengine.core import timerule
+from riskengine.core.contract import adverse_inspection
 from riskengine.core.errors import UsageError
 from riskengine.core.timerule import add_months, exists, month_start
 
@@ -52,11 +53,12 @@ def outcome_events(tables: Mapping[str, pl.LazyFrame], known_before: date) -> pl
     """
     parts: list[pl.LazyFrame] = []
     if "inspections" in tables:
+        adverse = adverse_inspection(tables["inspections"].collect_schema().names())
         parts.append(timerule.known_before(tables["inspections"], "inspected_on", known_before).select(
             "enterprise_id", pl.col("inspected_on").alias("day"),
-            (pl.col("outcome") == "fail").alias("adverse"), pl.col("kind").cast(pl.String),
+            adverse.alias("adverse"), pl.col("kind").cast(pl.String),
             pl.lit(True).alias("looked"), (pl.col("kind") == "random").alias("random"),
-            ((pl.col("kind") == "random") & (pl.col("outcome") == "fail")).alias("random_fail")))
+            ((pl.col("kind") == "random") & adverse).alias("random_fail")))
     if "sampling_tests" in tables:
         parts.append(timerule.known_before(tables["sampling_tests"], "sampled_on", known_before).select(
             "enterprise_id", pl.col("sampled_on").alias("day"), (pl.col("result") == "fail").alias("adverse"),
@@ -174,12 +176,10 @@ def visit_rows(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *,
     if "inspections" in tables:
         insp = tables["inspections"]
         cols = insp.collect_schema().names()
-        has_findings = "findings_critical" in cols
-        critical = pl.col("findings_critical").fill_null(0) > 0 if has_findings else pl.lit(False)
         inspector = pl.col("inspector_id") if "inspector_id" in cols else pl.lit(None, pl.String)
         parts.append(timerule.known_before(insp, "inspected_on", known_before).select(
             "enterprise_id", pl.col("inspected_on").alias("day"), pl.col("kind").cast(pl.String),
-            ((pl.col("outcome") == "fail") | critical).alias("label"), inspector.alias("inspector_id")))
+            adverse_inspection(cols).alias("label"), inspector.alias("inspector_id")))
     if "sampling_tests" in tables:
         parts.append(timerule.known_before(tables["sampling_tests"], "sampled_on", known_before).select(
             "enterprise_id", pl.col("sampled_on").alias("day"), pl.lit("sampling").alias("kind"),

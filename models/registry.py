@@ -32,7 +32,7 @@ from riskengine.core.errors import ModelError, NotFoundError, UsageError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from models.train import TrainResult
+    from models.train_config import TrainResult
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"

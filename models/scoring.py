@@ -32,7 +32,8 @@ from models.grading import (
     baseline_cap_texts,
     score_from_probability,
 )
-from models.reasons import _catalog, build_reasons, cap_eligible, check_contributions, group_contributions
+from models.reason_groups import cap_eligible, check_contributions, default_catalog, group_contributions
+from models.reasons import build_reasons
 from riskengine.core import timerule
 from riskengine.core.config import get_settings
 from riskengine.core.contract import GRADES, GRADES_SCHEMA
@@ -206,7 +207,7 @@ def score_features(
     if chunk_rows <= 0:
         raise UsageError(f"chunk_rows must be a positive integer; got {chunk_rows}")
     if catalog is None:
-        catalog = _catalog()
+        catalog = default_catalog()
     features = add_rule_columns(features, tables)
     if baseline_cap == "policy":
         baseline_cap = load_policy(settings.policy_path).baseline_cap

@@ -16,7 +16,7 @@ from riskengine.core.config import Settings
 from riskengine.core.contract import GRADES_SCHEMA
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
-from tests.test_ingest import uscc, write_csv
+from tests.ingest_helpers import uscc, write_csv
 
 E1, E2, E3 = uscc(11), uscc(12), uscc(13)
 EDGES = (400, 650, 850)

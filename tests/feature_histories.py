@@ -20,19 +20,7 @@ from tests.feature_oracle import add_months
 
 AS_OF = [date(2023, 3, 1), date(2024, 2, 29), date(2024, 3, 31)]
 EIDS = ["E0", "E1", "E2", "E3"]
-EVENT_DATES = {
-    "inspections": "inspected_on",
-    "sampling_tests": "sampled_on",
-    "penalties": "decided_on",
-    "recalls": "announced_on",
-    "complaints": "received_on",
-    "licenses": "issued_on",
-    "credit_repairs": "repaired_on",
-    "list_entries": "listed_on",
-    "list_removals": "removed_on",
-    "commitments": "made_on",
-    "record_voids": "voided_on",
-}
+EVENT_DATES = {name: spec.event_date for name, spec in TABLES.items() if spec.event_date}
 
 
 def boundary_days(as_of: list[date]) -> list[date]:
@@ -248,7 +236,7 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
         table, record = draw(st.sampled_from(voidable))
         voids.append(dated({"void_id": f"V{i}", "enterprise_id": EIDS[0], "record_table": table,
                             "record_id": record, "case_id": None, "reason": None}, "voided_on"))
-    return {
+    drawn = {
         "enterprises": enterprises,
         "record_voids": voids,
         "list_entries": list_entries,
@@ -262,6 +250,34 @@ def histories(draw: st.DrawFn, as_of: list[date] = AS_OF, max_events: int = 6) -
         "licenses": licenses,
         "credit_repairs": repairs,
     }
+    # A contract table without a strategy above (e.g. a new event table) gets rows drawn from its
+    # contract columns, dated on the boundary days like the rest.
+    for name in TABLES:
+        if name not in drawn:
+            drawn[name] = events(lambda i, name=name: contract_row(draw, name, i, eid, day, dated))
+    return drawn
+
+
+def contract_row(draw: st.DrawFn, table: str, i: int, eid: st.SearchStrategy[str],
+                 day: st.SearchStrategy[date], dated: Any) -> dict:
+    """One row of ``table`` from its contract columns: the key numbered ``i``, an enterprise of the
+    history, enum values, small numbers, dates on the boundary days (optional ones sometimes empty)."""
+    spec = TABLES[table]
+    row: dict[str, Any] = {}
+    for c in spec.columns:
+        if c.name in (spec.event_date, "recorded_on"):
+            continue  # dated() below
+        if c.name == spec.key:
+            value: Any = st.just(f"{table}-{i}")
+        elif c.references == ("enterprises", "enterprise_id"):
+            value = eid
+        elif c.enum:
+            value = st.sampled_from(c.enum)
+        else:
+            value = {"date": day, "bool": st.booleans(), "int": st.integers(0, 3),
+                     "float": st.floats(0, 1e4, allow_nan=False)}.get(c.type, st.sampled_from(["a", "b"]))
+        row[c.name] = draw(value if c.required else maybe(value))
+    return dated(row, spec.event_date) if spec.event_date else row
 
 
 def to_lazy(tables: dict[str, list[dict]]) -> dict[str, pl.LazyFrame]:

@@ -9,8 +9,13 @@ the point is to be easy to check by reading.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+from features import FAMILIES
+from riskengine.core.contract import TABLES
 
 Row = dict[str, Any]
 Tables = dict[str, list[Row]]
@@ -316,13 +321,57 @@ def voided(t: Tables, d: date) -> set[tuple[str, str]]:
     return {(v["record_table"], v["record_id"]) for v in voids if known(v, "voided_on", d)}
 
 
-KEYS = {"inspections": "inspection_id", "sampling_tests": "test_id", "penalties": "case_id",
-        "recalls": "recall_id", "complaints": "complaint_id", "licenses": "license_id",
-        "list_entries": "entry_id", "commitments": "commitment_id"}
+KEYS = {name: spec.key for name, spec in TABLES.items()}
+
+
+@dataclass
+class Case:
+    """One enterprise as of D: the tables without the records voided before D, and the features so far
+    (a family that sums others, e.g. severity, reads them)."""
+
+    t: Tables
+    e: Row
+    d: date
+    half_life: float
+    f: Row
+
+    def mine(self, table: str) -> list[Row]:
+        return [r for r in self.t.get(table, []) if r["enterprise_id"] == self.e["enterprise_id"]]
+
+
+def severity(c: Case) -> Row:
+    return {
+        "severity__adverse_365d": (
+            c.f["inspections__fail_365d"]
+            + c.f["sampling__fail_365d"]
+            + c.f["penalties__moderate_365d"]
+            + c.f["penalties__serious_365d"]
+            + c.f["recalls__count_365d"]
+            + c.f["licenses__revoked_365d"]
+        ),
+        "severity__index": severity_index(c.t, c.e["enterprise_id"], c.d, c.half_life),
+    }
+
+
+# One oracle per family of ``features.FAMILIES`` (checked below: a family without one fails the test).
+ORACLES: dict[str, Callable[[Case], Row]] = {
+    "inspections": lambda c: inspections(c.mine("inspections"), c.t["inspections"], c.d),
+    "sampling": lambda c: sampling(c.mine("sampling_tests"), c.d),
+    "penalties": lambda c: penalties(c.mine("penalties"), c.t["credit_repairs"], c.d),
+    "recalls": lambda c: recalls(c.mine("recalls"), c.d),
+    "complaints": lambda c: complaints(c.mine("complaints"), c.d),
+    "licenses": lambda c: licenses(c.mine("licenses"), c.e["sector"], c.d),
+    "severity": severity,
+    "lists": lambda c: lists(c.mine("list_entries"), c.t.get("list_removals", []), c.d),
+    "commitments": lambda c: commitments(c.mine("commitments"), c.d),
+}
 
 
 def oracle_features(t: Tables, as_of: list[date], half_life: float = 180.0) -> dict[tuple[str, date], Row]:
     """{(enterprise_id, as_of): {feature: value}} for every enterprise established before each as_of."""
+    missing = [family.name for family in FAMILIES if family.name not in ORACLES]
+    if missing:
+        raise AssertionError(f"no oracle for the feature famil(ies) {missing}: add one to ORACLES")
     out: dict[tuple[str, date], Row] = {}
     everything = t
     for d in sorted(set(as_of)):
@@ -332,33 +381,15 @@ def oracle_features(t: Tables, as_of: list[date], half_life: float = 180.0) -> d
         alive = [e for e in t["enterprises"] if e["established_on"] < d]
         for e in alive:
             eid = e["enterprise_id"]
-
-            def mine(table: str, eid: str = eid, t: Tables = t) -> list[Row]:
-                return [r for r in t[table] if r["enterprise_id"] == eid]
-
             f: Row = {}
-            f.update(inspections(mine("inspections"), t["inspections"], d))
-            f.update(sampling(mine("sampling_tests"), d))
-            f.update(penalties(mine("penalties"), t["credit_repairs"], d))
-            f.update(recalls(mine("recalls"), d))
-            f.update(complaints(mine("complaints"), d))
-            f.update(licenses(mine("licenses"), e["sector"], d))
-            f.update(lists(mine("list_entries"), t.get("list_removals", []), d))
-            f.update(commitments(mine("commitments"), d))
+            case = Case(t, e, d, half_life, f)
+            for family in FAMILIES:
+                f.update(ORACLES[family.name](case))
             f["profile__age_days"] = (d - e["established_on"]).days
             f["profile__registered_capital"] = e["registered_capital"]
             f["profile__sector"] = e["sector"]
             f["profile__district"] = e["district"]
             f["profile__status"] = e["status"]
-            f["severity__adverse_365d"] = (
-                f["inspections__fail_365d"]
-                + f["sampling__fail_365d"]
-                + f["penalties__moderate_365d"]
-                + f["penalties__serious_365d"]
-                + f["recalls__count_365d"]
-                + f["licenses__revoked_365d"]
-            )
-            f["severity__index"] = severity_index(t, eid, d, half_life)
             out[(eid, d)] = f
         for e in alive:
             rep = e["legal_rep_id"]

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from features.asof import visible_from
-from models.reasons import RECORD_GROUPS, group_contributions
+from models.reason_groups import RECORD_GROUPS, group_contributions
 from models.scoring import add_rule_columns, enterprise_features, score_features, severity_parts_for
 from riskengine.core.config import Settings
 from riskengine.lake.layout import load_tables
@@ -163,7 +163,7 @@ def test_own_record_reasons_with_evidence_come_first_for_enterprises_with_an_adv
 
 
 def test_the_baseline_cap_lowers_only_grades_the_baseline_drives_without_an_adverse_record(city):
-    from models.reasons import adverse_record
+    from models.reason_groups import adverse_record
 
     grades, features = city["grades"], city["features"]
     lowered = grades.with_row_index("row").filter(pl.col("rule") == "BASELINE_CAP")
@@ -197,7 +197,7 @@ def test_severity_parts_add_up_to_the_index_and_do_not_depend_on_row_order(city)
 
 
 def test_every_enterprise_lists_its_own_record_first_then_rules_then_associated_then_baseline(city):
-    from models.reasons import reason_kind
+    from models.reason_groups import reason_kind
 
     order = ["own_record", "rule", "associated", "baseline"]
     for reasons in city["grades"]["reasons"].to_list():

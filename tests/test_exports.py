@@ -114,7 +114,7 @@ def test_plan_csv_from_the_api_is_safe(tmp_path: Path) -> None:
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_quarantine_list_is_safe(tmp_path: Path, suffix: str) -> None:
     from riskengine.lake.ingest import export_quarantine
-    from tests.test_ingest import enterprise, run, source, uscc
+    from tests.ingest_helpers import enterprise, run, source, uscc
 
     payloads = [p for p in PAYLOADS if "\r" not in p]  # a CSV source cannot carry a bare CR in a cell
     src = source(tmp_path, enterprises=[enterprise(uscc(i), status=p) for i, p in enumerate(payloads)])

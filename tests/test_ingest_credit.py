@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from riskengine.lake.layout import scan_table
-from tests.test_ingest import E1, E2, quarantined, run, source, uscc
+from tests.ingest_helpers import E1, E2, quarantined, run, source, uscc
 
 
 def entry(eid: str = "L1", ent: str = E1, **overrides: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from riskengine.core.errors import FatalInputError
 from riskengine.lake.layout import scan_table
-from tests.test_ingest import enterprise, inspection, run, source, uscc
+from tests.ingest_helpers import enterprise, inspection, run, source, uscc
 
 HEADER = list(inspection())
 GOOD_FIELDS = list(inspection("I0").values())

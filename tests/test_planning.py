@@ -284,6 +284,21 @@ def test_capacity_toml_is_read_and_validated(tmp_path: Path):
         resolve_capacity(read_capacity(path), ["420106"], path.name)
 
 
+def test_capacity_file_rows_are_checked_in_order_and_each_problem_is_one_line(tmp_path: Path):
+    path = tmp_path / "cap.csv"
+    path.write_text("district,capacity\n420106,3\n,x\n420106,4\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^\S*cap.csv: row 3, column district: empty$"):
+        read_capacity(path)
+    path.write_text("district,capacity\n420106,3\n420106,4\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"cap.csv: row 3, column district: '420106' listed twice$"):
+        read_capacity(path)
+    toml = tmp_path / "cap.toml"
+    toml.write_text('[capacity.420106]\nstaff = 3\n', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"cap.toml: entry '420106' must be a number of inspections, "
+                                         r"not a table$"):
+        read_capacity(toml)
+
+
 def test_district_missing_from_the_capacity_file_gets_zero_with_a_warning():
     caps, warnings = resolve_capacity({"420106": 4}, ["420102", "420106"])
     assert caps == {"420102": 0, "420106": 4}

@@ -8,7 +8,9 @@ import polars as pl
 import pytest
 
 from models.artifact import CreditModel
-from models.reasons import build_reasons, check_contributions, format_fact, top_positive
+from models.reason_groups import check_contributions, top_positive
+from models.reason_texts import format_fact
+from models.reasons import build_reasons
 from riskengine.core.errors import ModelError
 
 CATALOG = {
@@ -139,7 +141,7 @@ def test_missing_value_keeps_the_sentence_and_says_no_record():
 
 
 def test_sector_and_district_reasons_name_them_in_the_reader_s_language() -> None:
-    from models.reasons import format_fact
+    from models.reason_texts import format_fact
 
     assert format_fact("行业：{value}", "profile__sector", "wire_cable", "zh") == "行业：电线电缆"
     assert format_fact("sector: {value}", "profile__sector", "wire_cable", "en") == "sector: wires and cables"
@@ -152,7 +154,7 @@ def test_sector_and_district_reasons_name_them_in_the_reader_s_language() -> Non
 
 
 def test_reason_kinds_follow_the_code_also_for_grades_stored_feature_by_feature() -> None:
-    from models.reasons import reason_kind
+    from models.reason_groups import reason_kind
 
     assert [reason_kind(c) for c in ("sampling", "baseline", "associations", "R1_DISHONEST_LIST",
                                      "BASELINE_CAP", "profile__sector", "associations__count",

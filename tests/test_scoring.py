@@ -217,7 +217,7 @@ def test_small_city_grades_are_mostly_a_or_b_with_few_d(city_grades):
 
 
 def test_reasons_on_the_small_city_are_plain_sentences_about_the_records(city_grades):
-    from models.reasons import RECORD_GROUPS
+    from models.reason_groups import RECORD_GROUPS
 
     reasons = city_grades.select(pl.col("reasons").explode().struct.unnest()).drop_nulls("code")
     model_reasons = reasons.filter(pl.col("contribution").is_not_null())

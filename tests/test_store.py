@@ -262,3 +262,19 @@ def test_a_store_locked_longer_than_the_timeout_raises_store_busy(tmp_path: Path
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_families_that_appear_on_first_write_read_empty_on_an_older_store_and_leave_it_readable(
+        store: Store) -> None:
+    from riskengine.core.store.cases import CaseStore
+    from riskengine.core.store.sessions import SessionStore
+
+    store.save_grades(grades_frame(date(2025, 1, 1), ["A", "B"]))
+    assert CaseStore(store).all() == [] and SessionStore(store).of_key("K1") == []
+    SessionStore(store).create("K1", datetime(2025, 1, 2, 9))
+    con = duckdb.connect(str(store.path), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert "ui_sessions" in tables and "cases" not in tables  # Store's tables and its own, no other family's
+    assert [s.key_id for s in SessionStore(store).of_key("K1")] == ["K1"]
+    assert store.latest_grades().height == 2

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from models.labels import build_labels
-from models.train import plan_snapshots
+from models.train_config import plan_snapshots
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import UsageError
 
@@ -165,3 +165,20 @@ def test_snapshot_plan_keeps_every_window_before_d_and_purges_test_overlap() -> 
     assert all(t + horizon <= plan.test[0] for t in plan.fit)
     assert len(plan.fit) == 12 and len(plan.test) == 3
     assert max(plan.train) < min(plan.valid) <= max(plan.valid) < min(plan.calib)
+
+
+def test_critical_finding_recorded_conditional_labels_and_counts_as_a_random_failure() -> None:
+    # CONTRACT section 2: a critical violation is adverse even when corrected on the spot.
+    critical = _inspection(T + timedelta(days=3), "conditional", "random") | {"findings_critical": 1}
+    row = _label(_tables(inspections=[critical]))
+    assert (row["label"], row["random_fail"]) == (True, True)
+    serious = _inspection(T + timedelta(days=3), "conditional", "random") | {"findings_serious": 2}
+    row = _label(_tables(inspections=[serious]))
+    assert (row["label"], row["random_fail"]) == (False, False)
+
+
+def test_labels_work_without_the_findings_columns() -> None:
+    tables = _tables(inspections=[_inspection(T + timedelta(days=3), "fail", "random")])
+    findings = ("findings_minor", "findings_serious", "findings_critical")
+    tables["inspections"] = tables["inspections"].drop(*findings)
+    assert _label(tables)["label"] is True

@@ -170,12 +170,12 @@ def test_default_trees_stay_small_and_shallow_for_fast_explanations(trained: Tra
 
 
 def test_validation_enterprises_are_held_out_of_training() -> None:
-    from models.train import _split_enterprises
+    from models.booster import split_enterprises
 
     ids = [f"E{i:03d}" for i in range(200)]
     fit = pl.DataFrame({"enterprise_id": ids * 2, "as_of": [1] * 200 + [2] * 200})
     months = {"train": fit.filter(pl.col("as_of") == 1), "valid": fit.filter(pl.col("as_of") == 2)}
-    frames = _split_enterprises(months, share=0.2, seed=3)
+    frames = split_enterprises(months, share=0.2, seed=3)
     train_ids, valid_ids = set(frames["train"]["enterprise_id"]), set(frames["valid"]["enterprise_id"])
     assert not train_ids & valid_ids
     assert frames["train"].height + frames["valid"].height == fit.height  # every fit month, no row lost
@@ -196,3 +196,12 @@ def test_unknown_validation_scheme_is_rejected() -> None:
 
     with pytest.raises(UsageError, match="validation must be one of enterprises, months; got 'time'"):
         TrainConfig(validation="time").validate()
+
+
+def test_backtest_carries_features_this_run_left_out(trained: TrainResult) -> None:
+    # A champion trained on another lake may use a column that is constant here; promote scores the
+    # champion on this backtest, so the backtest keeps every catalog column, used by this model or not.
+    left_out = [n for n in trained.info["left_out"] if not n.startswith("family:")]
+    assert left_out, "the small city leaves some constant feature out"
+    assert set(left_out) <= set(trained.test_frame.columns)
+    assert set(trained.model.feature_names) <= set(trained.test_frame.columns)

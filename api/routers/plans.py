@@ -18,27 +18,6 @@ from riskengine.supervision.plan import meta_in_scope
 router = APIRouter(prefix="/v1", tags=["plans"])
 
 
-def flat_for_csv(frame: pl.DataFrame) -> pl.DataFrame:
-    """Nested columns as text: reasons as their Chinese sentences joined by '；', others as JSON."""
-    exprs = []
-    for name, dtype in frame.schema.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.List):
-            inner = dtype.inner
-            if isinstance(inner, pl.Struct) and "text_zh" in [f.name for f in inner.fields]:
-                exprs.append(col.list.eval(pl.element().struct.field("text_zh")).list.join("；").alias(name))
-            elif isinstance(inner, pl.Struct | pl.List):
-                exprs.append(col.list.eval(pl.element().cast(pl.String, strict=False)).list.join("; ")
-                             .alias(name))
-            else:
-                exprs.append(col.cast(pl.List(pl.String)).list.join("; ").alias(name))
-        elif isinstance(dtype, pl.Struct):
-            exprs.append(col.struct.json_encode().alias(name))
-        else:
-            exprs.append(col)
-    return frame.select(exprs)
-
-
 def _json_safe(frame: pl.DataFrame) -> list[dict[str, Any]]:
     floats = [n for n, t in frame.schema.items() if t in (pl.Float32, pl.Float64)]
     if floats:  # NaN is not JSON
@@ -109,7 +88,7 @@ def get_inspection_plan(
     meta = scoped_plan_meta(plan.meta, principal, rows, snapshot)
     request.state.audit_detail = f"period={plan.period} rows={rows.height}"
     if accept and "text/csv" in accept.lower():
-        body = exports.csv_bytes(flat_for_csv(rows))
+        body = exports.csv_bytes(exports.flat(rows, reasons="zh"))
         name = f"plan-{plan.period}{'-' + district if district else ''}.csv"
         return Response(body, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -6,6 +6,7 @@ here, so the contract lives in one place.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -27,6 +28,16 @@ POLARS_TYPES: dict[str, pl.DataType] = {
 EARLIEST_EVENT = date(1990, 1, 1)
 
 PILOT_SECTORS: tuple[str, ...] = ("wire_cable", "fire_products", "food_related")
+
+
+def adverse_inspection(columns: Collection[str] | None = None) -> pl.Expr:
+    """An *adverse inspection* (section 2): failed, or a critical violation found, even when it was
+    corrected on the spot and recorded ``conditional``. ``columns``: the inspections table's columns
+    when ``findings_critical`` may be absent (then only the outcome counts)."""
+    failed = pl.col("outcome") == "fail"
+    if columns is not None and "findings_critical" not in columns:
+        return failed
+    return failed | (pl.col("findings_critical").fill_null(0) > 0)
 
 # GB/T 2260 codes of Wuhan's 13 districts (the first bureau's city), for lists officers read.
 DISTRICT_NAMES: dict[str, str] = {

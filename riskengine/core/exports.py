@@ -1,5 +1,6 @@
 """Files that officers open in Excel, made safe to open: one helper per format, used by every export
-(grades, plans from the CLI and the API, the quarantine list, the audit log).
+(grades, plans from the CLI and the API, the quarantine list, the audit log), and the one way a
+nested column becomes a cell (``flat`` for reasons, ``csv_safe`` for the rest).
 
 - **CSV** (OWASP, "CSV Injection"): a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
   carriage return is prefixed with a single quote, so a spreadsheet shows it as text instead of
@@ -17,7 +18,7 @@ import io
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import polars as pl
 import xlsxwriter
@@ -49,6 +50,35 @@ def escape_text(expr: pl.Expr) -> pl.Expr:
     """``escape_cell`` over a string column, vectorised."""
     risky = expr.str.contains(r"^[=+\-@\t\r]") & ~expr.str.contains(_NUMBER)
     return pl.when(risky).then(pl.lit("'") + expr).otherwise(expr)
+
+
+ReasonsStyle = Literal["json", "lines", "zh"]
+
+
+def reasons_text(column: str, style: ReasonsStyle) -> pl.Expr:
+    """A reasons column (a list of structs with ``text_zh`` / ``text_en``) as one text cell: ``json`` a
+    JSON array (a grades CSV, read back by ``read_grades``), ``lines`` each reason's "中文 / English" on
+    a line of its own (Excel), ``zh`` the Chinese sentences joined by '；' (a plan list)."""
+    col = pl.col(column)
+    if style == "json":
+        return pl.format("[{}]", col.list.eval(pl.element().struct.json_encode()).list.join(","))
+    if style == "lines":
+        return col.list.eval(
+            pl.format("{} / {}", pl.element().struct.field("text_zh"), pl.element().struct.field("text_en"))
+        ).list.join("；\n")
+    return col.list.eval(pl.element().struct.field("text_zh")).list.join("；")
+
+
+def _is_reasons(dtype: Any) -> bool:
+    return (isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
+            and "text_zh" in [f.name for f in dtype.inner.fields])
+
+
+def flat(frame: pl.DataFrame, *, reasons: ReasonsStyle) -> pl.DataFrame:
+    """``frame`` with every reasons column as text (``reasons_text``); other nested columns are left for
+    ``csv_safe``, which writes lists joined by '; ' and structs as JSON."""
+    return frame.select([reasons_text(name, reasons).alias(name) if _is_reasons(dtype) else pl.col(name)
+                         for name, dtype in frame.schema.items()])
 
 
 def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:

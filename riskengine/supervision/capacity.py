@@ -7,8 +7,10 @@ import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 
 import polars as pl
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from riskengine.core.errors import UsageError
 
@@ -83,9 +85,43 @@ def resolve_capacity(capacity: int | Mapping[str, object], districts: list[str],
     return {d: out.get(d, 0) for d in districts}, warnings
 
 
+def _count(value: object) -> int:
+    """A capacity value as ``_as_count`` reads it; the rule's words where it is not one."""
+    if isinstance(value, dict):
+        raise ValueError("must be a number of inspections, not a table")
+    count = _as_count(value)
+    if count is None:
+        raise ValueError("must be a non-negative integer")
+    return count
+
+
+Count = Annotated[int, BeforeValidator(_count)]
+"""Inspections available: a non-negative integer (an integral float or a string of digits too)."""
+
+
+class _CapacityTable(BaseModel):
+    """A TOML capacity file: ``"420106" = 40`` per district (optionally under ``[capacity]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    capacity: dict[str, Count]
+
+
+class _CapacityRow(BaseModel):
+    """One row of a CSV capacity file (other columns are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    district: Annotated[str, Field(min_length=1)]
+    capacity: Count
+
+
+def _rule(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def read_capacity(path: Path) -> dict[str, object]:
     """A capacity file: CSV with columns ``district,capacity`` or TOML ``"420106" = 40`` (optionally
-    under ``[capacity]``). Values are validated by ``resolve_capacity``; row-level problems here."""
+    under ``[capacity]``), validated by ``_CapacityRow`` / ``_CapacityTable``; a problem raises one line
+    naming the file, the row or district, the column and the rule."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: capacity file not found")
@@ -98,10 +134,15 @@ def read_capacity(path: Path) -> dict[str, object]:
         raw = raw.get("capacity", raw)
         if not isinstance(raw, dict):
             raise UsageError(f"{path}: expected a table of district = inspections")
-        for key, value in raw.items():
-            if isinstance(value, dict):
-                raise UsageError(f"{path}: entry {key!r} must be a number of inspections, not a table")
-        return dict(raw)
+        try:
+            return dict(_CapacityTable.model_validate({"capacity": raw}).capacity)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            district = error["loc"][1]
+            if isinstance(error["input"], dict):
+                raise UsageError(f"{path}: entry {district!r} {_rule(error)}") from None
+            raise UsageError(f"{path}: district {district!r}: capacity {_rule(error)}; got {error['input']!r}"
+                             ) from None
     if suffix != ".csv":
         raise UsageError(f"{path}: capacity file must be .csv or .toml")
     out: dict[str, object] = {}
@@ -112,14 +153,16 @@ def read_capacity(path: Path) -> dict[str, object]:
             raise UsageError(f"{path}: header must have columns 'district' and 'capacity'; got {header}")
         for row_number, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-            district, value = row["district"], row["capacity"]
-            if not district:
-                raise UsageError(f"{path}: row {row_number}, column district: empty")
-            if district in out:
-                raise UsageError(f"{path}: row {row_number}, column district: {district!r} listed twice")
-            count = _as_count(value)
-            if count is None:
-                raise UsageError(f"{path}: row {row_number} (district {district}), column capacity: "
-                                 f"must be a non-negative integer; got {value!r}")
-            out[district] = count
+            try:
+                parsed = _CapacityRow.model_validate(row)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                if error["loc"][0] == "district":
+                    raise UsageError(f"{path}: row {row_number}, column district: empty") from None
+                raise UsageError(f"{path}: row {row_number} (district {row['district']}), column capacity: "
+                                 f"{_rule(error)}; got {error['input']!r}") from None
+            if parsed.district in out:
+                raise UsageError(f"{path}: row {row_number}, column district: {parsed.district!r} "
+                                 "listed twice")
+            out[parsed.district] = parsed.capacity
     return out

@@ -235,7 +235,9 @@ def _break(kind: str, table: str, rows: pl.DataFrame, rng: np.random.Generator,
             values = pl.Series(choices[col]).gather(rng.integers(0, len(choices[col]), k))
             return rows.with_columns(values.alias(col))
         case "conflicting_duplicate":
-            return mutate[table](rows)
+            # A table without a change of its own (e.g. a new one) conflicts by its date a day earlier.
+            shift = lambda f: f.with_columns(pl.col(_date_column(table)).dt.offset_by("-1d"))  # noqa: E731
+            return mutate.get(table, shift)(rows)
         case "removed_before_listed":
             before = pl.col("listed_on").dt.offset_by(f"-{1 + int(rng.integers(0, 30))}d")
             return rows.with_columns(before.alias("removed_on"), pl.lit("rectified").alias("removal_reason"))

@@ -377,7 +377,8 @@ def champion_regrader(settings: Settings) -> Regrader:
 
 
 def _audit(store: CaseStore, action: str, case: Case, officer: str, detail: str) -> None:
-    store.store.append_audit([_entry(action, case.case_id, officer, f"{case.enterprise_id}: {detail}")])
+    entry = _entry(action, case.case_id, officer, f"{case.enterprise_id}: {detail}")
+    Store(store.path, lock_timeout=store.lock_timeout).append_audit([entry])
 
 
 def _entry(action: str, case_id: str, officer: str, detail: str) -> dict[str, Any]:

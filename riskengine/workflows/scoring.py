@@ -17,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from models.artifact import CreditModel
-from models.reasons import check_contributions, explain_groups
+from models.reason_groups import check_contributions
+from models.reasons import explain_groups
 from models.registry import load_model
 from models.scoring import (
     NO_CHAMPION,
@@ -206,20 +207,9 @@ def write_grades(grades: pl.DataFrame, out: Path) -> Path:
         if suffix == ".parquet":
             grades.write_parquet(tmp)
         elif suffix == ".csv":
-            exports.write_csv(_flat(grades, json_reasons=True), tmp, bom=False)
+            exports.write_csv(exports.flat(grades, reasons="json"), tmp, bom=False)
         else:
-            write_grades_excel(_flat(grades, json_reasons=False), tmp)
+            write_grades_excel(exports.flat(grades, reasons="lines"), tmp)
 
     return atomic_write(out, write)
 
-
-def _flat(grades: pl.DataFrame, *, json_reasons: bool) -> pl.DataFrame:
-    """Grades with reasons as one text column: JSON (CSV) or readable lines (Excel)."""
-    if json_reasons:
-        text = pl.format("[{}]", pl.col("reasons").list.eval(pl.element().struct.json_encode())
-                         .list.join(","))
-    else:
-        text = pl.col("reasons").list.eval(
-            pl.format("{} / {}", pl.element().struct.field("text_zh"), pl.element().struct.field("text_en"))
-        ).list.join("；\n")
-    return grades.with_columns(text.alias("reasons"))

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from models.registry import RegisteredRun, log_training
-from models.train import TrainResult
+from models.train_config import TrainResult
 from riskengine.core.config import Settings
 from riskengine.workflows.reports.plots import shap_summary_png
 

@@ -3,7 +3,10 @@
 What `riskengine score` / `riskengine plan` write and `riskengine serve` reads. One module per record
 family, each with its own DDL (``grades``, ``plans``, ``overrides``, ``keys``, ``audit``, ``warnings``); the
 connection, lock and transaction machinery is in ``base``. A new family is a new module with a
-``StoreBase`` subclass (its ``DDL``, ``TABLES`` and methods), added to ``Store``'s bases below.
+``StoreBase`` subclass (its ``DDL``, ``TABLES`` and methods), added to ``Store``'s bases below. The
+families whose tables appear on their first write (``cases``, ``share_ledger``, ``authorizations``,
+``sessions``) are ``lazy.LazyFamily`` subclasses opened on a ``Store``'s file (``CaseStore(store)``):
+they read only their own tables, so a store written before them still reads.
 Writes are transactions: ``save_grades`` replaces an as_of (delete + insert) atomically, so a reader
 sees the old grades or the new ones, never a mix.
 """

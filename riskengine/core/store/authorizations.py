@@ -1,6 +1,7 @@
 """Enterprises' authorizations for finance partners (质量信用金融+), in the serving store.
 
-A record family of its own (its DDL below), kept beside ``Store`` like ``cases``.
+A record family of the store (a ``StoreBase`` with its own DDL), opened on a ``Store``'s file like
+``cases``.
 
 An enterprise signs a consent; the credit office records it as an authorization: its id, the
 partner (a bank or guarantor, named as the partner's ``finance`` key is named), the scope (what the
@@ -15,16 +16,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-import duckdb
-
 from riskengine.core.errors import ConflictError, FatalInputError, NotFoundError
-from riskengine.core.store import Store, utcnow
+from riskengine.core.store import Store
+from riskengine.core.store.base import utcnow
+from riskengine.core.store.lazy import LazyFamily
 
 SCOPES: tuple[str, ...] = ("credit_record",)
 READ_ACTION = "read_credit_record"
@@ -91,29 +90,15 @@ def _row(r: tuple[Any, ...]) -> Authorization:
     return Authorization(**{**values, "scope": tuple(values["scope"] or ())})
 
 
-class Authorizations:
-    """The authorization records of one serving store."""
+class Authorizations(LazyFamily):
+    """The authorization records of one serving store (connections and locking are ``StoreBase``'s)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._ready = False
-
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.store._write() as con:
-            if not self._ready:
-                con.execute(DDL)
-            yield con
-        self._ready = True
+    DDL = DDL
+    TABLES = ("authorizations",)
 
     def _rows(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        with self.store._connect(write=False) as con:
-            if con is None:
-                return []
-            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            if "authorizations" not in present:
-                return []
-            return con.execute(query, params).fetchall()
+        with self._read() as con:
+            return con.execute(query, params).fetchall() if con is not None else []
 
     def add(
         self,

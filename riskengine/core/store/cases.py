@@ -1,7 +1,8 @@
 """The credit office's cases in the serving store: objections (异议) and credit repairs (信用修复).
 
-A record family of its own (its DDL below), kept beside ``Store`` rather than among its bases: its
-tables are created on the family's first write, so a store written before cases existed still reads.
+A record family of the store (a ``StoreBase`` with its own DDL), opened on a ``Store``'s file rather
+than among its bases: its tables are created on the family's first write and only they are checked
+when it reads, so a store written before cases existed still reads.
 
 Tables (in the same DuckDB file as grades, created on first write): ``cases`` (one row per case with
 its current status, the due day of its current step, and the effect its decision must have) and
@@ -19,8 +20,7 @@ safety.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -28,9 +28,9 @@ from typing import Any
 import duckdb
 
 from riskengine.core.errors import CaseStateError, NotFoundError
-from riskengine.core.store import Store
 from riskengine.core.store.audit import AUDIT_SCHEMA
 from riskengine.core.store.base import utcnow
+from riskengine.core.store.lazy import LazyFamily
 
 KINDS = ("objection", "repair")
 # Status after each step, by kind and the status the step starts from (CONTRACT section 5).
@@ -147,30 +147,12 @@ def _loads(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-class CaseStore:
-    """Cases in the serving store ``store`` (its connections, lock handling and file)."""
+class CaseStore(LazyFamily):
+    """Cases in the serving store ``store`` (its file and lock timeout; the connections, locks and
+    transactions are ``StoreBase``'s)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._ready = False
-
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # The store's own connection and transaction handling; this family adds its tables.
-        with self.store._write() as con:  # noqa: SLF001 - one store file, one connection policy
-            if not self._ready:
-                con.execute(_DDL)
-                self._ready = True
-            yield con
-
-    @contextmanager
-    def _read(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
-        with self.store._connect(write=False) as con:  # noqa: SLF001
-            if con is not None:
-                present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-                if not {"cases", "case_steps"} <= present:
-                    con = None
-            yield con
+    DDL = _DDL
+    TABLES = ("cases", "case_steps")
 
     # --- reading -------------------------------------------------------------------------------
 

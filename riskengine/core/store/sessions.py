@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import duckdb
-
-from riskengine.core.store import Store
+from riskengine.core.store.lazy import LazyFamily
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS ui_sessions (
@@ -67,26 +63,16 @@ class SessionRecord:
         return None
 
 
-class SessionStore:
-    """The ``ui_sessions`` table of a serving store (created on first write)."""
+class SessionStore(LazyFamily):
+    """The ``ui_sessions`` table of a serving store (created on first write; connections and locking
+    are ``StoreBase``'s)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.store._write() as con:
-            con.execute(_DDL)
-            yield con
+    DDL = _DDL
+    TABLES = ("ui_sessions",)
 
     def _rows(self, query: str, params: list[object]) -> list[tuple[object, ...]]:
-        with self.store._read() as con:
-            if con is None:
-                return []
-            try:
-                return con.execute(query, params).fetchall()
-            except duckdb.CatalogException:  # a store from before the pages: no sessions yet
-                return []
+        with self._read() as con:  # a store from before the pages: no sessions yet
+            return con.execute(query, params).fetchall() if con is not None else []
 
     def create(self, key_id: str, now: datetime) -> tuple[SessionRecord, str]:
         """A new session for ``key_id``: its record, and the token to hand the browser (once)."""

@@ -1,7 +1,8 @@
 """The share ledger: what went to the credit platform, batch by batch (in the serving store).
 
-A record family of its own (its DDL below), kept beside ``Store`` rather than among its bases, like
-``cases``: its tables are made on its first write, so a store written before sharing still reads.
+A record family of the store (a ``StoreBase`` with its own DDL), opened on a ``Store``'s file like
+``cases``: its tables are made on its first write and only they are checked when it reads, so a store
+written before sharing still reads.
 
 ``riskengine share`` plans, then delivers. *Planning* compares the lake's credit records with the
 ledger and writes the changed ones as numbered batches (state ``pending``) in one transaction: a
@@ -21,8 +22,7 @@ only when its current hash differs.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -30,7 +30,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from riskengine.core.store import Store, utcnow
+from riskengine.core.store.base import utcnow
+from riskengine.core.store.lazy import LazyFamily
 
 DDL = """
 CREATE TABLE IF NOT EXISTS share_batches (
@@ -105,30 +106,15 @@ class Batch:
 _BATCH_COLUMNS = ", ".join(Batch.__dataclass_fields__)
 
 
-class ShareLedger:
-    """The ledger tables of one serving store (connections and locking are the store's)."""
+class ShareLedger(LazyFamily):
+    """The ledger tables of one serving store (connections and locking are ``StoreBase``'s)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._ready = False
-
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write transaction of the store (its retries and locks), with the ledger's tables made."""
-        with self.store._write() as con:
-            if not self._ready:
-                con.execute(DDL)
-            yield con
-        self._ready = True
+    DDL = DDL
+    TABLES = _TABLES
 
     def _read_rows(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.store._connect(write=False) as con:
-            if con is None:
-                return []
-            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            if not set(_TABLES) <= present:
-                return []
-            return con.execute(query, params or []).fetchall()
+        with self._read() as con:
+            return con.execute(query, params or []).fetchall() if con is not None else []
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -154,13 +140,8 @@ class ShareLedger:
 
     def planned(self, target: str) -> pl.DataFrame:
         """The planned hash of every record of a target (``PLANNED_SCHEMA``), read only."""
-        with self.store._connect(write=False) as con:
-            if con is None:
-                return pl.DataFrame(schema=PLANNED_SCHEMA)
-            present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-            if not set(_TABLES) <= present:
-                return pl.DataFrame(schema=PLANNED_SCHEMA)
-            return self._planned(con, target)
+        with self._read() as con:
+            return self._planned(con, target) if con is not None else pl.DataFrame(schema=PLANNED_SCHEMA)
 
     def plan(
         self,
