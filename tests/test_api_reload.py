@@ -22,6 +22,7 @@ class SlowPromotion:
         self.calls = 0
         self.loading = threading.Event()
         self.loading_at = float("inf")
+        self.loaded_at = float("inf")
 
     def __call__(self, settings: Settings) -> object:
         self.calls += 1
@@ -30,6 +31,7 @@ class SlowPromotion:
         self.loading_at = time.monotonic()
         self.loading.set()
         time.sleep(0.5)  # requests keep arriving while the new state is built
+        self.loaded_at = time.monotonic()  # the swap comes after this
         return tiny_model("8")
 
 
@@ -64,8 +66,9 @@ def test_requests_during_a_reload_all_succeed_and_later_ones_see_the_new_state(t
         assert reload.status_code == 200
         assert reload.json()["model_version"] == "8" and reload.json()["as_of"] == str(NEW_AS_OF)
         # Requests really overlapped the reload: some began after the new state started loading and
-        # were answered before the reload returned.
-        during = [r for r in results if r[0] >= loader.loading_at and r[1] <= reloaded_at]
+        # were answered before it was loaded (so before the swap, and before the reload returned).
+        during = [r for r in results if r[0] >= loader.loading_at and r[1] <= loader.loaded_at]
+        assert loader.loaded_at <= reloaded_at
         assert during, "no request overlapped the reload"
         assert {status for _, _, status, _, _ in results} == {200}
         # every answer is wholly the old state or wholly the new one (grades of version 1 as of July,
