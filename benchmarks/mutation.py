@@ -37,8 +37,16 @@ RULES: dict[str, list[str]] = {
     "riskengine/supervision/capacity.py": ["tests/test_capacity_units.py",
                                            "tests/test_policy_capacity_exact.py"],
     "riskengine/supervision/draw.py": ["tests/test_draw_units.py"],
-    "riskengine/workflows/cases.py": ["tests/test_cases.py"],
+    "riskengine/workflows/cases.py": ["tests/test_case_clocks.py"],
     "api/deps.py": ["tests/test_scope_units.py", "tests/test_api_access.py"],
+}
+# where the rule is part of a larger module: only these functions are mutated by default
+FUNCTIONS: dict[str, list[str]] = {
+    "riskengine/workflows/cases.py": ["_offset", "_check_day", "_documents", "case_view", "CaseFilter.check",
+                                      "overview"],
+    "api/deps.py": ["AuthPrincipal.from_record", "AuthPrincipal.actor", "AuthPrincipal.has",
+                    "AuthPrincipal.district_scope", "AuthPrincipal.sees", "AuthPrincipal.scope_expr",
+                    "requires", "check_enterprise_id"],
 }
 # copied into the scratch project (mutmut needs the importable packages and the tests)
 COPY = ["riskengine", "models", "features", "api", "tests", "pyproject.toml", "README.md"]
@@ -107,7 +115,11 @@ def main() -> None:
     _scratch(folder, modules, tests, args.timeout_multiplier)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     started = time.perf_counter()
-    only = [_pattern(f) for f in args.functions]
+    # per module: the functions given (or its FUNCTIONS entry), else every mutant of it
+    chosen = {m: args.functions or FUNCTIONS.get(m, []) for m in modules}
+    functions = sorted({f for fs in chosen.values() for f in fs})
+    only = ([_pattern(m, f) for m, fs in chosen.items() for f in fs]
+            + [_pattern(m, None) for m, fs in chosen.items() if not fs]) if functions else []
     run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
                           *only], cwd=folder, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -127,7 +139,7 @@ def main() -> None:
         "tool": "mutmut " + _version(),
         "modules": modules,
         "tests": tests,
-        "functions": args.functions or "all",
+        "functions": functions or "all",
         "mutants": sum(counts.values()),
         "by_status": counts,
         "kill_rate": round(detected / (detected + undetected), 4) if detected + undetected else None,
@@ -141,12 +153,16 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _pattern(function: str) -> str:
-    """mutmut's name glob for the mutants of one function (``x_name``) or method (``xǁClassǁname``)."""
+def _pattern(module: str, function: str | None) -> str:
+    """mutmut's name glob for the mutants of one function (``x_name``) or method (``xǁClassǁname``) of
+    ``module``, or of all of it (``None``)."""
+    dotted = module.removesuffix(".py").replace("/", ".")
+    if function is None:
+        return f"{dotted}.*"
     if "." in function:
         cls, method = function.split(".", 1)
-        return f"*.x\u01c1{cls}\u01c1{method}__mutmut_*"
-    return f"*.x_{function}__mutmut_*"
+        return f"{dotted}.x\u01c1{cls}\u01c1{method}__mutmut_*"
+    return f"{dotted}.x_{function}__mutmut_*"
 
 
 def _version() -> str:
