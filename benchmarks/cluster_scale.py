@@ -5,7 +5,8 @@ Steps (inputs cached under ``--cache``, default ``~/.cache/riskengine-bench/clus
 
 1. a bucketed lake of ``--enterprises`` generated enterprises, generated in ``--generate-parts``
    cities of equal size (other seeds) so that generation fits in memory, each ingested into the same
-   lake laid out in ``--buckets`` buckets;
+   lake laid out in ``--buckets`` buckets (``--buckets 0``: a lake in plain files, which the cluster
+   splits in ``--partitions`` parts, 0 for its size rule);
 2. a model trained on a small generated city (``--train-enterprises``);
 3. in fresh child processes, ``--repeats`` times each: the single-process ``score_enterprises``
    (skipped with ``--no-single``, e.g. for a city one process cannot hold) and
@@ -33,11 +34,12 @@ from datetime import date
 from pathlib import Path
 
 SINGLE = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import date
 from pathlib import Path
 from models.artifact import CreditModel
 from riskengine.core.config import Settings
+from riskengine.workflows.cluster import peak_rss
 from riskengine.workflows.scoring import score_enterprises, write_grades
 lake, model_dir, out, as_of, home = sys.argv[1:6]
 model = CreditModel.load(Path(model_dir))
@@ -45,30 +47,30 @@ t0 = time.perf_counter()
 grades = score_enterprises(Path(lake), date.fromisoformat(as_of), model=model, settings=Settings(home=home))
 write_grades(grades, Path(out))
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": grades.height,
-                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak_rss_bytes": peak_rss()}))
 """
 
 CLUSTER = """
-import json, resource, sys, time
+import json, sys, time
 from datetime import date
 from pathlib import Path
 from dask.distributed import Client, LocalCluster
 from models.artifact import CreditModel
 from riskengine.core.config import Settings
-from riskengine.workflows.cluster import score_on_cluster
+from riskengine.workflows.cluster import peak_rss, score_on_cluster
 if __name__ == "__main__":
-    lake, model_dir, out, as_of, home, workers, memory = sys.argv[1:8]
+    lake, model_dir, out, as_of, home, workers, memory, partitions = sys.argv[1:9]
     model = CreditModel.load(Path(model_dir))
     t0 = time.perf_counter()
     with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                       memory_limit=memory, dashboard_address=None) as cluster, Client(cluster) as client:
         started = time.perf_counter() - t0
         report = score_on_cluster(client, Path(lake), date.fromisoformat(as_of), Path(out), model,
-                                  Settings(home=home))
+                                  Settings(home=home), partitions=int(partitions) or None)
     print(json.dumps({"seconds": time.perf_counter() - t0, "cluster_start_seconds": started,
                       "rows": report.rows, "parts": report.parts,
                       "peak_rss_per_worker_bytes": sorted(report.peak_rss_per_worker.values()),
-                      "client_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "client_peak_rss_bytes": peak_rss()}))
 """
 
 
@@ -92,8 +94,8 @@ def prepare_lake(cache: Path, n: int, parts: int, buckets: int, seed: int) -> Pa
         if not (city / "enterprises.csv").exists():
             _log(f"generating part {k + 1}/{parts} ({each:,} enterprises) …")
             generate_city(city, n_enterprises=each, seed=seed + 1000 * k, fmt="parquet")
-        _log(f"ingesting part {k + 1}/{parts} into {buckets} buckets …")
-        ingest(city, lake, n_buckets=buckets)
+        _log(f"ingesting part {k + 1}/{parts} into {buckets or 'no'} buckets …")
+        ingest(city, lake, n_buckets=buckets or None)
         shutil.rmtree(city, ignore_errors=True)
     (lake / "_done").touch()
     return lake
@@ -125,7 +127,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--enterprises", type=int, default=200_000)
     p.add_argument("--generate-parts", type=int, default=1)
-    p.add_argument("--buckets", type=int, default=16)
+    p.add_argument("--buckets", type=int, default=16, help="0: a lake in plain files")
+    p.add_argument("--partitions", type=int, default=0, help="parts of a lake in plain files (0: by size)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--memory-limit", default="8GiB")
     p.add_argument("--train-enterprises", type=int, default=5_000)
@@ -151,7 +154,7 @@ def main() -> None:
             singles.append(_child(SINGLE, str(lake), str(model), str(single_out), a.as_of, str(home)))
         _log(f"LocalCluster of {a.workers} workers, run {r + 1} …")
         clusters.append(_child(CLUSTER, str(lake), str(model), str(cluster_out), a.as_of, str(home),
-                               str(a.workers), a.memory_limit))
+                               str(a.workers), a.memory_limit, str(a.partitions)))
     identical = None
     if singles:
         import polars as pl
@@ -163,6 +166,7 @@ def main() -> None:
 
     out = {
         "enterprises": a.enterprises, "graded": clusters[-1]["rows"], "buckets": a.buckets,
+        "parts": clusters[-1]["parts"],
         "workers": a.workers, "memory_limit": a.memory_limit, "repeats": a.repeats,
         "prepare_lake_seconds": round(prep, 1),
         "single": {"seconds": med(singles, "seconds"), "peak_rss_bytes": med(singles, "peak_rss_bytes")},

@@ -8,7 +8,7 @@ from datetime import date
 
 import polars as pl
 
-from features import asof, associations, profile, severity
+from features import asof, associations, inspections, profile, severity
 from features.asof import AS_OF, KEY
 from features.catalog import FEATURES, FeatureSpec
 from features.families import FAMILIES
@@ -194,6 +194,30 @@ def assemble(
     if len(built) == 1:
         return built[0]
     return pl.concat([frame for frame, _ in built]), sum(rows for _, rows in built)
+
+
+def whole_city_tables(
+    tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date]
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(strictness, rates): the two tables that look across enterprises, for ``assemble`` on a part of
+    the enterprises. ``tables`` must hold every enterprise's inspections and every record void.
+
+    They are computed as the whole city's ``assemble`` computes them: run by run of as_of dates that
+    see the same voids (``asof.void_segments``), each run without the records void for it, so a
+    voided inspection leaves its inspector's strictness and the population's rates from the day the
+    void is visible, in every part.
+    """
+    asof.as_of_frame(as_of)  # validates
+    voids = tables.get("record_voids")
+    void_frame = (voids.collect() if voids is not None
+                  else pl.DataFrame(schema=TABLES["record_voids"].schema))
+    strict: list[pl.LazyFrame] = []
+    rates: list[pl.LazyFrame] = []
+    for dates, void in asof.void_segments(void_frame, as_of):
+        insp = _without({"inspections": tables["inspections"]}, void)["inspections"]
+        strict.append(inspections.strictness_table(insp, dates))
+        rates.append(inspections.population_rates(insp, dates))
+    return pl.concat(strict), pl.concat(rates)
 
 
 def _without(tables: Mapping[str, pl.LazyFrame], void: pl.DataFrame) -> Mapping[str, pl.LazyFrame]:

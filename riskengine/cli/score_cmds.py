@@ -23,8 +23,8 @@ from riskengine.core.errors import NotFoundError, UsageError
 from riskengine.core.ids import uscc_problem
 from riskengine.core.store import Store
 from riskengine.workflows.cases import mark_disputed
-from riskengine.workflows.cluster import ClusterSpec, score_lake_on_cluster
-from riskengine.workflows.explain import explain_with_records
+from riskengine.workflows.cluster import ClusterSpec, explain_lake_on_cluster, score_lake_on_cluster
+from riskengine.workflows.explain import check_jsonl, explain_all, explain_with_records
 from riskengine.workflows.reports.plots import waterfall_png
 from riskengine.workflows.scoring import load_champion, read_grades, score_enterprises, write_grades
 
@@ -97,6 +97,8 @@ def _say_dashboard(link: str | None) -> None:
 def _print_cluster_memory(report) -> None:  # noqa: ANN001
     for worker, peak in sorted(report.peak_rss_per_worker.items()):
         _err(f"peak memory of worker {worker}: {peak / 2**30:.2f} GiB")
+    if report.note:
+        _err(report.note)
 
 
 def _print_distribution(dist, grades) -> None:  # noqa: ANN001
@@ -125,14 +127,30 @@ def explain(
     lang: Annotated[str, typer.Option(help="language of headings and plot labels: zh or en")] = "zh",
     top: Annotated[int, typer.Option(help="reasons shown in the waterfall plot")] = 10,
     output: Annotated[str, typer.Option("--format", help="text (tables) or json (CONTRACT §3)")] = "text",
+    out: Annotated[Path | None, typer.Option(
+        help="without ENTERPRISE_ID: explain every graded enterprise into this .jsonl file")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        help="with --out: run on Dask: local, local:WORKERS or tcp://HOST:PORT (same lines)")] = None,
+    partitions: Annotated[int | None, typer.Option(
+        help="with --cluster: parts of the enterprises (default: the lake's buckets, else by size)")] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        "--memory-limit", help="with --cluster local: memory per worker, e.g. 8GiB")] = None,
 ) -> None:
     """Print one enterprise's grade and its reasons: own record first, each with the records behind it,
-    then hard rules and the baseline of similar enterprises (Chinese and English)."""
+    then hard rules and the baseline of similar enterprises (Chinese and English).
+    Without ENTERPRISE_ID and with --out FILE.jsonl: every graded enterprise's explanation, one a line."""
 
     if model_card:
         card = load_champion(get_settings()).metadata.get("model_card")
         print(card or "(this model has no card: retrain it)")
         return
+    if out is not None or cluster is not None:
+        if png is not None:
+            raise UsageError("--png draws one enterprise's waterfall: it goes with explain ENTERPRISE_ID")
+        _explain_batch(enterprise_id, lake, as_of, out, cluster, partitions, memory_limit)
+        return
+    if partitions is not None or memory_limit is not None:
+        raise UsageError("--partitions and --memory-limit go with --cluster")
     if enterprise_id is None or lake is None or as_of is None:
         raise UsageError("explain needs ENTERPRISE_ID, --lake and --as-of (or --model-card)")
     if lang not in ("zh", "en"):
@@ -162,6 +180,29 @@ def explain(
         used = waterfall_png(result, png, lang=lang, top=top)
         _err(f"wrote the SHAP waterfall plot to {png}" + ("" if used == lang else
              " (no CJK font found: English labels)"))
+
+
+def _explain_batch(enterprise_id, lake, as_of, out, cluster, partitions, memory_limit) -> None:  # noqa: ANN001
+    if enterprise_id is not None:
+        raise UsageError("explain --out explains every graded enterprise: leave ENTERPRISE_ID out")
+    if out is None:
+        raise UsageError("--cluster goes with explain --out FILE.jsonl (every graded enterprise)")
+    if lake is None or as_of is None:
+        raise UsageError("explain --out needs --lake and --as-of")
+    check_jsonl(out)
+    if cluster is None and (partitions is not None or memory_limit is not None):
+        raise UsageError("--partitions and --memory-limit go with --cluster")
+    day = _as_of(as_of)
+    settings = get_settings()
+    if cluster is None:
+        n = explain_all(lake, day, out, settings=settings)
+        _err(f"wrote {n} explanations as of {day} to {out}")
+        return
+    report = explain_lake_on_cluster(ClusterSpec.parse(cluster), lake, day, out, settings,
+                                     partitions=partitions, memory_limit=memory_limit,
+                                     on_connect=_say_dashboard)
+    _err(f"wrote {report.rows} explanations as of {day} to {out} ({report.parts} parts on the cluster)")
+    _print_cluster_memory(report)
 
 
 _KIND_LABEL = {"own_record": ("自身记录", "own record"), "rule": ("规则", "rule"),

@@ -5,8 +5,10 @@ a bucketed lake's parts are its bucket folders, so a task reads only its slice o
 task runs the same Polars code as the single-process path on its part; the outputs are identical
 (CONTRACT §8). Two features look across enterprises and are handled explicitly:
 
-- inspector strictness (an inspector's record over every enterprise): one task computes the table
-  from every inspection; every part uses it;
+- inspector strictness and the population's inspection rates (an inspector's record over every
+  enterprise): one task computes the tables from every inspection, without the voided ones exactly
+  as one process drops them (``features.build.whole_city_tables``); every part uses them. Every part
+  reads the record voids whole (``WHOLE``);
 - associations (a legal representative's other enterprises, which may sit in other parts): each part
   returns its representatives' totals, the totals are added up once, and each part finishes its
   association features from the whole city's totals.
@@ -19,7 +21,8 @@ its own file: nothing is lost or doubled.
 
 Row order equals the single-process run's: a bucketed lake is read bucket by bucket by both paths;
 for a lake in plain files every part carries each enterprise's row number in the enterprises table
-and the client sorts by it.
+and the client merges the sorted parts by it a batch at a time (``_merged``), so its memory for the
+output stays bounded whatever the city's size.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features import associations
 from features.asof import AS_OF, KEY
-from features.build import assemble, engine_for, finish
-from features.inspections import population_rates, strictness_table
+from features.build import assemble, engine_for, finish, whole_city_tables
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
 from models.train_config import TrainConfig, snapshot_dates
@@ -56,6 +61,8 @@ from riskengine.core.store import Store
 from riskengine.lake import buckets
 from riskengine.lake.layout import load_tables, scan_files, scan_table, table_files
 from riskengine.supervision.policy import WarningPolicy
+from riskengine.workflows.cases import mark_disputed
+from riskengine.workflows.explain import check_jsonl, explanation_lines, write_jsonl
 from riskengine.workflows.scoring import load_champion, previous_from_store, write_grades
 from riskengine.workflows.warnings import RAISED_SCHEMA, Evaluator, evaluate_warnings
 
@@ -97,8 +104,14 @@ class ClusterSpec:
 
 
 @contextmanager
-def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[Any]:
-    """A ``dask.distributed.Client`` for ``spec``; a local cluster is started here and closed after."""
+def connect(spec: ClusterSpec, *, memory_limit: str | None = None,
+            on_connect: Callable[[str | None], None] | None = None) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` for ``spec``; a local cluster is started here and closed after.
+
+    ``on_connect`` is told the dashboard's address once connected, or None when there is no dashboard
+    (a local cluster needs ``bokeh`` for it; without it Dask's HTTP server has no pages to show, and
+    it takes a free port rather than 8787).
+    """
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415 - heavy
 
     if spec.address is not None:
@@ -107,6 +120,8 @@ def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[A
         except OSError as exc:
             raise UsageError(f"no Dask scheduler answers at {spec.address} ({exc})") from exc
         try:
+            if on_connect is not None:
+                on_connect(getattr(client, "dashboard_link", None))
             yield client
         finally:
             client.close()
@@ -114,14 +129,17 @@ def connect(spec: ClusterSpec, *, memory_limit: str | None = None) -> Iterator[A
     try:
         import bokeh  # noqa: F401, PLC0415 - the dashboard needs it; heavy
 
-        dashboard: str | None = "127.0.0.1:8787"
+        dashboard = True
     except ImportError:
-        dashboard = None
+        dashboard = False
     cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit or "auto", dashboard_address=dashboard,
+                           memory_limit=memory_limit or "auto",
+                           dashboard_address="127.0.0.1:8787" if dashboard else "127.0.0.1:0",
                            host="127.0.0.1", silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
+        if on_connect is not None:
+            on_connect(client.dashboard_link if dashboard else None)
         yield client
     finally:
         client.close()
@@ -153,6 +171,17 @@ class ClusterReport:
     peak_rss_per_worker: dict[str, int] = field(default_factory=dict)
     dashboard: str | None = None
     grade_counts: dict[str, int] = field(default_factory=dict)
+    bucketed: bool = True
+
+    @property
+    def note(self) -> str | None:
+        """What to tell the user about the lake's layout (None for a bucketed lake)."""
+        if self.bucketed:
+            return None
+        return (f"note: the lake is in plain files, so each of the {self.parts} parts read every table "
+                f"whole, a batch at a time (bounded memory, {self.parts} times the reading); a lake "
+                f"ingested with `riskengine ingest --buckets {self.parts}` lets each part read only its "
+                "own files")
 
 
 def plan_parts(lake: Path, partitions: int | None, workers: int) -> tuple[int, bool]:
@@ -169,25 +198,76 @@ def plan_parts(lake: Path, partitions: int | None, workers: int) -> tuple[int, b
     return max(2 * max(workers, 1), math.ceil(n / ROWS_PER_PART)), False
 
 
+WHOLE = ("record_voids",)
+"""Tables with ``enterprise_id`` that every part reads whole: a void drops the record it names by the
+record's id alone (``features.build``), whichever enterprise the void itself names, and the run of
+as_of dates a part assembles together depends on every void (``asof.void_segments``). Upheld
+objections are few."""
+
+
 def part_tables(job: Job, part: int) -> dict[str, pl.LazyFrame]:
     """Every contract table restricted to one part's enterprises (tables without ``enterprise_id``,
-    such as credit repairs, whole: they are small and join through a part's own records)."""
+    such as credit repairs, whole: they are small and join through a part's own records; and the
+    record voids whole, ``WHOLE``). A bucketed lake gives the part's bucket files; a lake in plain
+    files is read a batch at a time, keeping the part's rows (``_read_part``)."""
     out: dict[str, pl.LazyFrame] = {}
     folder = buckets.folder_name(part)
     for name, spec in TABLES.items():
-        if KEY not in spec.schema:
+        if KEY not in spec.schema or name in WHOLE:
             out[name] = scan_table(job.lake, name)
         elif job.bucketed:
             out[name] = scan_files([f for f in table_files(job.lake, name) if f.parent.name == folder], name)
         else:
-            out[name] = scan_table(job.lake, name).filter(buckets.bucket_expr(KEY, job.parts) == part)
+            out[name] = _read_part(table_files(job.lake, name), name, job.parts, part).lazy()
     return out
+
+
+READ_ROWS = 131_072
+"""Rows a task reads at a time from a lake in plain files (``_part_batches``)."""
+
+
+def _part_batches(files: Sequence[Path], parts: int, part: int, columns: Sequence[str] | None = None, *,
+                  numbered: bool = False) -> Iterator[pl.DataFrame]:
+    """One part's rows of Parquet ``files`` (``columns`` that a file has), in order, ``READ_ROWS`` read
+    at a time; ``numbered`` adds each row's number among all the files' rows (``_ROW``).
+
+    A task so holds its part and one batch, not the table: a lazy filter by the hash (a Python
+    function) is not pushed into the Parquet reader, so the whole table would be read and hashed by
+    every task. The rows are kept in Arrow (a copy of exactly those rows): a Polars filter would keep
+    every batch's whole string buffers alive behind the kept rows' views.
+    """
+
+    offset = 0
+    for path in files:
+        handle = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would read the whole file
+        cols = None if columns is None else [c for c in columns if c in handle.schema_arrow.names]
+        for batch in handle.iter_batches(batch_size=READ_ROWS, columns=cols):
+            mask = buckets.bucket_of(pl.Series(batch.column(KEY)), parts) == part
+            if numbered:
+                numbers = pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.uint32))
+                batch = batch.append_column(_ROW, numbers)
+            offset += batch.num_rows
+            yield pl.DataFrame(pl.from_arrow(batch.filter(mask.to_arrow())))
+
+
+def _read_part(files: Sequence[Path], table: str, parts: int, part: int) -> pl.DataFrame:
+    """One part's rows of a table in plain files, with the contract's columns (as ``scan_files``)."""
+    schema = TABLES[table].schema
+    kept = [_conform(rows, schema) for rows in _part_batches(files, parts, part)]
+    return pl.concat(kept) if kept else pl.DataFrame(schema=schema)
+
+
+def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
+                         for c, t in schema.items()])
 
 
 def _row_numbers(job: Job, part: int) -> pl.DataFrame:
     """(enterprise_id, _erow): the part's enterprises with their row in the whole enterprises table."""
-    return (scan_table(job.lake, "enterprises").select(KEY).with_row_index(_ROW)
-            .filter(buckets.bucket_expr(KEY, job.parts) == part).collect())
+    files = table_files(job.lake, "enterprises")
+    out = [rows.select(pl.col(KEY).cast(pl.String), _ROW)
+           for rows in _part_batches(files, job.parts, part, [KEY], numbered=True)]
+    return pl.concat(out) if out else pl.DataFrame(schema={KEY: pl.String, _ROW: pl.UInt32})
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
@@ -198,10 +278,11 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _strictness_task(job: Job) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The cross-enterprise inspection tables: inspector strictness and the population's rates."""
-    insp = scan_table(job.lake, "inspections")
-    return (strictness_table(insp, list(job.dates)).collect(),
-            population_rates(insp, list(job.dates)).collect())
+    """The cross-enterprise inspection tables: inspector strictness and the population's rates, over
+    every inspection but the voided ones (``whole_city_tables``)."""
+    tables = {name: scan_table(job.lake, name) for name in ("inspections", "record_voids")}
+    strictness, rates = whole_city_tables(tables, list(job.dates))
+    return strictness.collect(), rates.collect()
 
 
 def _assemble_task(job: Job, part: int, whole: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
@@ -219,15 +300,12 @@ def _finished(job: Job, part: int, totals: pl.DataFrame) -> pl.DataFrame:
 
 
 def _features_task(job: Job, part: int, totals: pl.DataFrame) -> int:
-    frame = _finished(job, part, totals)
-    if not job.bucketed:
-        frame = frame.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
-    _write(frame, job.work / f"out-{part:04d}.parquet")
-    return frame.height
+    return _write_part(job, part, _finished(job, part, totals))
 
 
-def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
-                previous: Path | None, settings: Settings) -> int:
+def _grade_part(job: Job, part: int, totals: pl.DataFrame, model: CreditModel, previous: Path | None,
+                settings: Settings) -> tuple[pl.DataFrame | None, dict[str, pl.LazyFrame]]:
+    """One part's grades (None when it grades no one) and the part's tables."""
     if job.crash_once is not None and part == 0 and not job.crash_once.exists():
         job.crash_once.touch()
         os._exit(1)  # a worker lost mid-task: the scheduler must run this part again elsewhere
@@ -240,25 +318,60 @@ def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
         prev = pl.read_parquet(previous).filter(pl.col(KEY).is_in(active[KEY].implode()))
     grades = score_features(model, features, prev, settings, enterprises=active, tables=tables) \
         if features.height else None
+    return grades, tables
+
+
+def _write_part(job: Job, part: int, frame: pl.DataFrame) -> int:
+    """Write one part's output rows under the part's fixed name. For a lake in plain files each row
+    carries its place in the single process's order (``_ROW``: as_of, then the enterprise's row in the
+    enterprises table, packed into one Int64), and the part is sorted by it, so the client merges the
+    parts (``_merged``) a batch at a time."""
+    if not job.bucketed:
+        frame = frame.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
+        if AS_OF in frame.columns:
+            days = pl.col(AS_OF).cast(pl.Int32).cast(pl.Int64) + 2**20
+            frame = frame.with_columns((days * 2**32 + pl.col(_ROW)).alias(_ROW))
+        frame = frame.sort(_ROW)
+    _write(frame, job.work / f"out-{part:04d}.parquet")
+    return frame.height
+
+
+def _score_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
+                previous: Path | None, settings: Settings) -> int:
+    grades, _ = _grade_part(job, part, totals, model, previous, settings)
+    return 0 if grades is None else _write_part(job, part, grades)
+
+
+def _explain_task(job: Job, part: int, totals: pl.DataFrame, model: CreditModel,
+                  previous: Path | None, settings: Settings) -> int:
+    """One part's explanations (``explanation_lines``: the grades and the records behind the reasons)."""
+    grades, tables = _grade_part(job, part, totals, model, previous, settings)
     if grades is None:
         return 0
-    if not job.bucketed:
-        grades = grades.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
-    _write(grades, job.work / f"out-{part:04d}.parquet")
-    return grades.height
+    return _write_part(job, part, explanation_lines(grades, tables, job.dates[0]))
 
 
 def _warnings_task(job: Job, part: int, policy: WarningPolicy, grades: Path | None) -> pl.DataFrame:
     """The early warnings of one part's enterprises (every rule looks at one enterprise's records)."""
     part_grades = None
     if grades is not None:
-        part_grades = (pl.scan_parquet(grades).filter(buckets.bucket_expr(KEY, job.parts) == part)
-                       .collect())
+        kept = list(_part_batches([grades], job.parts, part))
+        part_grades = pl.concat(kept) if kept else pl.read_parquet(grades, n_rows=0)
     return evaluate_warnings(part_tables(job, part), job.dates[0], policy, part_grades)
 
 
-def _peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes: Linux's ``VmHWM``, the high-water mark of its own
+    memory map. ``ru_maxrss`` is not used where ``VmHWM`` exists: Linux carries the parent's peak over
+    into a spawned child's ``ru_maxrss``, so a small child of a big process reports the big one's."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux, bytes on macOS
 
 
 # --- the client side ----------------------------------------------------------------------------------
@@ -277,26 +390,28 @@ def _run(client: Any, job: Job, finish_part: Callable[..., Any], extra: Sequence
     outs = [client.submit(finish_part, job, p, totals, *extra, key=f"finish-{p}-{token}", retries=3)
             for p in parts]
     rows = 0
-    with progress(description, total=2 * job.parts) as advance:
+    with progress(description, total=2 * job.parts, lines=True) as advance:
         for _ in as_completed(assembled):
             advance()
         for fut in as_completed(outs):
             rows += int(fut.result())
             advance()
     # A worker that is just being restarted (after a crash) has no figure to give: left out.
-    peaks = {str(k): int(v) for k, v in client.run(_peak_rss, on_error="ignore").items()}
+    peaks = {str(k): int(v) for k, v in client.run(peak_rss, on_error="ignore").items()}
     return ClusterReport(parts=job.parts, rows=rows, peak_rss_per_worker=peaks,
-                         dashboard=getattr(client, "dashboard_link", None))
+                         dashboard=getattr(client, "dashboard_link", None), bucketed=job.bucketed)
 
 
-def _collect(job: Job, order: list[str]) -> pl.LazyFrame:
+def _collect(job: Job) -> pl.LazyFrame:
+    """Every part's output rows, lazily, in the single process's order (sorted in memory for a lake in
+    plain files: what a CSV or Excel grades file needs whole anyway)."""
     files = sorted(job.work.glob("out-*.parquet"))
     if not files:
         return pl.LazyFrame()
     frame = pl.scan_parquet(files)
     if job.bucketed:
         return frame
-    return frame.sort(order, maintain_order=True).drop(_ROW)
+    return frame.sort(_ROW).drop(_ROW)
 
 
 @contextmanager
@@ -325,7 +440,29 @@ def features_on_cluster(
         report = _run(client, job, _features_task, (), "features on the cluster")
         if report.rows == 0:
             raise NotFoundError(f"{lake}: no enterprise established before {min(dates)}; no features")
-        _write_output(job, out, [AS_OF, _ROW], job.dates)
+        _write_output(job, out)
+    return report
+
+
+def _grade_on_cluster(client: Any, lake: Path, as_of: date, out: Path, model: CreditModel,
+                      settings: Settings, previous: pl.DataFrame | None, partitions: int | None,
+                      crash_once: Path | None, task: Callable[..., int], description: str,
+                      deliver: Callable[[Job, ClusterReport], None]) -> ClusterReport:
+    """Grade the lake part by part with ``task`` (the model broadcast once), then ``deliver`` the parts'
+    files while the work folder exists."""
+    load_tables(lake)
+    workers = len(client.nthreads()) or 1
+    parts, bucketed = plan_parts(lake, partitions, workers)
+    with _job(lake, [as_of], Path(out).parent, parts, bucketed, 180.0, crash_once) as job:
+        prev_path = None
+        if previous is not None and previous.height:
+            prev_path = job.work / "previous.parquet"
+            _write(previous, prev_path)
+        model_f = client.scatter(model, broadcast=True, hash=False)
+        report = _run(client, job, task, (model_f, prev_path, settings), description)
+        if report.rows == 0:
+            raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to grade")
+        deliver(job, report)
     return report
 
 
@@ -337,31 +474,53 @@ def score_on_cluster(
 ) -> ClusterReport:
     """Grade every active enterprise of ``lake`` part by part on ``client``; the grades file ``out``
     equals ``score_enterprises``' (same rows, order and values). ``write`` writes CSV/Excel outputs
-    (Parquet is streamed from the parts); ``store`` also receives the grades."""
-    load_tables(lake)
-    workers = len(client.nthreads()) or 1
-    parts, bucketed = plan_parts(lake, partitions, workers)
+    (with the ``disputed`` column, as ``riskengine score`` writes them; Parquet is streamed from the
+    parts); ``store`` also receives the grades, a chunk at a time."""
     out = Path(out)
-    with _job(lake, [as_of], out.parent, parts, bucketed, 180.0, crash_once) as job:
-        prev_path = None
-        if previous is not None and previous.height:
-            prev_path = job.work / "previous.parquet"
-            _write(previous, prev_path)
-        model_f = client.scatter(model, broadcast=True, hash=False)
-        report = _run(client, job, _score_task, (model_f, prev_path, settings),
-                      "grading on the cluster")
-        if report.rows == 0:
-            raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to grade")
-        grades = _collect(job, [_ROW])
+
+    def deliver(job: Job, report: ClusterReport) -> None:
         if out.suffix.lower() == ".parquet" or write is None:
-            _write_output(job, out, [_ROW], job.dates)
+            _write_output(job, out)
         else:
-            write(grades.collect(), out)
-        counts = grades.group_by("grade").agg(pl.len()).collect()
+            # As one process writes it: officers' files say which grades are disputed.
+            write(mark_disputed(_collect(job).collect(), settings), out)
+        counts = (pl.scan_parquet(sorted(job.work.glob("out-*.parquet"))).group_by("grade").agg(pl.len())
+                  .collect(engine="streaming"))
         report.grade_counts = dict(zip(counts["grade"].to_list(), counts["len"].to_list(), strict=True))
         if store is not None:
-            store.save_grades(grades.collect())
-    return report
+            store.save_grades_chunks(_ordered_chunks(job))  # a chunk at a time, one transaction
+
+    return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
+                             _score_task, "grading on the cluster", deliver)
+
+
+def explain_on_cluster(
+    client: Any, lake: Path, as_of: date, out: Path, model: CreditModel, settings: Settings, *,
+    previous: pl.DataFrame | None = None, partitions: int | None = None, crash_once: Path | None = None,
+) -> ClusterReport:
+    """``explain_all`` part by part on ``client``: every active enterprise's explanation, one JSON
+    text a line in ``out``, the same lines in the same order as one process writes."""
+    out = check_jsonl(out)
+
+    def deliver(job: Job, report: ClusterReport) -> None:
+        write_jsonl((frame["explanation"] for frame in _ordered_chunks(job)), out)
+
+    return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
+                             _explain_task, "explaining on the cluster", deliver)
+
+
+def explain_lake_on_cluster(
+    spec: ClusterSpec, lake: Path, as_of: date, out: Path, settings: Settings, *,
+    partitions: int | None = None, memory_limit: str | None = None,
+    on_connect: Callable[[str | None], None] | None = None,
+) -> ClusterReport:
+    """``riskengine explain --out FILE.jsonl --cluster``: the champion and the store's previous grades,
+    as ``explain_all`` uses them."""
+    model = load_champion(settings)
+    previous = previous_from_store(settings, as_of)
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
+        return explain_on_cluster(client, lake, as_of, out, model, settings, previous=previous,
+                                  partitions=partitions)
 
 
 def score_lake_on_cluster(
@@ -374,9 +533,7 @@ def score_lake_on_cluster(
     model = load_champion(settings)
     if previous is None:
         previous = previous_from_store(settings, as_of)
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
         return score_on_cluster(client, lake, as_of, out, model, settings, previous=previous,
                                 partitions=partitions, write=write_grades,
                                 store=Store(settings.store_file) if save else None)
@@ -388,9 +545,7 @@ def features_lake_on_cluster(
     on_connect: Callable[[str | None], None] | None = None,
 ) -> ClusterReport:
     """``riskengine features --cluster``."""
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
         return features_on_cluster(client, lake, dates, out, partitions=partitions,
                                    half_life_days=half_life_days)
 
@@ -432,7 +587,7 @@ def warnings_on_cluster(client: Any, lake: Path, as_of: date, policy: WarningPol
         futures = [client.submit(_warnings_task, job, p, policy, grades_path, key=f"warnings-{p}-{token}",
                                  retries=3) for p in range(parts)]
         raised = []
-        with progress("warnings on the cluster", total=parts) as advance:
+        with progress("warnings on the cluster", total=parts, lines=True) as advance:
             for fut in futures:
                 raised.append(fut.result())
                 advance()
@@ -447,9 +602,7 @@ def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
                        on_connect: Callable[[str | None], None] | None = None) -> Iterator[Evaluator]:
     """An ``Evaluator`` for ``run_warnings`` that evaluates on the cluster ``spec`` (connected while
     the context is open)."""
-    with connect(spec, memory_limit=memory_limit) as client:
-        if on_connect is not None:
-            on_connect(getattr(client, "dashboard_link", None))
+    with connect(spec, memory_limit=memory_limit, on_connect=on_connect) as client:
 
         def evaluate(lake: Path, as_of: date, policy: WarningPolicy,
                      grades: pl.DataFrame | None) -> pl.DataFrame:
@@ -458,39 +611,83 @@ def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
         yield evaluate
 
 
-def _write_output(job: Job, out: Path, order: list[str], dates: Sequence[date]) -> None:
-    """The parts' files as one output file (Parquet, or CSV for features), in the single process's
-    row order, written atomically.
+MERGE_ROWS = 262_144
+"""Rows the client buffers at most while it merges the parts of a lake in plain files (spread over the
+parts): its memory for the output does not grow with the city."""
 
-    A bucketed lake's parts are already in that order, date by date: they are copied row group by
-    row group, so the client holds one part's rows of one date at a time, whatever the city's size.
-    A lake in plain files is sorted by the enterprises' rows in memory (such lakes are small).
+
+def _ordered_chunks(job: Job) -> Iterator[pl.DataFrame]:
+    """The parts' output rows in the single process's order, a chunk at a time, without ``_ROW``.
+
+    A bucketed lake's parts are in that order already, date by date: part after part for each date.
+    A lake in plain files interleaves its parts' rows: they are merged by ``_ROW`` (``_merged``).
+    Either way the client holds a bounded number of rows, whatever the city's size.
     """
     files = sorted(job.work.glob("out-*.parquet"))
-    if not job.bucketed or out.suffix.lower() == ".csv":
-        frame = _collect(job, order)
-        if out.suffix.lower() == ".csv":
-            safe = exports.csv_safe_lazy(frame)
-            atomic_write(out, lambda tmp: safe.sink_csv(tmp, quote_style="non_numeric"))
-        else:
-            atomic_write(out, frame.sink_parquet)
+    if not job.bucketed:
+        for chunk in _merged(files, _ROW, max(64, MERGE_ROWS // max(len(files), 1))):
+            yield chunk.drop(_ROW)
         return
-    import pyarrow.parquet as pq  # noqa: PLC0415 - only the streaming copy needs it
+    for day in job.dates:
+        for path in files:
+            frame = pl.scan_parquet(path)
+            if len(job.dates) > 1:
+                frame = frame.filter(pl.col(AS_OF) == day)
+            chunk = frame.collect()
+            if chunk.height:
+                yield chunk
 
-    def copy(tmp: Path) -> None:
+
+def _merged(files: Sequence[Path], key: str, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """The rows of ``files`` (each sorted by the unique Int64 ``key``) in order of ``key``, merged a
+    batch at a time: each step emits every buffered row up to the smallest last key of the buffers,
+    which empties at least one buffer; all later rows have greater keys."""
+
+    readers = [pq.ParquetFile(f).iter_batches(batch_size=batch_rows) for f in files]
+
+    def pull(i: int) -> pl.DataFrame | None:
+        for batch in readers[i]:
+            if batch.num_rows:
+                return pl.DataFrame(pl.from_arrow(batch))
+        return None
+
+    buffers = [pull(i) for i in range(len(readers))]
+    while True:
+        live = [i for i, b in enumerate(buffers) if b is not None]
+        if not live:
+            return
+        bound = min(buffers[i][key][-1] for i in live)  # type: ignore[index]
+        taken = []
+        for i in live:
+            buffer = buffers[i]
+            assert buffer is not None
+            n = buffer[key].search_sorted(bound, side="right")
+            taken.append(buffer.head(n))
+            buffers[i] = buffer.slice(n) if n < buffer.height else pull(i)
+        yield pl.concat(taken).sort(key)
+
+
+def _write_output(job: Job, out: Path) -> None:
+    """The parts' files as one output file (Parquet, or CSV for features), in the single process's row
+    order (``_ordered_chunks``), written atomically a chunk at a time."""
+
+    csv = out.suffix.lower() == ".csv"
+
+    def write(tmp: Path) -> None:
+        if csv:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                for i, chunk in enumerate(_ordered_chunks(job)):
+                    exports.csv_safe(chunk).write_csv(f, include_header=i == 0, quote_style="non_numeric")
+            return
         writer: pq.ParquetWriter | None = None
         try:
-            for day in sorted(dates):
-                for path in files:
-                    table = pq.read_table(path, filters=[(AS_OF, "=", day)]) if len(dates) > 1 \
-                        else pq.read_table(path)
-                    if table.num_rows == 0:
-                        continue
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                    writer.write_table(table)
+            for chunk in _ordered_chunks(job):
+                table = chunk.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
         finally:
             if writer is not None:
                 writer.close()
 
-    atomic_write(out, copy)
+    atomic_write(out, write)

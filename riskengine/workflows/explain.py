@@ -13,7 +13,8 @@ the reasons stored with the grade and the evidence from ``Settings.service.lake_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from features import asof
 from features.penalties import INFLUENCE
 from models.reason_groups import BASELINE, OTHER, reason_kind
 from riskengine.core.config import Settings
+from riskengine.core.errors import NotFoundError, UsageError
+from riskengine.core.files import atomic_write
 from riskengine.lake.layout import load_tables
-from riskengine.workflows.scoring import Explanation, explain_enterprise
+from riskengine.workflows.scoring import Explanation, explain_enterprise, score_enterprises
 
 WINDOW_DAYS = {
     "inspections": 1095,
@@ -450,28 +453,29 @@ _BUILDERS = {
 
 
 def _evidence_items(frame: pl.DataFrame, reason: str) -> list[dict[str, Any]]:
-    rows = frame.filter(pl.col("reason") == reason)
-    return [
-        {
-            "table": r["table"],
-            "record_id": r["record_id"],
-            "date": r["date"].isoformat(),
-            "text_zh": r["text_zh"],
-            "text_en": r["text_en"],
-        }
-        for r in rows.iter_rows(named=True)
-    ]
+    return [_item(r) for r in frame.filter(pl.col("reason") == reason).iter_rows(named=True)]
+
+
+def _item(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "table": r["table"],
+        "record_id": r["record_id"],
+        "date": r["date"].isoformat(),
+        "text_zh": r["text_zh"],
+        "text_en": r["text_en"],
+    }
 
 
 def assemble(
     row: Mapping[str, Any],
     reasons: list[Mapping[str, Any]],
-    found: pl.DataFrame,
+    found: pl.DataFrame | Mapping[str, list[dict[str, Any]]],
     *,
     baseline: Mapping[str, Any] | None = None,
     decomposition: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """CONTRACT §3's explanation from a grades row, its reasons and the evidence found for it."""
+    """CONTRACT §3's explanation from a grades row, its reasons and the evidence found for it (the
+    ``evidence`` frame, or its items already grouped by reason code)."""
     items = []
     for r in reasons:
         kind = reason_kind(r["code"])
@@ -482,7 +486,9 @@ def assemble(
                 "contribution": r["contribution"],
                 "text_zh": r["text_zh"],
                 "text_en": r["text_en"],
-                "evidence": _evidence_items(found, r["code"]) if kind == "own_record" else [],
+                "evidence": ([] if kind != "own_record"
+                             else found.get(r["code"], []) if isinstance(found, Mapping)
+                             else _evidence_items(found, r["code"])),
             }
         )
     if baseline is None:
@@ -561,3 +567,63 @@ def explanation_from(result: Explanation, found: pl.DataFrame) -> dict[str, Any]
     return assemble(
         result.row, list(result.row["reasons"] or []), found, baseline=baseline, decomposition=decomposition
     )
+
+
+# --- every graded enterprise at once (``explain --out FILE.jsonl``) --------------------------------------
+
+
+def explanation_lines(grades: pl.DataFrame, tables: Mapping[str, pl.LazyFrame], as_of: date) -> pl.DataFrame:
+    """(enterprise_id, explanation): CONTRACT §3's explanation of every row of ``grades`` as one JSON
+    text, in the grades' order, built as the API builds it from a stored grade (``assemble``: the
+    grade's stored reasons, own-record reasons with the records behind them found in ``tables``)."""
+    ids = grades["enterprise_id"].to_list()
+    found = evidence(tables, as_of, ids) if ids else empty_evidence()
+    # Grouped once, in the evidence's order (newest first per enterprise and reason): a filter per
+    # enterprise and reason costs more than the rest of the explanation.
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in found.iter_rows(named=True):
+        grouped.setdefault(r["enterprise_id"], {}).setdefault(r["reason"], []).append(_item(r))
+    texts = [
+        json.dumps(assemble(row, list(row["reasons"] or []), grouped.get(row["enterprise_id"], {})),
+                   ensure_ascii=False)
+        for row in grades.iter_rows(named=True)
+    ]
+    return pl.DataFrame({"enterprise_id": ids, "explanation": texts},
+                        schema={"enterprise_id": pl.String, "explanation": pl.String})
+
+
+def check_jsonl(out: Path) -> Path:
+    """The batch explanations go to a JSON Lines file (one explanation a line)."""
+    out = Path(out)
+    if out.suffix.lower() != ".jsonl":
+        raise UsageError(f"--out must end .jsonl (one explanation a line); got {out}")
+    return out
+
+
+def write_jsonl(chunks: Iterable[Iterable[str]], out: Path) -> int:
+    """Write the texts of ``chunks`` one a line (UTF-8) to ``out`` atomically; how many lines."""
+    count = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal count
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            for chunk in chunks:
+                for text in chunk:
+                    f.write(text)
+                    f.write("\n")
+                    count += 1
+
+    atomic_write(check_jsonl(out), write)
+    return count
+
+
+def explain_all(lake: Path, as_of: date, out: Path, *, model: Any = None,
+                previous: pl.DataFrame | None = None, settings: Settings | None = None) -> int:
+    """Grade every active enterprise of ``lake`` as of D (``score_enterprises``) and write each one's
+    explanation to ``out`` (JSON Lines, in the grades' order); how many were written."""
+    check_jsonl(out)
+    grades = score_enterprises(lake, as_of, model=model, previous=previous, settings=settings)
+    if grades.height == 0:
+        raise NotFoundError(f"{lake}: no active enterprise established before {as_of}; nothing to explain")
+    lines = explanation_lines(grades, load_tables(Path(lake)), as_of)
+    return write_jsonl([lines["explanation"]], out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -63,22 +64,45 @@ CREATE TABLE IF NOT EXISTS grade_runs (
         Idempotent: saving the same frame twice leaves the store as after the first save.
         Returns the number of rows stored per as_of.
         """
-        frame = _validate_grades(grades)
-        counts = {d: n for d, n in frame.group_by("as_of").len().iter_rows()}
-        if not counts:
-            raise FatalInputError("grades frame: no rows to save")
-        frame = frame.sort("as_of", "enterprise_id")
+        return self.save_grades_chunks([grades])
+
+    def save_grades_chunks(self, chunks: Iterable[pl.DataFrame]) -> dict[date, int]:
+        """``save_grades`` of the grades frame made of ``chunks`` (e.g. the parts of a cluster run),
+        holding one chunk in memory at a time; still one transaction, and an enterprise twice in an
+        as_of across chunks is refused like within one."""
+        counts: dict[date, int] = {}
+        versions: dict[date, set[str]] = {}
         now = utcnow()
+        n_chunks = 0
         with self._write() as con:
-            con.register("_incoming", frame.to_arrow())
+            for chunk in chunks:
+                n_chunks += 1
+                frame = _validate_grades(chunk)
+                for as_of, n in frame.group_by("as_of").len().iter_rows():
+                    if as_of not in counts:
+                        con.execute("DELETE FROM grades WHERE as_of = ?", [as_of])
+                        con.execute("DELETE FROM grade_runs WHERE as_of = ?", [as_of])
+                        counts[as_of], versions[as_of] = 0, set()
+                    counts[as_of] += n
+                    mine = frame.filter(pl.col("as_of") == as_of)["model_version"].drop_nulls().unique()
+                    versions[as_of] |= set(mine.to_list())
+                if frame.height == 0:
+                    continue
+                con.register("_incoming", frame.sort("as_of", "enterprise_id").to_arrow())
+                con.execute(f"INSERT INTO grades SELECT {', '.join(GRADES_SCHEMA)} FROM _incoming")
+                con.unregister("_incoming")
+            if not counts:
+                raise FatalInputError("grades frame: no rows to save")
+            # One chunk was checked whole (``_validate_grades``); several are checked once stored.
+            twice = None if n_chunks == 1 else con.execute(
+                "SELECT enterprise_id, as_of FROM grades WHERE as_of IN (SELECT unnest(?)) "
+                "GROUP BY enterprise_id, as_of HAVING count(*) > 1 LIMIT 1", [list(counts)]).fetchone()
+            if twice is not None:
+                raise FatalInputError(f"grades frame: enterprise_id must be unique per as_of; "
+                                      f"{twice[0]!r} is there twice as of {twice[1]}")
             for as_of, n in counts.items():
-                versions = frame.filter(pl.col("as_of") == as_of)["model_version"].drop_nulls().unique()
-                version = ",".join(sorted(versions.to_list())) or None
-                con.execute("DELETE FROM grades WHERE as_of = ?", [as_of])
-                con.execute("DELETE FROM grade_runs WHERE as_of = ?", [as_of])
+                version = ",".join(sorted(versions[as_of])) or None
                 con.execute("INSERT INTO grade_runs VALUES (?, ?, ?, ?)", [as_of, now, n, version])
-            con.execute(f"INSERT INTO grades SELECT {', '.join(GRADES_SCHEMA)} FROM _incoming")
-            con.unregister("_incoming")
         return counts
 
     def grade_dates(self) -> list[date]:
