@@ -13,6 +13,7 @@ import pytest
 
 from features import FEATURES
 from models.artifact import CreditModel
+from models.evaluate import spearman, truth_over_horizon
 from models.train import TrainConfig, TrainResult, train_model
 from riskengine.lake.layout import load_tables
 from riskengine.synth.truth import load_truth
@@ -205,3 +206,14 @@ def test_backtest_carries_features_this_run_left_out(trained: TrainResult) -> No
     assert left_out, "the small city leaves some constant feature out"
     assert set(left_out) <= set(trained.test_frame.columns)
     assert set(trained.model.feature_names) <= set(trained.test_frame.columns)
+
+
+def test_spearman_with_the_truth_ranks_the_probability_not_the_rounded_score(
+        trained: TrainResult, small_city: Path) -> None:
+    rows = trained.test_frame
+    truth = truth_over_horizon(load_truth(small_city), rows, trained.config.horizon_days)
+    known = np.isfinite(truth)
+    expected = spearman(trained.model.predict_proba(rows)[known], truth[known])
+    row = trained.metrics.filter((pl.col("scorer") == "lightgbm") & (pl.col("population") == "all")).row(
+        0, named=True)
+    assert row["spearman_truth"] == pytest.approx(expected, abs=1e-9)
