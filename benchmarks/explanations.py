@@ -35,7 +35,7 @@ from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
 from riskengine.synth.city import generate_city
-from riskengine.workflows.explain import evidence
+from riskengine.workflows.evidence import evidence
 
 
 def first_reason_share(grades: pl.DataFrame, features: pl.DataFrame, found: pl.DataFrame) -> dict:

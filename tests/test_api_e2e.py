@@ -102,7 +102,7 @@ def test_the_explanation_names_the_records_behind_each_own_record_reason(
     served_city: tuple[TestClient, dict], small_lake: Path
 ) -> None:
     from riskengine.lake.layout import load_tables
-    from riskengine.workflows.explain import evidence
+    from riskengine.workflows.evidence import evidence
 
     client, ctx = served_city
     found = evidence(load_tables(small_lake), AS_OF)

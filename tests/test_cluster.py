@@ -53,7 +53,7 @@ def test_split_keeps_every_row_once_in_order() -> None:
 def test_sorted_parts_merge_in_order_holding_a_batch_of_each(tmp_path) -> None:
     import random
 
-    from riskengine.workflows.cluster import _merged
+    from riskengine.workflows.cluster_parts import merged
 
     rng = random.Random(5)
     owner = [rng.randrange(4) for _ in range(3000)]  # parts 0-3, interleaved; part 3 may hold few
@@ -63,7 +63,7 @@ def test_sorted_parts_merge_in_order_holding_a_batch_of_each(tmp_path) -> None:
         files.append(tmp_path / f"out-{part}.parquet")
         pl.DataFrame({"k": keys, "v": [f"row {k}" for k in keys]}, schema={"k": pl.Int64, "v": pl.String}
                      ).write_parquet(files[-1], row_group_size=50)
-    chunks = list(_merged(files, "k", 40))
+    chunks = list(merged(files, "k", 40))
     assert len(chunks) > 3000 // (5 * 40)  # many steps, none holding more than a batch of each part
     assert max(c.height for c in chunks) <= 5 * 40
     whole = pl.concat(chunks)
@@ -74,18 +74,18 @@ def test_sorted_parts_merge_in_order_holding_a_batch_of_each(tmp_path) -> None:
 def test_a_plain_lake_part_is_read_a_batch_at_a_time_as_a_filtered_scan(small_lake, tmp_path,
                                                                          monkeypatch) -> None:
     from riskengine.lake.layout import scan_table, table_files
-    from riskengine.workflows import cluster
+    from riskengine.workflows import cluster_parts
 
-    monkeypatch.setattr(cluster, "READ_ROWS", 100)  # many batches per file
-    job = cluster.Job(lake=small_lake, parts=3, bucketed=False, dates=(AS_OF,), work=tmp_path)
+    monkeypatch.setattr(cluster_parts, "READ_ROWS", 100)  # many batches per file
+    job = cluster_parts.Job(lake=small_lake, parts=3, bucketed=False, dates=(AS_OF,), work=tmp_path)
     rows = scan_table(small_lake, "enterprises").select("enterprise_id").with_row_index("_erow")
     for part in range(3):
         mine = buckets.bucket_expr("enterprise_id", 3) == part
         for table in ("inspections", "enterprises"):
-            got = cluster._read_part(table_files(small_lake, table), table, 3, part)
+            got = cluster_parts.read_part(table_files(small_lake, table), table, 3, part)
             assert got.equals(scan_table(small_lake, table).filter(mine).collect())
         want = rows.filter(mine).select("enterprise_id", "_erow").collect()
-        assert cluster._row_numbers(job, part).equals(want)
+        assert cluster_parts.row_numbers(job, part).equals(want)
         assert want["_erow"].max() > 100  # numbered across batches
 
 
@@ -162,9 +162,9 @@ def test_grades_on_the_cluster_equal_one_process(client, small_lake, model, sett
 
 
 def test_association_features_cross_parts_exactly(client, small_lake, tmp_path, monkeypatch) -> None:
-    from riskengine.workflows import cluster
+    from riskengine.workflows import cluster_parts
 
-    monkeypatch.setattr(cluster, "MERGE_ROWS", 256)  # the client merges the 4 parts 64 rows at a time
+    monkeypatch.setattr(cluster_parts, "MERGE_ROWS", 256)  # the client merges the 4 parts 64 rows at a time
     dates = [date(2024, 1, 1), AS_OF]
     out = tmp_path / "features.parquet"
     features_on_cluster(client, small_lake, dates, out, partitions=4)

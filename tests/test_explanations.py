@@ -16,7 +16,7 @@ from models.reason_groups import RECORD_GROUPS, group_contributions
 from models.scoring import add_rule_columns, enterprise_features, score_features, severity_parts_for
 from riskengine.core.config import Settings
 from riskengine.lake.layout import load_tables
-from riskengine.workflows.explain import evidence
+from riskengine.workflows.evidence import evidence
 
 AS_OF = date(2025, 7, 1)
 EVENT_DATE = {"inspections": "inspected_on", "sampling_tests": "sampled_on", "penalties": "decided_on",

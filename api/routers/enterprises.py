@@ -29,7 +29,8 @@ from riskengine.core.errors import NotFoundError
 from riskengine.core.records import served_grade
 from riskengine.core.store import Override
 from riskengine.core.store.authorizations import credit_record_reads
-from riskengine.workflows.explain import assemble, empty_evidence, lake_evidence
+from riskengine.workflows.evidence import empty_evidence, lake_evidence
+from riskengine.workflows.explain import assemble
 
 router = APIRouter(prefix="/v1/enterprises", tags=["enterprises"])
 

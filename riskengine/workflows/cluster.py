@@ -21,29 +21,25 @@ its own file: nothing is lost or doubled.
 
 Row order equals the single-process run's: a bucketed lake is read bucket by bucket by both paths;
 for a lake in plain files every part carries each enterprise's row number in the enterprises table
-and the client merges the sorted parts by it a batch at a time (``_merged``), so its memory for the
+and the client merges the sorted parts by it a batch at a time (``merged``), so its memory for the
 output stays bounded whatever the city's size.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import resource
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from features import associations
 from features.asof import AS_OF, KEY
@@ -51,26 +47,28 @@ from features.build import assemble, engine_for, finish, whole_city_tables
 from models.artifact import CreditModel
 from models.scoring import active_enterprises, score_features
 from models.train_config import TrainConfig, snapshot_dates
-from riskengine.core import exports
 from riskengine.core.config import Settings
-from riskengine.core.contract import TABLES
 from riskengine.core.errors import NotFoundError, UsageError
-from riskengine.core.files import atomic_write
 from riskengine.core.progress import progress
 from riskengine.core.store import Store
-from riskengine.lake import buckets
-from riskengine.lake.layout import load_tables, scan_files, scan_table, table_files
+from riskengine.lake.layout import load_tables, scan_table
 from riskengine.supervision.policy import WarningPolicy
 from riskengine.workflows.cases import mark_disputed
+from riskengine.workflows.cluster_parts import (
+    ROW,
+    ClusterReport,
+    Job,
+    ordered_chunks,
+    part_batches,
+    part_tables,
+    plan_parts,
+    row_numbers,
+    write_frame,
+    write_output,
+)
 from riskengine.workflows.explain import check_jsonl, explanation_lines, write_jsonl
 from riskengine.workflows.scoring import load_champion, previous_from_store, write_grades
 from riskengine.workflows.warnings import RAISED_SCHEMA, Evaluator, evaluate_warnings
-
-ROWS_PER_PART = 250_000
-"""Without ``--partitions``, a lake in plain files is split so that a part holds about this many
-enterprises (and at least two parts per worker)."""
-
-_ROW = "_erow"
 
 log = logging.getLogger(__name__)
 
@@ -146,134 +144,6 @@ def connect(spec: ClusterSpec, *, memory_limit: str | None = None,
         cluster.close()
 
 
-# --- one job ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Job:
-    """What every task needs to find its part: the lake, the parts, the dates and a work folder."""
-
-    lake: Path
-    parts: int
-    bucketed: bool
-    dates: tuple[date, ...]
-    work: Path
-    half_life_days: float = 180.0
-    crash_once: Path | None = None  # fault injection for tests: the first try of part 0 kills its worker
-
-
-@dataclass
-class ClusterReport:
-    """What a cluster run did: parts, rows written, peak memory per worker process (bytes)."""
-
-    parts: int
-    rows: int
-    peak_rss_per_worker: dict[str, int] = field(default_factory=dict)
-    dashboard: str | None = None
-    grade_counts: dict[str, int] = field(default_factory=dict)
-    bucketed: bool = True
-
-    @property
-    def note(self) -> str | None:
-        """What to tell the user about the lake's layout (None for a bucketed lake)."""
-        if self.bucketed:
-            return None
-        return (f"note: the lake is in plain files, so each of the {self.parts} parts read every table "
-                f"whole, a batch at a time (bounded memory, {self.parts} times the reading); a lake "
-                f"ingested with `riskengine ingest --buckets {self.parts}` lets each part read only its "
-                "own files")
-
-
-def plan_parts(lake: Path, partitions: int | None, workers: int) -> tuple[int, bool]:
-    """(parts, bucketed): a bucketed lake's own bucket count, else ``partitions`` or a size rule."""
-    n_buckets = buckets.lake_buckets(lake)
-    if n_buckets is not None:
-        if partitions is not None and partitions != n_buckets:
-            raise UsageError(f"{lake} is laid out in {n_buckets} buckets; --partitions must be "
-                             f"{n_buckets} or left out; got {partitions}")
-        return n_buckets, True
-    if partitions is not None:
-        return buckets.check_buckets(partitions), False
-    n = scan_table(lake, "enterprises").select(pl.len()).collect().item()
-    return max(2 * max(workers, 1), math.ceil(n / ROWS_PER_PART)), False
-
-
-WHOLE = ("record_voids",)
-"""Tables with ``enterprise_id`` that every part reads whole: a void drops the record it names by the
-record's id alone (``features.build``), whichever enterprise the void itself names, and the run of
-as_of dates a part assembles together depends on every void (``asof.void_segments``). Upheld
-objections are few."""
-
-
-def part_tables(job: Job, part: int) -> dict[str, pl.LazyFrame]:
-    """Every contract table restricted to one part's enterprises (tables without ``enterprise_id``,
-    such as credit repairs, whole: they are small and join through a part's own records; and the
-    record voids whole, ``WHOLE``). A bucketed lake gives the part's bucket files; a lake in plain
-    files is read a batch at a time, keeping the part's rows (``_read_part``)."""
-    out: dict[str, pl.LazyFrame] = {}
-    folder = buckets.folder_name(part)
-    for name, spec in TABLES.items():
-        if KEY not in spec.schema or name in WHOLE:
-            out[name] = scan_table(job.lake, name)
-        elif job.bucketed:
-            out[name] = scan_files([f for f in table_files(job.lake, name) if f.parent.name == folder], name)
-        else:
-            out[name] = _read_part(table_files(job.lake, name), name, job.parts, part).lazy()
-    return out
-
-
-READ_ROWS = 131_072
-"""Rows a task reads at a time from a lake in plain files (``_part_batches``)."""
-
-
-def _part_batches(files: Sequence[Path], parts: int, part: int, columns: Sequence[str] | None = None, *,
-                  numbered: bool = False) -> Iterator[pl.DataFrame]:
-    """One part's rows of Parquet ``files`` (``columns`` that a file has), in order, ``READ_ROWS`` read
-    at a time; ``numbered`` adds each row's number among all the files' rows (``_ROW``).
-
-    A task so holds its part and one batch, not the table: a lazy filter by the hash (a Python
-    function) is not pushed into the Parquet reader, so the whole table would be read and hashed by
-    every task. The rows are kept in Arrow (a copy of exactly those rows): a Polars filter would keep
-    every batch's whole string buffers alive behind the kept rows' views.
-    """
-
-    offset = 0
-    for path in files:
-        handle = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering would read the whole file
-        cols = None if columns is None else [c for c in columns if c in handle.schema_arrow.names]
-        for batch in handle.iter_batches(batch_size=READ_ROWS, columns=cols):
-            mask = buckets.bucket_of(pl.Series(batch.column(KEY)), parts) == part
-            if numbered:
-                numbers = pa.array(np.arange(offset, offset + batch.num_rows, dtype=np.uint32))
-                batch = batch.append_column(_ROW, numbers)
-            offset += batch.num_rows
-            yield pl.DataFrame(pl.from_arrow(batch.filter(mask.to_arrow())))
-
-
-def _read_part(files: Sequence[Path], table: str, parts: int, part: int) -> pl.DataFrame:
-    """One part's rows of a table in plain files, with the contract's columns (as ``scan_files``)."""
-    schema = TABLES[table].schema
-    kept = [_conform(rows, schema) for rows in _part_batches(files, parts, part)]
-    return pl.concat(kept) if kept else pl.DataFrame(schema=schema)
-
-
-def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return frame.select([(pl.col(c) if c in frame.columns else pl.lit(None)).cast(t).alias(c)
-                         for c, t in schema.items()])
-
-
-def _row_numbers(job: Job, part: int) -> pl.DataFrame:
-    """(enterprise_id, _erow): the part's enterprises with their row in the whole enterprises table."""
-    files = table_files(job.lake, "enterprises")
-    out = [rows.select(pl.col(KEY).cast(pl.String), _ROW)
-           for rows in _part_batches(files, job.parts, part, [KEY], numbered=True)]
-    return pl.concat(out) if out else pl.DataFrame(schema={KEY: pl.String, _ROW: pl.UInt32})
-
-
-def _write(frame: pl.DataFrame, path: Path) -> None:
-    atomic_write(path, frame.write_parquet)
-
-
 # --- the tasks (run on the workers) --------------------------------------------------------------------
 
 
@@ -291,7 +161,7 @@ def _assemble_task(job: Job, part: int, whole: tuple[pl.DataFrame, pl.DataFrame]
     frame, rows = assemble(part_tables(job, part), list(job.dates), half_life_days=job.half_life_days,
                            strictness=strictness.lazy(), rates=rates.lazy())
     assembled = frame.collect(engine=engine_for(rows))  # type: ignore[call-overload]
-    _write(assembled, job.work / f"assembled-{part:04d}.parquet")
+    write_frame(assembled, job.work / f"assembled-{part:04d}.parquet")
     return associations.totals(assembled.lazy()).collect()
 
 
@@ -323,16 +193,16 @@ def _grade_part(job: Job, part: int, totals: pl.DataFrame, model: CreditModel, p
 
 def _write_part(job: Job, part: int, frame: pl.DataFrame) -> int:
     """Write one part's output rows under the part's fixed name. For a lake in plain files each row
-    carries its place in the single process's order (``_ROW``: as_of, then the enterprise's row in the
+    carries its place in the single process's order (``ROW``: as_of, then the enterprise's row in the
     enterprises table, packed into one Int64), and the part is sorted by it, so the client merges the
-    parts (``_merged``) a batch at a time."""
+    parts (``merged``) a batch at a time."""
     if not job.bucketed:
-        frame = frame.join(_row_numbers(job, part), on=KEY, how="left", maintain_order="left")
+        frame = frame.join(row_numbers(job, part), on=KEY, how="left", maintain_order="left")
         if AS_OF in frame.columns:
             days = pl.col(AS_OF).cast(pl.Int32).cast(pl.Int64) + 2**20
-            frame = frame.with_columns((days * 2**32 + pl.col(_ROW)).alias(_ROW))
-        frame = frame.sort(_ROW)
-    _write(frame, job.work / f"out-{part:04d}.parquet")
+            frame = frame.with_columns((days * 2**32 + pl.col(ROW)).alias(ROW))
+        frame = frame.sort(ROW)
+    write_frame(frame, job.work / f"out-{part:04d}.parquet")
     return frame.height
 
 
@@ -355,7 +225,7 @@ def _warnings_task(job: Job, part: int, policy: WarningPolicy, grades: Path | No
     """The early warnings of one part's enterprises (every rule looks at one enterprise's records)."""
     part_grades = None
     if grades is not None:
-        kept = list(_part_batches([grades], job.parts, part))
+        kept = list(part_batches([grades], job.parts, part))
         part_grades = pl.concat(kept) if kept else pl.read_parquet(grades, n_rows=0)
     return evaluate_warnings(part_tables(job, part), job.dates[0], policy, part_grades)
 
@@ -411,7 +281,7 @@ def _collect(job: Job) -> pl.LazyFrame:
     frame = pl.scan_parquet(files)
     if job.bucketed:
         return frame
-    return frame.sort(_ROW).drop(_ROW)
+    return frame.sort(ROW).drop(ROW)
 
 
 @contextmanager
@@ -440,7 +310,7 @@ def features_on_cluster(
         report = _run(client, job, _features_task, (), "features on the cluster")
         if report.rows == 0:
             raise NotFoundError(f"{lake}: no enterprise established before {min(dates)}; no features")
-        _write_output(job, out)
+        write_output(job, out)
     return report
 
 
@@ -457,7 +327,7 @@ def _grade_on_cluster(client: Any, lake: Path, as_of: date, out: Path, model: Cr
         prev_path = None
         if previous is not None and previous.height:
             prev_path = job.work / "previous.parquet"
-            _write(previous, prev_path)
+            write_frame(previous, prev_path)
         model_f = client.scatter(model, broadcast=True, hash=False)
         report = _run(client, job, task, (model_f, prev_path, settings), description)
         if report.rows == 0:
@@ -480,7 +350,7 @@ def score_on_cluster(
 
     def deliver(job: Job, report: ClusterReport) -> None:
         if out.suffix.lower() == ".parquet" or write is None:
-            _write_output(job, out)
+            write_output(job, out)
         else:
             # As one process writes it: officers' files say which grades are disputed.
             write(mark_disputed(_collect(job).collect(), settings), out)
@@ -488,7 +358,7 @@ def score_on_cluster(
                   .collect(engine="streaming"))
         report.grade_counts = dict(zip(counts["grade"].to_list(), counts["len"].to_list(), strict=True))
         if store is not None:
-            store.save_grades_chunks(_ordered_chunks(job))  # a chunk at a time, one transaction
+            store.save_grades_chunks(ordered_chunks(job))  # a chunk at a time, one transaction
 
     return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
                              _score_task, "grading on the cluster", deliver)
@@ -503,7 +373,7 @@ def explain_on_cluster(
     out = check_jsonl(out)
 
     def deliver(job: Job, report: ClusterReport) -> None:
-        write_jsonl((frame["explanation"] for frame in _ordered_chunks(job)), out)
+        write_jsonl((frame["explanation"] for frame in ordered_chunks(job)), out)
 
     return _grade_on_cluster(client, lake, as_of, out, model, settings, previous, partitions, crash_once,
                              _explain_task, "explaining on the cluster", deliver)
@@ -582,7 +452,7 @@ def warnings_on_cluster(client: Any, lake: Path, as_of: date, policy: WarningPol
         grades_path = None
         if grades is not None and grades.height:
             grades_path = job.work / "grades.parquet"
-            _write(grades, grades_path)
+            write_frame(grades, grades_path)
         token = uuid.uuid4().hex[:8]
         futures = [client.submit(_warnings_task, job, p, policy, grades_path, key=f"warnings-{p}-{token}",
                                  retries=3) for p in range(parts)]
@@ -610,84 +480,3 @@ def warnings_evaluator(spec: ClusterSpec, *, partitions: int | None = None,
 
         yield evaluate
 
-
-MERGE_ROWS = 262_144
-"""Rows the client buffers at most while it merges the parts of a lake in plain files (spread over the
-parts): its memory for the output does not grow with the city."""
-
-
-def _ordered_chunks(job: Job) -> Iterator[pl.DataFrame]:
-    """The parts' output rows in the single process's order, a chunk at a time, without ``_ROW``.
-
-    A bucketed lake's parts are in that order already, date by date: part after part for each date.
-    A lake in plain files interleaves its parts' rows: they are merged by ``_ROW`` (``_merged``).
-    Either way the client holds a bounded number of rows, whatever the city's size.
-    """
-    files = sorted(job.work.glob("out-*.parquet"))
-    if not job.bucketed:
-        for chunk in _merged(files, _ROW, max(64, MERGE_ROWS // max(len(files), 1))):
-            yield chunk.drop(_ROW)
-        return
-    for day in job.dates:
-        for path in files:
-            frame = pl.scan_parquet(path)
-            if len(job.dates) > 1:
-                frame = frame.filter(pl.col(AS_OF) == day)
-            chunk = frame.collect()
-            if chunk.height:
-                yield chunk
-
-
-def _merged(files: Sequence[Path], key: str, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """The rows of ``files`` (each sorted by the unique Int64 ``key``) in order of ``key``, merged a
-    batch at a time: each step emits every buffered row up to the smallest last key of the buffers,
-    which empties at least one buffer; all later rows have greater keys."""
-
-    readers = [pq.ParquetFile(f).iter_batches(batch_size=batch_rows) for f in files]
-
-    def pull(i: int) -> pl.DataFrame | None:
-        for batch in readers[i]:
-            if batch.num_rows:
-                return pl.DataFrame(pl.from_arrow(batch))
-        return None
-
-    buffers = [pull(i) for i in range(len(readers))]
-    while True:
-        live = [i for i, b in enumerate(buffers) if b is not None]
-        if not live:
-            return
-        bound = min(buffers[i][key][-1] for i in live)  # type: ignore[index]
-        taken = []
-        for i in live:
-            buffer = buffers[i]
-            assert buffer is not None
-            n = buffer[key].search_sorted(bound, side="right")
-            taken.append(buffer.head(n))
-            buffers[i] = buffer.slice(n) if n < buffer.height else pull(i)
-        yield pl.concat(taken).sort(key)
-
-
-def _write_output(job: Job, out: Path) -> None:
-    """The parts' files as one output file (Parquet, or CSV for features), in the single process's row
-    order (``_ordered_chunks``), written atomically a chunk at a time."""
-
-    csv = out.suffix.lower() == ".csv"
-
-    def write(tmp: Path) -> None:
-        if csv:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                for i, chunk in enumerate(_ordered_chunks(job)):
-                    exports.csv_safe(chunk).write_csv(f, include_header=i == 0, quote_style="non_numeric")
-            return
-        writer: pq.ParquetWriter | None = None
-        try:
-            for chunk in _ordered_chunks(job):
-                table = chunk.to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
-
-    atomic_write(out, write)
