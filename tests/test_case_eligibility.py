@@ -36,6 +36,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _penalty("PEN-M", E1, "2025-04-01", severity="minor"),    # minor: never a repeat
         _penalty("PEN-R", E1, "2025-05-02"),                      # moderate, after: a repeat
         _penalty("PEN-X", E2, "2025-05-03"),                      # another enterprise's
+        _penalty("PEN-S", E2, "2025-05-04", severity="serious"),  # serious: a repeat of E2's entries
     ])
     write_csv(src, "credit_repairs", [{"repair_id": "CR-1", "case_id": "PEN-B", "repaired_on": "2025-02-01"}])
     write_csv(src, "list_entries", [
@@ -98,7 +99,7 @@ def test_list_entries_by_their_list_and_removal(lake: Path) -> None:
                            "rule": f"serious_dishonest: {months} months after 2024-06-01"},
         "still_listed": {"ok": True},
         "fine_paid": {"ok": True, "fine_cny": None},
-        "no_repeat": {"ok": False, "since": "2024-06-01", "repeats": ["PEN-X"]},
+        "no_repeat": {"ok": False, "since": "2024-06-01", "repeats": ["PEN-X", "PEN-S"]},
     }}
     assert eligibility(lake, ("list_entries", "LST-A"), E2, date(2025, 5, 31), RULES, [])[
         "checks"]["minimum_period"]["ok"] is False
