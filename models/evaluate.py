@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from models.grading import grade_from_score, score_from_probability
 from riskengine.core.contract import GRADES
 from riskengine.core.errors import UsageError
 
@@ -154,10 +153,6 @@ def score_metrics(y, score, probability=None, weight=None, grades=None) -> dict[
 
 # --- out-of-time evaluation of a trained model's test snapshots ------------------------------------
 
-# A scorer's (score, probability or None, grades or None) on the test rows.
-Scorer = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
-
-
 def truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: int) -> np.ndarray:
     """Mean latent p_fail over each row's horizon months [t, t + horizon) (NaN where unknown)."""
     snaps = (
@@ -176,52 +171,3 @@ def truth_over_horizon(truth: pl.DataFrame, rows: pl.DataFrame, horizon_days: in
     out = rows.select(keys).lazy().join(mean, on=keys, how="left", maintain_order="left").collect()
     return out["truth"].fill_null(np.nan).to_numpy().astype(np.float64)
 
-
-def grades_of(probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and grades of probabilities, by the grading rules."""
-    score = np.asarray(score_from_probability(probability))
-    return score, np.asarray(grade_from_score(score), dtype=str)
-
-
-def out_of_time_metrics(test: pl.DataFrame, scorers: dict[str, Scorer],
-                        truth_values: np.ndarray | None = None) -> pl.DataFrame:
-    """Every scorer's metrics on the random-inspection rows (unbiased) and on all rows; with the
-    latent truth (a synthetic city), its Spearman correlation and the oracle's own metrics."""
-    scorers = dict(scorers)
-    if truth_values is not None and np.isfinite(truth_values).any():
-        known = np.isfinite(truth_values)
-        scorers["oracle"] = (np.where(known, truth_values, np.nanmedian(truth_values)), None, None)
-    populations = {
-        "random": (test["observed_random"].to_numpy(), test["random_fail"].to_numpy()),
-        "all": (np.ones(test.height, dtype=bool), test["label"].to_numpy()),
-    }
-    rows = []
-    for scorer, (s, prob, g) in scorers.items():
-        for population, (mask, y) in populations.items():
-            m = score_metrics(
-                y[mask].astype(int),
-                s[mask],
-                None if prob is None else prob[mask],
-                grades=None if g is None else g[mask],
-            )
-            if population == "all" and truth_values is not None and scorer != "oracle":
-                known = np.isfinite(truth_values)
-                # The probability where there is one: the 0-1000 score is rounded and clipped, and its ties
-                # move the correlation by 0.01-0.02 with the scale's anchor (benchmarks/city_grades.py).
-                ranked = s if prob is None else np.asarray(prob)
-                m["spearman_truth"] = spearman(ranked[known], truth_values[known])
-            rows.append({"scorer": scorer, "population": population, **m})
-    return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def latest_grade_distribution(test: pl.DataFrame, grades: np.ndarray) -> pl.DataFrame:
-    """Count and share of each grade on the latest test snapshot (all four grades, zeros included)."""
-    latest = test["as_of"] == test["as_of"].max()
-    return (
-        pl.DataFrame({"grade": grades[latest.to_numpy()]})
-        .group_by("grade")
-        .len("n")
-        .join(pl.DataFrame({"grade": ["A", "B", "C", "D"]}), on="grade", how="right")
-        .select("grade", pl.col("n").fill_null(0))
-        .with_columns((pl.col("n") / pl.col("n").sum()).alias("share"))
-    )
