@@ -58,3 +58,23 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("riskengine: interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a bug (or a library's panic) still ends in one line
+        sys.exit(_internal_error(exc))
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Keep the traceback in a file and tell the user in one line where it is; exit status 1."""
+    import tempfile  # noqa: PLC0415
+    import traceback  # noqa: PLC0415
+    from datetime import datetime  # noqa: PLC0415
+
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    with tempfile.NamedTemporaryFile("w", prefix=f"riskengine-error-{stamp}-", suffix=".txt",
+                                     delete=False, encoding="utf-8") as fh:
+        traceback.print_exception(exc, file=fh)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    print(f"riskengine: internal error ({type(exc).__name__}: {first}); this is a bug in riskengine, "
+          f"not in your data: please send {fh.name}", file=sys.stderr)
+    return 1

@@ -40,13 +40,16 @@ def ingest(
         help="lay a new lake out in this many buckets of enterprise_id, for --cluster (CONTRACT §8)")] = None,
     mapping: Annotated[Path | None, typer.Option(
         help="a mapping file (TOML) that turns a bureau's own export into contract tables first")] = None,
+    keep_bulk_days: Annotated[bool, typer.Option(
+        "--keep-bulk-days", help="accept inspections on a day with over 20x the median day's count "
+        "(and at least 200); by default they are quarantined as bulk entries (rule bulk_day)")] = False,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
     if mapping is not None:
         with tempfile.TemporaryDirectory(prefix="riskengine-mapped-") as mapped:
             made = apply_mapping(source, mapping, Path(mapped))
             print(f"{mapping.name}: mapped {source} to {', '.join(made)}", file=sys.stderr)
-            ingest(Path(mapped), lake, id_scheme, ingest_day, quarantine_out, buckets, None)
+            ingest(Path(mapped), lake, id_scheme, ingest_day, quarantine_out, buckets, None, keep_bulk_days)
         return
 
 
@@ -54,7 +57,7 @@ def ingest(
         raise UsageError(f"--quarantine-out must end .xlsx or .csv; got {quarantine_out}")
     day = None if ingest_day is None else parse_day(ingest_day, "--ingest-day")
     report = run_ingest(source, lake, id_scheme or get_settings().id_scheme, ingest_day=day,
-                        n_buckets=buckets).to_dict()
+                        n_buckets=buckets, keep_bulk_days=keep_bulk_days).to_dict()
     render_ingest_report(report, Console())
     rows = report["quarantine"]["rows"]
     if rows:

@@ -202,6 +202,7 @@ def _stage(
     ingest_day: date,
     id_scheme: str,
     n_buckets: int | None = None,
+    keep_bulk_days: bool = False,
 ) -> _Staged:
     """Validate the tables in contract order (referenced tables first) and write their files to staging."""
     refs = _referenced()
@@ -221,7 +222,7 @@ def _stage(
             advance(0, description=f"ingest {name}")
             frame = read_source(src)
             checked = validate_table(table, frame, ingest_day=ingest_day, id_scheme=id_scheme,
-                                     known=known, rejected=rejected)
+                                     known=known, rejected=rejected, keep_bulk_days=keep_bulk_days)
             rows, dup_source, q_ids = _within_source(table, checked.good)
             new, dup_lake, q_conflicts = _against_lake(table, rows, lake)
             quarantine = pl.concat([checked.quarantine, q_ids, q_conflicts]).with_columns(
@@ -395,11 +396,13 @@ def ingest(
     *,
     ingest_day: date | None = None,
     n_buckets: int | None = None,
+    keep_bulk_days: bool = False,
 ) -> IngestReport:
     """Validate ``source`` and append its good rows to ``lake``; see the module docstring.
 
     ``n_buckets`` lays a new lake out in that many buckets of ``enterprise_id`` (CONTRACT §8; later
-    runs keep the lake's layout without being told).
+    runs keep the lake's layout without being told). ``keep_bulk_days`` accepts inspections on
+    bulk-entry days, which are otherwise quarantined (rule ``bulk_day``, CONTRACT §1).
 
     ``ingest_day`` (default today) is the day no date may lie after. Raises ``FatalInputError`` for a
     source that cannot be ingested at all; then nothing is written.
@@ -424,7 +427,7 @@ def ingest(
             staging = lake / lakes.STAGING_DIR / run_id
             staging.mkdir(parents=True)
             staged = _stage(sources, lake, staging, run_id, ingest_day=day, id_scheme=id_scheme,
-                            n_buckets=laid_out)
+                            n_buckets=laid_out, keep_bulk_days=keep_bulk_days)
             q_rel = f"{lakes.QUARANTINE_DIR}/{run_id}.parquet"
             q_file = staging / q_rel
             q_file.parent.mkdir(parents=True, exist_ok=True)
