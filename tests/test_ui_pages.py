@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.deps import now as now_dependency
 from api.main import create_app
-from api.ui.render import number
+from api.ui.render import number, one_language
 from riskengine.core.store.sessions import SessionStore
 from tests.api_helpers import E_FOOD_WUCHANG, E_WIRE_JIANGAN, E_WIRE_WUCHANG, NOBODY, make_service
 from tests.ui_helpers import E_HOSTILE, HOSTILE_NAME, UiWorld, make_ui_world, override_until
@@ -356,3 +356,27 @@ def test_an_admin_signs_in_to_a_page_without_enterprise_data(client: TestClient,
     assert home.status_code == 200 and "没有可查看的企业数据页面" in home.text
     for path in ("/ui/plan", "/ui/search", f"/ui/enterprises/{E_WIRE_WUCHANG}", "/ui/cases", "/ui/warnings"):
         assert client.get(path).status_code == 403, path
+
+
+def test_the_plan_page_shows_each_reason_and_why_in_the_pages_language_only(client: TestClient,
+                                                                            world: UiWorld) -> None:
+    sign_in(client, world, "credit_office")
+    zh = client.get("/ui/plan").text
+    assert "同类企业基准（电线电缆）" in zh and "列入严重违法失信名单" in zh
+    assert "baseline of similar enterprises" not in zh and "on the dishonest list" not in zh
+    client.get("/ui/lang/en?next=/ui/plan")
+    en = client.get("/ui/plan").text
+    assert "baseline of similar enterprises (wires and cables)" in en and "on the dishonest list" in en
+    assert "同类企业基准" not in en and "列入严重违法失信名单" not in en
+
+
+@pytest.mark.parametrize(("text", "zh", "en"), [
+    ("近365天检查不合格（2次）（2 failed inspections）；同类企业基准（baseline）",
+     "近365天检查不合格（2次）；同类企业基准", "2 failed inspections; baseline"),
+    ("双随机抽取（C级） / random draw, stratum C", "双随机抽取（C级）", "random draw, stratum C"),
+    ("plain text", "plain text", "plain text"),
+    (None, "", ""),
+])
+def test_one_language_takes_the_pages_half_of_a_bilingual_text(text: str | None, zh: str, en: str) -> None:
+    assert one_language(text, "zh") == zh
+    assert one_language(text, "en") == en

@@ -75,7 +75,8 @@ def plan_rows(grades: pl.DataFrame) -> pl.DataFrame:
             "grade": g["grade"], "score": g["score"], "stratum": "mandatory" if mandatory else "random",
             "why": "列入严重违法失信名单 / on the dishonest list" if mandatory else
                    f"双随机抽取（{g['grade']}级） / random draw, stratum {g['grade']}",
-            "top_reasons": "；".join(r["text_zh"] for r in g["reasons"][:3]),
+            # As supervision.plan joins them: 中文（English）；…
+            "top_reasons": "；".join(f"{r['text_zh']}（{r['text_en']}）" for r in g["reasons"][:3]),
             "inspector": "P1", "due_on": date(2025, 7, 31),
             "status": "over_capacity" if eid == E_RETAIL_JIANGAN else "scheduled",
             "inclusion_probability": 1.0 if mandatory else 0.25,

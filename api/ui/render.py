@@ -4,6 +4,7 @@ and ISO date formatting, and two small SVG charts drawn on the server (no script
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,26 @@ def waterfall_svg(reasons: list[dict[str, Any]], lang: str, base: float | None =
     return Markup("".join(parts))
 
 
+_PAIRED = re.compile(r"(.*)（(.*)）", re.S)
+
+
+def one_language(text: str | None, lang: str) -> str:
+    """The page's half of a bilingual plan text: ``中文 / English`` (a plan row's why) or
+    ``中文（English）；…`` (its top reasons, as ``supervision.plan`` joins them)."""
+    if not text:
+        return ""
+    out = []
+    for item in text.split("；"):
+        if " / " in item:
+            zh, en = item.split(" / ", 1)
+        elif match := _PAIRED.fullmatch(item.strip()):
+            zh, en = match.group(1), match.group(2)
+        else:
+            zh = en = item
+        out.append((zh if lang == "zh" else en).strip())
+    return ("；" if lang == "zh" else "; ").join(out)
+
+
 def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """A page in the request's language, with the helpers every template uses."""
     lang = language(request)
@@ -166,6 +187,7 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
         "csrftoken": csrf() if callable(csrf) else "",
         "user": getattr(request.state, "principal", None),
         "num": lambda v, digits=0: number(v, lang, digits), "pct": percent, "iso": iso,
+        "one_language": lambda text: one_language(text, lang),
         "grade_name": lambda g: pair(GRADE_NAMES, g, lang),
         "role_name": lambda r: pair(ROLE_NAMES, r, lang),
         "stratum_name": lambda s: pair(STRATUM_NAMES, s, lang),
