@@ -21,6 +21,7 @@ training seed.
 
     nice python benchmarks/city_grades.py --enterprises 30000 --seed 2027 --as-of 2026-01-01 \
         [--target horizon --target inspection] [--snapshots 12] [--workdir DIR]
+        [--visit-window-months 1] [--inspection-snapshots N] [--no-compare-targets]
 
 Prints one JSON object.
 """
@@ -100,7 +101,7 @@ def extra_spearman(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFra
     values = truth_over_horizon(truth, rows, result.config.horizon_days)
     known = np.isfinite(values)
     scores = {
-        BASELINE_3Y: PointsScorecard(lookback_days=1095).fit().score(tables, rows),
+        BASELINE_3Y: PointsScorecard(lookback_days=1095).fit(tables=tables).decision_function(rows),
         "severity_index": rows["severity__index"].fill_null(0.0).to_numpy().astype(float),
         "lightgbm_probability": result.model.predict_proba(rows),
     }
@@ -108,10 +109,16 @@ def extra_spearman(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFra
     return out | {"rows": int(known.sum())}
 
 
+def _config(args: argparse.Namespace, target: str = "horizon") -> TrainConfig:
+    return TrainConfig(target=target, snapshots=args.snapshots, seed=args.seed, num_threads=args.threads,
+                       compare_selection=False, compare_targets=not args.no_compare_targets,
+                       visit_window_months=args.visit_window_months,
+                       inspection_snapshots=args.inspection_snapshots)
+
+
 def run_target(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame, features: pl.DataFrame,
                target: str, args: argparse.Namespace) -> dict[str, Any]:
-    config = TrainConfig(target=target, snapshots=args.snapshots, seed=args.seed, num_threads=args.threads,
-                         compare_selection=False)
+    config = _config(args, target)
     began = time.perf_counter()
     result = train_model(tables, day, truth=truth, config=config, features=features,
                          grade_shares=load_policy().grade_shares)
@@ -150,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeat for several; default: both")
     parser.add_argument("--snapshots", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--visit-window-months", type=int, default=TrainConfig.visit_window_months,
+                        help="the inspection target's rows: visits in [t, t + W months) of each month t")
+    parser.add_argument("--inspection-snapshots", type=int, default=TrainConfig.inspection_snapshots,
+                        help="the inspection target's fit months (default: --snapshots)")
+    parser.add_argument("--no-compare-targets", action="store_true",
+                        help="train only the --target model (faster; no lightgbm_<other> scorer)")
     parser.add_argument("--today-random-auc", type=float, default=TODAY_RANDOM_AUC,
                         help="random-inspection AUC to compare with (default: main's, default city)")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -168,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare_s = time.perf_counter() - began
         tables, truth = load_tables(lake), load_truth(city)
         clock = time.perf_counter()
-        features = compute_features(tables, snapshot_dates(day, TrainConfig(snapshots=args.snapshots)))
+        features = compute_features(tables, snapshot_dates(day, _config(args)))
         features_s = time.perf_counter() - clock
         runs = {t: run_target(tables, day, truth, features, t, args) for t in targets}
     out = {

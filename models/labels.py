@@ -162,7 +162,7 @@ scores every enterprise at their neutral value 0 (a random visit by an average i
 
 
 def visit_rows(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *,
-               known_before: date) -> pl.LazyFrame:
+               known_before: date, window_months: int = 1) -> pl.LazyFrame:
     """The inspection-level target (issue 11): every inspection and sampling test known before D as
     its own row, labelled by what it found, keyed to the month start before it.
 
@@ -170,6 +170,8 @@ def visit_rows(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *,
     as of that day use only records before the visit), ``day``, ``label`` (an adverse inspection —
     failed or a critical finding — or a failed sampling test), the ``VISIT_NUISANCE`` columns, and
     ``observed``/``observed_random``/``random_fail`` so the evaluation populations work unchanged.
+    With ``window_months`` W > 1 a visit is a row for each of the W month starts t with the visit in
+    [t, t + W months): what a grade as of t says of the visits of the months it is used for.
     """
     snaps = pl.LazyFrame({"as_of": sorted(set(as_of))}, schema={"as_of": pl.Date})
     parts: list[pl.LazyFrame] = []
@@ -190,7 +192,13 @@ def visit_rows(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date], *,
         visits = pl.LazyFrame(schema=schema)
     else:
         visits = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in parts])
-    visits = visits.with_columns(pl.col("day").dt.truncate("1mo").alias("as_of")).join(snaps, on="as_of")
+    month = pl.col("day").dt.truncate("1mo")
+    visits = (
+        visits.with_columns(pl.concat_list([month.dt.offset_by(f"-{k}mo") for k in range(window_months)])
+                            .alias("as_of"))
+        .explode("as_of")
+        .join(snaps, on="as_of")
+    )
     strict = _inspector_strictness(tables, as_of)
     return (
         visits.join(strict, on=["inspector_id", "as_of"], how="left")

@@ -93,7 +93,8 @@ def train_model(
     clock = time.perf_counter()
     h_snaps = [*plans["horizon"].fit, *plans["horizon"].test]
     labels = build_labels(tables, h_snaps, known_before=known_before, horizon_days=cfg.horizon_days).collect()
-    visits = visit_rows(tables, snaps, known_before=known_before).collect()
+    visits = visit_rows(tables, snaps, known_before=known_before,
+                        window_months=cfg.visit_window_months).collect()
     timings["labels_s"] = time.perf_counter() - clock
     names = [n for n in model_features if n in features.columns]
     if not names:

@@ -71,6 +71,12 @@ class TrainConfig:
     # inspections and the latent risk better than the inspection rows keyed to month starts do.
     target: str = "horizon"
     compare_targets: bool = True
+    # The inspection target's rows: each visit is a row for every month start t with the visit in
+    # [t, t + visit_window_months), features as of t. 1 keys a visit to its own month.
+    visit_window_months: int = 1
+    # The inspection target's fit months (None: ``snapshots``). A month holds few visits (about 1 %
+    # of a city's enterprises), so the target wants more months than the horizon target.
+    inspection_snapshots: int | None = None
     # Rolling-origin validation inside the fit months picks the feature set and tree size.
     select: bool = True
 
@@ -93,6 +99,9 @@ class TrainConfig:
             ("propensity_clip", 0 < self.propensity_clip <= 1, "a number in (0, 1]"),
             ("max_train_rows", self.max_train_rows >= 1000, "an integer >= 1000"),
             ("target", self.target in TARGETS, f"one of {', '.join(TARGETS)}"),
+            ("visit_window_months", 1 <= self.visit_window_months <= 12, "an integer from 1 to 12"),
+            ("inspection_snapshots", self.inspection_snapshots is None or self.inspection_snapshots >= 3,
+             "an integer >= 3 (train, validation, calibration)"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -173,8 +182,10 @@ class TrainResult:
 
 
 def snapshot_plans(known_before: date, cfg: TrainConfig) -> dict[str, SnapshotPlan]:
+    visit_months = cfg.inspection_snapshots or cfg.snapshots
     return {"horizon": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, cfg.horizon_days),
-            "inspection": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, VISIT_MONTH_DAYS)}
+            "inspection": plan_snapshots(known_before, visit_months, cfg.test_snapshots,
+                                         VISIT_MONTH_DAYS * cfg.visit_window_months)}
 
 
 def snapshot_dates(known_before: date, config: TrainConfig | None = None) -> list[date]:

@@ -7,10 +7,11 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from models.labels import build_labels
-from models.train_config import plan_snapshots
+from models.labels import build_labels, visit_rows
+from models.train_config import VISIT_MONTH_DAYS, TrainConfig, plan_snapshots, snapshot_plans
 from riskengine.core.contract import TABLES
 from riskengine.core.errors import UsageError
+from riskengine.core.timerule import add_months
 
 T = date(2024, 1, 1)
 D = date(2025, 6, 1)
@@ -182,3 +183,47 @@ def test_labels_work_without_the_findings_columns() -> None:
     findings = ("findings_minor", "findings_serious", "findings_critical")
     tables["inspections"] = tables["inspections"].drop(*findings)
     assert _label(tables)["label"] is True
+
+
+def _months(first: date, n: int) -> list[date]:
+    return [add_months(first, k) for k in range(n)]
+
+
+@pytest.mark.parametrize(("window", "expected"), [
+    (1, [date(2024, 3, 1)]),
+    (3, [date(2024, 1, 1), date(2024, 2, 1), date(2024, 3, 1)]),
+])
+def test_a_visit_is_a_row_for_each_month_start_whose_window_holds_it(window: int,
+                                                                     expected: list[date]) -> None:
+    tables = _tables(inspections=[_inspection(date(2024, 3, 15), "fail", "random"),
+                                  _inspection(date(2024, 4, 1), "pass", "random")])
+    rows = visit_rows(tables, _months(date(2023, 10, 1), 6), known_before=D, window_months=window).collect()
+    march = rows.filter(pl.col("day") == date(2024, 3, 15))
+    assert march["as_of"].to_list() == expected
+    assert march["label"].to_list() == [True] * len(expected)
+    # The April visit's rows stop at the last snapshot given (2024-03-01): never a row for a month
+    # outside ``as_of``.
+    april = rows.filter(pl.col("day") == date(2024, 4, 1))["as_of"].to_list()
+    assert april == ([] if window == 1 else [date(2024, 2, 1), date(2024, 3, 1)])
+
+
+def test_the_inspection_plan_keeps_every_visit_window_before_d() -> None:
+    day = date(2026, 1, 1)
+    for window in (1, 3, 6):
+        cfg = TrainConfig(visit_window_months=window, inspection_snapshots=36)
+        plan = snapshot_plans(day, cfg)["inspection"]
+        assert len(plan.fit) == 36 and len(plan.test) == 3
+        # a window of W months from each test month ends by D; fit windows end by the first test month
+        assert all(add_months(t, window) <= day for t in plan.test)
+        # the latest such month or one before (31-day months: a conservative count, never an overlap)
+        assert add_months(plan.test[-1], window + 2) > day
+        assert all(add_months(t, window) <= plan.test[0] for t in plan.fit)
+    assert snapshot_plans(day, TrainConfig())["inspection"].fit == plan_snapshots(
+        day, 12, 3, VISIT_MONTH_DAYS).fit
+
+
+@pytest.mark.parametrize(("field", "value"), [("visit_window_months", 0), ("visit_window_months", 13),
+                                              ("inspection_snapshots", 2)])
+def test_visit_window_and_inspection_months_are_checked(field: str, value: int) -> None:
+    with pytest.raises(UsageError, match=field):
+        TrainConfig(**{field: value}).validate()
