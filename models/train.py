@@ -239,6 +239,12 @@ def train_model(
         scorers[f"lightgbm_{'no_ipw' if cfg.selection == 'ipw' else 'ipw'}"] = graded(comparison)
     for t, m in other_targets.items():
         scorers[f"lightgbm_{t}"] = graded(m)
+    if other_targets:
+        # Both targets' calibrated log-odds averaged (issue 11's "combine the two by a documented
+        # rule"): what a visit finds and what happens over the horizon, reported beside each alone.
+        both = [model, *other_targets.values()]
+        scorers["lightgbm_mean_logodds"] = ungraded(
+            lambda rows: np.mean([_logodds(m.predict_proba(rows)) for m in both], axis=0))
     if cfg.baselines:
         # Every baseline is fitted on the training rows and scores the evaluated rows the same way.
         train_rows = frames_of["horizon"]["train"]
@@ -326,6 +332,7 @@ def train_model(
         test_frame=backtest,
         grade_distribution=dist,
         comparison_model=comparison,
+        target_models=other_targets,
         timings=timings,
         info={
             "model": info,
@@ -397,6 +404,11 @@ def inspector_measures(rows: pl.DataFrame, score: np.ndarray, y: np.ndarray,
     top = np.argsort(-score, kind="mergesort")[: max(1, len(score) // 5)]
     return {"days_earlier": float(np.mean(earlier)), "hits_per_100": float(per * y[top].mean()),
             "hits_per_100_all": float(per * y.mean())}
+
+
+def _logodds(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
+    return np.log(q / (1 - q))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -165,6 +165,7 @@ class TrainResult:
     test_frame: pl.DataFrame  # test-slice features + labels: the backtest data for `promote`
     grade_distribution: pl.DataFrame  # grade, n, share on the latest test snapshot
     comparison_model: CreditModel | None = None
+    target_models: dict[str, CreditModel] = field(default_factory=dict)  # the other targets' models
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 

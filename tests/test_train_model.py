@@ -217,3 +217,21 @@ def test_spearman_with_the_truth_ranks_the_probability_not_the_rounded_score(
     row = trained.metrics.filter((pl.col("scorer") == "lightgbm") & (pl.col("population") == "all")).row(
         0, named=True)
     assert row["spearman_truth"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_both_targets_log_odds_averaged_are_reported_beside_each_alone(trained: TrainResult) -> None:
+    from models.evaluate import auc
+
+    assert set(trained.target_models) == {"inspection"}
+    rows = trained.test_frame  # the horizon target's backtest rows: population "all"
+    reported = trained.metrics.filter((pl.col("scorer") == "lightgbm_mean_logodds")
+                                      & (pl.col("population") == "all")).row(0, named=True)
+
+    def logodds(p: np.ndarray) -> np.ndarray:
+        return np.log(p / (1 - p))
+
+    mean = (logodds(trained.model.predict_proba(rows))
+            + logodds(trained.target_models["inspection"].predict_proba(rows))) / 2
+    assert reported["auc"] == pytest.approx(auc(rows["label"].to_numpy().astype(int), mean), abs=1e-9)
+    assert set(trained.metrics.filter(pl.col("scorer") == "lightgbm_mean_logodds")["population"]) == {
+        "all", "random", "inspected"}
