@@ -236,16 +236,31 @@ def test_train_command_prints_metrics_and_registers_a_challenger(
         str(small_city),
         "--max-rounds",
         "30",
+        "--inspection-snapshots",
+        "18",
     ]
     assert _cli(argv, tmp_path, monkeypatch) == 0
     out = capsys.readouterr()
-    for scorer in ("lightgbm", "points_scorecard", "logistic_scorecard", "oracle"):
+    for scorer in ("lightgbm", "lightgbm_inspection", "lightgbm_mean_logodds", "points_scorecard",
+                   "logistic_scorecard", "oracle"):
         assert scorer in out.out
     assert "alias challenger" in out.err
     assert "INFO" not in out.err and "Warning" not in out.err  # MLflow noise stays off the console
     assert _alias(Settings(home=tmp_path), CHALLENGER) == "1"
     assert _cli(["promote"], tmp_path, monkeypatch) == 0
     assert _alias(Settings(home=tmp_path), CHAMPION) == "1"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--inspection-snapshots", "2"),
+                                               ("--visit-window-months", "13")])
+def test_train_refuses_an_inspection_window_or_month_count_out_of_range_in_one_line(
+    small_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    option: str, value: str,
+) -> None:
+    argv = ["train", "--lake", str(small_lake), "--as-of", "2026-01-01", option, value]
+    assert _cli(argv, tmp_path, monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option.strip("-").replace("-", "_") in err[0] and value in err[0]
 
 
 def test_promote_command_refusal_exits_0_and_keeps_the_champion(

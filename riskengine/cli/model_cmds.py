@@ -137,6 +137,11 @@ def train(
         help="choose feature set and tree size by rolling-origin validation (else: all features, 7 leaves)")
     ] = True,
     compare_targets: Annotated[bool, typer.Option(help="also train the other target and report it")] = True,
+    inspection_snapshots: Annotated[int | None, typer.Option(
+        help="the inspection target's monthly fit snapshots (default: --snapshots); a month holds few "
+             "visits, so this target gains from more")] = None,
+    visit_window_months: Annotated[int, typer.Option(
+        help="the inspection target's rows: each visit in [t, t + W months) of each month start t")] = 1,
     cluster: Annotated[str | None, typer.Option(
         help="build the snapshots' features on Dask: local, local:WORKERS or tcp://HOST:PORT")] = None,
     partitions: Annotated[int | None, typer.Option(
@@ -159,6 +164,8 @@ def train(
         target=target,
         select=select,
         compare_targets=compare_targets,
+        inspection_snapshots=inspection_snapshots,
+        visit_window_months=visit_window_months,
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
