@@ -47,6 +47,20 @@ def model_card(result: TrainResult) -> str:
     for row in result.metrics.sort("population", "scorer").iter_rows(named=True):
         lines.append(f"| {row['population']} | {row['scorer']} | "
                      + " | ".join(_fmt(row.get(c)) for c in _COLUMNS) + " |")
+    legend = {
+        "lightgbm": "this model",
+        "lightgbm_inspection": "the inspection target's model, trained beside it",
+        "lightgbm_horizon": "the horizon target's model, trained beside it",
+        "lightgbm_mean_logodds": "both targets' calibrated log-odds averaged",
+        "lightgbm_ipw": "this target weighted by inverse inspection propensity",
+        "lightgbm_no_ipw": "this target without propensity weights",
+        "points_scorecard": "additive points for bad events (1 year; serious ones 3 years)",
+        "share_of_past": "share of past inspections that were adverse",
+        "logistic_scorecard": "a binned logistic scorecard (optbinning)",
+        "oracle": "the synthetic city's latent risk itself (an upper bound)",
+    }
+    present = [s for s in legend if s in set(result.metrics["scorer"])]
+    lines += ["", "Scorers: " + "; ".join(f"`{s}`: {legend[s]}" for s in present) + "."]
     bands = info.get("bands", {})
     lines += [
         "",

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import lightgbm as lgb
+import mlflow
 import numpy as np
 import pytest
 
@@ -249,6 +250,21 @@ def test_train_command_prints_metrics_and_registers_a_challenger(
     assert _alias(Settings(home=tmp_path), CHALLENGER) == "1"
     assert _cli(["promote"], tmp_path, monkeypatch) == 0
     assert _alias(Settings(home=tmp_path), CHAMPION) == "1"
+    capsys.readouterr()
+    # The champion's model card: printed by explain --model-card, and the same text in MLflow.
+    assert _cli(["explain", "--model-card"], tmp_path, monkeypatch) == 0
+    card = capsys.readouterr().out
+    for heading in ("# Model card", "## Target", "## Data and population",
+                    "## Metrics on the out-of-time test, against the baselines", "## Grades",
+                    "## Must not be used for"):
+        assert heading in card
+    assert "`horizon`:" in card and "not a basis for punishment" in card
+    for scorer in ("lightgbm", "lightgbm_inspection", "lightgbm_mean_logodds", "points_scorecard", "oracle"):
+        assert f"| all | {scorer} |" in card and f"`{scorer}`:" in card  # a row and a legend entry
+    settings = Settings(home=tmp_path)
+    version = client(settings).get_model_version(settings.mlflow.model_name, "1")
+    logged = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md")
+    assert logged.strip() == card.strip()
 
 
 @pytest.mark.parametrize(("option", "value"), [("--inspection-snapshots", "2"),
