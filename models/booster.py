@@ -92,14 +92,16 @@ def fit_booster(
     X = {r: proto.encode(f, neutralise=False) for r, f in frames.items() if r in ("train", "valid")}
     y = {r: frames[r]["label"].to_numpy().astype(np.float64) for r in X}
     keep = {r: np.ones(X[r].shape[0], dtype=bool) for r in X}
-    w = {r: np.ones(X[r].shape[0]) for r in X}
+    # Design weights of the plans' draws (inspection target; models.labels.design_weights), else 1.
+    w = {r: (frames[r]["design_weight"].to_numpy().astype(np.float64) if "design_weight" in frames[r].columns
+             else np.ones(X[r].shape[0])) for r in X}
     info: dict[str, Any] = {"selection": selection}
     if selection == "ipw":
         obs = {r: frames[r]["observed"].to_numpy() for r in X}
         p_train, p_valid = propensity(cfg, X["train"], obs["train"], names, cats, [X["train"], X["valid"]])
         for r, p in (("train", p_train), ("valid", p_valid)):
             keep[r] = obs[r] | (y[r] > 0)
-            w[r] = 1.0 / p
+            w[r] = w[r] / p
         info["observed_share_train"] = float(obs["train"].mean())
         info["max_weight"] = float(w["train"][keep["train"]].max()) if keep["train"].any() else 1.0
     caps = {"train": cfg.max_train_rows, "valid": max(1, cfg.max_train_rows // 4)}

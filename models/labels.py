@@ -238,3 +238,26 @@ def first_visit_labels(tables: Mapping[str, pl.LazyFrame], as_of: Sequence[date]
         .agg(pl.col("label").first().alias("first_visit_adverse"),
              pl.col("day").first().alias("first_visit_day"))
     )
+
+
+def design_weights(visits: pl.DataFrame, inclusion: pl.DataFrame | None) -> pl.Series:
+    """Each visit row's design weight: 1 / π for a random (双随机) visit of an enterprise that a stored
+    plan drew that month with inclusion probability π, scaled so that those rows keep their month's
+    count (a Hájek weight: the draw's strata are re-balanced, no month outweighs another); 1 for every
+    other row. ``inclusion``: ``enterprise_id``, ``month`` (first of the month), ``inclusion_probability``.
+    """
+    ones = pl.Series("design_weight", [1.0] * visits.height, dtype=pl.Float64)
+    if inclusion is None or inclusion.is_empty() or visits.is_empty():
+        return ones
+    drawn = inclusion.filter(pl.col("inclusion_probability") > 0).group_by("enterprise_id", "month").agg(
+        pl.col("inclusion_probability").max())
+    weighted = (
+        visits.select("enterprise_id", "observed_random", pl.col("day").dt.truncate("1mo").alias("month"))
+        .with_row_index("_i")
+        .join(drawn, on=["enterprise_id", "month"], how="left")
+        .with_columns(pl.when(pl.col("observed_random")).then(1.0 / pl.col("inclusion_probability"))
+                      .alias("_w"))
+        .with_columns((pl.col("_w") / pl.col("_w").mean().over("month")).alias("_w"))
+        .sort("_i")
+    )
+    return weighted.select(pl.col("_w").fill_null(1.0).alias("design_weight")).to_series()

@@ -35,7 +35,7 @@ from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
 from models.booster import calibrate, fit_booster
 from models.evaluate import score_metrics, spearman, truth_over_horizon
 from models.grading import grade_from_score, score_from_probability
-from models.labels import VISIT_NUISANCE, build_labels, visit_rows
+from models.labels import VISIT_NUISANCE, build_labels, design_weights, visit_rows
 from models.rolling_origin import choose_candidates, feature_set, usable_features, with_tree
 from models.train_config import (
     KEYS,
@@ -69,6 +69,7 @@ def train_model(
     config: TrainConfig | None = None,
     features: pl.DataFrame | None = None,
     grade_shares: Mapping[str, float] | None = None,
+    inclusion: pl.DataFrame | None = None,
 ) -> TrainResult:
     """Train and evaluate on what was known before ``known_before`` (D).
 
@@ -76,6 +77,8 @@ def train_model(
     returns); otherwise they are built here. ``truth`` (a synthetic city's ``_truth/risk.parquet``)
     adds the Spearman correlation with the latent risk and the oracle's metrics. ``grade_shares``
     (the policy file's ``[grades]``) sets the band edges from the graded population's scores.
+    ``inclusion`` (the stored plans' draws: ``enterprise_id``, ``month``, ``inclusion_probability``)
+    weights the inspection target's random visits by their design (``models.labels.design_weights``).
     """
     cfg = (config or TrainConfig()).validate()
     timings: dict[str, float] = {}
@@ -95,6 +98,7 @@ def train_model(
     labels = build_labels(tables, h_snaps, known_before=known_before, horizon_days=cfg.horizon_days).collect()
     visits = visit_rows(tables, snaps, known_before=known_before,
                         window_months=cfg.visit_window_months).collect()
+    visits = visits.with_columns(design_weights(visits, inclusion))
     timings["labels_s"] = time.perf_counter() - clock
     names = [n for n in model_features if n in features.columns]
     if not names:
@@ -338,6 +342,7 @@ def train_model(
             "model": info,
             "comparison": comparison_info,
             "rows": {r: f.height for r, f in frames_of[cfg.target].items()},
+            "design_weighted_visits": int((visits["design_weight"] != 1.0).sum()),
             "plans": {t: p.to_dict() for t, p in plans.items()},
             "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames_of[cfg.target].items()},  # type: ignore[arg-type]
             "left_out": left_out,

@@ -26,6 +26,7 @@ from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
 from riskengine.synth.truth import load_truth
 from riskengine.workflows.cluster import ClusterSpec, training_features_on_cluster
+from riskengine.workflows.training import recorded_inclusion
 from riskengine.workflows.training import register as register_training
 
 if TYPE_CHECKING:
@@ -177,8 +178,12 @@ def train(
                                                 partitions=partitions, on_connect=_say_dashboard)
     elif partitions is not None:
         raise UsageError("--partitions goes with --cluster")
+    inclusion = recorded_inclusion(settings, day)
+    if inclusion is not None:
+        _err(f"weighting random inspections by the inclusion probabilities of "
+             f"{inclusion['month'].n_unique()} stored plans' draws ({inclusion.height:,} enterprises drawn)")
     result = train_model(tables, day, truth=truth_frame, config=config, grade_shares=shares,
-                         features=features)
+                         features=features, inclusion=inclusion)
     plan = result.plan
     for name, why in result.info["left_out"].items():
         _err(f"left out {name}: {why}")

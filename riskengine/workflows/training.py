@@ -7,11 +7,15 @@ fails is recorded as a run tag instead of losing the trained model.
 from __future__ import annotations
 
 import tempfile
+from datetime import date
 from pathlib import Path
+
+import polars as pl
 
 from models.registry import RegisteredRun, log_training
 from models.train_config import TrainResult
 from riskengine.core.config import Settings
+from riskengine.core.store import Store
 from riskengine.workflows.reports.plots import shap_summary_png
 
 
@@ -27,3 +31,24 @@ def register(result: TrainResult, settings: Settings | None = None, *,
         except Exception as exc:  # noqa: BLE001 - a plot must never lose a trained model
             tags["riskengine.shap_plot_error"] = str(exc)[:250]
         return log_training(result, settings, tags=tags, artifacts={"evaluation": plots})
+
+
+def recorded_inclusion(settings: Settings, before: date) -> pl.DataFrame | None:
+    """The stored plans' random draws for periods that start before ``before`` (D): one row per drawn
+    enterprise with ``month`` (the period's first day) and its ``inclusion_probability``; None when the
+    store holds no plan that recorded them (``models.labels.design_weights`` then weighs every visit 1).
+    """
+    if not Path(settings.store_file).exists():
+        return None
+    store = Store(settings.store_file, lock_timeout=settings.service.store_lock_timeout)
+    parts = []
+    for period in store.plan_periods():
+        month = date.fromisoformat(f"{period}-01")
+        if month >= before:
+            continue
+        rows = store.plan(period).rows
+        if {"stratum", "inclusion_probability", "enterprise_id"} <= set(rows.columns):
+            parts.append(rows.filter(pl.col("stratum") == "random").select(
+                pl.col("enterprise_id").cast(pl.String), pl.lit(month).alias("month"),
+                pl.col("inclusion_probability").cast(pl.Float64)))
+    return pl.concat(parts) if parts else None
