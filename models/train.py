@@ -349,6 +349,7 @@ def train_model(
             "skipped": skipped,
             "selection": selection_log,
             "chosen": {t: c.label() for t, c in chosen.items()},
+            "grades_month": plans["inspection"].test[-1],  # the month the bands and grade shares are set on
             "bands": {"score_base_rate": base_rate, "band_edges": None if edges is None else list(edges),
                       "shares": dict(grade_shares) if grade_shares else None},
         },

@@ -246,6 +246,8 @@ def test_train_command_prints_metrics_and_registers_a_challenger(
                    "logistic_scorecard", "oracle"):
         assert scorer in out.out
     assert "alias challenger" in out.err
+    # the month the bands and shares were set on: the latest whole month before D
+    assert "grade distribution on 2025-12-01: A " in out.err
     assert "INFO" not in out.err and "Warning" not in out.err  # MLflow noise stays off the console
     assert _alias(Settings(home=tmp_path), CHALLENGER) == "1"
     assert _cli(["promote"], tmp_path, monkeypatch) == 0

@@ -201,7 +201,7 @@ def train(
     dist = ", ".join(
         f"{r['grade']} {r['share']:.1%}" for r in result.grade_distribution.iter_rows(named=True)
     )
-    _err(f"grade distribution on {plan.test[-1]}: {dist}")
+    _err(f"grade distribution on {result.info['grades_month']}: {dist}")
     _err(grade_check(result.metrics))
     if register:
         run = register_training(result, settings)
