@@ -130,6 +130,9 @@ def log_training(
         "calib_snapshots": f"{result.plan.calib[0]}..{result.plan.calib[-1]}",
         "test_snapshots": f"{result.plan.test[0]}..{result.plan.test[-1]}",
         "best_iteration": result.info["model"].get("best_iteration"),
+        # What rolling-origin validation chose per target (feature set, tree size); every candidate's
+        # fold AUCs are in evaluation/selection.json.
+        **{f"chosen.{t}": c for t, c in (result.info.get("chosen") or {}).items()},
         **{f"config.{k}": v for k, v in vars(result.config).items()},
     }
     with (
@@ -156,6 +159,8 @@ def log_training(
             "features/feature_list.json",
         )
         mlflow.log_dict(result.plan.to_dict(), "evaluation/snapshots.json")
+        selection = {"chosen": result.info.get("chosen", {}), "candidates": result.info.get("selection", [])}
+        mlflow.log_dict(selection, "evaluation/selection.json")
         mlflow.log_dict(
             {"grades": result.grade_distribution.to_dicts()}, "evaluation/grade_distribution.json"
         )

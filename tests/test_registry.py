@@ -267,6 +267,14 @@ def test_train_command_prints_metrics_and_registers_a_challenger(
     version = client(settings).get_model_version(settings.mlflow.model_name, "1")
     logged = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md")
     assert logged.strip() == card.strip()
+    # Rolling-origin validation's choice and every candidate's fold AUCs are in MLflow too.
+    selection = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/evaluation/selection.json")
+    params = client(settings).get_run(version.run_id).data.params
+    assert params["chosen.horizon"] == selection["chosen"]["horizon"]
+    assert params["chosen.horizon"].startswith("horizon/") and "chosen.inspection" in params
+    tried = {c["candidate"] for c in selection["candidates"]}
+    assert params["chosen.horizon"] in tried and len(tried) >= 4
+    assert all(len(c["fold_auc"]) == len(c["rounds"]) for c in selection["candidates"])
 
 
 @pytest.mark.parametrize(("option", "value"), [("--inspection-snapshots", "2"),
