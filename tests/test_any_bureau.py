@@ -154,3 +154,39 @@ def test_a_mapping_mistake_names_its_key(tmp_path: Path, body: str, key: str) ->
     mapping.write_text(body, encoding="utf-8")
     with pytest.raises(ConfigError, match=f"bad.toml: {key}"):
         apply_mapping(_export(tmp_path), mapping, tmp_path / "out")
+
+
+def test_the_shipped_boston_mapping_ingests_a_boston_shaped_export_and_quarantines_its_bulk_day(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import date, timedelta
+
+    from riskengine.lake.layout import load_tables, scan_quarantine
+
+    # Boston's columns: an unnamed row number that repeats, date, restaurant_id, *, **, ***.
+    lines = [",date,restaurant_id,*,**,***"]
+    first = date(2013, 1, 7)
+    for day in range(40):  # five visits a day: restaurant k every eight days, so some re-visits
+        for k in range(5):
+            shop = f"R{(day * 5 + k) % 25:07d}"
+            lines.append(f"7,{first + timedelta(days=day)},{shop},{k},{k % 2},{1 if k == 4 else 0}")
+    lines += [f"7,2013-12-30,R{k % 25:07d},0,0,0" for k in range(250)]  # a bulk entry day
+    src = tmp_path / "boston"
+    src.mkdir()
+    (src / "AllViolations.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mapping = Path(__file__).parents[1] / "benchmarks" / "mappings" / "boston.toml"
+    lake = tmp_path / "lake"
+    code, out = _cli(["ingest", str(src), "--mapping", str(mapping), "--lake", str(lake),
+                      "--id-scheme", "any", "--ingest-day", "2015-06-30"], capsys)
+    assert code == 0, out
+    assert "250 rows quarantined" in out
+    entries = scan_quarantine(lake).collect()
+    assert set(entries["rule"]) == {"bulk_day"} and entries.height == 250
+    assert entries["reason"][0].startswith("250 inspections on 2013-12-30 against a median of 5 a day")
+    insp = load_tables(lake)["inspections"].collect()
+    assert insp.height == 200 and insp["inspected_on"].max() < date(2013, 12, 30)
+    assert insp["inspection_id"].str.starts_with("BOS-").all() and insp["inspection_id"].n_unique() == 200
+    by_outcome = dict(insp.group_by("outcome").len().iter_rows())
+    assert by_outcome == {"fail": 40, "conditional": 80, "pass": 80}  # *** fails, ** conditional
+    assert set(insp["kind"]) == {"random", "follow_up"}  # a re-visit within 30 days is a follow-up
+    assert load_tables(lake)["enterprises"].collect().height == 25
