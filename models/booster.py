@@ -182,17 +182,21 @@ def calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibra
 
 
 def quick_fit(cfg: TrainConfig, names: list[str], monotone: list[int], categorical: list[str],
-               proto: CreditModel, train: pl.DataFrame, valid: pl.DataFrame) -> tuple[lgb.Booster, int]:
-    """A booster with early stopping on ``valid`` (the fold's evaluation rows): selection only."""
+               proto: CreditModel, train: pl.DataFrame) -> tuple[lgb.Booster, int]:
+    """A booster for selection only, early-stopped on a held-out share of the training months'
+    enterprises (``cfg.valid_share``): never on the fold's evaluation months, whose score would then
+    pick its own best round and hide a candidate that fails out of time."""
     import lightgbm as lgb  # noqa: PLC0415 - heavy
-    x_train = proto.encode(train, neutralise=False)
-    y_train = train["label"].to_numpy().astype(np.float64)
-    x_valid = proto.encode(valid, neutralise=False)
-    y_valid = valid["label"].to_numpy().astype(np.float64)
-    train_set = lgb.Dataset(x_train, y_train, feature_name=names, categorical_feature=categorical or "auto",
-                            free_raw_data=False)
-    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set, free_raw_data=False)
-    booster = lgb.train(lgb_params(cfg, monotone) | {"metric": "auc"}, train_set,
-                        num_boost_round=min(cfg.max_rounds, 150), valid_sets=[valid_set],
+    split = split_enterprises({"train": train, "valid": train.clear()}, cfg.valid_share, cfg.seed)
+    fit, stop = split["train"], split["valid"]
+    if stop.height == 0 or stop["label"].n_unique() < 2:
+        fit, stop = train, train
+    x_fit, y_fit = proto.encode(fit, neutralise=False), fit["label"].to_numpy().astype(np.float64)
+    x_stop, y_stop = proto.encode(stop, neutralise=False), stop["label"].to_numpy().astype(np.float64)
+    fit_set = lgb.Dataset(x_fit, y_fit, feature_name=names, categorical_feature=categorical or "auto",
+                          free_raw_data=False)
+    stop_set = lgb.Dataset(x_stop, y_stop, reference=fit_set, free_raw_data=False)
+    booster = lgb.train(lgb_params(cfg, monotone) | {"metric": cfg.stopping_metric}, fit_set,
+                        num_boost_round=min(cfg.max_rounds, 150), valid_sets=[stop_set],
                         callbacks=[lgb.early_stopping(20, verbose=False)])
     return booster, int(booster.best_iteration or booster.current_iteration())

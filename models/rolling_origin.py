@@ -139,8 +139,8 @@ def choose_candidates(
                 if tr["label"].n_unique() < 2 or ev["label"].n_unique() < 2:
                     continue
                 booster, rounds = quick_fit(with_tree(cfg, cand.tree), proto.feature_names, monotone,
-                                             proto.categorical, proto, tr, ev)
-                p = booster.predict(proto.encode(ev), raw_score=True)
+                                             proto.categorical, proto, tr)
+                p = booster.predict(proto.encode(ev), raw_score=True, num_iteration=rounds)
                 cand.fold_auc.append(auc(ev["label"].to_numpy().astype(int), p))
                 cand.rounds.append(rounds)
             selection_log.append({"candidate": cand.label(), "fold_auc": cand.fold_auc, "rounds": cand.rounds,
