@@ -130,10 +130,14 @@ def train_model(
         empty = [r for r, f in frames_of[t].items() if f.height == 0 or f["label"].n_unique() < 2]
         if empty and (t == cfg.target):
             other = "horizon" if t == "inspection" else "inspection"
+            months = plans[t].to_dict()
+            spans = ", ".join(f"{r} {months[r][0]}..{months[r][-1]}" for r in empty)
+            first = (tables["inspections"].select(pl.col("inspected_on").min()).collect().item()
+                     if "inspections" in tables else None)
             raise ModelError(
-                f"the {t} target has no rows or one class of outcome in the {', '.join(empty)} "
-                f"snapshot(s) {plans[t].to_dict()}; the lake's history is too short for --as-of "
-                f"{known_before} (or try --target {other})")
+                f"the {t} target has no rows or one class of outcome in its {spans} months; the lake's "
+                f"inspections start {first or 'nowhere'}, too late for --as-of {known_before} "
+                f"(try fewer --snapshots, a later --as-of, or --target {other})")
     targets = [cfg.target] + ([t for t in TARGETS if t != cfg.target] if cfg.compare_targets else [])
     usable_targets = [t for t in targets if all(
         f.height and f["label"].n_unique() == 2 for r, f in frames_of[t].items() if r != "test")]

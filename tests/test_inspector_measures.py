@@ -63,3 +63,19 @@ def test_train_says_whether_the_rates_rise_and_names_each_population() -> None:
     assert "random: 0.100 < 0.200 < 0.300 < 0.400 (rise A<B<C<D)" in line
     assert "inspected: 0.100 < 0.200 < 0.500 < 0.400 (do NOT rise A<B<C<D)" in line
     assert "points_scorecard" not in line and line.count("\n") == 0
+
+
+def test_train_warns_when_the_grades_cannot_follow_the_policy_shares() -> None:
+    from riskengine.cli.model_cmds import band_warning
+
+    shares = {"A": 0.5, "B": 0.3, "C": 0.13, "D": 0.07}
+
+    def dist(values: dict[str, float]) -> pl.DataFrame:
+        return pl.DataFrame({"grade": list(values), "share": list(values.values())})
+
+    assert band_warning(dist({"A": 0.49, "B": 0.31, "C": 0.12, "D": 0.08}), shares) is None
+    collapsed = band_warning(dist({"A": 0.0, "B": 1.0, "C": 0.0, "D": 0.0}), shares)
+    assert collapsed is not None and "A, B, C, D off" in collapsed and collapsed.count("\n") == 0
+    empty_d = band_warning(dist({"A": 0.5, "B": 0.3, "C": 0.2, "D": 0.0}), shares)
+    assert empty_d is not None and "D off" in empty_d
+    assert band_warning(dist({"A": 0.0, "B": 1.0, "C": 0.0, "D": 0.0}), None) is None  # fixed edges

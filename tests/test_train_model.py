@@ -235,3 +235,19 @@ def test_both_targets_log_odds_averaged_are_reported_beside_each_alone(trained: 
     assert reported["auc"] == pytest.approx(auc(rows["label"].to_numpy().astype(int), mean), abs=1e-9)
     assert set(trained.metrics.filter(pl.col("scorer") == "lightgbm_mean_logodds")["population"]) == {
         "all", "random", "inspected"}
+
+
+def test_a_history_too_short_for_the_target_names_its_months_and_the_first_inspection(
+    small_lake: Path,
+) -> None:
+    from riskengine.core.contract import TABLES
+    from riskengine.core.errors import ModelError
+
+    # A bureau whose records start in June 2025: every event before then is gone.
+    late = {name: frame.filter(pl.col(TABLES[name].event_date) >= date(2025, 6, 1))
+            if TABLES[name].event_date else frame for name, frame in load_tables(small_lake).items()}
+    with pytest.raises(ModelError) as caught:
+        train_model(late, D, config=replace(FAST, compare_targets=False))
+    text = str(caught.value)
+    assert "the horizon target has no rows or one class of outcome in its train " in text
+    assert "inspections start 2025-06-0" in text and "--target inspection" in text and "\n" not in text

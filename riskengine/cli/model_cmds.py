@@ -6,6 +6,7 @@ Heavy modules (features, models, lightgbm, mlflow) are imported inside the comma
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -96,6 +97,23 @@ def grade_check(metrics: pl.DataFrame) -> str:
         verdict = "rise" if row["grades_monotone"] == 1.0 else "do NOT rise"
         parts.append(f"{row['population']}: {rates} ({verdict} A<B<C<D)")
     return "backtest adverse rate per grade — " + "; ".join(parts)
+
+
+def band_warning(distribution: pl.DataFrame, shares: Mapping[str, float] | None,
+                 tolerance: float = 0.15) -> str | None:
+    """A line when the grades are far from the policy's shares (a grade empty, or off by more than
+    ``tolerance``): the model gave too few distinct scores for the bands to follow the population."""
+    if not shares or distribution.is_empty():
+        return None
+    got = dict(zip(distribution["grade"], distribution["share"], strict=True))
+    off = [g for g in shares
+           if (shares[g] > 0 and got.get(g, 0.0) == 0) or abs(got.get(g, 0.0) - shares[g]) > tolerance]
+    if not off:
+        return None
+    wanted = ", ".join(f"{g} {shares[g]:.0%}" for g in shares)
+    return (f"warning: the grades do not follow the policy's shares ({wanted}): {', '.join(off)} off, "
+            f"the model gives too few distinct scores; use more history, more --snapshots or the other "
+            f"--target")
 
 
 @app.command()
@@ -202,6 +220,8 @@ def train(
         f"{r['grade']} {r['share']:.1%}" for r in result.grade_distribution.iter_rows(named=True)
     )
     _err(f"grade distribution on {result.info['grades_month']}: {dist}")
+    if (warning := band_warning(result.grade_distribution, shares)) is not None:
+        _err(warning)
     _err(grade_check(result.metrics))
     if register:
         run = register_training(result, settings)
