@@ -20,6 +20,7 @@ from riskengine.core.errors import UsageError
 from riskengine.lake.ingest import export_quarantine
 from riskengine.lake.ingest import ingest as run_ingest
 from riskengine.lake.mapping import apply_mapping
+from riskengine.lake.validate import BULK_DAY_FACTOR, BULK_DAY_MIN_ROWS
 from riskengine.synth import Drift, generate_city
 
 # --- ingest -------------------------------------------------------------------------------------------
@@ -41,8 +42,9 @@ def ingest(
     mapping: Annotated[Path | None, typer.Option(
         help="a mapping file (TOML) that turns a bureau's own export into contract tables first")] = None,
     keep_bulk_days: Annotated[bool, typer.Option(
-        "--keep-bulk-days", help="accept inspections on a day with over 20x the median day's count "
-        "(and at least 200); by default they are quarantined as bulk entries (rule bulk_day)")] = False,
+        "--keep-bulk-days", help=f"accept inspections on a day with over {BULK_DAY_FACTOR}x the median "
+        f"day's count (and at least {BULK_DAY_MIN_ROWS}); by default they are quarantined as bulk entries "
+        "(rule bulk_day)")] = False,
 ) -> None:
     """Validate a source folder and append its good rows to the lake; bad rows go to quarantine."""
     if mapping is not None:

@@ -201,26 +201,21 @@ def _after(later: str, earlier: str) -> Check:
     return Check(later, "date_order", bad, reason)
 
 
-def bulk_day_columns(table: Table) -> list[pl.Expr]:
-    """The per-day counts ``bulk_day_check`` reads, computed over the whole source before any filter."""
-    if table.name != "inspections":
-        return []
-    day = pl.col("inspected_on")
-    return [pl.len().over(day).alias("__day_rows"),
-            day.drop_nulls().unique_counts().median().alias("__day_median")]
-
-
-def bulk_day_check(table: Table) -> Check | None:
-    """Inspections on a day far busier than the source's median day (``bulk_day``; see BULK_DAY_FACTOR)."""
+def bulk_day_rule(table: Table) -> tuple[list[pl.Expr], Check] | None:
+    """Inspections on a day far busier than the source's median day (``bulk_day``; see BULK_DAY_FACTOR):
+    the per-day counts to add over the whole source before any filter, and the check that reads them."""
     if table.name != "inspections":
         return None
+    day = pl.col("inspected_on")
+    counts = [pl.len().over(day).alias("__day_rows"),
+              day.drop_nulls().unique_counts().median().alias("__day_median")]
     n, typical = pl.col("__day_rows"), pl.col("__day_median")
-    bad = pl.col("inspected_on").is_not_null() & (n >= BULK_DAY_MIN_ROWS) & (n > BULK_DAY_FACTOR * typical)
+    bad = day.is_not_null() & (n >= BULK_DAY_MIN_ROWS) & (n > BULK_DAY_FACTOR * typical)
     reason = pl.concat_str(
-        n.cast(pl.String), pl.lit(" inspections on "), pl.col("inspected_on").dt.to_string("%Y-%m-%d"),
+        n.cast(pl.String), pl.lit(" inspections on "), day.dt.to_string("%Y-%m-%d"),
         pl.lit(" against a median of "), typical.round(0).cast(pl.Int64).cast(pl.String),
         pl.lit(" a day in this source: a bulk entry, not visits (ingest --keep-bulk-days keeps them)"))
-    return Check("inspected_on", "bulk_day", bad, reason)
+    return counts, Check("inspected_on", "bulk_day", bad, reason)
 
 
 def row_checks(table: Table) -> list[Check]:
@@ -316,9 +311,10 @@ def validate_table(
         for check in column_checks(table, column, ingest_day=ingest_day, id_scheme=id_scheme)
     ]
     checks += row_checks(table) + reference_checks(table, known or {}, rejected)
-    if not keep_bulk_days and (bulk := bulk_day_check(table)) is not None:
-        typed = typed.with_columns(bulk_day_columns(table))
-        checks.append(bulk)
+    if not keep_bulk_days and (bulk := bulk_day_rule(table)) is not None:
+        counts, check = bulk
+        typed = typed.with_columns(counts)
+        checks.append(check)
     # The fields of a row with more fields than the header are misaligned: none of them can be trusted.
     checks.append(Check("(row)", "bad_shape", pl.col(EXTRA).is_not_null(),
                         pl.lit("row has more fields than the header (an unquoted comma?) or a quote "

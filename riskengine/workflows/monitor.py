@@ -235,12 +235,8 @@ def load_inputs(
         grade_runs[d] = store.latest_grades(d)
     labels = {f"{m:%Y-%m}" for m in window}
     for period in store.plan_periods():
-        if period in labels:
-            rows = store.plan(period).rows
-            if {"stratum", "inclusion_probability", "enterprise_id"} <= set(rows.columns):
-                plans[period] = rows.filter(pl.col("stratum") == "random").select(
-                    "enterprise_id", "inclusion_probability"
-                )
+        if period in labels and (draw := store.random_draw(period)) is not None:
+            plans[period] = draw
     return grade_runs, plans
 
 

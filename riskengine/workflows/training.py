@@ -44,11 +44,7 @@ def recorded_inclusion(settings: Settings, before: date) -> pl.DataFrame | None:
     parts = []
     for period in store.plan_periods():
         month = date.fromisoformat(f"{period}-01")
-        if month >= before:
-            continue
-        rows = store.plan(period).rows
-        if {"stratum", "inclusion_probability", "enterprise_id"} <= set(rows.columns):
-            parts.append(rows.filter(pl.col("stratum") == "random").select(
-                pl.col("enterprise_id").cast(pl.String), pl.lit(month).alias("month"),
-                pl.col("inclusion_probability").cast(pl.Float64)))
+        if month < before and (draw := store.random_draw(period)) is not None:
+            parts.append(draw.select(pl.col("enterprise_id").cast(pl.String), pl.lit(month).alias("month"),
+                                     pl.col("inclusion_probability").cast(pl.Float64)))
     return pl.concat(parts) if parts else None

@@ -102,3 +102,11 @@ CREATE TABLE IF NOT EXISTS plans (
             plan_id, as_of, period_, saved_at, meta, table = found
             rows = _arrow(con, f"SELECT * FROM {table}")
         return PlanRecord(int(plan_id), as_of, period_, saved_at, json.loads(meta) if meta else {}, rows)
+
+    def random_draw(self, period: str) -> pl.DataFrame | None:
+        """The 双随机 draw of ``period``'s stored plan: ``enterprise_id`` and ``inclusion_probability``
+        of its random-stratum rows; None when the plan did not record them."""
+        rows = self.plan(period).rows
+        if not {"stratum", "inclusion_probability", "enterprise_id"} <= set(rows.columns):
+            return None
+        return rows.filter(pl.col("stratum") == "random").select("enterprise_id", "inclusion_probability")
