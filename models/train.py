@@ -34,7 +34,7 @@ from models.artifact import CreditModel
 from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
 from models.booster import calibrate, fit_booster
 from models.evaluate import score_metrics, spearman, truth_over_horizon
-from models.grading import grade_from_score, score_from_probability
+from models.grading import grade_from_score, score_float, score_from_probability
 from models.labels import VISIT_NUISANCE, build_labels, design_weights, visit_rows
 from models.rolling_origin import choose_candidates, feature_set, usable_features, with_tree
 from models.train_config import (
@@ -250,9 +250,10 @@ def train_model(
     if other_targets:
         # Both targets' calibrated log-odds averaged (issue 11's "combine the two by a documented
         # rule"): what a visit finds and what happens over the horizon, reported beside each alone.
+        # The unrounded score is affine in the log-odds, so its mean ranks as the mean log-odds does.
         both = [model, *other_targets.values()]
         scorers["lightgbm_mean_logodds"] = ungraded(
-            lambda rows: np.mean([_logodds(m.predict_proba(rows)) for m in both], axis=0))
+            lambda rows: np.mean([score_float(m.predict_proba(rows)) for m in both], axis=0))
     if cfg.baselines:
         # Every baseline is fitted on the training rows and scores the evaluated rows the same way.
         train_rows = frames_of["horizon"]["train"]
@@ -414,11 +415,6 @@ def inspector_measures(rows: pl.DataFrame, score: np.ndarray, y: np.ndarray,
     top = np.argsort(-score, kind="mergesort")[: max(1, len(score) // 5)]
     return {"days_earlier": float(np.mean(earlier)), "hits_per_100": float(per * y[top].mean()),
             "hits_per_100_all": float(per * y.mean())}
-
-
-def _logodds(p: np.ndarray) -> np.ndarray:
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
-    return np.log(q / (1 - q))
 
 
 def _first_line(exc: BaseException) -> str:
