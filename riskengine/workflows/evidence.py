@@ -134,6 +134,13 @@ def _window(frame: pl.LazyFrame, date_col: str, as_of: date, days: int | None) -
     return asof.window(frame, date_col, [as_of], days).collect().to_dicts()
 
 
+def _record(r: Mapping[str, Any], reason: str, table: str, record_id: Any, day: date,
+            text_zh: str, text_en: str) -> dict[str, Any]:
+    """One evidence row (EVIDENCE_SCHEMA) for the lake record ``r``."""
+    return {"enterprise_id": r["enterprise_id"], "reason": reason, "table": table,
+            "record_id": str(record_id), "date": day, "text_zh": text_zh, "text_en": text_en}
+
+
 def _inspections(
     frame: pl.LazyFrame, tables: Mapping[str, pl.LazyFrame], as_of: date, ids: list[str] | None
 ) -> list[dict[str, Any]]:
@@ -152,17 +159,9 @@ def _inspections(
             f"{serious} serious finding(s)" if serious else "",
             f"{critical} critical finding(s)" if critical else "",
         ]
-        out.append(
-            {
-                "enterprise_id": r["enterprise_id"],
-                "reason": "inspections",
-                "table": "inspections",
-                "record_id": str(r["inspection_id"]),
-                "date": r["inspected_on"],
-                "text_zh": f"{day} {kind_zh}{outcome_zh}{_paren(zh, 'zh')}",
-                "text_en": f"{day} {kind_en}: {outcome_en}{_paren(en, 'en')}",
-            }
-        )
+        out.append(_record(r, "inspections", "inspections", r["inspection_id"], r["inspected_on"],
+                           f"{day} {kind_zh}{outcome_zh}{_paren(zh, 'zh')}",
+                           f"{day} {kind_en}: {outcome_en}{_paren(en, 'en')}"))
     return out
 
 
@@ -180,17 +179,9 @@ def _sampling(
             f"危害：{_HAZARD_ZH[hazard]}" if hazard in _HAZARD_ZH else "",
         ]
         en = [f"product: {product}" if product else "", f"hazard: {hazard}" if hazard in _HAZARD_ZH else ""]
-        out.append(
-            {
-                "enterprise_id": r["enterprise_id"],
-                "reason": "sampling",
-                "table": "sampling_tests",
-                "record_id": str(r["test_id"]),
-                "date": r["sampled_on"],
-                "text_zh": f"{day} 抽检不合格{_paren(zh, 'zh')}",
-                "text_en": f"{day} sampling test failed{_paren(en, 'en')}",
-            }
-        )
+        out.append(_record(r, "sampling", "sampling_tests", r["test_id"], r["sampled_on"],
+                           f"{day} 抽检不合格{_paren(zh, 'zh')}",
+                           f"{day} sampling test failed{_paren(en, 'en')}"))
     return out
 
 
@@ -238,17 +229,9 @@ def _penalties(
         elif r["_end"] is not None:
             text_zh += f"，影响期至{r['_end'].isoformat()}"
             text_en += f", influence period until {r['_end'].isoformat()}"
-        out.append(
-            {
-                "enterprise_id": r["enterprise_id"],
-                "reason": "penalties",
-                "table": "penalties",
-                "record_id": str(r["case_id"]),
-                "date": r["decided_on"],
-                "text_zh": text_zh,
-                "text_en": text_en,
-            }
-        )
+        out.append(_record(r, "penalties", "penalties", r["case_id"], r["decided_on"],
+                           text_zh,
+                           text_en))
     return out
 
 
@@ -273,17 +256,9 @@ def _recalls(
             f"{units:,} units" if units else "",
             f"hazard: {hazard}" if hazard in _HAZARD_ZH else "",
         ]
-        out.append(
-            {
-                "enterprise_id": r["enterprise_id"],
-                "reason": "recalls",
-                "table": "recalls",
-                "record_id": str(r["recall_id"]),
-                "date": r["announced_on"],
-                "text_zh": f"{day} {mode_zh}{_paren(zh, 'zh')}",
-                "text_en": f"{day} {mode_en}{_paren(en, 'en')}",
-            }
-        )
+        out.append(_record(r, "recalls", "recalls", r["recall_id"], r["announced_on"],
+                           f"{day} {mode_zh}{_paren(zh, 'zh')}",
+                           f"{day} {mode_en}{_paren(en, 'en')}"))
     return out
 
 
@@ -296,17 +271,9 @@ def _complaints(
         sub = r.get("substantiated")
         zh = [r.get("category") or "", {True: "已查实", False: "未查实"}.get(sub, "")]
         en = [r.get("category") or "", {True: "substantiated", False: "not substantiated"}.get(sub, "")]
-        out.append(
-            {
-                "enterprise_id": r["enterprise_id"],
-                "reason": "complaints",
-                "table": "complaints",
-                "record_id": str(r["complaint_id"]),
-                "date": r["received_on"],
-                "text_zh": f"{day} 收到12315投诉举报{_paren(zh, 'zh')}",
-                "text_en": f"{day} complaint to 12315{_paren(en, 'en')}",
-            }
-        )
+        out.append(_record(r, "complaints", "complaints", r["complaint_id"], r["received_on"],
+                           f"{day} 收到12315投诉举报{_paren(zh, 'zh')}",
+                           f"{day} complaint to 12315{_paren(en, 'en')}"))
     return out
 
 
@@ -326,17 +293,9 @@ def _licenses(
         when = changed if changed is not None else r["issued_on"]
         kind = r.get("kind") or ""
         name_zh, name_en = _LICENSE_ZH.get(kind, "许可证"), _LICENSE_EN.get(kind, "licence")
-        out.append(
-            {
-                "enterprise_id": r["enterprise_id"],
-                "reason": "licenses",
-                "table": "licenses",
-                "record_id": str(r["license_id"]),
-                "date": when,
-                "text_zh": f"{when.isoformat()} {name_zh}{_LICENSE_STATUS_ZH[status]}",
-                "text_en": f"{when.isoformat()} {name_en} {status}",
-            }
-        )
+        out.append(_record(r, "licenses", "licenses", r["license_id"], when,
+                           f"{when.isoformat()} {name_zh}{_LICENSE_STATUS_ZH[status]}",
+                           f"{when.isoformat()} {name_en} {status}"))
     return out
 
 
@@ -394,9 +353,7 @@ def _lists(
         if removed is not None:
             text_zh += f"，{removed.isoformat()}移出"
             text_en += f", removed {removed.isoformat()}"
-        out.append({"enterprise_id": r["enterprise_id"], "reason": "lists", "table": "list_entries",
-                    "record_id": str(r["entry_id"]), "date": r["listed_on"], "text_zh": text_zh,
-                    "text_en": text_en})
+        out.append(_record(r, "lists", "list_entries", r["entry_id"], r["listed_on"], text_zh, text_en))
     return out
 
 
@@ -421,9 +378,7 @@ def _commitments(
             text_en = f"{due.isoformat()} {name_en} past its due day, not confirmed kept (made {made})"
         else:
             continue
-        out.append({"enterprise_id": r["enterprise_id"], "reason": "commitments", "table": "commitments",
-                    "record_id": str(r["commitment_id"]), "date": when, "text_zh": text_zh,
-                    "text_en": text_en})
+        out.append(_record(r, "commitments", "commitments", r["commitment_id"], when, text_zh, text_en))
     return out
 
 
