@@ -83,6 +83,10 @@ def _i(frame: pl.DataFrame, name: str) -> pl.Expr:
 
 
 def _join(parts: list[pl.Expr], sep: str) -> pl.Expr:
+    """The non-null parts joined by ``sep``; null when there are no parts at all (a lake without any
+    of a sentence's features), which Polars' concat_str refuses."""
+    if not parts:
+        return pl.lit(None, dtype=pl.String)
     return pl.concat_str(parts, separator=sep, ignore_nulls=True)
 
 

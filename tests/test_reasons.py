@@ -160,3 +160,18 @@ def test_reason_kinds_follow_the_code_also_for_grades_stored_feature_by_feature(
                                      "BASELINE_CAP", "profile__sector", "associations__count",
                                      "sampling__fail_365d")] == [
         "own_record", "baseline", "associated", "rule", "rule", "baseline", "associated", "own_record"]
+
+
+def test_the_baseline_sentence_stands_without_any_baseline_factor_among_the_features() -> None:
+    # A bureau's lake with no district, sector, founding date or capital: the baseline line still
+    # reads (it used to stop explain with "concat_horizontal didn't get any inputs").
+    from models.reason_groups import BASELINE, group_contributions
+    from models.reason_texts import group_texts
+
+    names = ["inspections__fail_1095d"]
+    features = pl.DataFrame({"enterprise_id": ["e1", "e2"], "inspections__fail_1095d": [2, 0]})
+    contrib = np.array([[0.8, -1.0], [-0.2, -1.0]])
+    groups = group_contributions(features, names, contrib)
+    zh, en = group_texts(features, names, contrib, groups, BASELINE, np.arange(2))
+    assert zh.to_list() == ["同类企业基准风险：不高于一般水平"] * 2
+    assert en.to_list() == ["baseline risk of similar enterprises: not above the average"] * 2
