@@ -20,6 +20,17 @@ def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _blend_lines(model_info: dict) -> list[str]:
+    """How the blend (models.blend) was weighted, for a blended model."""
+    if model_info.get("target") != "blend":
+        return []
+    tried = ", ".join(f"{w}: {_fmt(a)}" for w, a in sorted((model_info.get("weight_auc") or {}).items()))
+    return [f"Weight of the horizon model {model_info.get('weight_horizon')} (inspection model "
+            f"{round(1 - float(model_info.get('weight_horizon', 0.5)), 1)}), chosen by AUC on "
+            f"{model_info.get('weight_rows')} first visits of the calibration months "
+            f"({model_info.get('weight_population')}); AUC per weight: {tried}."]
+
+
 def model_card(result: TrainResult) -> str:
     """The card as markdown (logged to MLflow as ``model_card.md`` and kept in the model's metadata)."""
     m = result.model
@@ -29,7 +40,8 @@ def model_card(result: TrainResult) -> str:
         f"# Model card: riskengine credit-risk model, as of {result.plan.known_before}",
         "",
         "## Target",
-        f"`{result.config.target}`: {meta.get('target_description', '')}.",
+        f"`{meta.get('target', result.config.target)}`: {meta.get('target_description', '')}.",
+        *_blend_lines(info.get("model") or {}),
         "",
         "## Data and population",
         f"- Fit months: {', '.join(str(d) for d in result.plan.fit[:1])} .. {result.plan.fit[-1]}; "

@@ -32,14 +32,16 @@ import polars as pl
 from features import catalog, compute_features
 from models.artifact import CreditModel
 from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
+from models.blend import blend_models
 from models.booster import calibrate, fit_booster
 from models.evaluate import score_metrics, spearman, truth_over_horizon
 from models.grading import grade_from_score, score_float, score_from_probability
 from models.labels import VISIT_NUISANCE, build_labels, design_weights, visit_rows
 from models.rolling_origin import choose_candidates, feature_set, usable_features, with_tree
 from models.train_config import (
+    BLEND,
+    COMPONENTS,
     KEYS,
-    TARGETS,
     VISIT_MONTH_DAYS,
     TrainConfig,
     TrainResult,
@@ -49,6 +51,22 @@ from models.train_config import (
     snapshot_plans,
 )
 from riskengine.core.errors import ModelError
+
+# The blend is calibrated and tested on the inspection target's rows (visits).
+BASE_OF = {BLEND: "inspection"}
+
+
+def _blend_rows(calib_visits: pl.DataFrame, plans: Mapping[str, Any], feats: pl.DataFrame
+                ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The blend's judging rows and calibration visits (models.blend.blend_models): the weight is
+    judged as a grade is used, set at the first calibration month, then each enterprise's first
+    visit over the calibration months."""
+    start = plans["inspection"].calib[0]
+    judged = (calib_visits.sort("day").unique("enterprise_id", keep="first", maintain_order=True)
+              .select("enterprise_id", "label", "observed_random")
+              .join(feats.filter(pl.col("as_of") == start), on="enterprise_id", how="inner")
+              .sort("enterprise_id"))
+    return judged, calib_visits
 
 
 def _catalog() -> tuple[Mapping[str, Any], list[str]]:
@@ -87,7 +105,6 @@ def train_model(
     # inspection target's test months are the latest before D and its fit months just before them;
     # the horizon target's windows must end by D (module docstring).
     plans = snapshot_plans(known_before, cfg)
-    plan = plans[cfg.target]
     catalog, model_features = _catalog()
     snaps = snapshot_dates(known_before, cfg)
     if features is None:
@@ -105,7 +122,8 @@ def train_model(
         raise ModelError("the feature frame has none of the catalog's model features")
     feats = features.select(*KEYS, *names).with_columns(pl.col("as_of").cast(pl.Date))
     roles_of = {t: p.role_frame() for t, p in plans.items()}
-    fit_rows = feats.join(roles_of[cfg.target].filter(pl.col("role") != "test"), on="as_of", how="semi")
+    fit_roles = pl.concat([roles_of[t] for t in ((cfg.target,) if cfg.target in COMPONENTS else COMPONENTS)])
+    fit_rows = feats.join(fit_roles.filter(pl.col("role") != "test"), on="as_of", how="semi")
     names, left_out = usable_features(fit_rows, names, tables, catalog)
     if not names:
         raise ModelError(f"no feature varies across the fit snapshots ({', '.join(sorted(left_out))} "
@@ -126,25 +144,33 @@ def train_model(
     data_of = {"horizon": enterprise_data, "inspection": visit_data}
     frames_of = {t: {r: d.filter(pl.col("role") == r) for r in ("train", "valid", "calib", "test")}
                  for t, d in data_of.items()}
-    for t in TARGETS:
+    # The blend (models.blend) fits both targets and merges them; either alone fits itself.
+    fitted = list(COMPONENTS) if cfg.target == BLEND else [cfg.target]
+    problems: dict[str, str] = {}
+    for t in COMPONENTS:
         empty = [r for r, f in frames_of[t].items() if f.height == 0 or f["label"].n_unique() < 2]
-        if empty and (t == cfg.target):
+        if empty and t in fitted:
             other = "horizon" if t == "inspection" else "inspection"
             months = plans[t].to_dict()
             spans = ", ".join(f"{r} {months[r][0]}..{months[r][-1]}" for r in empty)
             first = (tables["inspections"].select(pl.col("inspected_on").min()).collect().item()
                      if "inspections" in tables else None)
-            raise ModelError(
+            problems[t] = (
                 f"the {t} target has no rows or one class of outcome in its {spans} months; the lake's "
                 f"inspections start {first or 'nowhere'}, too late for --as-of {known_before} "
                 f"(try fewer --snapshots, a later --as-of, or --target {other})")
-    targets = [cfg.target] + ([t for t in TARGETS if t != cfg.target] if cfg.compare_targets else [])
-    usable_targets = [t for t in targets if all(
+    if problems and len(problems) == len(fitted):
+        raise ModelError(problems[fitted[-1]])
+    targets = fitted + ([t for t in COMPONENTS if t not in fitted] if cfg.compare_targets else [])
+    usable_targets = [t for t in targets if t not in problems and all(
         f.height and f["label"].n_unique() == 2 for r, f in frames_of[t].items() if r != "test")]
     skipped: dict[str, str] = {}
     for t in targets:
         if t not in usable_targets:
-            skipped[f"lightgbm_{t}"] = f"the {t} target has one class of outcome in a fit slice"
+            skipped[f"lightgbm_{t}"] = problems.get(
+                t, f"the {t} target has one class of outcome in a fit slice")
+    # What the shipped model is: the blend of both targets, or the one of them that can be fitted.
+    blend_parts = [t for t in fitted if t in usable_targets]
     categorical_all = [n for n in names if catalog[n].categorical]
     categories = {
         n: sorted(v for v in frames_of["horizon"]["train"][n].cast(pl.String).unique().to_list()
@@ -200,19 +226,48 @@ def train_model(
                  "max_depth": cand.tree[1], "min_data_in_leaf": cand.tree[2]}
         return model, info
 
-    model, info = fit(cfg.target, cfg.selection)
+    components: dict[str, tuple[CreditModel, dict[str, Any]]] = {}
+    for t in blend_parts:
+        try:
+            components[t] = fit(t, cfg.selection)
+        except ModelError as exc:  # a blend's part that cannot be fitted leaves the other alone
+            if len(blend_parts) == 1 or (len(components) == 0 and t == blend_parts[-1]):
+                raise
+            skipped[f"lightgbm_{t}"] = str(exc)
+    other_targets: dict[str, CreditModel] = {}
+    main_target = next(iter(components))
+    if len(components) == 2:
+        try:
+            model, info = blend_models(components["horizon"][0], components["inspection"][0],
+                                       *_blend_rows(frames_of["inspection"]["calib"], plans, feats),
+                                       cfg.calibration, cfg.seed)
+            main_target = BLEND
+            info["components"] = {t: {k: v for k, v in i.items() if k != "valid_curve"}
+                                  for t, (_, i) in components.items()}
+            other_targets = {t: m for t, (m, _) in components.items()}
+        except ModelError as exc:
+            skipped["blend"] = f"{exc}; the model is the {main_target} target's alone"
+            other_targets = {t: m for t, (m, _) in components.items() if t != main_target}
+    if main_target != BLEND:
+        model, info = components[main_target]
+        other_targets |= {t: m for t, (m, _) in components.items() if t != main_target}
+        if cfg.target == BLEND and "blend" not in skipped:
+            skipped["blend"] = f"only the {main_target} target can be fitted here; the model is its alone"
+    plan = plans[main_target]
     timings["fit_s"] = time.perf_counter() - clock
     comparison = comparison_info = None
-    if cfg.compare_selection:
+    if cfg.compare_selection and main_target != BLEND:
         clock = time.perf_counter()
         other = "none" if cfg.selection == "ipw" else "ipw"
-        comparison, comparison_info = fit(cfg.target, other)
+        comparison, comparison_info = fit(main_target, other)
         timings["fit_comparison_s"] = time.perf_counter() - clock
-    other_targets: dict[str, CreditModel] = {}
     for t in usable_targets:
-        if t != cfg.target:
+        if t not in other_targets and t != main_target and f"lightgbm_{t}" not in skipped:
             clock = time.perf_counter()
-            other_targets[t], _ = fit(t, "none")
+            try:
+                other_targets[t], _ = fit(t, "none")
+            except ModelError as exc:  # a comparison that cannot be fitted is reported, not fatal
+                skipped[f"lightgbm_{t}"] = str(exc)
             timings[f"fit_{t}_s"] = time.perf_counter() - clock
 
     # --- out-of-time evaluation on the test snapshots (enterprise rows: every target alike) ------
@@ -251,7 +306,7 @@ def train_model(
         # Both targets' calibrated log-odds averaged (issue 11's "combine the two by a documented
         # rule"): what a visit finds and what happens over the horizon, reported beside each alone.
         # The unrounded score is affine in the log-odds, so its mean ranks as the mean log-odds does.
-        both = [model, *other_targets.values()]
+        both = [m for t, m in ({main_target: model} | other_targets).items() if t in COMPONENTS]
         scorers["lightgbm_mean_logodds"] = ungraded(
             lambda rows: np.mean([score_float(m.predict_proba(rows)) for m in both], axis=0))
     if cfg.baselines:
@@ -316,17 +371,17 @@ def train_model(
         "as_of": known_before,
         "horizon_days": cfg.horizon_days,
         "snapshots": plan.to_dict(),
-        "target_description": TARGET_TEXT[cfg.target],
+        "target_description": TARGET_TEXT[main_target],
         "feature_schema_hash": schema_hash(schema),
         "selection": cfg.selection,
-        "target": cfg.target,
+        "target": main_target,
         **{k: v for k, v in info.items() if k != "valid_curve"},  # the curve stays in TrainResult.info
     }
     # promote compares champion and challenger on what this model estimates: the horizon label of
     # every enterprise, or what the next visit found.
     # It carries every catalog feature of the frame, not only the ones this run kept: a champion
     # trained elsewhere may use a column that is constant here (and left out of this model).
-    back = test if cfg.target == "horizon" else first
+    back = test if main_target == "horizon" else first
     kept = [n for n in (*names, *nuisance_visit) if n in back.columns]
     backtest = back.select(*KEYS, *kept, "label", "observed", "observed_random", "random_fail").join(
         feats.select(*KEYS, *[c for c in feats.columns if c not in KEYS and c not in kept]),
@@ -346,10 +401,11 @@ def train_model(
         info={
             "model": info,
             "comparison": comparison_info,
-            "rows": {r: f.height for r, f in frames_of[cfg.target].items()},
+            "rows": {r: f.height for r, f in frames_of[BASE_OF.get(main_target, main_target)].items()},
             "design_weighted_visits": int((visits["design_weight"] != 1.0).sum()),
             "plans": {t: p.to_dict() for t, p in plans.items()},
-            "adverse_rate": {r: float(f["label"].mean() or 0.0) for r, f in frames_of[cfg.target].items()},  # type: ignore[arg-type]
+            "adverse_rate": {r: float(f["label"].mean() or 0.0)
+                             for r, f in frames_of[BASE_OF.get(main_target, main_target)].items()},  # type: ignore[arg-type]
             "left_out": left_out,
             "skipped": skipped,
             "selection": selection_log,
@@ -361,6 +417,9 @@ def train_model(
     )
 
 TARGET_TEXT = {
+    "blend": "the chance that an inspection now, on a random visit by an average inspector, finds an "
+             "adverse outcome; the weighted log-odds of the horizon and inspection targets' models "
+             "(weight chosen on held-out visits), calibrated on visits",
     "inspection": "the chance that an inspection now, on a random visit by an average inspector, finds an "
                   "adverse outcome (failed, or a critical violation); learnt from every inspection and "
                   "sampling test as its own row",
