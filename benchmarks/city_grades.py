@@ -9,7 +9,8 @@ complaints, recalls over 1 year, serious ones over 3) and ``points_scorecard_3y`
 3 years for every kind: the issue's "weighted count of bad events in the last 3 years").
 
 Generates the city, ingests it, builds the features once, then trains once per ``--target`` (each run
-fits the other target beside it and reports it as scorer ``lightgbm_<other>``). For each target and
+fits the other targets beside it and reports them as scorers ``lightgbm_<target>``; the blend fits
+both and reports them). For each target and
 each scorer it prints ``spearman_truth`` (population ``all``: every enterprise of the horizon test
 snapshots), and AUC on the random inspections and on each enterprise's first inspection of the
 inspection test months; the grade shares and realized rates by grade on those populations; the
@@ -20,7 +21,7 @@ months of a 30,000-enterprise city, 20-25 adverse), so their AUC moves by a few 
 training seed.
 
     nice python benchmarks/city_grades.py --enterprises 30000 --seed 2027 --as-of 2026-01-01 \
-        [--target horizon --target inspection] [--snapshots 12] [--workdir DIR]
+        [--target blend --target horizon] [--snapshots 12] [--workdir DIR]
         [--visit-window-months 1] [--inspection-snapshots N] [--no-compare-targets]
 
 Prints one JSON object.
@@ -47,7 +48,8 @@ from features import compute_features
 from models.baselines import PointsScorecard
 from models.evaluate import spearman, truth_over_horizon
 from models.labels import build_labels
-from models.train import KEYS, TARGETS, TrainConfig, snapshot_dates, train_model
+from models.train import KEYS, TrainConfig, snapshot_dates, train_model
+from models.train_config import TARGETS
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
@@ -104,6 +106,7 @@ def extra_spearman(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFra
         BASELINE_3Y: PointsScorecard(lookback_days=1095).fit(tables=tables).decision_function(rows),
         "severity_index": rows["severity__index"].fill_null(0.0).to_numpy().astype(float),
         "lightgbm_probability": result.model.predict_proba(rows),
+        **{f"lightgbm_{t}_probability": m.predict_proba(rows) for t, m in result.target_models.items()},
     }
     out: dict[str, float | None] = {k: _finite(spearman(v[known], values[known])) for k, v in scores.items()}
     return out | {"rows": int(known.sum())}
@@ -130,6 +133,7 @@ def run_target(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame, 
     return {
         "target": target,
         "chosen": result.info["chosen"],
+        "blend_weight_horizon": result.info["model"].get("weight_horizon"),
         "grade_shares_latest_month": dict(zip(result.grade_distribution["grade"].to_list(),
                                               [round(s, 4) for s in result.grade_distribution["share"]],
                                               strict=True)),
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2027)
     parser.add_argument("--as-of", default="2026-01-01")
     parser.add_argument("--target", action="append", choices=TARGETS,
-                        help="repeat for several; default: both")
+                        help="repeat for several; default: blend (its components are reported beside it)")
     parser.add_argument("--snapshots", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--visit-window-months", type=int, default=TrainConfig.visit_window_months,
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the city and lake here (reused when already there); default: a temp dir")
     args = parser.parse_args(argv)
     day = date.fromisoformat(args.as_of)
-    targets = args.target or ["horizon", "inspection"]
+    targets = args.target or ["blend"]
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="city-grades-") as tmp:
         work = args.workdir or Path(tmp)

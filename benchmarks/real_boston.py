@@ -7,7 +7,7 @@ above the share of past inspections with a severe violation (0.662); its grades 
 60 % each, D at most 25 %, each at least 2 %, and the rate of severe findings rises A < B < C < D.
 
     python benchmarks/real_boston.py [--data /work/shared/data/boston] [--as-of 2014-01-01]
-        [--snapshots 24] [--target horizon|inspection] [--seed 42]
+        [--snapshots 24] [--target blend|horizon|inspection] [--seed 42]
 
 Prints one JSON object.
 """
@@ -30,6 +30,7 @@ from models.baselines import ShareOfPast
 from models.evaluate import auc, rate_by_grade, rates_rise_strictly
 from models.grading import grade_from_score, score_from_probability
 from models.train import TrainConfig, train_model
+from models.train_config import TARGETS
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.lake.mapping import apply_mapping
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/boston"))
     parser.add_argument("--as-of", default="2014-01-01")
     parser.add_argument("--snapshots", type=int, default=24)
-    parser.add_argument("--target", default="horizon")
+    parser.add_argument("--target", default="blend", choices=TARGETS)
     parser.add_argument("--window-days", type=int, default=183)
     parser.add_argument("--seed", type=int, default=42, help="the training seed (bagging, calibration)")
     args = parser.parse_args()
@@ -87,6 +88,7 @@ def main() -> None:
             "target": args.target,
             "seed": args.seed,
             "chosen": result.info["chosen"],
+            "blend_weight_horizon": result.info["model"].get("weight_horizon"),
             "auc": {
                 "model": auc(y, p),
                 "share_of_past_baseline": auc(y, share),

@@ -260,7 +260,8 @@ def test_train_command_prints_metrics_and_registers_a_challenger(
                     "## Metrics on the out-of-time test, against the baselines", "## Grades",
                     "## Must not be used for"):
         assert heading in card
-    assert "`horizon`:" in card and "not a basis for punishment" in card
+    assert "`blend`:" in card and "Weight of the horizon model" in card
+    assert "not a basis for punishment" in card
     for scorer in ("lightgbm", "lightgbm_inspection", "lightgbm_mean_logodds", "points_scorecard", "oracle"):
         assert f"| all | {scorer} |" in card and f"`{scorer}`:" in card  # a row and a legend entry
     settings = Settings(home=tmp_path)

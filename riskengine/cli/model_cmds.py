@@ -146,9 +146,10 @@ def train(
     register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
     target: Annotated[
         str,
-        typer.Option(help="inspection: what an inspection would find (one row per inspection); "
-                          "horizon: any adverse outcome within the horizon per enterprise"),
-    ] = "horizon",
+        typer.Option(help="blend: both below, one model weighting their log-odds by what held-out "
+                          "visits found (default); inspection: what an inspection would find (one row "
+                          "per inspection); horizon: any adverse outcome within the horizon per enterprise"),
+    ] = "blend",
     policy: Annotated[
         Path | None, typer.Option(help="policy file whose [grades] shares set the bands (default: built-in)")
     ] = None,

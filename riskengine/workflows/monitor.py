@@ -187,7 +187,8 @@ def build_report(
     # inspected, so most labels are 0) predicts far less than an inspection finds: its calibration
     # is shown, but judged only for a model whose card says it predicts an inspection's finding.
     target = str((getattr(model, "metadata", None) or {}).get("target", ""))
-    judged = target.startswith(("random", "inspection"))
+    # The blend (models.blend) is calibrated on visits: it predicts an inspection's finding too.
+    judged = target.startswith(("random", "inspection", "blend"))
     if calibration and not judged:
         notes.append(
             f"calibration: the champion's target is {target or 'an adverse outcome in the horizon'}, not "
