@@ -7,7 +7,8 @@ above the share of past inspections with a severe violation (0.662); its grades 
 60 % each, D at most 25 %, each at least 2 %, and the rate of severe findings rises A < B < C < D.
 
     python benchmarks/real_boston.py [--data /work/shared/data/boston] [--as-of 2014-01-01]
-        [--snapshots 24] [--target blend|horizon|inspection] [--seed 42]
+        [--snapshots 24] [--target blend|horizon|inspection] [--seed 42] [--inspection-snapshots N]
+        [--blend-weight W]
 
 Prints one JSON object.
 """
@@ -56,6 +57,10 @@ def main() -> None:
     parser.add_argument("--target", default="blend", choices=TARGETS)
     parser.add_argument("--window-days", type=int, default=183)
     parser.add_argument("--seed", type=int, default=42, help="the training seed (bagging, calibration)")
+    parser.add_argument("--inspection-snapshots", type=int, default=None,
+                        help="the inspection target's fit months (default: train's)")
+    parser.add_argument("--blend-weight", type=float, default=TrainConfig.blend_weight,
+                        help="the blend's horizon-model weight (default: train's)")
     args = parser.parse_args()
     day = date.fromisoformat(args.as_of)
     began = time.perf_counter()
@@ -66,7 +71,8 @@ def main() -> None:
         tables = load_tables(lake)
         shares = load_policy().grade_shares
         config = TrainConfig(snapshots=args.snapshots, target=args.target, compare_selection=False,
-                             seed=args.seed)
+                             seed=args.seed, inspection_snapshots=args.inspection_snapshots,
+                             blend_weight=args.blend_weight)
         result = train_model(tables, day, config=config, grade_shares=shares)
         model = result.model
         truth = first_inspections(tables, day, args.window_days)
@@ -89,6 +95,8 @@ def main() -> None:
             "seed": args.seed,
             "chosen": result.info["chosen"],
             "blend_weight_horizon": result.info["model"].get("weight_horizon"),
+            "inspection_months": sum(len(result.info["plans"]["inspection"][r])
+                                     for r in ("train", "valid", "calib")),
             "auc": {
                 "model": auc(y, p),
                 "share_of_past_baseline": auc(y, share),

@@ -60,9 +60,10 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def prepare_model(cache: Path, n: int, seed: int, as_of: date, num_leaves: int, max_rounds: int) -> Path:
+def prepare_model(cache: Path, n: int, seed: int, as_of: date, num_leaves: int, max_rounds: int,
+                  target: str = "blend") -> Path:
     """Train (once) the benchmark's model on a generated city and save it."""
-    folder = cache / f"model_{n}_{seed}_{as_of}_{num_leaves}l_{max_rounds}r"
+    folder = cache / f"model_{n}_{seed}_{as_of}_{num_leaves}l_{max_rounds}r_{target}"
     if (folder / "model.json").exists():
         return folder
     from models.train import TrainConfig, train_model
@@ -71,7 +72,7 @@ def prepare_model(cache: Path, n: int, seed: int, as_of: date, num_leaves: int, 
     _log(f"training a model on a generated city of {n} enterprises …")
     tables = {k: v.lazy() for k, v in generate_tables(n, seed).items()}
     config = TrainConfig(baselines=False, compare_selection=False, num_leaves=num_leaves,
-                         max_rounds=max_rounds)
+                         max_rounds=max_rounds, target=target)
     result = train_model(tables, as_of, config=config)
     result.model.save(folder)
     return folder
@@ -196,6 +197,8 @@ def main() -> None:
     parser.add_argument("--num-leaves", type=int, default=31, help="the benchmark model's num_leaves")
     parser.add_argument("--max-rounds", type=int, default=500, help="the benchmark model's max_rounds")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--target", default="blend", choices=("blend", "horizon", "inspection"),
+                        help="the benchmark model's target (the blend merges two models' trees)")
     parser.add_argument("--cache", type=Path,
                         default=Path.home() / ".cache" / "riskengine-bench" / "score_explain")
     args = parser.parse_args()
@@ -204,7 +207,7 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
 
     model = prepare_model(args.cache, args.train_enterprises, args.seed, args.as_of, args.num_leaves,
-                          args.max_rounds)
+                          args.max_rounds, args.target)
     feats, ents = prepare_features(args.cache, args.enterprises, args.seed + 1, args.as_of)
     runs = []
     for i in range(args.repeats):

@@ -26,9 +26,9 @@ def _blend_lines(model_info: dict) -> list[str]:
         return []
     tried = ", ".join(f"{w}: {_fmt(a)}" for w, a in sorted((model_info.get("weight_auc") or {}).items()))
     return [f"Weight of the horizon model {model_info.get('weight_horizon')} (inspection model "
-            f"{round(1 - float(model_info.get('weight_horizon', 0.5)), 1)}), chosen by AUC on "
-            f"{model_info.get('weight_rows')} first visits of the calibration months "
-            f"({model_info.get('weight_population')}); AUC per weight: {tried}."]
+            f"{round(1 - float(model_info.get('weight_horizon', 0.5)), 1)}), "
+            f"{model_info.get('weight_rule')}; AUC of each weight on {model_info.get('weight_rows')} "
+            f"first visits of the calibration months ({model_info.get('weight_population')}): {tried}."]
 
 
 def model_card(result: TrainResult) -> str:

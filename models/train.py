@@ -56,6 +56,15 @@ from riskengine.core.errors import ModelError
 BASE_OF = {BLEND: "inspection"}
 
 
+def _first_visit(tables: Mapping[str, pl.LazyFrame], known_before: date) -> date | None:
+    """The day of the lake's first inspection or sampling test before D (None: none)."""
+    days = [tables[name].filter(pl.col(column) < known_before).select(pl.col(column).min())
+            for name, column in (("inspections", "inspected_on"), ("sampling_tests", "sampled_on"))
+            if name in tables and column in tables[name].collect_schema().names()]
+    found = [d for d in (frame.collect().item() for frame in days) if d is not None]
+    return min(found) if found else None
+
+
 def _blend_rows(calib_visits: pl.DataFrame, plans: Mapping[str, Any], feats: pl.DataFrame
                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The blend's judging rows and calibration visits (models.blend.blend_models): the weight is
@@ -104,7 +113,7 @@ def train_model(
     # Each target has its own months: an inspection's label is known the day it happens, so the
     # inspection target's test months are the latest before D and its fit months just before them;
     # the horizon target's windows must end by D (module docstring).
-    plans = snapshot_plans(known_before, cfg)
+    plans = snapshot_plans(known_before, cfg, _first_visit(tables, known_before))
     catalog, model_features = _catalog()
     snaps = snapshot_dates(known_before, cfg)
     if features is None:
@@ -240,7 +249,7 @@ def train_model(
         try:
             model, info = blend_models(components["horizon"][0], components["inspection"][0],
                                        *_blend_rows(frames_of["inspection"]["calib"], plans, feats),
-                                       cfg.calibration, cfg.seed)
+                                       cfg.calibration, cfg.seed, cfg.blend_weight)
             main_target = BLEND
             info["components"] = {t: {k: v for k, v in i.items() if k != "valid_curve"}
                                   for t, (_, i) in components.items()}

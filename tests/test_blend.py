@@ -68,9 +68,9 @@ def test_the_weight_is_the_one_whose_blend_ranks_the_visits_best() -> None:
     y = (signal + rng.normal(size=4000) > 1).astype(int)
     good, noise = signal + 0.3 * rng.normal(size=4000), rng.normal(size=4000)
     weight, tried = choose_weight(y, good, noise)  # the horizon part carries the signal
-    assert weight == 1.0 and tried["1.0"] == max(tried.values())
+    assert weight == max(WEIGHT_GRID) == 0.8 and tried["0.8"] == max(tried.values())
     weight, _ = choose_weight(y, noise, good)
-    assert weight == 0.0
+    assert weight == min(WEIGHT_GRID) == 0.2
     assert [float(w) for w in tried] == list(WEIGHT_GRID)
     # Equal parts rank alike at every weight: the tie goes to the even blend.
     assert choose_weight(y, good, good)[0] == 0.5
@@ -79,7 +79,7 @@ def test_the_weight_is_the_one_whose_blend_ranks_the_visits_best() -> None:
 @pytest.fixture(scope="module")
 def blended(small_lake: Path) -> TrainResult:
     config = TrainConfig(target="blend", max_rounds=60, early_stopping_rounds=10, min_data_in_leaf=50,
-                         baselines=False, inspection_snapshots=24)
+                         baselines=False)
     return train_model(load_tables(small_lake), D, config=config)
 
 
@@ -88,7 +88,8 @@ def test_training_the_blend_ships_one_model_equal_to_its_weighted_components(ble
     assert model.metadata["target"] == "blend"
     assert set(blended.target_models) == {"horizon", "inspection"}
     w = info["weight_horizon"]
-    assert str(w) in {f"{g:.1f}" for g in WEIGHT_GRID} or f"{w:.1f}" in info["weight_auc"]
+    assert w == 0.5 and info["weight_rule"] == "fixed"  # the even blend by default
+    assert set(info["weight_auc"]) == {f"{g:.1f}" for g in WEIGHT_GRID}  # every weight's AUC reported
     rows = blended.test_frame.head(400)
     parts = []
     for name, weight in (("horizon", w), ("inspection", 1 - w)):
@@ -116,6 +117,19 @@ def test_the_saved_blend_scores_as_trained(blended: TrainResult, tmp_path: Path)
     assert np.array_equal(again.predict_proba(rows), blended.model.predict_proba(rows))
 
 
+def test_a_chosen_weight_comes_from_the_grid_or_is_even_without_evidence(small_lake: Path) -> None:
+    config = TrainConfig(target="blend", max_rounds=30, early_stopping_rounds=10, min_data_in_leaf=50,
+                         baselines=False, compare_selection=False, select=False, blend_weight=None)
+    info = train_model(load_tables(small_lake), D, config=config).info["model"]
+    judged_enough = info["weight_rows"] >= 200
+    if judged_enough:
+        assert info["weight_rule"].startswith("chosen")
+        assert info["weight_auc"][f"{info['weight_horizon']:.1f}"] == max(
+            a for a in info["weight_auc"].values() if np.isfinite(a))
+    else:  # the small city's calibration months hold too few first visits to choose on
+        assert info["weight_horizon"] == 0.5 and "too few" in info["weight_rule"]
+
+
 def test_a_blend_whose_inspection_part_cannot_be_fitted_is_the_horizon_model_and_says_so(
         small_lake: Path) -> None:
     tables = dict(load_tables(small_lake))
@@ -139,3 +153,12 @@ def test_the_model_card_names_the_blend_and_its_weight(blended: TrainResult) -> 
     assert "`blend`: the chance that an inspection now" in card
     assert f"Weight of the horizon model {weight}" in card
     assert "`lightgbm_horizon`" in card and "`lightgbm_inspection`" in card
+
+
+def test_the_same_data_and_seed_give_the_same_blend(blended: TrainResult, small_lake: Path) -> None:
+    config = TrainConfig(target="blend", max_rounds=60, early_stopping_rounds=10, min_data_in_leaf=50,
+                         baselines=False)
+    again = train_model(load_tables(small_lake), D, config=config)
+    rows = blended.test_frame.head(300)
+    assert again.info["model"]["weight_auc"] == blended.info["model"]["weight_auc"]
+    assert np.array_equal(again.model.predict_proba(rows), blended.model.predict_proba(rows))

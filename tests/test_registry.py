@@ -312,3 +312,14 @@ def test_promote_command_force_with_a_reason_moves_the_champion_and_tags_the_ver
     assert _alias(settings, CHAMPION) == bad_v  # the worse challenger, because forced
     tags = client(settings).get_model_version(NAME, bad_v).tags
     assert (tags["promotion.forced"], tags["promotion.reason"]) == ("true", "省局指定模型")
+
+
+@pytest.mark.parametrize("value", ["1.5", "half", "-0.1"])
+def test_train_refuses_a_blend_weight_out_of_range_in_one_line(
+    small_lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    value: str,
+) -> None:
+    argv = ["train", "--lake", str(small_lake), "--as-of", "2026-01-01", "--blend-weight", value]
+    assert _cli(argv, tmp_path, monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--blend-weight" in err[0] and value in err[0]

@@ -218,8 +218,13 @@ def test_the_inspection_plan_keeps_every_visit_window_before_d() -> None:
         # the latest such month or one before (31-day months: a conservative count, never an overlap)
         assert add_months(plan.test[-1], window + 2) > day
         assert all(add_months(t, window) <= plan.test[0] for t in plan.fit)
+    # Not given: 24 months, fewer when the lake's visits start later, never fewer than --snapshots.
     assert snapshot_plans(day, TrainConfig())["inspection"].fit == plan_snapshots(
-        day, 12, 3, VISIT_MONTH_DAYS).fit
+        day, 24, 3, VISIT_MONTH_DAYS).fit
+    late = snapshot_plans(day, TrainConfig(), first_visit=date(2024, 3, 15))["inspection"]
+    assert late.fit[0] == date(2024, 3, 1) and 12 < len(late.fit) < 24
+    assert len(snapshot_plans(day, TrainConfig(), first_visit=date(2025, 6, 1))["inspection"].fit) == 12
+    assert len(snapshot_plans(day, TrainConfig(snapshots=48))["inspection"].fit) == 48
 
 
 @pytest.mark.parametrize(("field", "value"), [("visit_window_months", 0), ("visit_window_months", 13),

@@ -116,6 +116,19 @@ def band_warning(distribution: pl.DataFrame, shares: Mapping[str, float] | None,
             f"--target")
 
 
+def _blend_weight(text: str) -> float | None:
+    """``--blend-weight``: a number from 0 to 1, or ``choose``."""
+    if text.strip().lower() == "choose":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise UsageError(f"--blend-weight must be a number from 0 to 1 or 'choose'; got {text!r}")
+    return value
+
+
 @app.command()
 def train(
     lake: Annotated[Path, typer.Option(help="the lake folder (from `riskengine ingest`)")],
@@ -146,9 +159,10 @@ def train(
     register: Annotated[bool, typer.Option(help="log to MLflow and register as challenger")] = True,
     target: Annotated[
         str,
-        typer.Option(help="blend: both below, one model weighting their log-odds by what held-out "
-                          "visits found (default); inspection: what an inspection would find (one row "
-                          "per inspection); horizon: any adverse outcome within the horizon per enterprise"),
+        typer.Option(help="blend: both below in one model, their log-odds weighted (--blend-weight), "
+                          "calibrated on visits (default); inspection: what an inspection would find (one "
+                          "row per inspection); horizon: any adverse outcome within the horizon per "
+                          "enterprise"),
     ] = "blend",
     policy: Annotated[
         Path | None, typer.Option(help="policy file whose [grades] shares set the bands (default: built-in)")
@@ -158,8 +172,12 @@ def train(
     ] = True,
     compare_targets: Annotated[bool, typer.Option(help="also train the other target and report it")] = True,
     inspection_snapshots: Annotated[int | None, typer.Option(
-        help="the inspection target's monthly fit snapshots (default: --snapshots); a month holds few "
-             "visits, so this target gains from more")] = None,
+        help="the inspection target's monthly fit snapshots (default: 24, fewer if the lake's visits "
+             "start later, at least --snapshots); a month holds few visits, so this target gains from "
+             "more")] = None,
+    blend_weight: Annotated[str, typer.Option(
+        help="the blend's weight of the horizon model, 0 to 1 (the inspection model's is the rest), or "
+             "'choose' to pick it by AUC on held-out visits")] = "0.5",
     visit_window_months: Annotated[int, typer.Option(
         help="the inspection target's rows: each visit in [t, t + W months) of each month start t")] = 1,
     cluster: Annotated[str | None, typer.Option(
@@ -186,6 +204,7 @@ def train(
         compare_targets=compare_targets,
         inspection_snapshots=inspection_snapshots,
         visit_window_months=visit_window_months,
+        blend_weight=_blend_weight(blend_weight),
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
@@ -210,6 +229,11 @@ def train(
         _err(f"skipped baseline {name}: {why}")
     chosen = ", ".join(f"{t}: {c}" for t, c in result.info["chosen"].items())
     _err(f"rolling-origin validation chose {chosen}")
+    model_info = result.info["model"]
+    if model_info.get("target") == "blend":
+        tried = ", ".join(f"{w} {a:.3f}" for w, a in sorted(model_info["weight_auc"].items()))
+        _err(f"blend: horizon model weight {model_info['weight_horizon']} ({model_info['weight_rule']}); "
+             f"AUC by weight on {model_info['weight_rows']} held-out first visits: {tried}")
     _err(
         f"train {plan.train[0]}..{plan.train[-1]}, validation {plan.valid[0]}..{plan.valid[-1]}, "
         f"calibration {plan.calib[0]}..{plan.calib[-1]}, test {plan.test[0]}..{plan.test[-1]} "
