@@ -71,7 +71,8 @@ def _blend_rows(calib_visits: pl.DataFrame, plans: Mapping[str, Any], feats: pl.
     judged as a grade is used, set at the first calibration month, then each enterprise's first
     visit over the calibration months."""
     start = plans["inspection"].calib[0]
-    judged = (calib_visits.sort("day").unique("enterprise_id", keep="first", maintain_order=True)
+    judged = (calib_visits.sort("enterprise_id", "day", "label", maintain_order=True)
+              .unique("enterprise_id", keep="first", maintain_order=True)
               .select("enterprise_id", "label", "observed_random")
               .join(feats.filter(pl.col("as_of") == start), on="enterprise_id", how="inner")
               .sort("enterprise_id"))
@@ -148,7 +149,10 @@ def train_model(
     visit_data = (
         visits.join(feats.select(*KEYS, *names), on=list(KEYS), how="inner")
         .join(roles_of["inspection"], on="as_of", how="inner")
-        .sort("as_of", "enterprise_id", "day")
+        # Every column that can differ between two visits of a day: a fixed order, so bagging, the
+        # enterprise split and the blend's first visits are the same on every run.
+        .sort("as_of", "enterprise_id", "day", "label", *[c for c in VISIT_NUISANCE if c in visits.columns],
+              "design_weight")
     )
     data_of = {"horizon": enterprise_data, "inspection": visit_data}
     frames_of = {t: {r: d.filter(pl.col("role") == r) for r in ("train", "valid", "calib", "test")}
@@ -285,7 +289,8 @@ def train_model(
     # Visits of the inspection target's test months (the latest before D): every scorer is compared
     # on them; "inspected" keeps each enterprise's first visit there (what a plan would order).
     visits_test = frames_of["inspection"]["test"]
-    first = visits_test.sort("day").unique("enterprise_id", keep="first", maintain_order=True).sort(
+    first = visits_test.sort("day", maintain_order=True).unique(
+        "enterprise_id", keep="first", maintain_order=True).sort(
         "as_of", "enterprise_id")
     latest_month = feats.filter(pl.col("as_of") == plans["inspection"].test[-1])
     base_rate, edges = population_bands(model.predict_proba(latest_month), grade_shares)
