@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="the training seed (bagging, calibration)")
     parser.add_argument("--inspection-snapshots", type=int, default=None,
                         help="the inspection target's fit months (default: train's)")
+    parser.add_argument("--visit-window-months", type=int, default=TrainConfig.visit_window_months,
+                        help="the inspection target's rows: visits in [t, t + W months) of each month t")
     parser.add_argument("--blend-weight", type=float, default=TrainConfig.blend_weight,
                         help="the blend's horizon-model weight (default: train's)")
     args = parser.parse_args()
@@ -72,7 +74,7 @@ def main() -> None:
         shares = load_policy().grade_shares
         config = TrainConfig(snapshots=args.snapshots, target=args.target, compare_selection=False,
                              seed=args.seed, inspection_snapshots=args.inspection_snapshots,
-                             blend_weight=args.blend_weight)
+                             blend_weight=args.blend_weight, visit_window_months=args.visit_window_months)
         result = train_model(tables, day, config=config, grade_shares=shares)
         model = result.model
         truth = first_inspections(tables, day, args.window_days)
