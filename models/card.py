@@ -20,15 +20,18 @@ def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def _blend_lines(model_info: dict) -> list[str]:
-    """How the blend (models.blend) was weighted, for a blended model."""
+def _blend_lines(model_info: dict, plans: dict) -> list[str]:
+    """How the blend (models.blend) was weighted and what each part was fitted on."""
     if model_info.get("target") != "blend":
         return []
+    months = [f"{t} model fit months {p['train'][0]} .. {p['calib'][-1]}"
+              for t, p in plans.items() if t in ("horizon", "inspection")]
     tried = ", ".join(f"{w}: {_fmt(a)}" for w, a in sorted((model_info.get("weight_auc") or {}).items()))
     return [f"Weight of the horizon model {model_info.get('weight_horizon')} (inspection model "
             f"{round(1 - float(model_info.get('weight_horizon', 0.5)), 1)}), "
             f"{model_info.get('weight_rule')}; AUC of each weight on {model_info.get('weight_rows')} "
-            f"first visits of the calibration months ({model_info.get('weight_population')}): {tried}."]
+            f"first visits of the calibration months ({model_info.get('weight_population')}): {tried}. "
+            f"The {'; the '.join(months)}."]
 
 
 def model_card(result: TrainResult) -> str:
@@ -41,7 +44,7 @@ def model_card(result: TrainResult) -> str:
         "",
         "## Target",
         f"`{meta.get('target', result.config.target)}`: {meta.get('target_description', '')}.",
-        *_blend_lines(info.get("model") or {}),
+        *_blend_lines(info.get("model") or {}, info.get("plans") or {}),
         "",
         "## Data and population",
         f"- Fit months: {', '.join(str(d) for d in result.plan.fit[:1])} .. {result.plan.fit[-1]}; "

@@ -433,7 +433,7 @@ def train_model(
 TARGET_TEXT = {
     "blend": "the chance that an inspection now, on a random visit by an average inspector, finds an "
              "adverse outcome; the weighted log-odds of the horizon and inspection targets' models "
-             "(weight chosen on held-out visits), calibrated on visits",
+             "(--blend-weight, even by default), calibrated on visits",
     "inspection": "the chance that an inspection now, on a random visit by an average inspector, finds an "
                   "adverse outcome (failed, or a critical violation); learnt from every inspection and "
                   "sampling test as its own row",
