@@ -62,7 +62,7 @@ class TrainConfig:
     # "none" won on the synthetic city (random-inspection AUC and Spearman with the truth); the run
     # still trains the IPW variant beside it and reports both (compare_selection).
     selection: str = "none"
-    compare_selection: bool = True
+    compare_selection: bool = True  # a single target's; the blend is not refitted with IPW
     calibration: str = "platt"
     propensity_clip: float = 0.05
     # Above this many rows, clean (non-adverse) training rows are sampled and weighted up: the
