@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from models.artifact import CreditModel
+from models.booster import calibrate_on
 from models.evaluate import auc
 from riskengine.core.errors import ModelError
 
@@ -58,7 +59,7 @@ def choose_weight(y: np.ndarray, horizon_logodds: np.ndarray, inspection_logodds
     tried = {f"{w:.1f}": auc(y, w * horizon_logodds + (1 - w) * inspection_logodds) for w in WEIGHT_GRID}
     finite = {w: a for w, a in tried.items() if np.isfinite(a)}
     if not finite:
-        return 0.5, tried
+        return EVEN, tried
     best = max(finite.values())
     weight = next(float(w) for w in finite if finite[w] == best)  # grid order: the first best
     return weight, tried
@@ -159,14 +160,10 @@ def blend_models(horizon: CreditModel, inspection: CreditModel, judged: pl.DataF
     features neutral (as grades are scored). All ``visits`` then calibrate the merged margin (visits
     as they happened, as each component's calibration does).
     """
-    from models.booster import calibrate  # noqa: PLC0415 - booster imports the artifact, not us
-
-    population = "random"
-    if judged.filter(pl.col("observed_random")).height >= MIN_RANDOM_VISITS and judged.filter(
-            pl.col("observed_random"))["label"].n_unique() == 2:
-        judged = judged.filter(pl.col("observed_random"))
-    else:
-        population = "visits"
+    random = judged.filter(pl.col("observed_random"))
+    population = "visits"
+    if random.height >= MIN_RANDOM_VISITS and random["label"].n_unique() == 2:
+        judged, population = random, "random"
     y = judged["label"].to_numpy().astype(int)
     (a_h, b_h), (a_i, b_i) = _logodds_map(horizon), _logodds_map(inspection)
     best, tried = choose_weight(y, a_h * horizon.predict_raw(judged) + b_h,
@@ -187,9 +184,7 @@ def blend_models(horizon: CreditModel, inspection: CreditModel, judged: pl.DataF
         categories={**horizon.categories, **inspection.categories},
         neutral={**horizon.neutral, **inspection.neutral},
     )
-    raw = np.asarray(merged.booster.predict(merged.encode(visits, neutralise=False), raw_score=True),
-                     dtype=np.float64)
-    merged.calibrator = calibrate(calibration, raw, visits["label"].to_numpy().astype(float), seed)
+    merged.calibrator = calibrate_on(merged, visits, calibration, seed)
     info = {"target": "blend", "weight_horizon": weight, "weight_rule": rule,
             "weight_population": population, "weight_rows": int(judged.height), "weight_auc": tried,
             "best_iteration": merged.booster.num_trees()}

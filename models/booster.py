@@ -181,6 +181,15 @@ def calibrate(method: str, raw: np.ndarray, y: np.ndarray, seed: int) -> Calibra
     return Calibrator("platt", slope=slope, intercept=intercept)
 
 
+def calibrate_on(model: CreditModel, rows: pl.DataFrame, method: str, seed: int) -> Calibrator:
+    """``calibrate`` on ``rows`` as they happened: their nuisance columns (a visit's kind and
+    inspector) as observed, so the map from margin to probability holds for a random visit by an
+    average inspector once scoring holds them neutral."""
+    raw = np.asarray(model.booster.predict(model.encode(rows, neutralise=False), raw_score=True),
+                     dtype=np.float64)
+    return calibrate(method, raw, rows["label"].to_numpy().astype(float), seed)
+
+
 def quick_fit(cfg: TrainConfig, names: list[str], monotone: list[int], categorical: list[str],
                proto: CreditModel, train: pl.DataFrame) -> tuple[lgb.Booster, int]:
     """A booster for selection only, early-stopped on a held-out share of the training months'

@@ -33,7 +33,7 @@ from features import catalog, compute_features
 from models.artifact import CreditModel
 from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
 from models.blend import blend_models
-from models.booster import calibrate, fit_booster
+from models.booster import calibrate_on, fit_booster
 from models.evaluate import score_metrics, spearman, truth_over_horizon
 from models.grading import grade_from_score, score_float, score_from_probability
 from models.labels import VISIT_NUISANCE, build_labels, design_weights, visit_rows
@@ -65,18 +65,15 @@ def _first_visit(tables: Mapping[str, pl.LazyFrame], known_before: date) -> date
     return min(found) if found else None
 
 
-def _blend_rows(calib_visits: pl.DataFrame, plans: Mapping[str, Any], feats: pl.DataFrame
-                ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The blend's judging rows and calibration visits (models.blend.blend_models): the weight is
-    judged as a grade is used, set at the first calibration month, then each enterprise's first
-    visit over the calibration months."""
-    start = plans["inspection"].calib[0]
-    judged = (calib_visits.sort("enterprise_id", "day", "label", maintain_order=True)
-              .unique("enterprise_id", keep="first", maintain_order=True)
-              .select("enterprise_id", "label", "observed_random")
-              .join(feats.filter(pl.col("as_of") == start), on="enterprise_id", how="inner")
-              .sort("enterprise_id"))
-    return judged, calib_visits
+def _judged_visits(calib_visits: pl.DataFrame, start: date, feats: pl.DataFrame) -> pl.DataFrame:
+    """The rows the blend's weights are judged on (models.blend.blend_models), as a grade is used:
+    set at the first calibration month ``start``, then each enterprise's first visit over the
+    calibration months."""
+    return (calib_visits.sort("enterprise_id", "day", "label", maintain_order=True)
+            .unique("enterprise_id", keep="first", maintain_order=True)
+            .select("enterprise_id", "label", "observed_random")
+            .join(feats.filter(pl.col("as_of") == start), on="enterprise_id", how="inner")
+            .sort("enterprise_id"))
 
 
 def _catalog() -> tuple[Mapping[str, Any], list[str]]:
@@ -229,12 +226,7 @@ def train_model(
         booster, info = fit_booster(tcfg, selection, frames_of[target], proto, monotone)
         model = CreditModel(booster, proto.feature_names, categorical=proto.categorical,
                             categories=proto.categories, neutral=proto.neutral)
-        calib = frames_of[target]["calib"]
-        # Calibrate on the visits as they happened (kind and inspector as observed): the map from
-        # margin to probability then holds for a random visit by an average inspector at scoring.
-        raw = np.asarray(booster.predict(proto.encode(calib, neutralise=False), raw_score=True),
-                         dtype=np.float64)
-        model.calibrator = calibrate(cfg.calibration, raw, calib["label"].to_numpy().astype(float), cfg.seed)
+        model.calibrator = calibrate_on(model, frames_of[target]["calib"], cfg.calibration, cfg.seed)
         info |= {"target": target, "feature_set": cand.features, "num_leaves": cand.tree[0],
                  "max_depth": cand.tree[1], "min_data_in_leaf": cand.tree[2]}
         return model, info
@@ -247,25 +239,23 @@ def train_model(
             if len(blend_parts) == 1 or (len(components) == 0 and t == blend_parts[-1]):
                 raise
             skipped[f"lightgbm_{t}"] = str(exc)
-    other_targets: dict[str, CreditModel] = {}
     main_target = next(iter(components))
     if len(components) == 2:
+        judged = _judged_visits(frames_of["inspection"]["calib"], plans["inspection"].calib[0], feats)
         try:
-            model, info = blend_models(components["horizon"][0], components["inspection"][0],
-                                       *_blend_rows(frames_of["inspection"]["calib"], plans, feats),
-                                       cfg.calibration, cfg.seed, cfg.blend_weight)
+            model, info = blend_models(components["horizon"][0], components["inspection"][0], judged,
+                                       frames_of["inspection"]["calib"], cfg.calibration, cfg.seed,
+                                       cfg.blend_weight)
             main_target = BLEND
             info["components"] = {t: {k: v for k, v in i.items() if k != "valid_curve"}
                                   for t, (_, i) in components.items()}
-            other_targets = {t: m for t, (m, _) in components.items()}
         except ModelError as exc:
             skipped["blend"] = f"{exc}; the model is the {main_target} target's alone"
-            other_targets = {t: m for t, (m, _) in components.items() if t != main_target}
+    elif cfg.target == BLEND:
+        skipped["blend"] = f"only the {main_target} target can be fitted here; the model is its alone"
     if main_target != BLEND:
         model, info = components[main_target]
-        other_targets |= {t: m for t, (m, _) in components.items() if t != main_target}
-        if cfg.target == BLEND and "blend" not in skipped:
-            skipped["blend"] = f"only the {main_target} target can be fitted here; the model is its alone"
+    other_targets = {t: m for t, (m, _) in components.items() if t != main_target}
     plan = plans[main_target]
     timings["fit_s"] = time.perf_counter() - clock
     comparison = comparison_info = None

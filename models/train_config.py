@@ -215,13 +215,12 @@ def inspection_months(known_before: date, cfg: TrainConfig, first_visit: date | 
 def snapshot_plans(known_before: date, cfg: TrainConfig, first_visit: date | None = None
                    ) -> dict[str, SnapshotPlan]:
     """Each target's plan; ``first_visit`` (the lake's) shortens the inspection target's default months."""
-    visit_months = inspection_months(known_before, cfg, first_visit)
+    months = inspection_months(known_before, cfg, first_visit)
+    visits = plan_snapshots(known_before, months, cfg.test_snapshots,
+                            VISIT_MONTH_DAYS * cfg.visit_window_months)
+    # The blend is calibrated and tested on the inspection target's months (models.blend).
     return {"horizon": plan_snapshots(known_before, cfg.snapshots, cfg.test_snapshots, cfg.horizon_days),
-            "inspection": plan_snapshots(known_before, visit_months, cfg.test_snapshots,
-                                         VISIT_MONTH_DAYS * cfg.visit_window_months)} | {
-            # The blend is calibrated and tested on the inspection target's months (models.blend).
-            BLEND: plan_snapshots(known_before, visit_months, cfg.test_snapshots,
-                                  VISIT_MONTH_DAYS * cfg.visit_window_months)}
+            "inspection": visits, BLEND: visits}
 
 
 def snapshot_dates(known_before: date, config: TrainConfig | None = None) -> list[date]:
