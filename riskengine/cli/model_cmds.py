@@ -226,7 +226,7 @@ def train(
     for name, why in result.info["left_out"].items():
         _err(f"left out {name}: {why}")
     for name, why in result.info["skipped"].items():
-        _err(f"skipped baseline {name}: {why}")
+        _err(f"skipped {name}: {why}")
     chosen = ", ".join(f"{t}: {c}" for t, c in result.info["chosen"].items())
     _err(f"rolling-origin validation chose {chosen}")
     model_info = result.info["model"]
