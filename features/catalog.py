@@ -329,6 +329,20 @@ _add(
     "{value:.0f} substantiated complaints in the last 365 days",
 )
 _add(
+    "complaints__count_1095d",
+    "int",
+    1,
+    "近1095天收到12315投诉举报{value:.0f}件",
+    "{value:.0f} 12315 complaints in the last 1095 days",
+)
+_add(
+    "complaints__substantiated_1095d",
+    "int",
+    1,
+    "近1095天查实的投诉举报{value:.0f}件",
+    "{value:.0f} substantiated complaints in the last 1095 days",
+)
+_add(
     "complaints__substantiated_share_365d",
     "float",
     1,
@@ -418,6 +432,21 @@ _add(
     1,
     "有关联企业列入严重违法失信名单",
     "an associated enterprise is on the dishonesty list",
+)
+_add(
+    "associations__severity_index",
+    "float",
+    1,
+    "关联企业时间衰减的违法违规严重程度指数合计{value:.1f}",
+    "time-decayed severity index of associated enterprises, summed: {value:.1f}",
+)
+_add(
+    "associations__severity_mean",
+    "float",
+    1,
+    "关联企业平均时间衰减的违法违规严重程度指数{value:.1f}",
+    "mean time-decayed severity index of associated enterprises: {value:.1f}",
+    fill=None,
 )
 
 # --- severity --------------------------------------------------------------------------------------

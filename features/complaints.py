@@ -21,16 +21,19 @@ EVENT_DATE = "received_on"
 
 def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
     """Complaint features for every (enterprise_id, as_of) with a complaint in the last 365 days."""
-    pairs = asof.window(tables["complaints"], EVENT_DATE, as_of, 365)
+    pairs = asof.window(tables["complaints"], EVENT_DATE, as_of, 1095)
     n90 = count_if(asof.within(90))
     n365 = count_if(asof.within(365))
-    subst = count_if(pl.col("substantiated"))
+    year = asof.within(365)
+    subst = count_if(pl.col("substantiated") & year)
     return pairs.group_by(KEY, AS_OF).agg(
         n90.alias("complaints__count_90d"),
         n365.alias("complaints__count_365d"),
         subst.alias("complaints__substantiated_365d"),
+        pl.len().cast(pl.Int64).alias("complaints__count_1095d"),
+        count_if(pl.col("substantiated")).alias("complaints__substantiated_1095d"),
         # Share among complaints whose outcome is recorded (null substantiated = not yet decided).
-        ratio(subst, count_if(pl.col("substantiated").is_not_null())).alias(
+        ratio(subst, count_if(pl.col("substantiated").is_not_null() & year)).alias(
             "complaints__substantiated_share_365d"
         ),
         (n90 - (n365 - n90) * 90.0 / 275.0).alias("complaints__trend_90d"),

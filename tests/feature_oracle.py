@@ -191,11 +191,14 @@ def recalls(rows: list[Row], d: date) -> Row:
 def complaints(rows: list[Row], d: date) -> Row:
     n90 = sum(in_last(r, "received_on", d, 90) for r in rows)
     year = [r for r in rows if in_last(r, "received_on", d, 365)]
+    three = [r for r in rows if in_last(r, "received_on", d, 1095)]
     subst = sum(r["substantiated"] is True for r in year)
     decided = sum(r["substantiated"] is not None for r in year)
     return {
         "complaints__count_90d": n90,
         "complaints__count_365d": len(year),
+        "complaints__count_1095d": len(three),
+        "complaints__substantiated_1095d": sum(r["substantiated"] is True for r in three),
         "complaints__substantiated_365d": subst,
         "complaints__substantiated_share_365d": ratio(subst, decided),
         "complaints__trend_90d": n90 - (len(year) - n90) * 90.0 / 275.0,
@@ -406,4 +409,7 @@ def oracle_features(t: Tables, as_of: list[date], half_life: float = 180.0) -> d
             f["associations__dishonest_active"] = int(
                 any(out[(o["enterprise_id"], d)]["penalties__dishonest_active"] for o in others)
             )
+            index = sum(out[(o["enterprise_id"], d)]["severity__index"] for o in others)
+            f["associations__severity_index"] = index
+            f["associations__severity_mean"] = index / len(others) if others else None
     return out

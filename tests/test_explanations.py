@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from features import compute_features
 from features.asof import visible_from
 from models.reason_groups import RECORD_GROUPS, group_contributions
 from models.scoring import add_rule_columns, enterprise_features, score_features, severity_parts_for
@@ -92,6 +93,23 @@ def test_a_penalty_recorded_late_is_no_evidence_before_it_was_recorded():
         "dishonest_list": [False, False]})}
     found = evidence(tables, AS_OF, ["E1"])
     assert found["record_id"].to_list() == ["P1"]
+
+
+def test_complaints_of_the_last_three_years_are_evidence_as_the_features_count_them():
+    tables = {"complaints": pl.LazyFrame({
+        "complaint_id": ["C1", "C2", "C3"], "enterprise_id": ["E1", "E1", "E1"],
+        # Two years before D (counted by complaints__count_1095d), and four years before (not).
+        "received_on": [date(2023, 7, 1), date(2021, 6, 1), date(2025, 6, 30)],
+        "recorded_on": [None, None, None], "category": [None, None, None],
+        "substantiated": [True, True, False]},
+        schema_overrides={"recorded_on": pl.Date, "category": pl.String})}
+    found = evidence(tables, AS_OF, ["E1"])
+    assert sorted(found["record_id"].to_list()) == ["C1", "C3"]
+    features = compute_features(tables | {"enterprises": pl.LazyFrame({
+        "enterprise_id": ["E1"], "established_on": [date(2015, 1, 1)]})}, [AS_OF])
+    row = features.filter(pl.col("enterprise_id") == "E1").row(0, named=True)
+    assert row["complaints__count_1095d"] == 2 and row["complaints__substantiated_1095d"] == 1
+    assert row["complaints__count_365d"] == 1 and row["complaints__substantiated_365d"] == 0
 
 
 def test_evidence_lines_read_like_the_bureau_s_own_records():

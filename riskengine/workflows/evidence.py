@@ -2,7 +2,7 @@
 one-line description in Chinese and English (e.g. "2025-03-14 抽检不合格（产品：电线，危害：高）").
 
 Evidence obeys the time rule (``features.asof``: only records visible before D) and each reason's
-window (3 years for inspections, sampling tests, penalties and recalls, 1 year for complaints;
+window (3 years for inspections, sampling tests, penalties, recalls and complaints;
 penalties also while their influence period runs). ``riskengine.workflows.explain`` attaches it to
 the reasons.
 """
@@ -25,7 +25,7 @@ WINDOW_DAYS = {
     "sampling_tests": 1095,
     "penalties": 1095,
     "recalls": 1095,
-    "complaints": 365,
+    "complaints": 1095,  # complaints__count_1095d
 }
 TABLE_REASON = {
     "inspections": "inspections",
