@@ -28,7 +28,7 @@ def _blend_lines(model_info: dict, plans: dict) -> list[str]:
               for t, p in plans.items() if t in ("horizon", "inspection")]
     tried = ", ".join(f"{w}: {_fmt(a)}" for w, a in sorted((model_info.get("weight_auc") or {}).items()))
     return [f"Weight of the horizon model {model_info.get('weight_horizon')} (inspection model "
-            f"{round(1 - float(model_info.get('weight_horizon', 0.5)), 1)}), "
+            f"{round(1 - float(model_info.get('weight_horizon', 0.5)), 2)}), "
             f"{model_info.get('weight_rule')}; AUC of each weight on {model_info.get('weight_rows')} "
             f"first visits of the calibration months ({model_info.get('weight_population')}): {tried}. "
             f"The {'; the '.join(months)}."]

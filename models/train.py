@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -32,7 +33,7 @@ import polars as pl
 from features import catalog, compute_features
 from models.artifact import CreditModel
 from models.baselines import LogisticScorecard, PointsScorecard, ShareOfPast
-from models.blend import blend_models
+from models.blend import blend_models, merge_boosters
 from models.booster import calibrate_on, fit_booster
 from models.evaluate import score_metrics, spearman, truth_over_horizon
 from models.grading import grade_from_score, score_float, score_from_probability
@@ -63,6 +64,12 @@ def _first_visit(tables: Mapping[str, pl.LazyFrame], known_before: date) -> date
             if name in tables and column in tables[name].collect_schema().names()]
     found = [d for d in (frame.collect().item() for frame in days) if d is not None]
     return min(found) if found else None
+
+
+def _observed_share(rows: pl.DataFrame) -> float:
+    """The share of the horizon target's rows with a visit (inspection or sampling test) within the
+    horizon: how much of its label says what a visit found (models.blend.LOOKED)."""
+    return float(rows["observed"].cast(pl.Float64).mean()) if rows.height else math.nan
 
 
 def _judged_visits(calib_visits: pl.DataFrame, start: date, feats: pl.DataFrame) -> pl.DataFrame:
@@ -223,7 +230,16 @@ def train_model(
         cand = chosen[target]
         proto, monotone = proto_for(target, cand.features)
         tcfg = with_tree(cfg, cand.tree)
-        booster, info = fit_booster(tcfg, selection, frames_of[target], proto, monotone)
+        # Bagging (TrainConfig.bags): the same model fitted with consecutive seeds (feature and row
+        # sampling, the validation split), merged into one booster whose margin is their mean.
+        fits = [fit_booster(replace(tcfg, seed=cfg.seed + b), selection, frames_of[target], proto, monotone)
+                for b in range(cfg.bags)]
+        booster, info = fits[0]
+        if len(fits) > 1:
+            booster = merge_boosters([(b, proto.feature_names, 1.0 / len(fits)) for b, _ in fits],
+                                     proto.feature_names)
+            info |= {"bags": len(fits), "best_iteration": booster.num_trees(),
+                     "bag_iterations": [i["best_iteration"] for _, i in fits]}
         model = CreditModel(booster, proto.feature_names, categorical=proto.categorical,
                             categories=proto.categories, neutral=proto.neutral)
         model.calibrator = calibrate_on(model, frames_of[target]["calib"], cfg.calibration, cfg.seed)
@@ -245,7 +261,7 @@ def train_model(
         try:
             model, info = blend_models(components["horizon"][0], components["inspection"][0], judged,
                                        frames_of["inspection"]["calib"], cfg.calibration, cfg.seed,
-                                       cfg.blend_weight)
+                                       cfg.blend_weight, _observed_share(frames_of["horizon"]["train"]))
             main_target = BLEND
             info["components"] = {t: {k: v for k, v in i.items() if k != "valid_curve"}
                                   for t, (_, i) in components.items()}
@@ -423,7 +439,8 @@ def train_model(
 TARGET_TEXT = {
     "blend": "the chance that an inspection now, on a random visit by an average inspector, finds an "
              "adverse outcome; the weighted log-odds of the horizon and inspection targets' models "
-             "(--blend-weight, even by default), calibrated on visits",
+             "(--blend-weight; by default the share of enterprise-months looked at within the horizon, "
+             "0.2-0.8), calibrated on visits",
     "inspection": "the chance that an inspection now, on a random visit by an average inspector, finds an "
                   "adverse outcome (failed, or a critical violation); learnt from every inspection and "
                   "sampling test as its own row",

@@ -79,9 +79,13 @@ class TrainConfig:
     # "blend" by default: on Boston (README, real data) its grades' rates rise A < B < C < D on every
     # seed tried, and on the synthetic city it follows the latent risk better than either alone.
     target: str = "blend"
-    # The blend's horizon-model weight (models.blend.EVEN); None: chosen by the AUC on held-out visits.
-    blend_weight: float | None = 0.5
+    # The blend's horizon-model weight: a number from 0 to 1, "looked" (the share of enterprise-months
+    # looked at within the horizon, 0.2-0.8: models.blend.LOOKED) or "choose" (by the AUC on held-out
+    # visits).
+    blend_weight: float | str = "looked"
     compare_targets: bool = True
+    # Each target's model is the mean of this many boosters fitted with consecutive seeds (bagging).
+    bags: int = 3
     # The inspection target's rows: each visit is a row for every month start t with the visit in
     # [t, t + visit_window_months), features as of t. 1 keys a visit to its own month.
     visit_window_months: int = 1
@@ -112,8 +116,10 @@ class TrainConfig:
             ("max_train_rows", self.max_train_rows >= 1000, "an integer >= 1000"),
             ("target", self.target in TARGETS, f"one of {', '.join(TARGETS)}"),
             ("visit_window_months", 1 <= self.visit_window_months <= 12, "an integer from 1 to 12"),
-            ("blend_weight", self.blend_weight is None or 0 <= self.blend_weight <= 1,
-             "a number from 0 to 1, or None (chosen on held-out visits)"),
+            ("bags", 1 <= self.bags <= 20, "an integer from 1 to 20"),
+            ("blend_weight", self.blend_weight in ("looked", "choose")
+             or (isinstance(self.blend_weight, int | float) and 0 <= self.blend_weight <= 1),
+             "a number from 0 to 1, 'looked' or 'choose'"),
             ("inspection_snapshots", self.inspection_snapshots is None or self.inspection_snapshots >= 3,
              "an integer >= 3 (train, validation, calibration)"),
         ]

@@ -1,5 +1,6 @@
 """The blend target (models.blend): two LightGBM models written as one booster whose margin and
-TreeSHAP contributions are exactly their weighted sum, with the weight chosen on held-out visits."""
+TreeSHAP contributions are exactly their weighted sum, the weight set by the share looked at (or
+fixed, or chosen on held-out visits); and bagging, which merges one target's boosters the same way."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 
 from models.artifact import CreditModel
-from models.blend import WEIGHT_GRID, choose_weight, merge_boosters
+from models.blend import WEIGHT_BOUNDS, WEIGHT_GRID, choose_weight, looked_weight, merge_boosters
 from models.train import TrainConfig, TrainResult, train_model
 from riskengine.core.errors import ModelError
 from riskengine.lake.layout import load_tables
@@ -88,7 +89,9 @@ def test_training_the_blend_ships_one_model_equal_to_its_weighted_components(ble
     assert model.metadata["target"] == "blend"
     assert set(blended.target_models) == {"horizon", "inspection"}
     w = info["weight_horizon"]
-    assert w == 0.5 and info["weight_rule"] == "fixed"  # the even blend by default
+    # By default the share of the horizon model's enterprise-months looked at within the horizon.
+    assert info["weight_rule"].startswith("looked: ") and WEIGHT_BOUNDS[0] <= w <= WEIGHT_BOUNDS[1]
+    assert 0 < info["observed_share"] < 1 and w == looked_weight(info["observed_share"])
     assert set(info["weight_auc"]) == {f"{g:.1f}" for g in WEIGHT_GRID}  # every weight's AUC reported
     rows = blended.test_frame.head(400)
     parts = []
@@ -119,7 +122,7 @@ def test_the_saved_blend_scores_as_trained(blended: TrainResult, tmp_path: Path)
 
 def test_a_chosen_weight_comes_from_the_grid_or_is_even_without_evidence(small_lake: Path) -> None:
     config = TrainConfig(target="blend", max_rounds=30, early_stopping_rounds=10, min_data_in_leaf=50,
-                         baselines=False, compare_selection=False, select=False, blend_weight=None)
+                         baselines=False, compare_selection=False, select=False, blend_weight="choose")
     info = train_model(load_tables(small_lake), D, config=config).info["model"]
     judged_enough = info["weight_rows"] >= 200
     if judged_enough:
@@ -163,3 +166,54 @@ def test_the_same_data_and_seed_give_the_same_blend(blended: TrainResult, small_
     rows = blended.test_frame.head(300)
     assert again.info["model"]["weight_auc"] == blended.info["model"]["weight_auc"]
     assert np.array_equal(again.model.predict_proba(rows), blended.model.predict_proba(rows))
+
+
+@pytest.mark.parametrize(("share", "weight"), [
+    (0.75, 0.7),  # Boston-like: most restaurants inspected within a year; rounded down to a tenth
+    (0.7, 0.7), (0.3, 0.3), (0.6999, 0.6),
+    (0.14, 0.2),  # the synthetic city: few looked at; each model keeps at least a fifth
+    (0.0, 0.2), (0.97, 0.8), (1.0, 0.8),
+    (float("nan"), 0.5),  # unknown: the even blend
+])
+def test_the_looked_weight_is_the_share_looked_at_rounded_down_to_a_tenth_within_bounds(
+        share: float, weight: float) -> None:
+    assert looked_weight(share) == weight
+
+
+def test_the_default_weight_follows_the_lakes_share_looked_at(small_lake: Path) -> None:
+    """Fewer visits in the lake (most inspections dropped): a smaller share looked at, a smaller weight
+    for the horizon model, and the rule says the share."""
+    tables = dict(load_tables(small_lake))
+    config = TrainConfig(target="blend", max_rounds=30, early_stopping_rounds=10, min_data_in_leaf=50,
+                         baselines=False, compare_selection=False, select=False, compare_targets=False)
+    full = train_model(tables, D, config=config).info["model"]
+    sparse = dict(tables)
+    sparse["inspections"] = tables["inspections"].filter(pl.col("inspection_id").hash(7) % 4 == 0)
+    sparse.pop("sampling_tests", None)
+    thin = train_model(sparse, D, config=config).info["model"]
+    for info in (full, thin):
+        assert info["weight_horizon"] == looked_weight(info["observed_share"])
+        assert f"looked: {info['observed_share']:.0%}" in info["weight_rule"]
+    assert thin["observed_share"] < full["observed_share"]
+    assert thin["weight_horizon"] <= full["weight_horizon"]
+
+
+def test_bagging_merges_one_booster_per_seed_into_their_mean(small_lake: Path) -> None:
+    tables = load_tables(small_lake)
+    base = dict(target="horizon", max_rounds=40, early_stopping_rounds=10, min_data_in_leaf=50,
+                baselines=False, compare_selection=False, select=False, compare_targets=False)
+    bagged = train_model(tables, D, config=TrainConfig(bags=3, **base))
+    single = train_model(tables, D, config=TrainConfig(bags=1, **base))
+    info = bagged.info["model"]
+    assert info["bags"] == 3 and len(info["bag_iterations"]) == 3
+    assert bagged.model.booster.num_trees() == sum(info["bag_iterations"])
+    # The first bag is the single model (same seed); the mean of three differs from it.
+    assert single.info["model"]["best_iteration"] == info["bag_iterations"][0]
+    rows = bagged.test_frame.head(300)
+    assert not np.allclose(bagged.model.predict_raw(rows), single.model.predict_raw(rows))
+    assert "bags" not in single.info["model"]
+
+
+def test_train_refuses_a_number_of_bags_out_of_range() -> None:
+    with pytest.raises(Exception, match="bags"):
+        TrainConfig(bags=0).validate()

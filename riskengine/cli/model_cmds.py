@@ -116,16 +116,16 @@ def band_warning(distribution: pl.DataFrame, shares: Mapping[str, float] | None,
             f"--target")
 
 
-def _blend_weight(text: str) -> float | None:
-    """``--blend-weight``: a number from 0 to 1, or ``choose``."""
-    if text.strip().lower() == "choose":
-        return None
+def _blend_weight(text: str) -> float | str:
+    """``--blend-weight``: a number from 0 to 1, ``looked`` or ``choose``."""
+    if text.strip().lower() in ("looked", "choose"):
+        return text.strip().lower()
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0 <= value <= 1:
-        raise UsageError(f"--blend-weight must be a number from 0 to 1 or 'choose'; got {text!r}")
+        raise UsageError(f"--blend-weight must be a number from 0 to 1, 'looked' or 'choose'; got {text!r}")
     return value
 
 
@@ -176,8 +176,9 @@ def train(
              "start later, at least --snapshots); a month holds few visits, so this target gains from "
              "more")] = None,
     blend_weight: Annotated[str, typer.Option(
-        help="the blend's weight of the horizon model, 0 to 1 (the inspection model's is the rest), or "
-             "'choose' to pick it by AUC on held-out visits")] = "0.5",
+        help="the blend's weight of the horizon model, 0 to 1 (the inspection model's is the rest); "
+             "'looked': the share of enterprise-months with a visit within the horizon, 0.2-0.8; "
+             "'choose': picked by AUC on held-out visits")] = "looked",
     visit_window_months: Annotated[int, typer.Option(
         help="the inspection target's rows: each visit in [t, t + W months) of each month start t")] = 1,
     cluster: Annotated[str | None, typer.Option(
