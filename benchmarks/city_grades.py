@@ -22,7 +22,8 @@ training seed.
 
     nice python benchmarks/city_grades.py --enterprises 30000 --seed 2027 --as-of 2026-01-01 \
         [--target blend --target horizon] [--snapshots 12] [--workdir DIR]
-        [--visit-window-months 1] [--inspection-snapshots N] [--no-compare-targets]
+        [--visit-window-months 1] [--inspection-snapshots N] [--blend-weight W|looked|choose]
+        [--no-compare-targets]
 
 Prints one JSON object.
 """
@@ -49,7 +50,7 @@ from models.baselines import PointsScorecard
 from models.evaluate import spearman, truth_over_horizon
 from models.labels import build_labels
 from models.train import KEYS, TrainConfig, snapshot_dates, train_model
-from models.train_config import TARGETS
+from models.train_config import TARGETS, WEIGHT_RULES
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
@@ -116,7 +117,7 @@ def _config(args: argparse.Namespace, target: str = "horizon") -> TrainConfig:
     return TrainConfig(target=target, snapshots=args.snapshots, seed=args.seed, num_threads=args.threads,
                        compare_selection=False, compare_targets=not args.no_compare_targets,
                        visit_window_months=args.visit_window_months,
-                       inspection_snapshots=args.inspection_snapshots)
+                       inspection_snapshots=args.inspection_snapshots, blend_weight=args.blend_weight)
 
 
 def run_target(tables: dict[str, pl.LazyFrame], day: date, truth: pl.DataFrame, features: pl.DataFrame,
@@ -165,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the inspection target's rows: visits in [t, t + W months) of each month t")
     parser.add_argument("--inspection-snapshots", type=int, default=TrainConfig.inspection_snapshots,
                         help="the inspection target's fit months (default: --snapshots)")
+    parser.add_argument("--blend-weight", type=lambda v: v if v in WEIGHT_RULES else float(v),
+                        default=TrainConfig.blend_weight,
+                        help="the blend's horizon-model weight, 'looked' or 'choose' (default: train's)")
     parser.add_argument("--no-compare-targets", action="store_true",
                         help="train only the --target model (faster; no lightgbm_<other> scorer)")
     parser.add_argument("--today-random-auc", type=float, default=TODAY_RANDOM_AUC,

@@ -8,7 +8,7 @@ above the share of past inspections with a severe violation (0.662); its grades 
 
     python benchmarks/real_boston.py [--data /work/shared/data/boston] [--as-of 2014-01-01]
         [--snapshots 24] [--target blend|horizon|inspection] [--seed 42] [--inspection-snapshots N]
-        [--blend-weight W]
+        [--blend-weight W|looked|choose]
 
 Prints one JSON object.
 """
@@ -31,7 +31,7 @@ from models.baselines import ShareOfPast
 from models.evaluate import auc, rate_by_grade, rates_rise_strictly
 from models.grading import grade_from_score, score_from_probability
 from models.train import TrainConfig, train_model
-from models.train_config import TARGETS
+from models.train_config import TARGETS, WEIGHT_RULES
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.lake.mapping import apply_mapping
@@ -61,8 +61,9 @@ def main() -> None:
                         help="the inspection target's fit months (default: train's)")
     parser.add_argument("--visit-window-months", type=int, default=TrainConfig.visit_window_months,
                         help="the inspection target's rows: visits in [t, t + W months) of each month t")
-    parser.add_argument("--blend-weight", type=float, default=TrainConfig.blend_weight,
-                        help="the blend's horizon-model weight (default: train's)")
+    parser.add_argument("--blend-weight", type=lambda v: v if v in WEIGHT_RULES else float(v),
+                        default=TrainConfig.blend_weight,
+                        help="the blend's horizon-model weight, 'looked' or 'choose' (default: train's)")
     args = parser.parse_args()
     day = date.fromisoformat(args.as_of)
     began = time.perf_counter()

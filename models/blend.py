@@ -28,6 +28,7 @@ import polars as pl
 from models.artifact import CreditModel
 from models.booster import calibrate_on
 from models.evaluate import auc
+from models.train_config import CHOOSE, LOOKED
 from riskengine.core.errors import ModelError
 
 if TYPE_CHECKING:
@@ -43,9 +44,6 @@ if TYPE_CHECKING:
 # even blend's on every seed tried (README, "Real data"). The AUC of held-out visits is too flat
 # across weights (a few thousandths on a few hundred visits) to choose by it alone; ``choose`` still
 # does, on request.
-LOOKED = "looked"
-CHOOSE = "choose"
-WEIGHT_RULES = (LOOKED, CHOOSE)
 # Each model keeps at least a fifth: a blend that drops a model on thin evidence loses what the other
 # does badly (on Boston the inspection model alone flattens at the top, the horizon model alone learns
 # who gets looked at). Either model alone is its own target (--target horizon or inspection).

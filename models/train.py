@@ -68,7 +68,7 @@ def _first_visit(tables: Mapping[str, pl.LazyFrame], known_before: date) -> date
 
 def _observed_share(rows: pl.DataFrame) -> float:
     """The share of the horizon target's rows with a visit (inspection or sampling test) within the
-    horizon: how much of its label says what a visit found (models.blend.LOOKED)."""
+    horizon: how much of its label says what a visit found (models.blend.looked_weight)."""
     return float(rows["observed"].cast(pl.Float64).mean()) if rows.height else math.nan
 
 

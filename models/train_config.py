@@ -25,6 +25,9 @@ VALIDATIONS = ("enterprises", "months")
 TARGETS = ("blend", "inspection", "horizon")
 BLEND = "blend"
 COMPONENTS = ("horizon", "inspection")  # the targets fitted as models of their own
+# The blend's weight rules besides a number (models.blend): by the share looked at, or chosen on visits.
+LOOKED, CHOOSE = "looked", "choose"
+WEIGHT_RULES = (LOOKED, CHOOSE)
 VISIT_MONTH_DAYS = 31  # an inspection row's label window: the month of its snapshot
 # The inspection target's fit months when not given. On the 30,000-enterprise city the blend with
 # 12 follows the latent risk far worse than with 24, 36 or 60 (alike); on Boston its grades' rates
@@ -80,9 +83,9 @@ class TrainConfig:
     # seed tried, and on the synthetic city it follows the latent risk better than either alone.
     target: str = "blend"
     # The blend's horizon-model weight: a number from 0 to 1, "looked" (the share of enterprise-months
-    # looked at within the horizon, 0.2-0.8: models.blend.LOOKED) or "choose" (by the AUC on held-out
+    # looked at within the horizon, 0.2-0.8: models.blend.looked_weight) or "choose" (by the AUC on held-out
     # visits).
-    blend_weight: float | str = "looked"
+    blend_weight: float | str = LOOKED
     compare_targets: bool = True
     # Each target's model is the mean of this many boosters fitted with consecutive seeds (bagging).
     bags: int = 3
@@ -117,7 +120,7 @@ class TrainConfig:
             ("target", self.target in TARGETS, f"one of {', '.join(TARGETS)}"),
             ("visit_window_months", 1 <= self.visit_window_months <= 12, "an integer from 1 to 12"),
             ("bags", 1 <= self.bags <= 20, "an integer from 1 to 20"),
-            ("blend_weight", self.blend_weight in ("looked", "choose")
+            ("blend_weight", self.blend_weight in WEIGHT_RULES
              or (isinstance(self.blend_weight, int | float) and 0 <= self.blend_weight <= 1),
              "a number from 0 to 1, 'looked' or 'choose'"),
             ("inspection_snapshots", self.inspection_snapshots is None or self.inspection_snapshots >= 3,

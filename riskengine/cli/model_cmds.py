@@ -18,6 +18,7 @@ from rich.table import Table
 from models.registry import promote as do_promote
 from models.registry import quiet
 from models.train import TrainConfig, train_model
+from models.train_config import WEIGHT_RULES
 from riskengine.cli import app
 from riskengine.cli.options import parse_day
 from riskengine.cli.score_cmds import _say_dashboard
@@ -118,7 +119,7 @@ def band_warning(distribution: pl.DataFrame, shares: Mapping[str, float] | None,
 
 def _blend_weight(text: str) -> float | str:
     """``--blend-weight``: a number from 0 to 1, ``looked`` or ``choose``."""
-    if text.strip().lower() in ("looked", "choose"):
+    if text.strip().lower() in WEIGHT_RULES:
         return text.strip().lower()
     try:
         value = float(text)
