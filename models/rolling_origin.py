@@ -47,18 +47,25 @@ def usable_features(frame: pl.DataFrame, names: Sequence[str], tables: Mapping[s
                     catalog: Mapping[str, Any]) -> tuple[list[str], dict[str, str]]:
     """The features a model can learn from here, and why each other one is left out.
 
-    A family whose table is absent is named once (``family:<name>``); a column that is empty or the
-    same for every fit row carries nothing (optbinning and LightGBM fail or ignore it).
+    A family whose table is absent or empty (a lake keeps an empty frame for every table its source
+    did not have) is named once (``family:<name>``); a column that is empty or the same for every fit
+    row carries nothing (optbinning and LightGBM fail or ignore it).
     """
     left_out: dict[str, str] = {}
-    present = set(tables)
+    missing: dict[str, str] = {}
+    for table in sorted(set(_FAMILY_TABLE.values())):
+        if table not in tables:
+            missing[table] = "absent"
+        elif tables[table].head(1).collect().height == 0:
+            missing[table] = "empty"
     kept: list[str] = []
     stats = frame.select(
         *[pl.col(n).drop_nulls().n_unique().alias(n) for n in names]).row(0, named=True) if names else {}
     for n in names:
         family = catalog[n].family
-        if family in _FAMILY_TABLE and _FAMILY_TABLE[family] not in present:
-            left_out[f"family:{family}"] = f"table {_FAMILY_TABLE[family]} is absent"
+        if family in _FAMILY_TABLE and _FAMILY_TABLE[family] in missing:
+            table = _FAMILY_TABLE[family]
+            left_out[f"family:{family}"] = f"table {table} is {missing[table]}"
             continue
         if stats[n] <= 1:
             left_out[n] = "empty" if stats[n] == 0 else "the same value in every fit row"

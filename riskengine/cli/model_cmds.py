@@ -226,7 +226,8 @@ def train(
                          features=features, inclusion=inclusion)
     plan = result.plan
     for name, why in result.info["left_out"].items():
-        _err(f"left out {name}: {why}")
+        family = name.removeprefix("family:")
+        _err(f"left out the {family} features: {why}" if family != name else f"left out {name}: {why}")
     for name, why in result.info["skipped"].items():
         _err(f"skipped {name}: {why}")
     chosen = ", ".join(f"{t}: {c}" for t, c in result.info["chosen"].items())
