@@ -51,6 +51,8 @@ def model_card(result: TrainResult) -> str:
         f"test months {result.plan.test[0]} .. {result.plan.test[-1]}; rows per slice {info.get('rows')}.",
         f"- Adverse rate per slice: {info.get('adverse_rate')}.",
         f"- Features ({len(m.feature_names)}): chosen by rolling-origin validation: {info.get('chosen')}.",
+        f"- Bagging: each target's model is the mean of {result.config.bags} booster(s) fitted with seeds "
+        f"{result.config.seed} .. {result.config.seed + result.config.bags - 1}.",
         f"- Left out (absent, empty or constant): {len(info.get('left_out', {}))} features.",
         f"- Baselines skipped: {info.get('skipped') or 'none'}.",
         "",

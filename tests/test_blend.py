@@ -155,6 +155,8 @@ def test_the_model_card_names_the_blend_and_its_weight(blended: TrainResult) -> 
     weight = blended.info["model"]["weight_horizon"]
     assert "`blend`: the chance that an inspection now" in card
     assert f"Weight of the horizon model {weight}" in card
+    bags, seed = blended.config.bags, blended.config.seed
+    assert f"the mean of {bags} booster(s) fitted with seeds {seed} .. {seed + bags - 1}" in card
     assert "The horizon model fit months" in card and "the inspection model fit months" in card
     assert "`lightgbm_horizon`" in card and "`lightgbm_inspection`" in card
 
