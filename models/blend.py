@@ -193,7 +193,7 @@ def blend_models(horizon: CreditModel, inspection: CreditModel, judged: pl.DataF
     if weight == LOOKED:
         weight = looked_weight(observed_share)
         low, high = WEIGHT_BOUNDS
-        rule = (f"looked: {observed_share:.0%} of the horizon model's enterprise-months had a visit within "
+        rule = (f"looked: {observed_share:.1%} of the horizon model's enterprise-months had a visit within "
                 f"the horizon, rounded down to a tenth within {low}-{high}" if np.isfinite(observed_share)
                 else "the even blend: the share looked at is unknown")
     elif weight == CHOOSE:

@@ -195,7 +195,7 @@ def test_the_default_weight_follows_the_lakes_share_looked_at(small_lake: Path) 
     thin = train_model(sparse, D, config=config).info["model"]
     for info in (full, thin):
         assert info["weight_horizon"] == looked_weight(info["observed_share"])
-        assert f"looked: {info['observed_share']:.0%}" in info["weight_rule"]
+        assert f"looked: {info['observed_share']:.1%}" in info["weight_rule"]
     assert thin["observed_share"] < full["observed_share"]
     assert thin["weight_horizon"] <= full["weight_horizon"]
 
