@@ -50,11 +50,14 @@ from models.baselines import PointsScorecard
 from models.evaluate import spearman, truth_over_horizon
 from models.labels import build_labels
 from models.train import KEYS, TrainConfig, snapshot_dates, train_model
-from models.train_config import TARGETS, WEIGHT_RULES
+from models.train_config import TARGETS
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.supervision.policy import load_policy
 from riskengine.synth import generate_city, load_truth
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _train_args import add_target_options  # noqa: E402
 
 MARGIN = 0.05  # the model's Spearman must beat the weighted bad-event count's by this much
 BASELINE = "points_scorecard"  # the weighted count of bad events (models.baselines.PointsScorecard)
@@ -162,13 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeat for several; default: blend (its components are reported beside it)")
     parser.add_argument("--snapshots", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--visit-window-months", type=int, default=TrainConfig.visit_window_months,
-                        help="the inspection target's rows: visits in [t, t + W months) of each month t")
-    parser.add_argument("--inspection-snapshots", type=int, default=TrainConfig.inspection_snapshots,
-                        help="the inspection target's fit months (default: --snapshots)")
-    parser.add_argument("--blend-weight", type=lambda v: v if v in WEIGHT_RULES else float(v),
-                        default=TrainConfig.blend_weight,
-                        help="the blend's horizon-model weight, 'looked' or 'choose' (default: train's)")
+    add_target_options(parser)
     parser.add_argument("--no-compare-targets", action="store_true",
                         help="train only the --target model (faster; no lightgbm_<other> scorer)")
     parser.add_argument("--today-random-auc", type=float, default=TODAY_RANDOM_AUC,

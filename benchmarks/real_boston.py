@@ -31,11 +31,14 @@ from models.baselines import ShareOfPast
 from models.evaluate import auc, rate_by_grade, rates_rise_strictly
 from models.grading import grade_from_score, score_from_probability
 from models.train import TrainConfig, train_model
-from models.train_config import TARGETS, WEIGHT_RULES
+from models.train_config import TARGETS
 from riskengine.lake.ingest import ingest
 from riskengine.lake.layout import load_tables
 from riskengine.lake.mapping import apply_mapping
 from riskengine.supervision.policy import load_policy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _train_args import add_target_options  # noqa: E402
 
 MAPPING = Path(__file__).parent / "mappings" / "boston.toml"
 
@@ -57,13 +60,7 @@ def main() -> None:
     parser.add_argument("--target", default="blend", choices=TARGETS)
     parser.add_argument("--window-days", type=int, default=183)
     parser.add_argument("--seed", type=int, default=42, help="the training seed (bagging, calibration)")
-    parser.add_argument("--inspection-snapshots", type=int, default=None,
-                        help="the inspection target's fit months (default: train's)")
-    parser.add_argument("--visit-window-months", type=int, default=TrainConfig.visit_window_months,
-                        help="the inspection target's rows: visits in [t, t + W months) of each month t")
-    parser.add_argument("--blend-weight", type=lambda v: v if v in WEIGHT_RULES else float(v),
-                        default=TrainConfig.blend_weight,
-                        help="the blend's horizon-model weight, 'looked' or 'choose' (default: train's)")
+    add_target_options(parser)
     args = parser.parse_args()
     day = date.fromisoformat(args.as_of)
     began = time.perf_counter()

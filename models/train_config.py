@@ -35,6 +35,20 @@ VISIT_MONTH_DAYS = 31  # an inspection row's label window: the month of its snap
 INSPECTION_MONTHS = 24
 
 
+def parse_blend_weight(text: str) -> float | str:
+    """``--blend-weight`` as typed: a number from 0 to 1, ``looked`` or ``choose`` (UsageError else)."""
+    rule = text.strip().lower()
+    if rule in WEIGHT_RULES:
+        return rule
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise UsageError(f"--blend-weight must be a number from 0 to 1, 'looked' or 'choose'; got {text!r}")
+    return value
+
+
 @dataclass
 class TrainConfig:
     """Training parameters; defaults suit a city of a few thousand to a few hundred thousand firms."""

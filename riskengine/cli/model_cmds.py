@@ -18,7 +18,7 @@ from rich.table import Table
 from models.registry import promote as do_promote
 from models.registry import quiet
 from models.train import TrainConfig, train_model
-from models.train_config import WEIGHT_RULES
+from models.train_config import parse_blend_weight
 from riskengine.cli import app
 from riskengine.cli.options import parse_day
 from riskengine.cli.score_cmds import _say_dashboard
@@ -117,19 +117,6 @@ def band_warning(distribution: pl.DataFrame, shares: Mapping[str, float] | None,
             f"--target")
 
 
-def _blend_weight(text: str) -> float | str:
-    """``--blend-weight``: a number from 0 to 1, ``looked`` or ``choose``."""
-    if text.strip().lower() in WEIGHT_RULES:
-        return text.strip().lower()
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise UsageError(f"--blend-weight must be a number from 0 to 1, 'looked' or 'choose'; got {text!r}")
-    return value
-
-
 @app.command()
 def train(
     lake: Annotated[Path, typer.Option(help="the lake folder (from `riskengine ingest`)")],
@@ -206,7 +193,7 @@ def train(
         compare_targets=compare_targets,
         inspection_snapshots=inspection_snapshots,
         visit_window_months=visit_window_months,
-        blend_weight=_blend_weight(blend_weight),
+        blend_weight=parse_blend_weight(blend_weight),
     ).validate()
     truth_frame = load_truth(truth) if truth is not None else None
     tables = load_tables(lake)
