@@ -20,13 +20,11 @@ def columns() -> list[pl.Expr]:
     """Association features as window expressions over (legal_rep_id, as_of) of the assembled frame
     (which needs ``legal_rep_id``, ``severity__adverse_365d``, ``severity__index`` and
     ``penalties__dishonest_active``)."""
-    own_adv = pl.col("severity__adverse_365d")
-    own_dis = pl.col("penalties__dishonest_active")
-    own_sev = pl.col("severity__index").fill_null(0.0)
-    has_rep = pl.col(REP).is_not_null()
     group = [REP, AS_OF]
-    return _features(has_rep, pl.len().over(group), own_adv.sum().over(group), own_dis.sum().over(group),
-                     own_sev.sum().over(group))
+    return _features(pl.col(REP).is_not_null(), pl.len().over(group),
+                     pl.col("severity__adverse_365d").sum().over(group),
+                     pl.col("penalties__dishonest_active").sum().over(group),
+                     pl.col("severity__index").fill_null(0.0).sum().over(group))
 
 
 def _features(has_rep: pl.Expr, n: pl.Expr, adverse: pl.Expr, dishonest: pl.Expr, index: pl.Expr

@@ -20,11 +20,11 @@ EVENT_DATE = "received_on"
 
 
 def build(tables: Mapping[str, pl.LazyFrame], keys: pl.LazyFrame, as_of: Sequence[date]) -> pl.LazyFrame:
-    """Complaint features for every (enterprise_id, as_of) with a complaint in the last 365 days."""
+    """Complaint features for every (enterprise_id, as_of) with a complaint in the last 1095 days."""
     pairs = asof.window(tables["complaints"], EVENT_DATE, as_of, 1095)
-    n90 = count_if(asof.within(90))
-    n365 = count_if(asof.within(365))
     year = asof.within(365)
+    n90 = count_if(asof.within(90))
+    n365 = count_if(year)
     subst = count_if(pl.col("substantiated") & year)
     return pairs.group_by(KEY, AS_OF).agg(
         n90.alias("complaints__count_90d"),
